@@ -1,0 +1,243 @@
+"""The users' data layout, mask decoding and the preprocessing these models were trained with.
+
+Layout: <root>/images/<name>, <root>/masks/<stem>_mask.png, <root>/dataset_split.csv (img_name,set).
+Preprocessing: resize so the longest side is max(img_size) keeping the aspect ratio, pad with zeros at
+the bottom/right up to at least img_size (width, height) and to a multiple of 32, then normalise with
+the encoder's mean/std. `Letterbox` keeps the geometry to map every result back onto the photograph.
+"""
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from .errors import SampleError, XAIError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+SPLITS = ("train", "val", "test")
+IMAGE_DIR, MASK_DIR = "images", "masks"
+MASK_SUFFIX = "_mask.png"
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """Geometry of resize-and-pad: original (h, w) -> resized (h, w) at top-left of padded (h, w)."""
+
+    orig_hw: tuple[int, int]
+    resized_hw: tuple[int, int]
+    padded_hw: tuple[int, int]
+
+    @classmethod
+    def fit(cls, orig_hw: tuple[int, int], img_size: tuple[int, int], multiple: int = 32) -> "Letterbox":
+        """img_size is (width, height) as on the command line."""
+        h, w = orig_hw
+        if h <= 0 or w <= 0:
+            raise XAIError(f"image has an empty size {w}x{h}")
+        longest = max(img_size)
+        scale = longest / max(h, w)
+        rh, rw = max(1, round(h * scale)), max(1, round(w * scale))
+        ph = _round_up(max(rh, img_size[1]), multiple)
+        pw = _round_up(max(rw, img_size[0]), multiple)
+        return cls((h, w), (rh, rw), (ph, pw))
+
+    def crop(self, arr: np.ndarray) -> np.ndarray:
+        """Drop the padding of an array whose last two axes are the padded size."""
+        rh, rw = self.resized_hw
+        return arr[..., :rh, :rw]
+
+    def to_original(self, arr: np.ndarray, nearest: bool = False) -> np.ndarray:
+        """Crop the padding of a (padded_h, padded_w[, ch]) map and resize it to the photograph's size."""
+        rh, rw = self.resized_hw
+        cropped = np.ascontiguousarray(arr[:rh, :rw])
+        h, w = self.orig_hw
+        if (rh, rw) == (h, w):
+            return cropped
+        interp = cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR
+        return cv2.resize(cropped, (w, h), interpolation=interp)
+
+    def apply_image(self, rgb: np.ndarray) -> np.ndarray:
+        """Resize and zero-pad an HxWx3 uint8 image."""
+        rh, rw = self.resized_hw
+        resized = cv2.resize(rgb, (rw, rh), interpolation=cv2.INTER_AREA if rh < rgb.shape[0] else cv2.INTER_LINEAR)
+        out = np.zeros((*self.padded_hw, rgb.shape[2]), dtype=rgb.dtype)
+        out[:rh, :rw] = resized
+        return out
+
+    def apply_mask(self, mask: np.ndarray, pad_value: int = 0) -> np.ndarray:
+        """Resize (nearest) and pad an HxW class-id mask."""
+        rh, rw = self.resized_hw
+        resized = cv2.resize(mask, (rw, rh), interpolation=cv2.INTER_NEAREST)
+        out = np.full(self.padded_hw, pad_value, dtype=mask.dtype)
+        out[:rh, :rw] = resized
+        return out
+
+
+def _round_up(v: int, multiple: int) -> int:
+    return int(math.ceil(v / multiple) * multiple)
+
+
+def encoder_normalization(encoder: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The mean/std smp uses for an encoder's ImageNet weights (ImageNet's where smp has none)."""
+    try:
+        from segmentation_models_pytorch.encoders import get_preprocessing_params
+
+        params = get_preprocessing_params(encoder, pretrained="imagenet")
+        mean, std = params.get("mean"), params.get("std")
+        if mean is not None and std is not None and max(params.get("input_range", [0, 1])) <= 1:
+            return tuple(float(m) for m in mean), tuple(float(s) for s in std)
+    except Exception:  # encoder without imagenet settings in smp
+        pass
+    return IMAGENET_MEAN, IMAGENET_STD
+
+
+def normalize(rgb: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """HxWx3 uint8 -> 3xHxW float32, (x/255 - mean) / std."""
+    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
+    m = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
+    return (x - m) / s
+
+
+def denormalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """3xHxW normalised tensor -> HxWx3 uint8."""
+    m = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
+    rgb = (x.detach().float().cpu() * s + m).clamp(0, 1).mul(255).round().byte()
+    return rgb.permute(1, 2, 0).numpy()
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Read a photograph as HxWx3 RGB uint8."""
+    if not path.is_file():
+        raise SampleError(f"image not found: {path}")
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise SampleError(f"unreadable image: {path}")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def decode_mask(raw: np.ndarray, palette: Sequence[tuple[int, int, int]], source: str = "mask") -> np.ndarray:
+    """Class ids (HxW uint8) from a single-channel id mask or an RGB colour mask.
+
+    Colours map to ids through the palette (class order), never through the colours present in one
+    file. A 3-channel mask whose channels are equal and all below the class count is read as ids.
+    """
+    n = len(palette)
+    if raw.ndim == 3 and raw.shape[2] == 4:
+        raw = raw[..., :3]
+    if raw.ndim == 3 and raw.shape[2] == 1:
+        raw = raw[..., 0]
+    if raw.ndim == 2:
+        ids = raw.astype(np.int64)
+        if ids.max(initial=0) >= n or ids.min(initial=0) < 0:
+            bad = int(ids.max())
+            raise SampleError(f"mask {source} has class id {bad}, but the config has {n} classes")
+        return ids.astype(np.uint8)
+    if raw.ndim != 3 or raw.shape[2] != 3:
+        raise SampleError(f"mask {source} has unsupported shape {raw.shape}")
+    rgb = raw.astype(np.int64)
+    if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all() and rgb.max() < n:
+        return rgb[..., 0].astype(np.uint8)
+    keys = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    lut = {(r << 16) | (g << 8) | b: i for i, (r, g, b) in enumerate(palette)}
+    uniq, inverse = np.unique(keys, return_inverse=True)
+    ids = np.empty(len(uniq), dtype=np.uint8)
+    for j, key in enumerate(uniq.tolist()):
+        if key not in lut:
+            colour = ((key >> 16) & 255, (key >> 8) & 255, key & 255)
+            raise SampleError(f"mask {source} has colour RGB{colour} that is not in the palette")
+        ids[j] = lut[key]
+    return ids[inverse.reshape(keys.shape)]
+
+
+def read_mask(path: Path, palette: Sequence[tuple[int, int, int]]) -> np.ndarray:
+    if not path.is_file():
+        raise SampleError(f"mask not found: {path}")
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if raw is None:
+        raise SampleError(f"unreadable mask: {path}")
+    if raw.ndim == 3:
+        raw = cv2.cvtColor(raw, cv2.COLOR_BGRA2RGB if raw.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+    return decode_mask(raw, palette, source=str(path))
+
+
+def mask_path(root: Path, image_name: str) -> Path:
+    return root / MASK_DIR / f"{Path(image_name).stem}{MASK_SUFFIX}"
+
+
+def read_split(root: Path, split: str, split_file: str = "dataset_split.csv") -> list[str]:
+    """Image names of one split, in file order."""
+    if split not in SPLITS:
+        raise XAIError(f"unknown split '{split}': choose one of {', '.join(SPLITS)}")
+    if not root.is_dir():
+        raise XAIError(f"data root not found: {root}")
+    csv_path = root / split_file
+    if not csv_path.is_file():
+        raise XAIError(f"split file not found: {csv_path}")
+    with csv_path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        if reader.fieldnames is None or not {"img_name", "set"} <= set(reader.fieldnames):
+            raise XAIError(f"{csv_path} must have the columns img_name,set (found {reader.fieldnames})")
+        names = [row["img_name"].strip() for row in reader if (row["set"] or "").strip() == split]
+    if not names:
+        raise XAIError(f"split '{split}' of {csv_path} has no images")
+    return names
+
+
+class SegmentationDataset(torch.utils.data.Dataset):
+    """One split of a dataset in the users' layout, preprocessed as at training time.
+
+    Items are dicts: image (3xHxW float32), mask (HxW int64, padded with 0), name, index, letterbox,
+    rgb (the original photograph) and gt (the original-size mask). With `skip_errors`, a sample that
+    cannot be read yields {'name', 'index', 'error'} instead of raising, so a batch run can go on.
+    """
+
+    def __init__(self, root: str | Path, split: str, *, palette: Sequence[tuple[int, int, int]],
+                 img_size: tuple[int, int], mean: Sequence[float] = IMAGENET_MEAN,
+                 std: Sequence[float] = IMAGENET_STD, split_file: str = "dataset_split.csv",
+                 names: Sequence[str] | None = None, skip_errors: bool = False, keep_original: bool = True):
+        self.root = Path(root)
+        self.split = split
+        self.names = list(names) if names is not None else read_split(self.root, split, split_file)
+        self.palette = [tuple(c) for c in palette]
+        self.img_size = tuple(img_size)
+        self.mean, self.std = tuple(mean), tuple(std)
+        self.skip_errors = skip_errors
+        self.keep_original = keep_original
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def load(self, index: int) -> dict:
+        name = self.names[index]
+        rgb = read_image(self.root / IMAGE_DIR / name)
+        gt = read_mask(mask_path(self.root, name), self.palette)
+        if gt.shape != rgb.shape[:2]:
+            raise SampleError(f"mask {mask_path(self.root, name)} is {gt.shape[1]}x{gt.shape[0]} "
+                              f"but its image is {rgb.shape[1]}x{rgb.shape[0]}")
+        box = Letterbox.fit(rgb.shape[:2], self.img_size)
+        item = {
+            "name": name,
+            "index": index,
+            "image": normalize(box.apply_image(rgb), self.mean, self.std),
+            "mask": torch.from_numpy(box.apply_mask(gt).astype(np.int64)),
+            "letterbox": box,
+        }
+        if self.keep_original:
+            item["rgb"], item["gt"] = rgb, gt
+        return item
+
+    def __getitem__(self, index: int) -> dict:
+        if not self.skip_errors:
+            return self.load(index)
+        try:
+            return self.load(index)
+        except SampleError as exc:
+            return {"name": self.names[index], "index": index, "error": str(exc)}

@@ -1,0 +1,80 @@
+"""Building smp models and describing what their output is (probabilities or logits)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .errors import XAIError
+
+ARCHS = ("Unet", "UnetPlusPlus", "FPN", "PSPNet", "DeepLabV3", "DeepLabV3Plus", "Linknet", "MAnet", "PAN", "UPerNet", "Segformer")
+
+
+def build_model(arch: str, encoder: str, num_classes: int, activation: str | None = None,
+                in_channels: int = 3) -> nn.Module:
+    """An smp model with untrained weights (no download: encoder_weights=None)."""
+    import segmentation_models_pytorch as smp
+
+    try:
+        return smp.create_model(arch, encoder_name=encoder, encoder_weights=None, in_channels=in_channels,
+                                classes=num_classes, activation=activation)
+    except KeyError as exc:
+        raise XAIError(f"unknown architecture or encoder ({arch}, {encoder}): {exc}") from None
+    except ValueError as exc:
+        raise XAIError(f"cannot build {arch} with encoder {encoder}: {exc}") from None
+
+
+_PROB_ACTIVATIONS = (nn.Sigmoid, nn.Softmax, nn.Softmax2d, nn.LogSoftmax)
+
+
+def final_activation(model: nn.Module) -> nn.Module | None:
+    """The module that turns logits into the model's output, or None for a logit model.
+
+    smp heads end in `Activation(activation=...)`; a generic model may end in nn.Sigmoid/nn.Softmax.
+    """
+    head = getattr(model, "segmentation_head", None)
+    if isinstance(head, nn.Sequential) and len(head) > 0:
+        last = head[-1]
+        inner = getattr(last, "activation", None)
+        if inner is not None and isinstance(inner, nn.Module):
+            if isinstance(inner, nn.Identity):
+                return None
+            return last
+        if isinstance(last, _PROB_ACTIVATIONS):
+            return last
+        return None
+    modules = list(model.modules())
+    if modules and isinstance(modules[-1], _PROB_ACTIVATIONS):
+        return modules[-1]
+    return None
+
+
+def outputs_probabilities(model: nn.Module) -> bool:
+    """True when the model's head already ends in an activation (sigmoid/softmax), as users' FPNs do."""
+    act = final_activation(model)
+    if act is None:
+        return False
+    inner = getattr(act, "activation", act)
+    return not isinstance(inner, nn.LogSoftmax)
+
+
+def count_classes(model: nn.Module) -> int | None:
+    """Number of output channels of an smp segmentation head, when it can be read off the model."""
+    head = getattr(model, "segmentation_head", None)
+    if isinstance(head, nn.Sequential):
+        for m in head:
+            if isinstance(m, nn.Conv2d):
+                return int(m.out_channels)
+    return None
+
+
+def pick_device(name: str | None = None) -> torch.device:
+    """'cuda' when available (or asked), else 'cpu'; an unavailable device is refused in one line."""
+    if name in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise XAIError(f"unknown device '{name}' (use cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise XAIError(f"device '{name}' asked for, but CUDA is not available here")
+    return dev
