@@ -1,0 +1,268 @@
+"""ScoreCAM against the slow reference, and its behaviour: batch-size independence, one sweep for all
+classes, bounded masked inputs, channel selection, state restored, hooks removed, edge cases."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from xai import ScoreCAM
+from xai.errors import XAIError
+
+from conftest import gt_batch, image_batch, tiny_fpn
+from reference import scorecam_reference
+
+LAYER = "encoder.layer1"  # 64 channels at H/4: small enough for the per-class, per-channel reference
+TOL = 1e-4
+
+GRID = [
+    # score, region, baseline, weights, activation
+    ("prob", "pred", "zero", "raw", None),
+    ("prob", "all", "zero", "raw", None),
+    ("logit", "pred", "none", "raw", None),
+    ("prob", "gt", "none", "softmax", None),
+    ("prob", "tp", "zero", "raw", None),
+    ("prob", "fp", "zero", "softmax", None),
+    ("logit", "fn", "zero", "raw", None),
+    ("prob", "pred", "zero", "raw", "sigmoid"),
+    ("logit", "gt", "zero", "raw", "sigmoid"),
+    ("prob", "fn", "none", "softmax", "sigmoid"),
+]
+
+
+@pytest.mark.parametrize("score,region,baseline,weights,activation", GRID)
+def test_matches_reference(score, region, baseline, weights, activation):
+    model = tiny_fpn(activation=activation, seed=3)
+    x, gt = image_batch(2, 32, 64, seed=5), gt_batch(2, 32, 64, seed=6)
+    cam = ScoreCAM(model, target_layer=LAYER, batch_size=24, score=score, region=region, baseline=baseline,
+                   weights=weights, precision="fp32")
+    classes = [0, 1, 3]
+    maps = cam(x, classes=classes, gt=gt)
+    assert maps.shape == (2, 3, 32, 64) and maps.dtype == torch.float32
+    for n in range(2):
+        for j, c in enumerate(classes):
+            ref, ref_raw = scorecam_reference(model, x[n:n + 1], LAYER, c, score=score, region=region,
+                                              baseline=baseline, weights=weights, gt=gt[n:n + 1],
+                                              has_act=activation is not None)
+            assert torch.allclose(maps[n, j], ref, atol=TOL), (n, c, (maps[n, j] - ref).abs().max())
+            assert torch.allclose(cam.last.raw[n, j], ref_raw, atol=TOL * max(1.0, ref_raw.abs().max().item()))
+
+
+def test_independent_of_batch_size_and_of_other_images(fpn):
+    x = image_batch(3, 32, 64, seed=2)
+    results = [ScoreCAM(fpn, target_layer=LAYER, batch_size=b, precision="fp32")(x) for b in (1, 7, 64, 500)]
+    for r in results[1:]:
+        assert torch.allclose(r, results[0], atol=1e-5)
+    alone = ScoreCAM(fpn, target_layer=LAYER, batch_size=16, precision="fp32")(x[1:2])
+    assert torch.allclose(alone[0], results[0][1], atol=1e-5)
+
+
+class CountingModel(torch.nn.Module):
+    """Wraps a model, recording the batch size of every forward pass."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+        self.batches: list[int] = []
+
+    def forward(self, x):
+        self.batches.append(x.shape[0])
+        return self.inner(x)
+
+
+def test_one_sweep_serves_every_class_and_chunks_are_bounded(fpn):
+    model = CountingModel(fpn)
+    x = image_batch(2, 32, 64)
+    cam = ScoreCAM(model, target_layer="inner." + LAYER, batch_size=10, precision="fp32")
+    cam(x)  # all 5 classes
+    kept = sum(cam.last.stats["kept_channels"])
+    # 1 forward of x, 1 of the zero baseline, then ceil(kept / 10) masked batches: not 5 sweeps
+    assert model.batches[0] == 2 and model.batches[1] == 1
+    assert sum(model.batches[2:]) == kept == cam.last.stats["forwards"]
+    assert max(model.batches[2:]) <= 10
+    assert kept <= 2 * 64
+
+
+def test_max_activation_maps_keeps_highest_variance_channels(fpn):
+    x = image_batch(1, 32, 64, seed=4)
+    cam = ScoreCAM(fpn, target_layer=LAYER, max_activation_maps=8, precision="fp32")
+    maps = cam(x, classes=[1])
+    acts = {}
+    h = dict(fpn.named_modules())[LAYER].register_forward_hook(lambda m, i, o: acts.__setitem__("a", o))
+    with torch.no_grad():
+        fpn(x)
+    h.remove()
+    var = acts["a"][0].flatten(1).var(1, unbiased=False)
+    top = set(var.argsort(descending=True)[:8].tolist())
+    used = set(cam.last.weights[0, :, 0].nonzero().flatten().tolist())
+    assert used <= top and len(used) >= 6
+    ref, _ = scorecam_reference(fpn, x, LAYER, 1, channels=sorted(top))
+    assert torch.allclose(maps[0, 0], ref, atol=TOL)
+
+
+def test_random_selection_is_seeded(fpn):
+    x = image_batch(1, 32, 64)
+    a = ScoreCAM(fpn, target_layer=LAYER, max_activation_maps=5, channel_selection="random", seed=7)
+    b = ScoreCAM(fpn, target_layer=LAYER, max_activation_maps=5, channel_selection="random", seed=7)
+    c = ScoreCAM(fpn, target_layer=LAYER, max_activation_maps=5, channel_selection="random", seed=8)
+    a(x), b(x), c(x)
+    nz = lambda cam: cam.last.weights[0, :, 1].nonzero().flatten().tolist()  # noqa: E731
+    assert nz(a) == nz(b) and nz(a) != nz(c)
+
+
+def test_state_restored_and_hooks_removed_even_on_error(fpn):
+    fpn.train()
+    fpn.encoder.layer1.eval()  # mixed per-module modes must come back as they were
+    modes = {n: m.training for n, m in fpn.named_modules()}
+
+    def boom(output):
+        raise RuntimeError("injected")
+
+    cam = ScoreCAM(fpn, target_layer=LAYER, score=boom)
+    with pytest.raises(RuntimeError, match="injected"):
+        cam(image_batch(1, 32, 64))
+    assert {n: m.training for n, m in fpn.named_modules()} == modes
+    assert torch.is_grad_enabled()
+    for m in fpn.modules():
+        assert not m._forward_hooks and not m._forward_pre_hooks
+    assert all(p.is_contiguous() for p in fpn.parameters())
+
+
+def test_custom_score_callable(fpn):
+    x = image_batch(2, 32, 64)
+    coi = lambda out: out[:, 2, 5:10, 5:10].sum((1, 2)).unsqueeze(1)  # noqa: E731
+    cam = ScoreCAM(fpn, target_layer=LAYER, score=coi, precision="fp32", baseline="none")
+    maps = cam(x)
+    assert maps.shape == (2, 1, 32, 64)
+    # same as the reference with logit scoring of class 2 over a box region
+    box = torch.zeros(32, 64)
+    box[5:10, 5:10] = 1
+    fixed = ScoreCAM(fpn, target_layer=LAYER, score=lambda o: (o[:, 2] * box).sum((1, 2))[:, None],
+                     precision="fp32", baseline="none")
+    assert torch.allclose(fixed(x), maps, atol=1e-6)
+
+
+class _Named(torch.nn.Module):
+    """A plain conv net that takes any input size (smp models need multiples of 32)."""
+
+    def __init__(self, features: torch.nn.Sequential):
+        super().__init__()
+        self.features = features
+
+    def forward(self, x):
+        y = self.features(x)
+        return torch.nn.functional.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def _tiny_convnet(classes: int = 3) -> _Named:
+    torch.manual_seed(0)
+    return _Named(torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 6, 3, stride=2, padding=1),
+        torch.nn.ReLU(), torch.nn.Conv2d(6, classes, 1))).eval()
+
+
+@pytest.mark.parametrize("h,w", [(17, 17), (21, 38), (40, 9)])
+def test_odd_and_non_square_sizes(h, w):
+    model = _tiny_convnet()
+    x = image_batch(1, h, w)
+    maps = ScoreCAM(model, target_layer="features.3", precision="fp32", batch_size=5)(x)
+    assert maps.shape == (1, 3, h, w) and torch.isfinite(maps).all()
+    for c in range(3):
+        ref, _ = scorecam_reference(model, x, "features.3", c)
+        assert torch.allclose(maps[0, c], ref, atol=TOL)
+
+
+def test_non_square_smp_input(fpn):
+    x = image_batch(1, 64, 32)
+    maps = ScoreCAM(fpn, target_layer=LAYER, precision="fp32", max_activation_maps=12)(x, classes=[0])
+    assert maps.shape == (1, 1, 64, 32)
+    ref, _ = scorecam_reference(fpn, x, LAYER, 0, channels=_top_variance(fpn, x, 12))
+    assert torch.allclose(maps[0, 0], ref, atol=TOL)
+
+
+def _top_variance(model, x, n):
+    acts = {}
+    h = dict(model.named_modules())[LAYER].register_forward_hook(lambda m, i, o: acts.__setitem__("a", o))
+    with torch.no_grad():
+        model(x)
+    h.remove()
+    var = acts["a"][0].flatten(1).var(1, unbiased=False)
+    return sorted(var.argsort(descending=True)[:n].tolist())
+
+
+def test_constant_image_gives_zero_maps_not_nan(fpn):
+    x = torch.full((1, 3, 32, 64), 0.3)
+    maps = ScoreCAM(fpn, target_layer=LAYER, precision="fp32")(x)
+    assert torch.isfinite(maps).all() and maps.min() >= 0 and maps.max() <= 1
+
+
+def test_all_zero_activations_cost_no_forward_and_give_zeros():
+    model = CountingModel(_Named_zero())
+    maps = ScoreCAM(model, target_layer="inner.features.1", precision="fp32")(image_batch(1, 16, 16))
+    assert torch.equal(maps, torch.zeros_like(maps))
+    assert model.batches == [1, 1]  # the input and the baseline, no masked pass
+
+
+def _Named_zero():
+    net = _Named(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(4, 2, 1)))
+    with torch.no_grad():
+        net.features[0].weight.zero_()
+        net.features[0].bias.fill_(-1.0)  # ReLU output is exactly 0 everywhere
+    return net
+
+
+def test_class_absent_from_region_gives_zero_map_and_flag(fpn):
+    x = image_batch(1, 32, 64)
+    absent = 4
+    with torch.no_grad():
+        fpn.segmentation_head[0].bias[absent] = -1e4  # class 4 is never predicted
+        pred = fpn(x).argmax(1)
+    assert not (pred == absent).any()
+    cam = ScoreCAM(fpn, target_layer=LAYER, precision="fp32")
+    maps = cam(x)
+    assert torch.equal(maps[0, absent], torch.zeros_like(maps[0, absent]))
+    assert bool(cam.last.empty[0, absent]) and not bool(cam.last.empty[0, int(pred[0, 0, 0])])
+
+
+def test_one_channel_target_layer():
+    torch.manual_seed(0)
+    net = _Named(torch.nn.Sequential(torch.nn.Conv2d(3, 1, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(1, 3, 1)))
+    x = image_batch(1, 16, 24)
+    maps = ScoreCAM(net, target_layer="features.0", precision="fp32", region="all")(x)
+    for c in range(3):
+        ref, _ = scorecam_reference(net, x, "features.0", c, region="all")
+        assert torch.allclose(maps[0, c], ref, atol=TOL)
+
+
+def test_sigmoid_model_scores_its_own_output(sigmoid_fpn):
+    x = image_batch(1, 32, 64)
+    cam = ScoreCAM(sigmoid_fpn, target_layer=LAYER, precision="fp32")
+    assert cam.outputs_probabilities
+    ref, _ = scorecam_reference(sigmoid_fpn, x, LAYER, 2, has_act=True)
+    assert torch.allclose(cam(x, classes=[2])[0, 0], ref, atol=TOL)
+
+
+def test_bf16_maps_correlate_with_fp32(fpn):
+    x = image_batch(1, 32, 64)
+    exact = ScoreCAM(fpn, target_layer=LAYER, precision="fp32")(x)
+    fast = ScoreCAM(fpn, target_layer=LAYER, precision="bf16")(x)
+    for c in range(5):
+        a, b = exact[0, c].flatten(), fast[0, c].flatten()
+        if a.std() > 0 and b.std() > 0:
+            assert torch.corrcoef(torch.stack([a, b]))[0, 1] > 0.95
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"target_layer": "encoder.layer9"}, "nearest valid names: encoder.layer"),
+    ({"region": "nowhere"}, "unknown region"),
+    ({"precision": "fp8"}, "unknown precision"),
+    ({"batch_size": 0}, "batch_size"),
+    ({"weights": "max"}, "unknown weights"),
+])
+def test_bad_options_are_refused_in_one_line(fpn, kwargs, match):
+    with pytest.raises(XAIError, match=match):
+        ScoreCAM(fpn, **kwargs)
+
+
+def test_gt_region_without_gt_is_refused(fpn):
+    with pytest.raises(XAIError, match="needs the ground truth"):
+        ScoreCAM(fpn, target_layer=LAYER, region="tp")(image_batch(1, 32, 64))

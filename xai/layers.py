@@ -1,0 +1,97 @@
+"""Target layers by dotted name, activation hooks, and restoring a model's state after a call."""
+from __future__ import annotations
+
+import contextlib
+import difflib
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from .errors import XAIError
+
+
+def default_target_layer(model: nn.Module) -> str:
+    """The encoder's deepest stage: `encoder.layer4` for ResNet/SE-ResNeXt encoders, else the last
+    child of the encoder that holds parameters."""
+    names = dict(model.named_modules())
+    if "encoder.layer4" in names:
+        return "encoder.layer4"
+    encoder = getattr(model, "encoder", None)
+    if isinstance(encoder, nn.Module):
+        stages = [n for n, m in encoder.named_children() if any(True for _ in m.parameters())
+                  and not n.endswith("pool") and n not in ("fc", "last_linear", "classifier", "head")]
+        if stages:
+            return f"encoder.{stages[-1]}"
+    convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise XAIError("the model has no convolution layer to explain; pass target_layer")
+    return convs[-1]
+
+
+def resolve_target_layer(model: nn.Module, name: str | None) -> tuple[str, nn.Module]:
+    """(name, module) for a dotted name; an unknown name is refused with the nearest valid names."""
+    if name in (None, "", "auto", "default"):
+        name = default_target_layer(model)
+    modules = dict(model.named_modules())
+    if name in modules and name != "":
+        return name, modules[name]
+    candidates = [n for n in modules if n]
+    near = difflib.get_close_matches(name, candidates, n=5, cutoff=0.5)
+    if not near:
+        near = [n for n in candidates if n.count(".") <= 1][:8]
+    raise XAIError(f"unknown target layer '{name}'; nearest valid names: {', '.join(near)}")
+
+
+class ActivationCapture:
+    """Forward hook storing a module's output (the first tensor of a tuple output)."""
+
+    def __init__(self, module: nn.Module):
+        self.value: torch.Tensor | None = None
+        self._handle = module.register_forward_hook(self._hook)
+
+    def _hook(self, _module: nn.Module, _inputs: tuple, output) -> None:
+        if isinstance(output, (tuple, list)):
+            output = next(o for o in output if isinstance(o, torch.Tensor))
+        self.value = output
+
+    def remove(self) -> None:
+        self._handle.remove()
+
+    def __enter__(self) -> "ActivationCapture":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+
+class InputCapture(ActivationCapture):
+    """Forward hook storing a module's first input: the logits that enter a final activation."""
+
+    def _hook(self, _module: nn.Module, inputs: tuple, _output) -> None:
+        self.value = inputs[0]
+
+
+@contextlib.contextmanager
+def preserved_state(model: nn.Module, channels_last: bool = False) -> Iterator[nn.Module]:
+    """Eval mode (and channels_last when asked) for the block; every module's training flag, the
+    parameters' memory format and the global grad mode are restored afterwards, also on error."""
+    flags = [(m, m.training) for m in model.modules()]
+    grad_enabled = torch.is_grad_enabled()
+    try:
+        model.eval()
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
+        yield model
+    finally:
+        if channels_last:
+            model.to(memory_format=torch.contiguous_format)
+        for m, flag in flags:
+            m.training = flag
+        torch.set_grad_enabled(grad_enabled)
+
+
+def model_device(model: nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")

@@ -1,0 +1,104 @@
+"""Regions and scores: what a class's score is, on which pixels.
+
+The score of class c on an output y is s_c(y) = Σ_{p ∈ R_c} P_c(y)_p, the pixel sum over the class's
+region R_c of the class-c probability P_c (softmax over classes for a logit model, the model's own
+output when its head already ends in an activation; or the logit with score="logit").
+Regions: pred (pixels predicted as c on the input), gt, tp, fp, fn, all (every pixel).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+
+from .errors import XAIError
+
+REGIONS = ("pred", "gt", "tp", "fp", "fn", "all")
+SCORES = ("prob", "logit")
+ScoreFn = Callable[[torch.Tensor], torch.Tensor]
+Score = Union[str, ScoreFn]
+
+
+def check_score(score: Score) -> None:
+    if not callable(score) and score not in SCORES:
+        raise XAIError(f"unknown score '{score}': choose one of {', '.join(SCORES)} or pass a callable")
+
+
+def check_region(region: str) -> None:
+    if region not in REGIONS:
+        raise XAIError(f"unknown region '{region}': choose one of {', '.join(REGIONS)}")
+
+
+def class_scores_map(output: torch.Tensor, score: str, outputs_probabilities: bool) -> torch.Tensor:
+    """Per-pixel class scores P (B×C×H×W, float32) from what the model returned (or its logits)."""
+    output = output.float()
+    if score == "logit" or outputs_probabilities:
+        return output
+    return torch.softmax(output, dim=1)
+
+
+def region_masks(pred: torch.Tensor, gt: torch.Tensor | None, classes: Sequence[int], region: str,
+                 num_classes: int) -> torch.Tensor:
+    """R (N×C'×H×W float32, 0/1) of each requested class. gt values outside [0, C) are ignored."""
+    check_region(region)
+    idx = torch.as_tensor(list(classes), device=pred.device).view(1, -1, 1, 1)
+    if region == "all":
+        return torch.ones(pred.shape[0], len(classes), *pred.shape[-2:], device=pred.device)
+    is_pred = pred.unsqueeze(1) == idx
+    if region == "pred":
+        return is_pred.float()
+    if gt is None:
+        raise XAIError(f"region '{region}' needs the ground truth (gt) of each image")
+    gt = gt.to(pred.device).long()
+    if gt.shape != pred.shape:
+        raise XAIError(f"ground truth of shape {tuple(gt.shape)} does not match the input's {tuple(pred.shape)}")
+    valid = ((gt >= 0) & (gt < num_classes)).unsqueeze(1)
+    is_gt = (gt.unsqueeze(1) == idx) & valid
+    if region == "gt":
+        return is_gt.float()
+    if region == "tp":
+        return (is_gt & is_pred).float()
+    if region == "fp":
+        return (is_pred & ~is_gt & valid).float()
+    return (is_gt & ~is_pred).float()  # fn
+
+
+def region_score(P: torch.Tensor, regions: torch.Tensor, classes: Sequence[int]) -> torch.Tensor:
+    """s (B×C'): Σ_p R_{b,j,p} · P_{b,classes[j],p}; regions already gathered per batch row."""
+    sel = P[:, list(classes)] if list(classes) != list(range(P.shape[1])) else P
+    return (sel * regions).flatten(2).sum(-1)
+
+
+@dataclass
+class CAMResult:
+    """maps: N×C'×H×W in [0,1]; raw: the same before min-max scaling (after ReLU); weights: N×K×C'
+    channel weights (Score-CAM) or N×K×C' gradient means (Grad-CAM); classes: output indices;
+    empty: N×C' True where the class's region was empty (the map is all zeros then)."""
+
+    maps: torch.Tensor
+    raw: torch.Tensor
+    weights: torch.Tensor
+    classes: list[int]
+    empty: torch.Tensor
+    region: str | None
+    target_layer: str
+    stats: dict = field(default_factory=dict)
+
+
+def minmax_per_map(cam: torch.Tensor) -> torch.Tensor:
+    """Scale each H×W map to [0,1]; a constant map becomes all zeros (never NaN)."""
+    flat = cam.flatten(-2)
+    lo = flat.amin(-1, keepdim=True)
+    hi = flat.amax(-1, keepdim=True)
+    span = hi - lo
+    scaled = torch.where(span > 0, (flat - lo) / span.clamp_min(torch.finfo(flat.dtype).tiny), torch.zeros_like(flat))
+    return scaled.view_as(cam)
+
+
+def upsample(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear, align_corners=False: the Up of the Score-CAM and Grad-CAM formulas."""
+    if tuple(t.shape[-2:]) == tuple(size):
+        return t
+    return F.interpolate(t, size=size, mode="bilinear", align_corners=False)
