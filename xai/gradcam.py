@@ -85,5 +85,5 @@ class GradCAM(BaseCAM):
             maps.shape[:2], dtype=torch.bool, device=maps.device)
         return CAMResult(maps=maps.detach(), raw=raw.detach(), weights=weights.detach(), classes=classes,
                          empty=empty, region=None if callable(self.score) else self.region,
-                         target_layer=self.target_layer,
+                         target_layer=self.target_layer, prediction=output.argmax(1).detach(),
                          stats={"forwards": 1, "backwards": len(classes), "seconds": time.perf_counter() - t0})

@@ -88,7 +88,7 @@ class ScoreCAM(BaseCAM):
                      "seconds": time.perf_counter() - t0}
         return CAMResult(maps=maps.float(), raw=raw.float(), weights=weights.float(), classes=classes,
                          empty=empty, region=None if callable(self.score) else self.region,
-                         target_layer=self.target_layer, stats=stats)
+                         target_layer=self.target_layer, prediction=output.argmax(1).detach(), stats=stats)
 
     def _score(self, P: torch.Tensor, regions: torch.Tensor | None, classes: Sequence[int] = ()) -> torch.Tensor:
         if callable(self.score):

@@ -75,7 +75,8 @@ def region_score(P: torch.Tensor, regions: torch.Tensor, classes: Sequence[int])
 class CAMResult:
     """maps: N×C'×H×W in [0,1]; raw: the same before min-max scaling (after ReLU); weights: N×K×C'
     channel weights (Score-CAM) or N×K×C' gradient means (Grad-CAM); classes: output indices;
-    empty: N×C' True where the class's region was empty (the map is all zeros then)."""
+    empty: N×C' True where the class's region was empty (the map is all zeros then);
+    prediction: the predicted class of each pixel on x, from the same forward pass."""
 
     maps: torch.Tensor
     raw: torch.Tensor
@@ -84,6 +85,7 @@ class CAMResult:
     empty: torch.Tensor
     region: str | None
     target_layer: str
+    prediction: torch.Tensor | None = None  # N×H×W argmax of the model's output on x
     stats: dict = field(default_factory=dict)
 
 
