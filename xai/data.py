@@ -83,17 +83,27 @@ def _round_up(v: int, multiple: int) -> int:
     return int(math.ceil(v / multiple) * multiple)
 
 
-def encoder_normalization(encoder: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """The mean/std smp uses for an encoder's ImageNet weights (ImageNet's where smp has none)."""
-    try:
-        from segmentation_models_pytorch.encoders import get_preprocessing_params
+# Encoders whose ImageNet weights expect other statistics (smp 0.3's pretrained settings); all the
+# others, se_resnext50_32x4d and the ResNets included, use ImageNet's mean/std on [0, 1] input.
+_HALF = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+_DPN = ((124 / 255, 117 / 255, 104 / 255), (1 / (0.0167 * 255),) * 3)
+_SPECIAL_NORMALIZATION = {"inceptionresnetv2": _HALF, "inceptionv4": _HALF, "xception": _HALF,
+                          "dpn68": _DPN, "dpn68b": _DPN, "dpn92": _DPN, "dpn98": _DPN, "dpn107": _DPN, "dpn131": _DPN}
 
-        params = get_preprocessing_params(encoder, pretrained="imagenet")
-        mean, std = params.get("mean"), params.get("std")
-        if mean is not None and std is not None and max(params.get("input_range", [0, 1])) <= 1:
-            return tuple(float(m) for m in mean), tuple(float(s) for s in std)
-    except Exception:  # encoder without imagenet settings in smp
-        pass
+
+def encoder_normalization(encoder: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The mean/std of an encoder's ImageNet weights, known offline (smp 0.6 would ask the HF hub)."""
+    if encoder in _SPECIAL_NORMALIZATION:
+        return _SPECIAL_NORMALIZATION[encoder]
+    if encoder.startswith("tu-"):
+        try:
+            import timm
+
+            cfg = timm.models.get_pretrained_cfg(encoder[3:])
+            if cfg is not None and cfg.mean and cfg.std:
+                return tuple(float(m) for m in cfg.mean), tuple(float(s) for s in cfg.std)
+        except Exception:  # unknown to timm: ImageNet's
+            pass
     return IMAGENET_MEAN, IMAGENET_STD
 
 
