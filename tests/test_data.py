@@ -1,0 +1,143 @@
+"""The users' data layout, palette masks, preprocessing and its round trip, configs, safe errors."""
+from __future__ import annotations
+
+import csv
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from xai.config import load_config
+from xai.data import (IMAGENET_MEAN, IMAGENET_STD, Letterbox, SegmentationDataset, decode_mask, denormalize,
+                      read_split)
+from xai.errors import SampleError, XAIError
+
+PALETTE = [(0, 0, 0), (0, 255, 255), (0, 255, 0), (255, 255, 0), (255, 0, 255)]
+
+
+def _write_dataset(root, items, rgb_masks=False):
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    rows = []
+    for name, split, img, ids in items:
+        cv2.imwrite(str(root / "images" / name), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        mask = np.array(PALETTE, np.uint8)[ids] if rgb_masks else ids
+        if rgb_masks:
+            mask = cv2.cvtColor(mask, cv2.COLOR_RGB2BGR)
+        cv2.imwrite(str(root / "masks" / f"{name.rsplit('.', 1)[0]}_mask.png"), mask)
+        rows.append({"img_name": name, "set": split})
+    with open(root / "dataset_split.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["img_name", "set"])
+        w.writeheader()
+        w.writerows(rows)
+
+
+def _sample(h=60, w=30, seed=0):
+    rng = np.random.default_rng(seed)
+    img = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+    ids = np.zeros((h, w), np.uint8)
+    ids[10:50, 12:15] = 1
+    ids[5:10, 10:20] = 3
+    ids[8:11, 13:16] = 4
+    return img, ids
+
+
+def test_letterbox_geometry_matches_training_preprocessing():
+    box = Letterbox.fit((600, 300), (512, 256))  # portrait photo, img_size (width, height)
+    assert box.resized_hw == (512, 256) and box.padded_hw == (512, 512)
+    wide = Letterbox.fit((300, 700), (512, 256))
+    assert wide.resized_hw == (219, 512) and wide.padded_hw == (256, 512)  # at least img_size
+    odd = Letterbox.fit((300, 700), (500, 100))
+    assert odd.resized_hw == (214, 500) and odd.padded_hw == (224, 512)  # then a multiple of 32
+    small = Letterbox.fit((100, 50), (128, 256))
+    assert small.resized_hw == (256, 128) and small.padded_hw == (256, 128)
+
+
+def test_preprocessing_round_trip_onto_the_photograph():
+    img, ids = _sample(61, 29)
+    box = Letterbox.fit(img.shape[:2], (64, 32))
+    padded = box.apply_image(img)
+    assert padded.shape[:2] == box.padded_hw
+    rh, rw = box.resized_hw
+    assert padded[rh:].max(initial=0) == 0 and padded[:, rw:].max(initial=0) == 0  # zero padding bottom/right
+    mask = box.apply_mask(ids)
+    back = box.to_original(mask, nearest=True)
+    assert back.shape == ids.shape and (back == ids).mean() > 0.9
+    x = torch.from_numpy(padded)  # normalise / denormalise is exact up to rounding
+    from xai.data import normalize
+
+    t = normalize(padded, IMAGENET_MEAN, IMAGENET_STD)
+    assert t.shape == (3, *box.padded_hw) and abs(float(t.mean())) < 3
+    assert np.abs(denormalize(t, IMAGENET_MEAN, IMAGENET_STD).astype(int) - x.numpy()).max() <= 1
+    cam = np.zeros(box.padded_hw, np.float32)
+    cam[:rh, :rw] = 1.0
+    assert box.to_original(cam).shape == ids.shape and box.to_original(cam).min() == 1.0  # padding cropped
+
+
+def test_palette_masks_decode_by_palette_not_by_colours_present():
+    ids = np.array([[0, 3], [3, 0]], np.uint8)  # root, hypocotyl and seed absent
+    rgb = np.array(PALETTE, np.uint8)[ids]
+    assert (decode_mask(rgb, PALETTE) == ids).all()
+    assert (decode_mask(ids, PALETTE) == ids).all()
+    grey_ids = np.stack([ids] * 3, -1)  # class ids saved as a 3-channel grey PNG
+    assert (decode_mask(grey_ids, PALETTE) == ids).all()
+    bad = rgb.copy()
+    bad[0, 0] = (10, 20, 30)
+    with pytest.raises(SampleError, match=r"RGB\(10, 20, 30\)"):
+        decode_mask(bad, PALETTE, source="m.png")
+    with pytest.raises(SampleError, match="class id 7"):
+        decode_mask(np.full((2, 2), 7, np.uint8), PALETTE)
+
+
+@pytest.mark.parametrize("rgb_masks", [False, True])
+def test_dataset_reads_the_users_layout(tmp_path, rgb_masks):
+    a, b = _sample(seed=1), _sample(seed=2)
+    _write_dataset(tmp_path, [("p1.png", "test", *a), ("p2.jpg", "train", *b)], rgb_masks=rgb_masks)
+    ds = SegmentationDataset(tmp_path, "test", palette=PALETTE, img_size=(32, 64))
+    assert len(ds) == 1 and ds.names == ["p1.png"]
+    item = ds[0]
+    assert item["image"].shape == (3, 64, 32) and item["mask"].dtype == torch.int64
+    assert (item["gt"] == a[1]).all() and item["rgb"].shape == (60, 30, 3)
+    assert set(item["mask"].unique().tolist()) == {0, 1, 3, 4}
+
+
+def test_bad_samples_are_named_and_skippable(tmp_path):
+    a = _sample()
+    _write_dataset(tmp_path, [("ok.png", "val", *a), ("nomask.png", "val", *a), ("broken.png", "val", *a)])
+    (tmp_path / "masks" / "nomask_mask.png").unlink()
+    (tmp_path / "images" / "broken.png").write_bytes(b"not an image")
+    with open(tmp_path / "dataset_split.csv", "a") as fh:
+        fh.write("ghost.png,val\n")
+    strict = SegmentationDataset(tmp_path, "val", palette=PALETTE, img_size=(64, 32))
+    with pytest.raises(SampleError, match="mask not found: .*nomask_mask.png"):
+        strict[1]
+    lenient = SegmentationDataset(tmp_path, "val", palette=PALETTE, img_size=(64, 32), skip_errors=True)
+    errors = [lenient[i].get("error") for i in range(len(lenient))]
+    assert errors[0] is None
+    assert "mask not found" in errors[1] and "unreadable image" in errors[2] and "image not found" in errors[3]
+
+
+def test_split_file_errors(tmp_path):
+    with pytest.raises(XAIError, match="data root not found"):
+        read_split(tmp_path / "none", "test")
+    tmp_path.joinpath("dataset_split.csv").write_text("name,split\na.png,test\n")
+    with pytest.raises(XAIError, match="img_name,set"):
+        read_split(tmp_path, "test")
+    with pytest.raises(XAIError, match="unknown split 'dev'"):
+        read_split(tmp_path, "dev")
+
+
+def test_config_defaults_and_overrides(tmp_path):
+    cfg = load_config()
+    assert cfg.classes == ("background", "root", "hypocotyl", "cotyledon", "seed")
+    assert cfg.encoder == "se_resnext50_32x4d" and cfg.img_size == (512, 256) and cfg.arch == "FPN"
+    assert cfg.target_layer == "encoder.layer4" and cfg.data_root == "data/phenocyte_seg"
+    assert load_config(encoder="resnet34", img_size=[256, 128]).img_size == (256, 128)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("classes: [a, b]\npalette: {a: [0, 0, 0]}\n")
+    with pytest.raises(XAIError, match="no colour for class"):
+        load_config(bad)
+    bad.write_text("encodr: resnet18\n")
+    with pytest.raises(XAIError, match="unknown config key"):
+        load_config(bad)
