@@ -27,7 +27,10 @@ $(DEMO_CKPT): $(DEMO_DATA)/dataset_split.csv
 	$(PY) -m xai.train --config configs/demo.yaml --out $(DEMO_CKPT)
 
 demo: install $(DEMO_CKPT)
-	$(PY) -m xai.demo_runs --model_path $(DEMO_CKPT)
+	$(PY) visualize_scorecam.py --model_path $(DEMO_CKPT)
+	$(PY) visualize_pretrained_model.py --model_path $(DEMO_CKPT)
+	$(PY) visualize_scorecam.py --model_path $(DEMO_CKPT) --compare --output_dir comparison_visualizations
+	@echo "demo done: open scorecam_visualizations/index.html, pretrained_visualizations/index.html, comparison_visualizations/index.html"
 
 bench: install
 	$(PY) bench/bench_scorecam.py

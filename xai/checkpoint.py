@@ -1051,17 +1051,7 @@ def _create(arch: str, encoder: str, n: int, activation: str | None, in_channels
             kwargs: Mapping[str, Any]) -> nn.Module:
     from .modeling import build_model
 
-    if not kwargs:
-        return build_model(arch, encoder, n, activation=activation, in_channels=in_channels)
-    import segmentation_models_pytorch as smp
-
-    try:
-        return smp.create_model(arch, encoder_name=encoder, encoder_weights=None, in_channels=in_channels,
-                                classes=n, activation=activation, **kwargs)
-    except KeyError as exc:
-        raise XAIError(f"unknown architecture or encoder ({arch}, {encoder}): {exc}") from None
-    except (ValueError, TypeError) as exc:
-        raise XAIError(f"cannot build {arch} with encoder {encoder}: {exc}") from None
+    return build_model(arch, encoder, n, activation=activation, in_channels=in_channels, **kwargs)
 
 
 def _build_for_state(ctx: _Ctx, arch: str, encoder: str, n: int, activation: str | None,

@@ -1,6 +1,8 @@
 """Building smp models and describing what their output is (probabilities or logits)."""
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -10,16 +12,16 @@ ARCHS = ("Unet", "UnetPlusPlus", "FPN", "PSPNet", "DeepLabV3", "DeepLabV3Plus", 
 
 
 def build_model(arch: str, encoder: str, num_classes: int, activation: str | None = None,
-                in_channels: int = 3) -> nn.Module:
+                in_channels: int = 3, **decoder_kwargs: Any) -> nn.Module:
     """An smp model with untrained weights (no download: encoder_weights=None)."""
     import segmentation_models_pytorch as smp
 
     try:
         return smp.create_model(arch, encoder_name=encoder, encoder_weights=None, in_channels=in_channels,
-                                classes=num_classes, activation=activation)
+                                classes=num_classes, activation=activation, **decoder_kwargs)
     except KeyError as exc:
         raise XAIError(f"unknown architecture or encoder ({arch}, {encoder}): {exc}") from None
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         raise XAIError(f"cannot build {arch} with encoder {encoder}: {exc}") from None
 
 
