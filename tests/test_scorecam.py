@@ -31,28 +31,39 @@ GRID = [
 
 @pytest.mark.parametrize("score,region,baseline,weights,activation", GRID)
 def test_matches_reference(score, region, baseline, weights, activation):
+    """Every option against the reference, on the 24 highest-variance channels (the reference picks them itself)."""
     model = tiny_fpn(activation=activation, seed=3)
     x, gt = image_batch(2, 32, 64, seed=5), gt_batch(2, 32, 64, seed=6)
-    cam = ScoreCAM(model, target_layer=LAYER, batch_size=24, score=score, region=region, baseline=baseline,
-                   weights=weights, precision="fp32")
-    classes = [0, 1, 3]
+    cam = ScoreCAM(model, target_layer=LAYER, batch_size=20, max_activation_maps=24, score=score, region=region,
+                   baseline=baseline, weights=weights, precision="fp32")
+    classes = [0, 3]
     maps = cam(x, classes=classes, gt=gt)
-    assert maps.shape == (2, 3, 32, 64) and maps.dtype == torch.float32
+    assert maps.shape == (2, 2, 32, 64) and maps.dtype == torch.float32
     for n in range(2):
+        channels = _top_variance(model, x[n:n + 1], 24)
         for j, c in enumerate(classes):
             ref, ref_raw = scorecam_reference(model, x[n:n + 1], LAYER, c, score=score, region=region,
                                               baseline=baseline, weights=weights, gt=gt[n:n + 1],
-                                              has_act=activation is not None)
+                                              has_act=activation is not None, channels=channels)
             assert torch.allclose(maps[n, j], ref, atol=TOL), (n, c, (maps[n, j] - ref).abs().max())
             assert torch.allclose(cam.last.raw[n, j], ref_raw, atol=TOL * max(1.0, ref_raw.abs().max().item()))
 
 
+def test_matches_reference_on_every_channel(fpn):
+    x = image_batch(1, 32, 64, seed=9)
+    maps = ScoreCAM(fpn, target_layer=LAYER, batch_size=32, precision="fp32")(x, classes=[1, 2])
+    for j, c in enumerate([1, 2]):
+        ref, _ = scorecam_reference(fpn, x, LAYER, c)
+        assert torch.allclose(maps[0, j], ref, atol=TOL), (c, (maps[0, j] - ref).abs().max())
+
+
 def test_independent_of_batch_size_and_of_other_images(fpn):
     x = image_batch(3, 32, 64, seed=2)
-    results = [ScoreCAM(fpn, target_layer=LAYER, batch_size=b, precision="fp32")(x) for b in (1, 7, 64, 500)]
+    results = [ScoreCAM(fpn, target_layer=LAYER, batch_size=b, max_activation_maps=16, precision="fp32")(x)
+               for b in (1, 7, 64)]
     for r in results[1:]:
         assert torch.allclose(r, results[0], atol=1e-5)
-    alone = ScoreCAM(fpn, target_layer=LAYER, batch_size=16, precision="fp32")(x[1:2])
+    alone = ScoreCAM(fpn, target_layer=LAYER, batch_size=16, max_activation_maps=16, precision="fp32")(x[1:2])
     assert torch.allclose(alone[0], results[0][1], atol=1e-5)
 
 
