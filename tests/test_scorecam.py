@@ -97,13 +97,7 @@ def test_max_activation_maps_keeps_highest_variance_channels(fpn):
     x = image_batch(1, 32, 64, seed=4)
     cam = ScoreCAM(fpn, target_layer=LAYER, max_activation_maps=8, precision="fp32")
     maps = cam(x, classes=[1])
-    acts = {}
-    h = dict(fpn.named_modules())[LAYER].register_forward_hook(lambda m, i, o: acts.__setitem__("a", o))
-    with torch.no_grad():
-        fpn(x)
-    h.remove()
-    var = acts["a"][0].flatten(1).var(1, unbiased=False)
-    top = set(var.argsort(descending=True)[:8].tolist())
+    top = set(_top_variance(fpn, x, 8))
     used = set(cam.last.weights[0, :, 0].nonzero().flatten().tolist())
     assert used <= top and len(used) >= 6
     ref, _ = scorecam_reference(fpn, x, LAYER, 1, channels=sorted(top))
