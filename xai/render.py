@@ -253,17 +253,22 @@ def _panel_px(ph_in: float, aspect: float, dpi: float) -> tuple[int, int]:
 def _solve_panel_height(layout: Any, ph_in: float, max_w_in: float, max_h_in: float, dpi: float,
                         iterations: int = 4) -> Any:
     """Call layout(panel height in inches) -> plan (with .W, .H in px and .rows, .cols, .pw, .ph) and
-    shrink the panels until the figure fits max_w x max_h inches (never below _MIN_PANEL_H)."""
+    shrink the panels until the figure fits max_w x max_h inches. The height gives way at
+    _MIN_PANEL_H (many rows make a taller figure rather than unreadable panels); the width never
+    does (a very wide image gets panels lower than _MIN_PANEL_H instead of a page metres wide)."""
     plan = layout(ph_in)
     for _ in range(iterations):
         over_w = plan.W - plan.cols * plan.pw
         over_h = plan.H - plan.rows * plan.ph
         fit_w = (max_w_in * dpi - over_w) / (plan.cols * plan.pw)
         fit_h = (max_h_in * dpi - over_h) / (plan.rows * plan.ph)
-        factor = min(fit_w, fit_h)
-        if factor >= 1.0 - 1e-9 or ph_in <= _MIN_PANEL_H + 1e-9:
+        if min(fit_w, fit_h) >= 1.0 - 1e-9:
             break
-        ph_in = max(_MIN_PANEL_H, ph_in * factor * 0.999)
+        floor = _MIN_PANEL_H if fit_w >= 1.0 else 0.2
+        new = max(floor, ph_in * min(fit_w, fit_h) * 0.999)
+        if new >= ph_in - 1e-3:
+            break
+        ph_in = new
         plan = layout(ph_in)
     return plan
 

@@ -90,13 +90,14 @@ class ScoreCAM(BaseCAM):
                          empty=empty, region=None if callable(self.score) else self.region,
                          target_layer=self.target_layer, prediction=output.argmax(1).detach(), stats=stats)
 
-    def _score(self, P: torch.Tensor, regions: torch.Tensor | None, classes: Sequence[int] = ()) -> torch.Tensor:
+    def _score(self, P: torch.Tensor, regions: torch.Tensor | None, classes: Sequence[int] = (),
+               image_index: torch.Tensor | None = None) -> torch.Tensor:
         if callable(self.score):
             s = self.score(P)
             if not isinstance(s, torch.Tensor) or s.dim() != 2 or s.shape[0] != P.shape[0]:
                 raise XAIError(f"the score callable must return a B×C' tensor, got {getattr(s, 'shape', type(s))}")
             return s.float()
-        return region_score(P, regions, classes)
+        return region_score(P, regions, classes, image_index)
 
     def _baseline_scores(self, x: torch.Tensor, regions: torch.Tensor | None, classes: list[int]) -> torch.Tensor:
         """s_c(f(x_b)) per image, x_b = 0: one forward of a zero image shared by all images."""
@@ -110,7 +111,7 @@ class ScoreCAM(BaseCAM):
         P0 = P0.float()
         if callable(self.score):
             return self._score(P0, None).expand(n, -1)
-        return self._score(P0.expand(n, -1, -1, -1), regions, classes)
+        return self._score(P0.expand(n, -1, -1, -1), regions, classes, torch.arange(n, device=x.device))
 
     def _select_channels(self, acts: torch.Tensor) -> torch.Tensor:
         """N×K bool: the channels that get a forward pass (non-constant, and among the kept N)."""
@@ -149,6 +150,6 @@ class ScoreCAM(BaseCAM):
                 masked = masked.contiguous(memory_format=torch.channels_last)
             with autocast(self.precision, x.device):
                 _, _, P = self._forward(masked, capture_layer=False)
-            s = self._score(P.float(), None if regions is None else regions[img], classes)
+            s = self._score(P.float(), regions, classes, img)
             weights[img, ch] = s - base[img]
         return weights, int(pairs.shape[0])

@@ -65,10 +65,24 @@ def region_masks(pred: torch.Tensor, gt: torch.Tensor | None, classes: Sequence[
     return (is_gt & ~is_pred).float()  # fn
 
 
-def region_score(P: torch.Tensor, regions: torch.Tensor, classes: Sequence[int]) -> torch.Tensor:
-    """s (B×C'): Σ_p R_{b,j,p} · P_{b,classes[j],p}; regions already gathered per batch row."""
-    sel = P[:, list(classes)] if list(classes) != list(range(P.shape[1])) else P
-    return (sel * regions).flatten(2).sum(-1)
+def region_score(P: torch.Tensor, regions: torch.Tensor, classes: Sequence[int],
+                 image_index: torch.Tensor | None = None) -> torch.Tensor:
+    """s (B×C'): Σ_p R_{n(b),j,p} · P_{b,classes[j],p}, with n(b) = image_index[b] (default b).
+
+    Rows of one image share its regions by broadcasting: no B×C'×H×W copy of the regions is made.
+    """
+    classes = list(classes)
+    sel = P if classes == list(range(P.shape[1])) else P[:, classes]
+    if image_index is None:
+        return torch.einsum("bchw,bchw->bc", sel, regions)
+    first = int(image_index[0])
+    if bool((image_index == first).all()):
+        return torch.einsum("bchw,chw->bc", sel, regions[first])
+    out = sel.new_empty(sel.shape[0], sel.shape[1])
+    for n in image_index.unique().tolist():
+        rows = (image_index == n).nonzero().flatten()
+        out[rows] = torch.einsum("bchw,chw->bc", sel[rows], regions[n])
+    return out
 
 
 @dataclass
