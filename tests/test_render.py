@@ -222,6 +222,37 @@ def test_figures_of_a_landscape_image(tmp_path, seedling):
     _no_temporaries(tmp_path)
 
 
+def test_extreme_aspect_ratios_stay_on_the_page(tmp_path):
+    """Very wide or very tall photographs give figures of a sensible size (panels stack or shrink)."""
+    rng = np.random.default_rng(1)
+    for h, w in ((24, 480), (480, 24)):
+        rgb = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+        gt = np.zeros((h, w), np.uint8)
+        gt[h // 4:3 * h // 4, w // 4:3 * w // 4] = 1
+        pred = np.roll(gt, 2, axis=1)
+        cam = rng.random((h, w)).astype(np.float32)
+        maps = {"Grad-CAM": np.stack([cam] * len(CLASSES)), "Score-CAM": None}
+        for name, draw in (
+            ("e", lambda p: render.save_error_figure(p, rgb, gt, pred, 1, CLASSES, COLORS, title="x" * 120)),
+            ("h", lambda p: render.save_heatmap_figure(p, rgb, cam, "root", "Score-CAM", note="a note " * 20)),
+            ("c", lambda p: render.save_comparison_figure(p, rgb, gt, pred, maps, CLASSES, COLORS)),
+        ):
+            img = _assert_figure(draw(tmp_path / f"{name}_{h}x{w}.png"))
+            assert img.shape[1] <= 16 * render.DEFAULT_DPI + 10, (name, img.shape)  # at most 16 inches wide
+            assert img.shape[0] <= 22 * render.DEFAULT_DPI, (name, img.shape)
+    _no_temporaries(tmp_path)
+
+
+def test_vector_formats(tmp_path, seedling):
+    rgb, gt, pred, cam = seedling
+    pdf = render.save_error_figure(tmp_path / "err.pdf", rgb, gt, pred, 1, CLASSES, COLORS)
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    svg = render.save_heatmap_figure(tmp_path / "hm.svg", rgb, cam, "root", "Score-CAM", region_contour=pred == 1)
+    text = svg.read_text(encoding="utf-8")
+    assert "<svg" in text and "<image" in text
+    _no_temporaries(tmp_path)
+
+
 def test_failed_write_leaves_no_file(tmp_path, seedling, monkeypatch):
     rgb, gt, pred, _ = seedling
 

@@ -219,6 +219,8 @@ _TITLE_PAD_PT = 5.0  # between a title and its panel
 _TITLE_FS = 10.0
 _SUPTITLE_FS = 12.0
 _LEGEND_FS = 8.5
+_MIN_COL_IN = 1.15  # narrow (tall) images get columns at least this wide, for titles and captions
+_SUPTITLE_W_IN = 6.0  # a figure is widened up to this for its title to fit on one line
 
 
 def _panel_height(aspect: float, rows: int, cols: int, max_w: float, max_h: float,
@@ -236,7 +238,9 @@ def _choose_grid(n: int, aspect: float) -> tuple[int, int, float]:
         if (rows - 1) * cols >= n:  # an entirely empty row
             continue
         ph = _panel_height(aspect, rows, cols, _MAX_FIG_W, _MAX_FIG_H)
-        area = ph * ph * aspect
+        # score the size that fits the page (not the _MIN_PANEL_H floor): very wide images stack
+        fit = min(_PANEL_H, _MAX_FIG_W / (cols * aspect), _MAX_FIG_H / rows)
+        area = fit * fit * aspect
         score = area * (n / (rows * cols)) ** 2 / (1.0 + 0.35 * (rows - 1))
         if best is None or score > best[0] + 1e-9:
             best = (score, rows, cols, ph)
@@ -264,7 +268,7 @@ def _solve_panel_height(layout: Any, ph_in: float, max_w_in: float, max_h_in: fl
         fit_h = (max_h_in * dpi - over_h) / (plan.rows * plan.ph)
         if min(fit_w, fit_h) >= 1.0 - 1e-9:
             break
-        floor = _MIN_PANEL_H if fit_w >= 1.0 else 0.2
+        floor = _MIN_PANEL_H if fit_w >= 1.0 else 0.15
         new = max(floor, ph_in * min(fit_w, fit_h) * 0.999)
         if new >= ph_in - 1e-3:
             break
@@ -448,9 +452,10 @@ def _fmt_of(path: str | Path) -> str:
 def _fit(arr: np.ndarray, size: tuple[int, int], kind: str = "image") -> np.ndarray:
     """arr resized to size = (width, height) pixels for the page.
 
-    image/float: area averaging when shrinking, bilinear when enlarging; labels (colour-coded class
-    maps): area averaging when shrinking, nearest when enlarging; mask: any-pooling when shrinking,
-    so thin structures (roots a few pixels wide) survive as at least one pixel, nearest when enlarging.
+    image/float: area averaging when shrinking, bilinear when enlarging less than 3x, nearest from
+    3x on; labels (colour-coded class maps): area averaging when shrinking, nearest when enlarging;
+    mask: any-pooling when shrinking, so thin structures (roots a few pixels wide) survive as at
+    least one pixel, nearest when enlarging.
     """
     h, w = arr.shape[:2]
     if (w, h) == tuple(size):
@@ -464,7 +469,9 @@ def _fit(arr: np.ndarray, size: tuple[int, int], kind: str = "image") -> np.ndar
         arr = arr.astype(np.float32, copy=False)
     if shrink:
         return cv2.resize(arr, size, interpolation=cv2.INTER_AREA)
-    return cv2.resize(arr, size, interpolation=cv2.INTER_NEAREST if kind == "labels" else cv2.INTER_LINEAR)
+    # like matplotlib's "antialiased" images: pixels stay sharp squares from 3x enlargement on
+    blocky = kind == "labels" or min(size[0] / w, size[1] / h) >= 3.0
+    return cv2.resize(arr, size, interpolation=cv2.INTER_NEAREST if blocky else cv2.INTER_LINEAR)
 
 
 def _colormap_rgb(values: np.ndarray, cmap: str) -> np.ndarray:
@@ -569,17 +576,30 @@ def _draw_legend(page: _Page, items: Sequence[_LegendItem], geo: Mapping[str, An
         page.text(cx + geo["handle_w"] + geo["text_pad"], cy, label, geo["fs"], ha="left", va="center")
 
 
-def _notice(page: _Page, box: tuple[float, float, float, float], text: str, fontsize: float = 10) -> None:
-    """A centred, boxed message in a panel (never an empty panel). box: (x, y, w, h) of the panel."""
+def _notice(page: _Page, box: tuple[float, float, float, float], text: str, fontsize: float = 10,
+            room: float | None = None) -> None:
+    """A centred, boxed message in a panel (never an empty panel). box: (x, y, w, h) of the panel;
+    room: width available for the box when the column is wider than the panel."""
     x, y, w, h = box
     pad = 0.5 * page.pt(fontsize)
-    page.text(x + w / 2, y + h / 2, page.wrap(text, w * 0.85 - 2 * pad, fontsize), fontsize, ha="center",
+    width = max(w, room or 0.0) * 0.85 - 2 * pad
+    page.text(x + w / 2, y + h / 2, page.wrap(text, width, fontsize), fontsize, ha="center",
               va="center", color="black", zorder=10, multialignment="center",
               bbox=dict(boxstyle="round,pad=0.5", facecolor="white", edgecolor="0.4", alpha=0.92))
 
 
-_CBAR_TICKS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+_CBAR_TICKS = ((0.0, 0.2, 0.4, 0.6, 0.8, 1.0), (0.0, 0.5, 1.0), (0.0, 1.0))
 _CBAR_LABEL = "importance (0–1)"
+
+
+def _cbar_ticks(page: _Page, length: float, tick_fs: float, vertical: bool) -> tuple[float, ...]:
+    """The densest tick set whose labels do not touch along a bar of this length."""
+    w, h = page.size("0.0", tick_fs)
+    need = 1.5 * (h if vertical else w)
+    for ticks in _CBAR_TICKS:
+        if length / (len(ticks) - 1) >= need:
+            return ticks
+    return _CBAR_TICKS[-1]
 
 
 def _cbar_extent(page: _Page, tick_fs: float, label_fs: float, vertical: bool) -> float:
@@ -605,7 +625,7 @@ def _draw_cbar(page: _Page, x: float, y: float, w: float, h: float, cmap: str, t
     page.rect(xi, yi, wi, hi, facecolor="none", edgecolor="black", linewidth=0.8, zorder=2.5)
     tick, pad = page.pt(3.5), page.pt(3.5)
     segs = []
-    for v in _CBAR_TICKS:
+    for v in _cbar_ticks(page, hi if vertical else wi, tick_fs, vertical):
         label = f"{v:.1f}"
         if vertical:
             ty = yi + (1.0 - v) * hi
@@ -643,8 +663,8 @@ def _panel_grid_layout(page: _Page, n: int, rows: int, cols: int, aspect: float,
     margin, gap = page.pt(_MARGIN_IN * 72), page.pt(_GAP_IN * 72)
     title_pad, row_gap = page.pt(_TITLE_PAD_PT), page.pt(_ROW_GAP_PT)
     cell = [divmod(i, cols) for i in range(n)]
-    geos = {i: make(pw) for i, make in legends.items()}
-    col_w = [float(pw)] * cols
+    geos = {i: make(max(pw, page.pt(_MIN_COL_IN * 72))) for i, make in legends.items()}
+    col_w = [max(float(pw), page.pt(_MIN_COL_IN * 72))] * cols
     for i, geo in geos.items():
         col_w[cell[i][1]] = max(col_w[cell[i][1]], math.ceil(geo["w"]))
     wrapped = [page.wrap(t, col_w[cell[i][1]], _TITLE_FS) for i, t in enumerate(titles)]
@@ -655,11 +675,15 @@ def _panel_grid_layout(page: _Page, n: int, rows: int, cols: int, aspect: float,
     for i, geo in geos.items():
         below_h[cell[i][0]] = max(below_h[cell[i][0]], page.pt(3) + geo["h"])
     grid_w = sum(col_w) + (cols - 1) * gap
-    width = math.ceil(2 * margin + grid_w + right_band)
+    content_w = 2 * margin + grid_w + right_band
+    width = math.ceil(max(content_w, min(page.size(suptitle, _SUPTITLE_FS)[0], page.pt(_SUPTITLE_W_IN * 72))
+                          + 2 * margin))
+    left = margin + (width - content_w) / 2
     sup = page.wrap(suptitle, width - 2 * margin, _SUPTITLE_FS)
     sup_h = page.size(sup, _SUPTITLE_FS)[1]
-    col_x = [int(round(margin + sum(col_w[:c]) + c * gap)) for c in range(cols)]
-    y = margin + sup_h + page.pt(4)
+    col_x = [int(round(left + sum(col_w[:c]) + c * gap)) for c in range(cols)]
+    sup_bottom = margin + sup_h + page.pt(4)
+    y = sup_bottom
     row_y = []
     for r in range(rows):
         y += math.ceil(title_h[r] + title_pad) if title_h[r] else 0
@@ -671,8 +695,8 @@ def _panel_grid_layout(page: _Page, n: int, rows: int, cols: int, aspect: float,
         r, c = cell[i]
         boxes.append((int(round(col_x[c] + (col_w[c] - pw) / 2)), row_y[r], pw, ph))
     return _Plan(W=width, H=height, rows=rows, cols=cols, pw=pw, ph=ph, boxes=boxes, titles=wrapped,
-                 sup=sup, sup_h=sup_h, margin=margin, grid_right=margin + grid_w, geos=geos,
-                 title_pad=title_pad)
+                 sup=sup, sup_h=sup_h, sup_bottom=sup_bottom, margin=margin, grid_right=left + grid_w,
+                 geos=geos, title_pad=title_pad, col_w=[col_w[cell[i][1]] for i in range(n)])
 
 
 def _draw_titles(page: _Page, plan: _Plan) -> None:
@@ -751,14 +775,14 @@ def save_error_figure(path: str | Path, rgb: np.ndarray, gt: np.ndarray | None, 
             page.paste(b_gt[0], b_gt[1], _fit(gt_col, size, "labels"))
         else:
             page.paste(b_gt[0], b_gt[1], _dimmed(show_rgb, 0.35))
-            _notice(page, b_gt, NO_GT_TEXT)
+            _notice(page, b_gt, NO_GT_TEXT, room=plan.col_w[1])
         page.paste(b_pr[0], b_pr[1], _fit(pred_col, size, "labels"))
         page.paste(b_ov[0], b_ov[1], _fit(overlay, size))
         if counts is None:
             page.lines(_contour_segments(_fit(pred_mask, size, "mask"), b_ov[0], b_ov[1], k),
                        _visible_colour(colors[class_idx]), 0.9)
         elif absent:
-            _notice(page, b_ov, ABSENT_TEXT)
+            _notice(page, b_ov, ABSENT_TEXT, room=plan.col_w[3])
         _draw_titles(page, plan)
         for i, items in ((2, class_items), (3, error_items)):
             if i in plan.geos:
@@ -809,10 +833,15 @@ def save_heatmap_figure(path: str | Path, rgb: np.ndarray, cam: np.ndarray | Non
         plan = _solve_panel_height(
             lambda p: _panel_grid_layout(page, 3, rows, cols, aspect, p, titles, suptitle, right_band=right),
             ph_in, _MAX_FIG_W, _MAX_FIG_H + 1.5, page.dpi)
-        page.start(plan.W, plan.H)
+        b_in, b_hm, b_ov = plan.boxes
+        room = plan.col_w[1]
+        # colour bar right of the grid, 85% of the height spanned by the heatmap panels, long enough for its label
+        top, bottom = min(b_hm[1], b_ov[1]), max(b_hm[1], b_ov[1]) + plan.ph
+        length = max(0.85 * (bottom - top), page.size(_CBAR_LABEL, label_fs)[0] + page.pt(6))
+        bar_y = max(plan.sup_bottom, (top + bottom - length) / 2)
+        page.start(plan.W, max(plan.H, math.ceil(bar_y + length + plan.margin)))
         k = page.k
         size = (plan.pw * k, plan.ph * k)
-        b_in, b_hm, b_ov = plan.boxes
         show_rgb = _fit(rgb, size)
         page.paste(b_in[0], b_in[1], show_rgb)
         if cam is not None:
@@ -820,26 +849,22 @@ def save_heatmap_figure(path: str | Path, rgb: np.ndarray, cam: np.ndarray | Non
             page.paste(b_hm[0], b_hm[1], _colormap_rgb(show_cam, cmap))
             page.paste(b_ov[0], b_ov[1], heatmap_overlay(show_rgb, show_cam, alpha=alpha, cmap=cmap))
             if cam_max <= 0.0:
-                _notice(page, b_hm, "the map is zero everywhere", fontsize=9)
+                _notice(page, b_hm, "the map is zero everywhere", fontsize=9, room=room)
             if note:
                 x, y, bw, bh = b_ov
                 pad = 0.3 * page.pt(8)
-                page.text(x + 0.02 * bw + pad, y + bh - 0.01 * bh - pad, page.wrap(note, bw * 0.95 - 2 * pad, 8),
+                page.text(x + 0.02 * bw + pad, y + bh - 0.01 * bh - pad, page.wrap(note, max(0.95 * bw, 0.96 * bw + (room - bw) / 2) - 2 * pad, 8),
                           8, ha="left", va="bottom", color="white", zorder=10,
                           bbox=dict(boxstyle="round,pad=0.3", facecolor="black", alpha=0.6, edgecolor="none"))
         else:
             text = note or NO_MAP_TEXT
             page.paste(b_hm[0], b_hm[1], np.full((size[1], size[0], 3), round(0.92 * 255), np.uint8))
-            _notice(page, b_hm, text)
+            _notice(page, b_hm, text, room=room)
             page.paste(b_ov[0], b_ov[1], _dimmed(show_rgb, 0.45))
-            _notice(page, b_ov, text)
+            _notice(page, b_ov, text, room=room)
         if region is not None:
             page.lines(_contour_segments(_fit(region, size, "mask"), b_ov[0], b_ov[1], k), "white", 0.8)
-        # colour bar right of the grid, 85% of the height spanned by the heatmap panels
-        top = min(b_hm[1], b_ov[1])
-        bottom = max(b_hm[1], b_ov[1]) + plan.ph
-        length = 0.85 * (bottom - top)
-        _draw_cbar(page, plan.grid_right + cbar_gap, top + (bottom - top - length) / 2, cbar_w, length, cmap,
+        _draw_cbar(page, plan.grid_right + cbar_gap, bar_y, cbar_w, length, cmap,
                    tick_fs, label_fs, vertical=True)
         _draw_titles(page, plan)
         return page.save(path, dpi)
@@ -952,15 +977,26 @@ def save_comparison_figure(path: str | Path, rgb: np.ndarray, gt: np.ndarray | N
 
         def layout(ph_in: float) -> _Plan:
             pw, ph = _panel_px(ph_in, aspect, page.dpi)
-            labels = [page.wrap(r["cname"], ph, fs + 2, "bold") for r in rows_data]
-            label_w = max(page.size(t, fs + 2, "bold", 90)[0] for t in labels)
-            titles = [page.wrap(t, pw + 0.8 * gap, fs + 1) for t in col_titles]
+            # row labels: rotated along the panel, or horizontal when the panel is too low for them
+            labels = []
+            for row in rows_data:
+                if page.size(row["cname"], fs + 2, "bold")[0] <= ph:
+                    labels.append((row["cname"], 90))
+                else:
+                    labels.append((page.wrap(row["cname"], page.pt(1.3 * 72), fs + 1, "bold"), 0))
+            label_w = max(page.size(t, fs + 2 if rot else fs + 1, "bold", rot)[0] for t, rot in labels)
+            # columns: the panel, or wider for captions and titles of narrow (tall) images
+            cw = max(pw, page.pt(_MIN_COL_IN * 72), max(page.size(r["caption"], fs)[0] for r in rows_data))
+            titles = [page.wrap(t, cw + 0.8 * gap, fs + 1) for t in col_titles]
             title_h = max(page.size(t, fs + 1)[1] for t in titles)
-            captions = [page.wrap(r["caption"], pw + gap, fs) for r in rows_data]
+            captions = [page.wrap(r["caption"], cw + gap, fs) for r in rows_data]
             cap_h = [cap_pad + page.size(c, fs)[1] for c in captions]
-            x0 = math.ceil(margin + label_w + 0.04 * pw)
-            col_x = [int(round(x0 + c * (pw + gap))) for c in range(ncols)]
-            width = col_x[-1] + pw + margin
+            x0 = margin + label_w + max(0.04 * pw, page.pt(3))
+            content_w = x0 + ncols * cw + (ncols - 1) * gap + margin
+            width = math.ceil(max(content_w, min(page.size(suptitle, fs + 3)[0], page.pt(_SUPTITLE_W_IN * 72))
+                                  + 2 * margin))
+            x0 += (width - content_w) / 2
+            col_x = [int(round(x0 + c * (cw + gap) + (cw - pw) / 2)) for c in range(ncols)]  # panel x
             sup = page.wrap(suptitle, width - 2 * margin, fs + 3)
             y = margin + page.size(sup, fs + 3)[1] + page.pt(3) + title_h + title_pad
             row_y = []
@@ -973,33 +1009,35 @@ def save_comparison_figure(path: str | Path, rgb: np.ndarray, gt: np.ndarray | N
             bar = None
             band = geo["h"] if geo else 0.0
             lx = 0.0
+            centre1 = col_x[1] + pw / 2
             if methods:
-                span_x0, span_x1 = col_x[2], col_x[-1] + pw
+                span_x0 = col_x[2] - (cw - pw) / 2
+                span_x1 = col_x[-1] + pw + (cw - pw) / 2
                 length = 0.9 * (span_x1 - span_x0)
                 thick = min(max(page.pt(6), length / aspect_bar), page.pt(14))
                 bx = span_x0 + (span_x1 - span_x0 - length) / 2
                 bar_h = thick + _cbar_extent(page, tick_fs, label_fs, vertical=False)
                 by = bottom_y
                 if geo:
-                    lx = min(col_x[1] + pw / 2 - geo["w"] / 2, bx - gap - geo["w"])
+                    lx = min(centre1 - geo["w"] / 2, bx - gap - geo["w"])
                     if lx < margin:  # no room beside the legend: the colour bar goes below it
-                        lx = max(margin, col_x[1] + pw / 2 - geo["w"] / 2)
+                        lx = max(margin, centre1 - geo["w"] / 2)
                         by = bottom_y + geo["h"] + page.pt(6)
                 bar = (bx, by, length, thick)
                 band = max(band, by - bottom_y + bar_h)
             elif geo:
-                lx = max(margin, col_x[1] + pw / 2 - geo["w"] / 2)
+                lx = max(margin, centre1 - geo["w"] / 2)
             if geo:
                 width = max(width, math.ceil(lx + geo["w"] + margin))
             height = math.ceil(bottom_y + band + margin)
-            return _Plan(W=width, H=height, rows=nrows, cols=ncols, pw=pw, ph=ph, col_x=col_x, row_y=row_y,
+            return _Plan(W=width, H=height, rows=nrows, cols=ncols, pw=pw, ph=ph, cw=cw, col_x=col_x, row_y=row_y,
                          labels=labels, titles=titles, captions=captions, sup=sup, geo=geo, legend_x=lx,
                          legend_y=bottom_y, bar=bar)
 
         plan = _solve_panel_height(layout, ph0, _MAX_FIG_W, _MAX_GRID_H, page.dpi)
         page.start(plan.W, plan.H)
         k = page.k
-        pw, ph = plan.pw, plan.ph
+        pw, ph, cw = plan.pw, plan.ph, plan.cw
         size = (pw * k, ph * k)
         show_rgb = _fit(rgb, size)
         dimmed = _dimmed(show_rgb, 0.45)
@@ -1016,24 +1054,25 @@ def save_comparison_figure(path: str | Path, rgb: np.ndarray, gt: np.ndarray | N
                     page.text(x0 + pw / 2, y + ph - 0.02 * ph - page.pt(0.25 * fs * 0.85), "not in ground truth",
                               fs * 0.85, ha="center", va="bottom", color="white", zorder=10,
                               bbox=dict(boxstyle="round,pad=0.25", facecolor="black", alpha=0.55, edgecolor="none"))
-            page.text(x0 - 0.04 * pw, y + ph / 2, plan.labels[r], fs + 2, ha="right", va="center", rotation=90,
-                      fontweight="bold", multialignment="center")
+            label, rot = plan.labels[r]
+            page.text(x0 - (cw - pw) / 2 - max(0.04 * pw, page.pt(3)), y + ph / 2, label, fs + 2 if rot else fs + 1,
+                      ha="right", va="center", rotation=rot, fontweight="bold", multialignment="center")
             page.paste(x1, y, _fit(row["err"], size))
             if row["counts"] is None:
                 page.lines(_contour_segments(p, x1, y, k), _visible_colour(colors[ci]), 0.8)
             elif row["iou"] is None:
-                _notice(page, (x1, y, pw, ph), ABSENT_TEXT, fontsize=fs)
-            page.text(x1 + pw / 2, y + ph + page.pt(2), plan.captions[r], fs, ha="center", va="top",
+                _notice(page, (x1, y, pw, ph), ABSENT_TEXT, fontsize=fs, room=cw)
+            page.text(x1 + pw / 2, y + ph + cap_pad, plan.captions[r], fs, ha="center", va="top",
                       multialignment="center")
             outline = _contour_segments(g if g is not None else p, 0, 0, k) if contour_on_maps else []
             for c, (cam, text) in enumerate(row["cells"]):
                 xc = plan.col_x[2 + c]
                 if cam is None:
                     page.paste(xc, y, dimmed)
-                    _notice(page, (xc, y, pw, ph), text, fontsize=fs * 0.9)
+                    _notice(page, (xc, y, pw, ph), text, fontsize=fs * 0.9, room=cw)
                 else:
                     page.paste(xc, y, heatmap_overlay(show_rgb, _fit(cam, size, "float"), alpha=alpha, cmap=cmap))
-                    page.lines([s + (xc, y) for s in outline], "white", 0.7)
+                    page.lines([seg + (xc, y) for seg in outline], "white", 0.7)
         page.text(plan.W / 2, margin, plan.sup, fs + 3, ha="center", va="top")
         for c, t in enumerate(plan.titles):
             page.text(plan.col_x[c] + pw / 2, plan.row_y[0] - title_pad, t, fs + 1, ha="center", va="bottom",
