@@ -201,6 +201,13 @@ def class_metrics(gt: np.ndarray, pred: np.ndarray, cam: np.ndarray | None, c: i
     return row
 
 
+def explained_region(gt: np.ndarray, pred: np.ndarray, c: int, region: str) -> np.ndarray | None:
+    """The pixels whose class-c score was explained, on the photograph (None for region 'all')."""
+    is_gt, is_pred = gt == c, pred == c
+    return {"pred": is_pred, "gt": is_gt, "tp": is_gt & is_pred, "fp": is_pred & ~is_gt,
+            "fn": is_gt & ~is_pred}.get(region)
+
+
 class Writer:
     """Renders and writes figures on a small thread pool, off the model's critical path.
 
@@ -253,9 +260,9 @@ def _write_sample(paths: dict[str, Any], sample: dict[str, Any], setup: Setup, o
                           title=f"{sample['name']}: {cname}")
         for m, per_class in maps.items():
             cam, note = per_class[c]
-            region = (pred == c) if opts.region == "pred" else (gt == c)
+            region = explained_region(gt, pred, c, opts.region)
             save_heatmap_figure(paths["figures"][m][cname], rgb, cam, cname, METHOD_LABELS[m], note=note,
-                                region_contour=region if region.any() else None,
+                                region_contour=region if region is not None and region.any() else None,
                                 title=f"{sample['name']}: {METHOD_LABELS[m]} of {cname} (region {opts.region})")
     if paths["comparison"] is not None:
         method_maps = {METHOD_LABELS[m]: [per_class[c][0] if c in per_class else None for c in range(len(names))]
