@@ -26,10 +26,11 @@ from typing import Any, Mapping, Sequence
 import cv2
 import numpy as np
 from contourpy import contour_generator
-from matplotlib import colormaps
+from matplotlib import colormaps, rcParams
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties, findfont
 from matplotlib.image import FigureImage
 from matplotlib.patches import Rectangle
 from matplotlib.text import Text
@@ -272,8 +273,11 @@ def _solve_panel_height(layout: Any, ph_in: float, max_w_in: float, max_h_in: fl
         new = max(floor, ph_in * min(fit_w, fit_h) * 0.999)
         if new >= ph_in - 1e-3:
             break
-        ph_in = new
-        plan = layout(ph_in)
+        cand = layout(new)
+        # stop when smaller panels no longer make the figure smaller (columns at their minimum width)
+        if (cand.W if fit_w < fit_h else cand.H) >= (plan.W if fit_w < fit_h else plan.H) - 0.5:
+            break
+        ph_in, plan = new, cand
     return plan
 
 
@@ -282,6 +286,12 @@ class _Plan:
 
     def __init__(self, **kw: Any) -> None:
         self.__dict__.update(kw)
+
+
+# Measured text sizes, shared by all figures: plain numbers keyed by everything that decides them
+# (text, size, weight, rotation, dpi, font file, hinting settings). Only touched under _MPL_LOCK.
+_TEXT_SIZES: dict[tuple, tuple[float, float]] = {}
+_TEXT_SIZES_MAX = 4096
 
 
 class _Page:
@@ -299,7 +309,7 @@ class _Page:
         self._renderer = self.fig.canvas.get_renderer()
         self._probe = Text(0, 0, "", parse_math=False)
         self._probe.set_figure(self.fig)
-        self._sizes: dict[tuple, tuple[float, float]] = {}
+        self._fonts: dict[tuple, tuple] = {}
         self.W = self.H = 0
         self.canvas: np.ndarray | None = None
 
@@ -312,8 +322,13 @@ class _Page:
         """(width, height) in pixels of `text` as drawn (lines, rotation and all)."""
         if not text:
             return 0.0, 0.0
-        key = (text, fs, weight, rotation)
-        got = self._sizes.get(key)
+        font = self._fonts.get((fs, weight))
+        if font is None:
+            font = self._fonts[(fs, weight)] = (
+                findfont(FontProperties(size=fs, weight=weight)), rcParams["text.hinting"],
+                rcParams["text.hinting_factor"], rcParams["text.kerning_factor"])
+        key = (text, fs, weight, rotation, self.dpi, font)
+        got = _TEXT_SIZES.get(key)
         if got is None:
             p = self._probe
             p.set_text(text)
@@ -321,7 +336,10 @@ class _Page:
             p.set_fontweight(weight)
             p.set_rotation(rotation)
             bb = p.get_window_extent(self._renderer)
-            got = self._sizes[key] = (float(bb.width), float(bb.height))
+            got = (float(bb.width), float(bb.height))
+            if len(_TEXT_SIZES) >= _TEXT_SIZES_MAX:
+                _TEXT_SIZES.clear()
+            _TEXT_SIZES[key] = got
         return got
 
     def wrap(self, text: str, max_w: float, fs: float, weight: str = "normal") -> str:
@@ -342,11 +360,15 @@ class _Page:
                     out.append(line)
                 line = word
                 while len(line) > 1 and self.size(line, fs, weight)[0] > max_w:
-                    cut = len(line) - 1
-                    while cut > 1 and self.size(line[:cut], fs, weight)[0] > max_w:
-                        cut -= 1
-                    out.append(line[:cut])
-                    line = line[cut:]
+                    lo, hi = 1, len(line) - 1  # the longest head that fits (at least one character)
+                    while lo < hi:
+                        mid = (lo + hi + 1) // 2
+                        if self.size(line[:mid], fs, weight)[0] <= max_w:
+                            lo = mid
+                        else:
+                            hi = mid - 1
+                    out.append(line[:lo])
+                    line = line[lo:]
             out.append(line)
         return "\n".join(out)
 
@@ -359,13 +381,15 @@ class _Page:
         w_in, h_in = (self.W + 0.25) / self.dpi, (self.H + 0.25) / self.dpi
         self.fig.set_size_inches(w_in, h_in, forward=False)
         self.T = Affine2D().scale(1.0 / self.dpi, -1.0 / self.dpi).translate(0.0, h_in) + self.fig.dpi_scale_trans
-        self.canvas = np.full((self.H * self.k, self.W * self.k, 3), 255, np.uint8)
+        # RGBA with the bottom row first, the order Agg draws images in: no copy when drawing
+        self.canvas = np.full((self.H * self.k, self.W * self.k, 4), 255, np.uint8)
 
     def paste(self, x: int, y: int, img: np.ndarray) -> None:
         k = self.k
         x, y = int(round(x)), int(round(y))
         h, w = img.shape[:2]
-        self.canvas[k * y:k * y + h, k * x:k * x + w] = img[..., :3]
+        bottom = self.canvas.shape[0] - k * y
+        self.canvas[bottom - h:bottom, k * x:k * x + w, :3] = img[::-1, :, :3]
 
     def text(self, x: float, y: float, text: str, fs: float, **kw: Any) -> Text:
         return self.fig.text(x, y, text, transform=self.T, fontsize=fs, parse_math=False, **kw)
@@ -385,7 +409,7 @@ class _Page:
         else:  # vector output: an Axes image embedded unsampled at the page's own resolution
             ax = self.fig.add_axes((0.0, 0.0, 1.0, 1.0), zorder=-1)
             ax.set_axis_off()
-            ax.imshow(self.canvas, interpolation="none", extent=(0, self.W, self.H, 0), aspect="auto")
+            ax.imshow(self.canvas[::-1], interpolation="none", extent=(0, self.W, self.H, 0), aspect="auto")
             ax.set_xlim(0, self.W + 0.25)
             ax.set_ylim(self.H + 0.25, 0)
         return _save(self.fig, path, dpi)
@@ -395,24 +419,21 @@ class _PageImage(FigureImage):
     """The picture page: Agg at the figure's dpi gets the pixels as they are (no resampling); any
     other renderer goes through FigureImage's own (resampling) path."""
 
-    def __init__(self, fig: Figure, rgb: np.ndarray) -> None:
+    def __init__(self, fig: Figure, bottom_up_rgba: np.ndarray) -> None:
         super().__init__(fig, origin="upper", zorder=-1)
-        h, w = rgb.shape[:2]
-        self._rgba = np.empty((h, w, 4), np.uint8)
-        self._rgba[..., :3] = rgb
-        self._rgba[..., 3] = 255
+        self._bottom_up = bottom_up_rgba
         # the page itself is only validated (set_data) if the slow path needs it
         self.set_data(np.zeros((1, 1, 4), np.uint8))
         self._full = False
 
     def make_image(self, renderer: Any, magnification: float = 1.0, unsampled: bool = False):
-        fig = self.get_figure(root=True)
-        h, w = self._rgba.shape[:2]
+        fig = self.figure
+        h, w = self._bottom_up.shape[:2]
         if (magnification == 1.0 and not unsampled and renderer.dpi == fig.dpi
                 and (int(renderer.height), int(renderer.width)) == (h, w)):
-            return np.ascontiguousarray(self._rgba[::-1]), 0, 0, None  # Agg wants the bottom row first
+            return self._bottom_up, 0, 0, None
         if not self._full:
-            self.set_data(self._rgba)
+            self.set_data(self._bottom_up[::-1])
             self._full = True
         return super().make_image(renderer, magnification, unsampled)
 
@@ -851,10 +872,13 @@ def save_heatmap_figure(path: str | Path, rgb: np.ndarray, cam: np.ndarray | Non
             if cam_max <= 0.0:
                 _notice(page, b_hm, "the map is zero everywhere", fontsize=9, room=room)
             if note:
+                # a caption in the lower left corner; centred when the column is wider than the panel
                 x, y, bw, bh = b_ov
                 pad = 0.3 * page.pt(8)
-                page.text(x + 0.02 * bw + pad, y + bh - 0.01 * bh - pad, page.wrap(note, max(0.95 * bw, 0.96 * bw + (room - bw) / 2) - 2 * pad, 8),
-                          8, ha="left", va="bottom", color="white", zorder=10,
+                wide = room > bw * 1.05
+                text = page.wrap(note, (0.95 * room if wide else 0.95 * bw) - 2 * pad, 8)
+                page.text(x + bw / 2 if wide else x + 0.02 * bw + pad, y + bh - 0.01 * bh - pad, text, 8,
+                          ha="center" if wide else "left", va="bottom", color="white", zorder=10,
                           bbox=dict(boxstyle="round,pad=0.3", facecolor="black", alpha=0.6, edgecolor="none"))
         else:
             text = note or NO_MAP_TEXT
