@@ -1,0 +1,354 @@
+"""Train an smp segmentation model on a dataset in the users' layout (the demo model, or a quick baseline).
+
+    python -m xai.train --config configs/demo.yaml [--out best_model_FPN.pth] [--data_root DIR]
+                        [--epochs E] [--seed S] [--whole_model_pickle PATH]
+
+Architecture, encoder, classes and img_size come from the config; training settings from its `train:`
+mapping (see TRAIN_DEFAULTS). Images go through xai.data.SegmentationDataset, i.e. exactly the
+resize + zero-pad + encoder-normalisation that explanations use later. The model outputs logits
+(activation=None); the loss is cross-entropy + soft Dice. Augmentation: horizontal flip (of the
+un-padded region) and, when `crop` is set, random crops of the preprocessed image, most of them
+centred on a foreground pixel of a randomly chosen class (that balances the small classes and makes
+an epoch cheaper); validation always sees whole images.
+
+Validation IoU is per class, accumulated over the whole val split (sum of intersections / sum of
+unions, not a mean of per-image IoUs), at the model's input resolution on the un-padded region of
+each image (Letterbox.crop): padding pixels never count. The checkpoint with the best mean IoU over
+the foreground classes (all classes but the first) is written with xai.checkpoint.save_checkpoint,
+and `<checkpoint stem>.metrics.json` beside it.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .config import PROJECT_ROOT, Config, load_config
+from .errors import XAIError
+
+DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "demo.yaml"
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "epochs": 10,          # passes over the train split
+    "batch_size": 8,
+    "lr": 2e-3,            # peak learning rate of AdamW with a one-cycle schedule
+    "weight_decay": 1e-4,
+    "data_root": None,     # default: the config's data_root
+    "seed": 0,
+    "threads": 2,          # torch CPU threads
+    "crop": None,          # [width, height] of random training crops (multiples of 32), or null: whole images
+    "fg_crop_prob": 0.8,   # share of crops centred on a foreground pixel
+    "eval_from": 1,        # first epoch evaluated on val (earlier ones are only trained; saves time)
+}
+
+
+def _train_settings(cfg: Config, source: str) -> dict[str, Any]:
+    raw = cfg.train or {}
+    if not isinstance(raw, dict):
+        raise XAIError(f"{source}: 'train' must be a mapping of settings ({', '.join(TRAIN_DEFAULTS)})")
+    unknown = sorted(set(raw) - set(TRAIN_DEFAULTS))
+    if unknown:
+        raise XAIError(f"{source}: unknown train setting(s) {', '.join(unknown)}; known: {', '.join(TRAIN_DEFAULTS)}")
+    out = {**TRAIN_DEFAULTS, **{k: v for k, v in raw.items() if v is not None}}
+    try:
+        out["epochs"], out["batch_size"] = int(out["epochs"]), int(out["batch_size"])
+        out["seed"], out["threads"] = int(out["seed"]), int(out["threads"])
+        out["eval_from"] = int(out["eval_from"])
+        out["lr"], out["weight_decay"] = float(out["lr"]), float(out["weight_decay"])
+        out["fg_crop_prob"] = float(out["fg_crop_prob"])
+        if out["crop"] is not None:
+            out["crop"] = tuple(int(v) for v in out["crop"])
+    except (TypeError, ValueError):
+        raise XAIError(f"{source}: train settings must be numbers (crop: two integers or null)") from None
+    if out["epochs"] < 1 or out["batch_size"] < 1 or out["threads"] < 1 or out["lr"] <= 0:
+        raise XAIError(f"{source}: train epochs, batch_size and threads must be >= 1 and lr > 0")
+    crop = out["crop"]
+    if crop is not None and (len(crop) != 2 or min(crop) < 32 or any(v % 32 for v in crop)):
+        raise XAIError(f"{source}: train crop must be [width, height], multiples of 32 (got {list(crop)})")
+    return out
+
+
+def _offline_hub() -> None:
+    """No Hugging Face Hub requests: this project never downloads weights (encoder_weights=None).
+
+    smp's get_preprocessing_params (used by xai.data.encoder_normalization) asks the Hub for a
+    config.json; without a network that costs ~40 s of retries before the ImageNet fallback.
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None and os.environ.get("HF_HUB_OFFLINE") == "1":
+        constants.HF_HUB_OFFLINE = True
+
+
+def _resolve_root(path: str | Path) -> Path:
+    """A relative data root is taken from the current folder, else from the project folder."""
+    p = Path(path)
+    if not p.is_absolute() and not p.exists() and (PROJECT_ROOT / p).exists():
+        return PROJECT_ROOT / p
+    return p
+
+
+def _preload(ds) -> list[tuple]:
+    """(image 3xHxW float, mask HxW int64, (rh, rw)) for every sample of a split, read once."""
+    items = []
+    for i in range(len(ds)):
+        it = ds[i]
+        items.append((it["image"], it["mask"], it["letterbox"].resized_hw))
+    return items
+
+
+def _stack(tensors: Sequence, fill) -> "torch.Tensor":
+    """Stack CxHxW (or HxW) tensors padding bottom/right to the largest; `fill` per channel or scalar."""
+    import torch
+
+    hmax = max(t.shape[-2] for t in tensors)
+    wmax = max(t.shape[-1] for t in tensors)
+    out = torch.empty((len(tensors), *tensors[0].shape[:-2], hmax, wmax), dtype=tensors[0].dtype)
+    out[:] = fill
+    for i, t in enumerate(tensors):
+        out[i, ..., : t.shape[-2], : t.shape[-1]] = t
+    return out
+
+
+class _Augment:
+    """Horizontal flip of the un-padded region, then (optionally) a crop biased to the foreground."""
+
+    def __init__(self, rng: np.random.Generator, crop: tuple[int, int] | None, fg_prob: float, num_classes: int):
+        self.rng, self.crop, self.fg_prob, self.num_classes = rng, crop, fg_prob, num_classes
+
+    def __call__(self, image, mask, resized_hw):
+        rh, rw = resized_hw
+        if self.rng.random() < 0.5:
+            image, mask = image.clone(), mask.clone()
+            image[:, :rh, :rw] = image[:, :rh, :rw].flip(-1)
+            mask[:rh, :rw] = mask[:rh, :rw].flip(-1)
+        if self.crop is None:
+            return image, mask
+        H, W = mask.shape
+        cw, ch = min(self.crop[0], W), min(self.crop[1], H)
+        cy = cx = None
+        if self.rng.random() < self.fg_prob:
+            present = [c for c in range(1, self.num_classes) if bool((mask == c).any())]
+            if present:
+                c = present[int(self.rng.integers(len(present)))]
+                ys, xs = (mask == c).nonzero(as_tuple=True)
+                j = int(self.rng.integers(len(ys)))
+                cy, cx = int(ys[j]), int(xs[j])
+        if cy is None:
+            cy, cx = int(self.rng.integers(rh)), int(self.rng.integers(rw))
+        # Centre the crop near (cx, cy) with a random offset, inside the padded image.
+        y0 = int(np.clip(cy - ch // 2 + self.rng.integers(-ch // 4, ch // 4 + 1), 0, H - ch))
+        x0 = int(np.clip(cx - cw // 2 + self.rng.integers(-cw // 4, cw // 4 + 1), 0, W - cw))
+        return image[:, y0:y0 + ch, x0:x0 + cw], mask[y0:y0 + ch, x0:x0 + cw]
+
+
+def soft_dice_loss(logits, target, eps: float = 1.0):
+    """1 - mean soft Dice over the classes present in the batch's target (softmax of logits)."""
+    import torch
+
+    probs = logits.softmax(dim=1)
+    onehot = torch.nn.functional.one_hot(target, logits.shape[1]).permute(0, 3, 1, 2).to(probs.dtype)
+    dims = (0, 2, 3)
+    inter = (probs * onehot).sum(dims)
+    denom = probs.sum(dims) + onehot.sum(dims)
+    dice = (2 * inter + eps) / (denom + eps)
+    present = onehot.sum(dims) > 0
+    return 1.0 - dice[present].mean()
+
+
+def evaluate(model, items: list[tuple], num_classes: int, batch_size: int, pad_fill) -> np.ndarray:
+    """Per-class IoU over the split (NaN for a class absent from both prediction and truth).
+
+    Pixels: the un-padded region of each image at the model's input resolution.
+    """
+    import torch
+
+    inter = np.zeros(num_classes, np.int64)
+    union = np.zeros(num_classes, np.int64)
+    model.eval()
+    with torch.inference_mode():
+        for b in range(0, len(items), batch_size):
+            chunk = items[b:b + batch_size]
+            x = _stack([it[0] for it in chunk], pad_fill)
+            pred = model(x).argmax(1)
+            for k, (_, gt, (rh, rw)) in enumerate(chunk):
+                p = pred[k, :rh, :rw].reshape(-1)
+                g = gt[:rh, :rw].reshape(-1)
+                cm = torch.bincount(g * num_classes + p, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+                cm = cm.numpy().astype(np.int64)
+                tp = np.diag(cm)
+                inter += tp
+                union += cm.sum(0) + cm.sum(1) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, inter / np.maximum(union, 1), np.nan)
+
+
+def _mean_fg(iou: np.ndarray) -> float:
+    fg = iou[1:]
+    fg = fg[~np.isnan(fg)]
+    return float(fg.mean()) if fg.size else 0.0
+
+
+def train(config: str | Path | None = None, out: str | Path | None = None, data_root: str | Path | None = None,
+          epochs: int | None = None, seed: int | None = None, whole_model_pickle: str | Path | None = None,
+          progress: bool = True) -> dict:
+    """Train, keep the best epoch by mean foreground val IoU; return the metrics written to JSON."""
+    t_start = time.perf_counter()  # "seconds" in the metrics: this call's wall time (imports included)
+    cfg_path = Path(config) if config is not None else DEFAULT_CONFIG
+    cfg = load_config(cfg_path)
+    st = _train_settings(cfg, str(cfg_path))
+    if epochs is not None:
+        if epochs < 1:
+            raise XAIError(f"--epochs must be at least 1 (got {epochs})")
+        st["epochs"] = int(epochs)
+    if seed is not None:
+        st["seed"] = int(seed)
+    root = _resolve_root(data_root or st["data_root"] or cfg.data_root)
+    if not root.is_dir():
+        raise XAIError(f"data root not found: {root} (make one with: python -m xai.synth --out {root})")
+    out = Path(out) if out is not None else Path(f"best_model_{cfg.arch}.pth")
+    if out.is_dir():
+        raise XAIError(f"--out {out} is a folder; give a checkpoint file name")
+    metrics_path = out.with_name(f"{out.stem}.metrics.json")
+
+    _offline_hub()
+    import torch
+    from tqdm import tqdm
+
+    from .checkpoint import save_checkpoint
+    from .data import SegmentationDataset, encoder_normalization
+    from .io import atomic_path, write_json
+    from .modeling import build_model
+
+    torch.set_num_threads(st["threads"])
+    torch.manual_seed(st["seed"])
+    rng = np.random.default_rng(st["seed"])
+
+    mean, std = encoder_normalization(cfg.encoder)
+    palette = cfg.class_colors()
+    common = dict(palette=palette, img_size=cfg.img_size, mean=mean, std=std, split_file=cfg.split_file,
+                  keep_original=False)
+    train_items = _preload(SegmentationDataset(root, "train", **common))
+    val_items = _preload(SegmentationDataset(root, "val", **common))
+    pad_fill = torch.tensor([-m / s for m, s in zip(mean, std)]).view(3, 1, 1)  # a black pixel, normalised
+    nc = cfg.num_classes
+
+    model = build_model(cfg.arch, cfg.encoder, nc, activation=None)
+    if len(train_items) < 2:
+        raise XAIError(f"the train split of {root} has {len(train_items)} image; training needs at least 2")
+    bs = min(st["batch_size"], len(train_items))
+    steps_per_epoch = len(train_items) // bs  # full batches only (BatchNorm needs >1 value per channel);
+    # the shuffle differs per epoch, so every image is used
+    opt = torch.optim.AdamW(model.parameters(), lr=st["lr"], weight_decay=st["weight_decay"])
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=st["lr"], total_steps=st["epochs"] * steps_per_epoch,
+                                                pct_start=0.15)
+    augment = _Augment(rng, st["crop"], st["fg_crop_prob"], nc)
+    ce = torch.nn.CrossEntropyLoss()
+
+    best = {"mean": -1.0, "epoch": 0, "iou": None}
+    history = []
+    for epoch in range(1, st["epochs"] + 1):
+        model.train()
+        order = rng.permutation(len(train_items))
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{st['epochs']}", leave=False, disable=not progress,
+                   file=sys.stderr, dynamic_ncols=True)
+        running = None
+        for step in bar:
+            idx = order[step * bs:(step + 1) * bs]
+            pairs = [augment(*train_items[int(i)]) for i in idx]
+            x = _stack([p[0] for p in pairs], pad_fill)
+            y = _stack([p[1] for p in pairs], 0)
+            logits = model(x)
+            loss = ce(logits, y) + soft_dice_loss(logits, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            running = loss.item() if running is None else 0.9 * running + 0.1 * loss.item()
+            bar.set_postfix(loss=f"{running:.3f}")
+        bar.close()
+        if epoch < min(st["eval_from"], st["epochs"]):
+            history.append({"epoch": epoch, "loss": round(float(running), 5), "mean_foreground_iou": None})
+            if progress:
+                tqdm.write(f"epoch {epoch}/{st['epochs']} loss {running:.3f} (not evaluated) "
+                           f"[{time.perf_counter() - t_start:.0f}s]", file=sys.stderr)
+            continue
+        iou = evaluate(model, val_items, nc, max(bs, 8), pad_fill)
+        mfg = _mean_fg(iou)
+        history.append({"epoch": epoch, "loss": round(float(running), 5), "mean_foreground_iou": round(mfg, 5)})
+        improved = mfg > best["mean"]
+        if improved:
+            best = {"mean": mfg, "epoch": epoch, "iou": iou,
+                    "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+            val_iou = {c: (None if np.isnan(v) else round(float(v), 5)) for c, v in zip(cfg.classes, iou)}
+            save_checkpoint(out, model, arch=cfg.arch, encoder=cfg.encoder, classes=list(cfg.classes),
+                            img_size=cfg.img_size, activation=None, mean=mean, std=std,
+                            extra={"epoch": epoch, "val_iou": val_iou, "mean_foreground_iou": round(mfg, 5),
+                                   "train_seed": st["seed"]})
+        if progress:
+            per_class = " ".join(f"{c} {v:.3f}" for c, v in zip(cfg.classes[1:], iou[1:]))
+            tqdm.write(f"epoch {epoch}/{st['epochs']} loss {running:.3f} val IoU {per_class} | mean fg {mfg:.3f}"
+                       f"{' (best, saved)' if improved else ''} [{time.perf_counter() - t_start:.0f}s]", file=sys.stderr)
+
+    seconds = time.perf_counter() - t_start
+    metrics = {
+        "val_iou": {c: (None if np.isnan(v) else round(float(v), 5)) for c, v in zip(cfg.classes, best["iou"])},
+        "mean_foreground_iou": round(best["mean"], 5),
+        "best_epoch": best["epoch"],
+        "epochs": st["epochs"],
+        "seconds": round(seconds, 2),
+        "iou_pixels": "un-padded region (Letterbox.crop) at the model input resolution, summed over the val split",
+        "config": str(cfg_path),
+        "data_root": str(root),
+        "train_images": len(train_items),
+        "val_images": len(val_items),
+        "img_size": list(cfg.img_size),
+        "arch": cfg.arch,
+        "encoder": cfg.encoder,
+        "train": {k: (list(v) if isinstance(v, tuple) else v) for k, v in st.items()},
+        "history": history,
+    }
+    write_json(metrics_path, metrics)
+    if whole_model_pickle is not None:
+        model.load_state_dict(best["state"])
+        model.eval()
+        with atomic_path(whole_model_pickle) as tmp:
+            torch.save(model, tmp)
+    metrics["checkpoint"] = str(out)
+    metrics["metrics_path"] = str(metrics_path)
+    return metrics
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m xai.train", description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default=str(DEFAULT_CONFIG), help="YAML config with a train: mapping "
+                    "(default configs/demo.yaml)")
+    ap.add_argument("--out", default=None, help="checkpoint to write (default best_model_<arch>.pth)")
+    ap.add_argument("--data_root", default=None, help="dataset folder (default: train.data_root, else data_root)")
+    ap.add_argument("--epochs", type=int, default=None, help="override train.epochs")
+    ap.add_argument("--seed", type=int, default=None, help="override train.seed")
+    ap.add_argument("--whole_model_pickle", default=None, metavar="PATH",
+                    help="also write torch.save(model, PATH), the whole pickled model")
+    ap.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    args = ap.parse_args(argv)
+    # On a shared CPU, spinning OpenMP threads slow everyone (this run too) down: yield instead.
+    # Read when torch starts its thread pool, so only effective before torch is imported (as here).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    m = train(args.config, args.out, args.data_root, args.epochs, args.seed, args.whole_model_pickle,
+              progress=not args.quiet)
+    iou = " ".join(f"{c} {v:.3f}" for c, v in m["val_iou"].items() if v is not None)
+    print(f"wrote {m['checkpoint']} (epoch {m['best_epoch']}/{m['epochs']}, val IoU {iou}; mean foreground "
+          f"{m['mean_foreground_iou']:.3f}) and {m['metrics_path']} in {m['seconds']:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except XAIError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
