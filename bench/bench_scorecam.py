@@ -4,10 +4,15 @@
 All on the same model, target layer, image and channel count, in one run; each measurement in its own
 subprocess so that its peak memory (max RSS on CPU, max allocated on CUDA) is its own.
 
-    baseline   the formula with one sweep of masked forwards per class, batched, fp32, all K masks
-               upsampled up front (as the old scripts and pytorch-grad-cam's ScoreCAM do)
-    engine     xai.ScoreCAM: one sweep for every class, at fp32 and at the precision `auto` picks
-    floor      the engine's masked forwards alone (same count, batch size, precision, memory format)
+    baseline        the formula with one sweep of masked forwards per class, batched, fp32, all K masks
+                    upsampled up front (as the old scripts and pytorch-grad-cam's ScoreCAM do), in a
+                    process as those scripts run it
+    baseline-tuned  the same, with the CPU allocator tuned as the CLIs tune it (xai.runtime): like for like
+    engine          xai.ScoreCAM: one sweep for every class, at fp32 and at the precision `auto` picks
+    floor           the engine's masked forwards alone (same count, batch size, precision, memory format)
+
+engine, floor and baseline-tuned run with xai.runtime.tune_cpu_allocator() (as the CLIs do) unless
+--no_tune; the speed-up is printed against both baselines.
 
     python bench/bench_scorecam.py                       # se_resnext50_32x4d FPN, 256x256, 64 maps
     python bench/bench_scorecam.py --encoder resnet18 --size 256 256 --maps 128
@@ -116,11 +121,15 @@ def measure(args) -> dict:
     from xai import ScoreCAM
 
     torch.set_num_threads(args.threads)
+    if args.what != "baseline" and not args.no_tune:
+        from xai.runtime import tune_cpu_allocator
+
+        tune_cpu_allocator()
     device = torch.device(args.device)
     model, x = build(args)
     model, x = model.to(device), x.to(device)
     result = {"what": args.what}
-    if args.what == "baseline":
+    if args.what.startswith("baseline"):
         t0 = time.perf_counter()
         maps = baseline_scorecam(model, x, args.layer, args.classes, args.batch_size, args.maps)
         result["seconds"] = time.perf_counter() - t0
@@ -149,7 +158,7 @@ def run_child(args, what: str, workdir: Path, forwards: int = 0) -> dict:
     cmd = [sys.executable, __file__, "--child", what, "--encoder", args.encoder, "--size", *map(str, args.size),
            "--maps", str(args.maps), "--classes", str(args.classes), "--batch_size", str(args.batch_size),
            "--layer", args.layer, "--device", args.device, "--threads", str(args.threads),
-           "--forwards", str(forwards), "--maps_out", str(workdir / f"{what}.pt")]
+           "--forwards", str(forwards), "--maps_out", str(workdir / f"{what}.pt")] + (["--no_tune"] if args.no_tune else [])
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -165,6 +174,7 @@ def main() -> None:
     p.add_argument("--device", default="cuda" if _cuda() else "cpu")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--repeats", type=int, default=1, help="rounds; each figure is the median over rounds")
+    p.add_argument("--no_tune", action="store_true", help="leave the CPU allocator as it is everywhere")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--forwards", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--maps_out", default=None, help=argparse.SUPPRESS)
@@ -182,7 +192,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench_scorecam_"))
     rounds: dict[str, list[dict]] = {}
     for r in range(args.repeats):
-        for what in ("baseline", "engine-fp32", "engine-auto"):
+        for what in ("baseline",) + (() if args.no_tune else ("baseline-tuned",)) + ("engine-fp32", "engine-auto"):
             rounds.setdefault(what, []).append(run_child(args, what, work))
         n = rounds["engine-fp32"][-1]["forwards"]
         for what in ("floor-fp32", "floor-auto"):
@@ -192,16 +202,19 @@ def main() -> None:
     auto = rounds["engine-auto"][0]["precision"]
     ref = torch.load(work / "baseline.pt")
     diff = {k: float((torch.load(work / f"{k}.pt") - ref).abs().max()) for k in ("engine-fp32", "engine-auto")}
+    tuned = "no" if args.no_tune else "yes (engine, floor, baseline-tuned)"
     unit = "MiB max allocated" if args.device.startswith("cuda") else "MiB max RSS"
     print(f"model FPN/{args.encoder}, layer {args.layer}, image {args.size[0]}x{args.size[1]}, "
           f"{args.classes} classes, {args.maps} maps, batch {args.batch_size}, device {args.device}, "
           f"threads {args.threads}, auto = {auto}, {rounds['engine-fp32'][0]['forwards']} masked forwards per sweep, "
-          f"median of {args.repeats}")
-    print(f"{'measurement':<14}{'seconds':>9}{'peak ' + unit:>22}")
-    for k in ("baseline", "engine-fp32", "engine-auto", "floor-fp32", "floor-auto"):
-        print(f"{k:<14}{med[k]:>9.2f}{peak[k]:>22.0f}")
-    print(f"speed-up over the per-class baseline: fp32 {med['baseline'] / med['engine-fp32']:.2f}x, "
-          f"auto ({auto}) {med['baseline'] / med['engine-auto']:.2f}x")
+          f"allocator tuned: {tuned}, median of {args.repeats}")
+    print(f"{'measurement':<16}{'seconds':>9}{'peak ' + unit:>22}")
+    for k in med:
+        print(f"{k:<16}{med[k]:>9.2f}{peak[k]:>22.0f}")
+    for base in ("baseline", "baseline-tuned"):
+        if base in med:
+            print(f"speed-up over {base}: fp32 {med[base] / med['engine-fp32']:.2f}x, "
+                  f"auto ({auto}) {med[base] / med['engine-auto']:.2f}x")
     print(f"engine / floor: fp32 {med['engine-fp32'] / med['floor-fp32']:.3f}, "
           f"auto ({auto}) {med['engine-auto'] / med['floor-auto']:.3f}")
     print(f"max |engine - baseline| on the normalised maps: fp32 {diff['engine-fp32']:.2e}, auto {diff['engine-auto']:.2e}")

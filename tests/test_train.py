@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no network here: never ask the Hub
-
 import pytest
 import torch
 import yaml

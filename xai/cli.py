@@ -58,6 +58,9 @@ def build_parser(method: str) -> argparse.ArgumentParser:
 def main(method: str, argv: Sequence[str] | None = None) -> int:
     """Parse, run the shared pipeline, and turn any XAIError into one line on stderr and exit 2."""
     args = build_parser(method).parse_args(argv)
+    from .runtime import tune_cpu_allocator
+
+    tune_cpu_allocator()
     import torch
 
     try:

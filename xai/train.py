@@ -72,18 +72,6 @@ def _train_settings(cfg: Config, source: str) -> dict[str, Any]:
     return out
 
 
-def _offline_hub() -> None:
-    """No Hugging Face Hub requests: this project never downloads weights (encoder_weights=None).
-
-    smp's get_preprocessing_params (used by xai.data.encoder_normalization) asks the Hub for a
-    config.json; without a network that costs ~40 s of retries before the ImageNet fallback.
-    """
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    constants = sys.modules.get("huggingface_hub.constants")
-    if constants is not None and os.environ.get("HF_HUB_OFFLINE") == "1":
-        constants.HF_HUB_OFFLINE = True
-
-
 def _resolve_root(path: str | Path) -> Path:
     """A relative data root is taken from the current folder, else from the project folder."""
     p = Path(path)
@@ -215,7 +203,6 @@ def train(config: str | Path | None = None, out: str | Path | None = None, data_
         raise XAIError(f"--out {out} is a folder; give a checkpoint file name")
     metrics_path = out.with_name(f"{out.stem}.metrics.json")
 
-    _offline_hub()
     import torch
     from tqdm import tqdm
 
