@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import sys
 import time
 from pathlib import Path
 from typing import Sequence
@@ -26,7 +25,7 @@ import cv2
 import numpy as np
 
 from .config import DEFAULT_CLASSES, DEFAULT_PALETTE
-from .errors import XAIError
+from .errors import XAIError, exit_with_one_line
 
 # The users' layout, as in xai.data (not imported from there: it pulls in torch, which costs seconds).
 IMAGE_DIR, MASK_DIR, MASK_SUFFIX = "images", "masks", "_mask.png"
@@ -351,8 +350,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except XAIError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    exit_with_one_line(main)

@@ -29,7 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .config import PROJECT_ROOT, Config, load_config
-from .errors import XAIError
+from .errors import XAIError, exit_with_one_line
 
 DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "demo.yaml"
 TRAIN_DEFAULTS: dict[str, Any] = {
@@ -334,8 +334,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except XAIError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    exit_with_one_line(main)
