@@ -33,13 +33,15 @@ class BaseCAM:
         self._activation = final_activation(model)
         self.last: CAMResult | None = None
 
-    def __call__(self, x: torch.Tensor, classes: Sequence[int] | None = None,
-                 gt: torch.Tensor | None = None) -> torch.Tensor:
-        self.last = self.explain(x, classes=classes, gt=gt)
+    def __call__(self, x: torch.Tensor, classes: Sequence[int] | None = None, gt: torch.Tensor | None = None,
+                 valid: torch.Tensor | None = None) -> torch.Tensor:
+        self.last = self.explain(x, classes=classes, gt=gt, valid=valid)
         return self.last.maps
 
-    def explain(self, x: torch.Tensor, classes: Sequence[int] | None = None,
-                gt: torch.Tensor | None = None) -> CAMResult:
+    def explain(self, x: torch.Tensor, classes: Sequence[int] | None = None, gt: torch.Tensor | None = None,
+                valid: torch.Tensor | None = None) -> CAMResult:
+        """valid (N×H×W bool, optional): the pixels that belong to the photograph (not padding);
+        regions are restricted to them."""
         raise NotImplementedError
 
     # helpers for subclasses
@@ -91,10 +93,19 @@ class BaseCAM:
             raise XAIError(f"class index {bad or classes} out of range: the model has {num_outputs} output classes")
         return classes
 
-    def _regions(self, output: torch.Tensor, gt: torch.Tensor | None, classes: list[int]) -> torch.Tensor:
+    def _regions(self, output: torch.Tensor, gt: torch.Tensor | None, classes: list[int],
+                 valid: torch.Tensor | None = None) -> torch.Tensor:
         pred = output.argmax(1)
         if gt is not None:
             gt = torch.as_tensor(gt)
             if gt.dim() == 2:
                 gt = gt.unsqueeze(0)
-        return region_masks(pred, gt, classes, self.region, output.shape[1])
+        regions = region_masks(pred, gt, classes, self.region, output.shape[1])
+        if valid is not None:
+            valid = torch.as_tensor(valid, device=regions.device)
+            if valid.dim() == 2:
+                valid = valid.unsqueeze(0)
+            if valid.shape != pred.shape:
+                raise XAIError(f"valid mask of shape {tuple(valid.shape)} does not match the input's {tuple(pred.shape)}")
+            regions = regions * valid.unsqueeze(1).float()
+        return regions

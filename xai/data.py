@@ -191,11 +191,13 @@ def read_split(root: Path, split: str, split_file: str = "dataset_split.csv") ->
     csv_path = root / split_file
     if not csv_path.is_file():
         raise XAIError(f"split file not found: {csv_path}")
-    with csv_path.open(newline="") as fh:
+    with csv_path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
-        if reader.fieldnames is None or not {"img_name", "set"} <= set(reader.fieldnames):
+        if reader.fieldnames is None or not {"img_name", "set"} <= {f.strip() for f in reader.fieldnames}:
             raise XAIError(f"{csv_path} must have the columns img_name,set (found {reader.fieldnames})")
-        names = [row["img_name"].strip() for row in reader if (row["set"] or "").strip() == split]
+        reader.fieldnames = [f.strip() for f in reader.fieldnames]
+        names = [(row["img_name"] or "").strip() for row in reader
+                 if (row["set"] or "").strip() == split and (row["img_name"] or "").strip()]
     if not names:
         raise XAIError(f"split '{split}' of {csv_path} has no images")
     return names

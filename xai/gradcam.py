@@ -43,8 +43,8 @@ class GradCAM(BaseCAM):
 
     method = "Grad-CAM"
 
-    def explain(self, x: torch.Tensor, classes: Sequence[int] | None = None,
-                gt: torch.Tensor | None = None) -> CAMResult:
+    def explain(self, x: torch.Tensor, classes: Sequence[int] | None = None, gt: torch.Tensor | None = None,
+                valid: torch.Tensor | None = None) -> CAMResult:
         x = self._check_input(x)
         if torch.is_inference_mode_enabled():
             raise XAIError("Grad-CAM needs gradients: call it outside torch.inference_mode()")
@@ -65,7 +65,7 @@ class GradCAM(BaseCAM):
                 classes, regions = list(range(scores.shape[1])), None
             else:
                 classes = self._classes(classes, P.shape[1])
-                regions = self._regions(output.detach(), gt, classes)
+                regions = self._regions(output.detach(), gt, classes, valid)
                 scores = region_score(P.float(), regions, classes)
             alphas = []
             for j in range(scores.shape[1]):

@@ -74,21 +74,33 @@ class InputCapture(ActivationCapture):
 
 @contextlib.contextmanager
 def preserved_state(model: nn.Module, channels_last: bool = False) -> Iterator[nn.Module]:
-    """Eval mode (and channels_last when asked) for the block; every module's training flag, the
-    parameters' memory format and the global grad mode are restored afterwards, also on error."""
+    """Eval mode (and channels_last when asked) for the block; every module's training flag, each 4-D
+    tensor's memory format and the global grad mode are restored afterwards, also on error."""
     flags = [(m, m.training) for m in model.modules()]
     grad_enabled = torch.is_grad_enabled()
+    was_channels_last = [t for t in _tensors_4d(model) if t.is_contiguous(memory_format=torch.channels_last)
+                         and not t.is_contiguous()]
     try:
         model.eval()
         if channels_last:
-            model.to(memory_format=torch.channels_last)
+            with torch.inference_mode(False):  # never turn the parameters into inference tensors
+                model.to(memory_format=torch.channels_last)
         yield model
     finally:
         if channels_last:
-            model.to(memory_format=torch.contiguous_format)
+            with torch.inference_mode(False):
+                model.to(memory_format=torch.contiguous_format)
+                keep = {id(t) for t in was_channels_last}
+                for t in _tensors_4d(model):
+                    if id(t) in keep:
+                        t.data = t.data.contiguous(memory_format=torch.channels_last)
         for m, flag in flags:
             m.training = flag
         torch.set_grad_enabled(grad_enabled)
+
+
+def _tensors_4d(model: nn.Module) -> list[torch.Tensor]:
+    return [t for t in list(model.parameters()) + list(model.buffers()) if t.dim() == 4]
 
 
 def model_device(model: nn.Module) -> torch.device:

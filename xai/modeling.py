@@ -77,6 +77,13 @@ def pick_device(name: str | None = None) -> torch.device:
         dev = torch.device(name)
     except RuntimeError:
         raise XAIError(f"unknown device '{name}' (use cpu, cuda or cuda:N)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise XAIError(f"device '{name}' asked for, but CUDA is not available here")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise XAIError(f"device '{name}' asked for, but CUDA is not available here")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise XAIError(f"device '{name}' asked for, but only {torch.cuda.device_count()} CUDA device(s) exist")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise XAIError(f"device '{name}' asked for, but MPS is not available here")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise XAIError(f"unsupported device '{name}' (use cpu, cuda or cuda:N)")
     return dev

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import json
 import platform
 import sys
@@ -34,6 +35,8 @@ from .modeling import pick_device
 METHOD_LABELS = {"scorecam": "Score-CAM", "gradcam": "Grad-CAM"}
 METHOD_DIRS = {"scorecam": "scorecam_maps", "gradcam": "gradcam_maps"}
 ERROR_DIR, RAW_DIR, SAMPLE_DIR, COMPARE_DIR = "tpfpfn_maps", "raw_maps", "samples", "comparison"
+IGNORE = 255  # ground-truth value of padding pixels: in no class's region
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 @dataclass
@@ -125,7 +128,13 @@ def prepare(opts: RunOptions) -> Setup:
     if opts.encoder and loaded.kind == "project" and loaded.encoder and opts.encoder != loaded.encoder:
         raise XAIError(f"{opts.model_path} was trained with encoder {loaded.encoder}, but --encoder {opts.encoder} was given")
     class_names = list(loaded.classes) if loaded.classes else list(cfg.classes)
+    unsafe = [c for c in class_names if not SAFE_NAME.match(str(c))]
+    if unsafe:
+        raise XAIError(f"class name(s) {', '.join(map(repr, unsafe))} cannot be used in file names "
+                       "(letters, digits, '_', '-', '.' only)")
     img_size = tuple(opts.img_size) if opts.img_size else tuple(loaded.img_size or cfg.img_size)
+    if len(img_size) != 2 or not all(isinstance(v, int) and v > 0 for v in img_size):
+        raise XAIError(f"image size must be two positive integers (width height), got {list(img_size)}")
     mean, std = (loaded.mean, loaded.std) if loaded.mean and loaded.std else encoder_normalization(loaded.encoder or cfg.encoder)
     model = loaded.model.to(device).eval()
 
@@ -284,23 +293,38 @@ def _write_sample(paths: dict[str, Any], sample: dict[str, Any], setup: Setup, o
             raw.update({f"{m}_{k}": v for k, v in sample["raw_extra"][m].items()})
     write_npz(paths["raw"], **raw)
     record = {"id": sample["id"], "index": sample["index"], "name": sample["name"], "rows": sample["rows"],
-              "seconds": sample["seconds"]}
+              "seconds": sample["seconds"], "run_key": run_key(setup)}
     write_json(paths["record"], record)
     return record
+
+
+def engine_options(setup: Setup) -> dict[str, dict[str, Any]]:
+    return {m: {k: v for k, v in vars(e).items() if isinstance(v, (str, int, float, bool, type(None)))}
+            for m, e in setup.engines.items()}
+
+
+def run_key(setup: Setup) -> dict[str, Any]:
+    """What a sample's outputs depend on: a resumed run redoes samples written under another key."""
+    engines = {m: {k: v for k, v in o.items() if k not in ("batch_size", "progress")}  # results do not depend on them
+               for m, o in engine_options(setup).items()}
+    return {"checkpoint": setup.loaded.sha256, "engines": engines,
+            "classes": [setup.class_names[c] for c in setup.class_ids], "img_size": list(setup.dataset.img_size)}
 
 
 def _explain_sample(item: dict, setup: Setup, opts: RunOptions) -> dict[str, Any]:
     """Run every engine on one sample and map the results back onto the photograph."""
     box = item["letterbox"]
     x = item["image"].unsqueeze(0).to(setup.device)
-    gt_padded = item["mask"].unsqueeze(0)
+    valid = torch.zeros(box.padded_hw, dtype=torch.bool)
+    valid[:box.resized_hw[0], :box.resized_hw[1]] = True
+    gt_padded = item["mask"].masked_fill(~valid, IGNORE).unsqueeze(0)  # padding belongs to no class
     maps: dict[str, dict[int, tuple[np.ndarray | None, str | None]]] = {}
     raw_extra: dict[str, dict[str, np.ndarray]] = {}
     seconds: dict[str, float] = {}
     pred_padded = None
     for m, engine in setup.engines.items():
         t0 = time.perf_counter()
-        result = engine.explain(x, classes=setup.class_ids, gt=gt_padded)
+        result = engine.explain(x, classes=setup.class_ids, gt=gt_padded, valid=valid.unsqueeze(0))
         seconds[m] = time.perf_counter() - t0
         if pred_padded is None:
             pred_padded = result.prediction[0].cpu().numpy().astype(np.uint8)
@@ -310,8 +334,9 @@ def _explain_sample(item: dict, setup: Setup, opts: RunOptions) -> dict[str, Any
                 note = f"class '{setup.class_names[c]}' absent from its region ({result.region}): nothing to explain"
                 per_class[c] = (None, note)
             else:
-                cam = box.to_original(result.maps[0, j].cpu().numpy())
-                per_class[c] = (np.clip(cam, 0.0, 1.0).astype(np.float32), None)
+                # scaled to [0, 1] on the photograph itself, after the padding is cropped
+                cam = _minmax(box.to_original(result.raw[0, j].cpu().numpy()))
+                per_class[c] = (cam, None)
         maps[m] = per_class
         if opts.save_raw:
             raw_extra[m] = {"raw": result.raw[0].cpu().numpy().astype(np.float32),
@@ -335,12 +360,21 @@ def _explain_sample(item: dict, setup: Setup, opts: RunOptions) -> dict[str, Any
             "gt": gt, "pred": pred, "maps": maps, "raw_extra": raw_extra, "rows": rows, "seconds": seconds}
 
 
+def _minmax(a: np.ndarray) -> np.ndarray:
+    lo, hi = float(a.min()), float(a.max())
+    return ((a - lo) / (hi - lo)).astype(np.float32) if hi > lo else np.zeros_like(a, dtype=np.float32)
+
+
+def _identity(item):
+    return item
+
+
 def _loader(dataset: SegmentationDataset, indices: list[int]):
     """Prefetch images in a worker process while the model runs."""
     subset = torch.utils.data.Subset(dataset, indices)
     workers = 1 if len(indices) > 1 else 0
     return torch.utils.data.DataLoader(subset, batch_size=None, shuffle=False, num_workers=workers,
-                                       prefetch_factor=2 if workers else None, collate_fn=lambda item: item)
+                                       prefetch_factor=2 if workers else None, collate_fn=_identity)
 
 
 SUMMARY_FIELDS = ["sample", "image", "class", "iou", "dice", "tp", "fp", "fn"]
@@ -380,15 +414,18 @@ def run(opts: RunOptions) -> dict[str, Any]:
         _say(f"note: {note}")
     methods = list(setup.engines)
     compare = opts.compare and len(methods) > 1
+    key = json.loads(json.dumps(run_key(setup)))
     todo, records = [], {}
     for i in setup.indices:
         paths = _sample_paths(out, i, methods, setup.class_names, setup.class_ids, compare)
         if opts.resume and _complete(paths):
             try:
-                records[i] = json.loads(Path(paths["record"]).read_text())
-                continue
+                record = json.loads(Path(paths["record"]).read_text())
             except (OSError, ValueError):
-                pass
+                record = None
+            if record is not None and record.get("run_key") == key:
+                records[i] = record
+                continue
         todo.append(i)
     if opts.resume and len(todo) < len(setup.indices):
         _say(f"resume: {len(setup.indices) - len(todo)} sample(s) already complete, {len(todo)} to do")
@@ -438,8 +475,7 @@ def run(opts: RunOptions) -> dict[str, Any]:
     write_gallery(out, gallery_samples, setup.class_names,
                   title=f"{' vs '.join(METHOD_LABELS[m] for m in methods)}: {Path(opts.model_path).name}, {opts.split} split")
     wall = time.perf_counter() - t_start
-    engine_opts = {m: {k: v for k, v in vars(e).items() if isinstance(v, (str, int, float, bool, type(None)))}
-                   for m, e in setup.engines.items()}
+    engine_opts = engine_options(setup)
     manifest = {
         "command": opts.command, "versions": _versions(), "config": setup.cfg.to_dict(),
         "checkpoint": {"path": str(opts.model_path), "sha256": setup.loaded.sha256, "kind": setup.loaded.kind,

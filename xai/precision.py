@@ -25,7 +25,7 @@ def cpu_has_fast_bf16() -> bool:
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """auto -> bf16 on CUDA devices that support it and on CPUs with AVX512-BF16/AMX, else fp32."""
+    """auto -> bf16 on CUDA devices with native bf16 and on CPUs with AVX512-BF16/AMX, else fp32."""
     if precision not in PRECISIONS:
         raise XAIError(f"unknown precision '{precision}': choose one of {', '.join(PRECISIONS)}")
     if precision != "auto":
@@ -33,7 +33,11 @@ def resolve_precision(precision: str, device: torch.device) -> str:
             return precision  # allowed, but slow on this CPU
         return precision
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        try:
+            native = torch.cuda.is_bf16_supported(including_emulation=False)
+        except TypeError:  # older torch without the argument
+            native = torch.cuda.is_bf16_supported()
+        return "bf16" if native else "fp32"
     if device.type == "cpu" and cpu_has_fast_bf16():
         return "bf16"
     return "fp32"

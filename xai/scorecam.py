@@ -61,8 +61,8 @@ class ScoreCAM(BaseCAM):
         self.seed = seed
         self.progress = progress
 
-    def explain(self, x: torch.Tensor, classes: Sequence[int] | None = None,
-                gt: torch.Tensor | None = None) -> CAMResult:
+    def explain(self, x: torch.Tensor, classes: Sequence[int] | None = None, gt: torch.Tensor | None = None,
+                valid: torch.Tensor | None = None) -> CAMResult:
         x = self._check_input(x)
         device = self.device
         channels_last = wants_channels_last(self.precision, device)
@@ -71,18 +71,20 @@ class ScoreCAM(BaseCAM):
             output, acts, P = self._forward(x, capture_layer=True)
             acts = acts.float()
             classes = self._classes(classes, P.shape[1] if not callable(self.score) else self._score(P, None).shape[1])
-            regions = None if callable(self.score) else self._regions(output, gt, classes)
+            regions = None if callable(self.score) else self._regions(output, gt, classes, valid)
             base = self._baseline_scores(x, regions, classes)
             selected = self._select_channels(acts)
             weights, n_forwards = self._sweep(x, acts, selected, regions, classes, base, channels_last)
+            if not torch.isfinite(weights).all():
+                raise XAIError(f"{self.method}: scores overflowed at {self.precision}; use precision fp32")
+            empty = (regions.flatten(2).sum(-1) == 0) if regions is not None else torch.zeros(
+                weights.shape[0], weights.shape[2], dtype=torch.bool, device=weights.device)
             if self.weights == "softmax":
                 weights = torch.softmax(weights.masked_fill(~selected.unsqueeze(-1), float("-inf")), dim=1)
-                weights = torch.nan_to_num(weights, nan=0.0)
+                weights = torch.nan_to_num(weights, nan=0.0).masked_fill(empty.unsqueeze(1), 0.0)
             combined = torch.einsum("nkc,nkhw->nchw", weights, acts)
             raw = torch.relu(upsample(combined, tuple(x.shape[-2:])))
             maps = minmax_per_map(raw)
-            empty = (regions.flatten(2).sum(-1) == 0) if regions is not None else torch.zeros(
-                maps.shape[:2], dtype=torch.bool, device=maps.device)
             stats = {"forwards": n_forwards, "channels": int(acts.shape[1]),
                      "kept_channels": selected.sum(1).tolist(), "precision": self.precision,
                      "seconds": time.perf_counter() - t0}
