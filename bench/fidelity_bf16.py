@@ -22,9 +22,12 @@ from xai.data import SegmentationDataset  # noqa: E402
 
 
 def pearson(a: torch.Tensor, b: torch.Tensor) -> float | None:
+    """None when both maps are constant (zero: nothing to compare); 0 when only one is."""
     a, b = a.flatten().double(), b.flatten().double()
-    if a.std() == 0 or b.std() == 0:
+    if a.std() == 0 and b.std() == 0:
         return None
+    if a.std() == 0 or b.std() == 0:
+        return 0.0
     return float(torch.corrcoef(torch.stack([a, b]))[0, 1])
 
 
@@ -62,9 +65,9 @@ def main() -> None:
         for c, r in zip(names, rs):
             if r is not None:
                 worst[c] = min(worst[c], r)
-        print(f"{ds.names[i]}: " + ", ".join(f"{c} {r:.4f}" if r is not None else f"{c} (empty)" for c, r in zip(names, rs))
+        print(f"{ds.names[i]}: " + ", ".join(f"{c} {r:.5f}" if r is not None else f"{c} (zero in both)" for c, r in zip(names, rs))
               + f"  [fp32 {secs['fp32']:.1f}s, {args.precision} {secs[args.precision]:.1f}s]")
-    print("worst per class: " + ", ".join(f"{c} {r:.4f}" for c, r in worst.items()))
+    print("worst per class: " + ", ".join(f"{c} {r:.5f}" for c, r in worst.items()))
 
 
 if __name__ == "__main__":
