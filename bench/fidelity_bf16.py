@@ -50,7 +50,7 @@ def main() -> None:
                              img_size=tuple(loaded.img_size or cfg.img_size), mean=loaded.mean or (0.485, 0.456, 0.406),
                              std=loaded.std or (0.229, 0.224, 0.225))
     names = list(loaded.classes or cfg.classes)
-    worst = {c: 1.0 for c in names}
+    worst: dict[str, float | None] = {c: None for c in names}
     print(f"model {args.model_path} ({loaded.arch}/{loaded.encoder}), {args.precision} vs fp32, device {args.device}")
     for i in range(min(args.n, len(ds))):
         x = ds[i]["image"].unsqueeze(0).to(args.device)
@@ -64,10 +64,11 @@ def main() -> None:
         rs = [pearson(maps["fp32"][c], maps[args.precision][c]) for c in range(len(names))]
         for c, r in zip(names, rs):
             if r is not None:
-                worst[c] = min(worst[c], r)
+                worst[c] = r if worst[c] is None else min(worst[c], r)
         print(f"{ds.names[i]}: " + ", ".join(f"{c} {r:.5f}" if r is not None else f"{c} (zero in both)" for c, r in zip(names, rs))
               + f"  [fp32 {secs['fp32']:.1f}s, {args.precision} {secs[args.precision]:.1f}s]")
-    print("worst per class: " + ", ".join(f"{c} {r:.5f}" for c, r in worst.items()))
+    print("worst per class: " + ", ".join(f"{c} {r:.5f}" if r is not None else f"{c} (zero in both)"
+                                         for c, r in worst.items()))
 
 
 if __name__ == "__main__":
