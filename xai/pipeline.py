@@ -210,11 +210,15 @@ def class_metrics(gt: np.ndarray, pred: np.ndarray, cam: np.ndarray | None, c: i
     return row
 
 
-def explained_region(gt: np.ndarray, pred: np.ndarray, c: int, region: str) -> np.ndarray | None:
+def explained_region(gt: np.ndarray, pred: np.ndarray, c: int, region: str, num_classes: int) -> np.ndarray | None:
     """The pixels whose class-c score was explained, on the photograph (None for region 'all')."""
-    is_gt, is_pred = gt == c, pred == c
-    return {"pred": is_pred, "gt": is_gt, "tp": is_gt & is_pred, "fp": is_pred & ~is_gt,
-            "fn": is_gt & ~is_pred}.get(region)
+    if region == "all":
+        return None
+    from .targets import region_masks
+
+    mask = region_masks(torch.from_numpy(pred.astype(np.int64))[None], torch.from_numpy(gt.astype(np.int64))[None],
+                        [c], region, num_classes)
+    return mask[0, 0].bool().numpy()
 
 
 class Writer:
@@ -269,7 +273,7 @@ def _write_sample(paths: dict[str, Any], sample: dict[str, Any], setup: Setup, o
                           title=f"{sample['name']}: {cname}")
         for m, per_class in maps.items():
             cam, note = per_class[c]
-            region = explained_region(gt, pred, c, opts.region)
+            region = explained_region(gt, pred, c, opts.region, len(names))
             save_heatmap_figure(paths["figures"][m][cname], rgb, cam, cname, METHOD_LABELS[m], note=note,
                                 region_contour=region if region is not None and region.any() else None,
                                 title=f"{sample['name']}: {METHOD_LABELS[m]} of {cname} (region {opts.region})")
