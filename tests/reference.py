@@ -64,6 +64,8 @@ def scorecam_reference(model, x, layer, cls, *, score="prob", region="pred", bas
     acts, out = _acts_and_output(model, x, layer)
     pred = out.argmax(1)[0]
     R = _region(pred, None if gt is None else gt[0], cls, region)
+    if R.sum() == 0:  # s_c ≡ 0: nothing to explain (softmax of all-zero w would otherwise be uniform)
+        return torch.zeros(H, W), torch.zeros(H, W)
 
     def s(inp):
         P = _probs(_scored_output(model, inp, score, has_act), score, has_act)

@@ -34,7 +34,8 @@ class ScoreCAM(BaseCAM):
 
     max_activation_maps N keeps the N channels of largest spatial variance of A_k (Faster Score-CAM),
     or a seeded random subset with channel_selection="random". weights="softmax" replaces w_kc by a
-    softmax over the kept channels, as pytorch-grad-cam and torch-cam do.
+    softmax over the kept channels, as pytorch-grad-cam and torch-cam do. A class whose region is empty
+    has s_c ≡ 0 and gets an all-zero map, with either weighting.
     """
 
     method = "Score-CAM"
