@@ -417,9 +417,10 @@ def _scan_pickle(data: bytes, uses: dict[str, set[str]]) -> None:
                 kwargs, args, cls = pop(), pop(), pop()
                 use(cls, "new")
                 called_args(args)
+                called_args(kwargs)
                 stack.append(("O",))
             elif name == "BUILD":
-                _state = pop()
+                pop()  # the state: its globals were recorded when pushed
                 if not stack:
                     raise _Malformed("BUILD on empty stack")
                 use(stack[-1], "build")
