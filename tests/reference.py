@@ -1,4 +1,8 @@
-"""Slow, obviously correct references written from the formulas: per image, per class, per channel, fp32."""
+"""Slow, obviously correct references written from the formulas: per image, per class, per channel, fp32.
+
+They share no code with xai: activations come from a plain forward hook, gradients from autograd on the
+real activation tensor (retain_grad), and each formula is written out channel by channel.
+"""
 from __future__ import annotations
 
 import torch
@@ -55,10 +59,15 @@ def _minmax(t):
     return (t - lo) / (hi - lo) if hi > lo else torch.zeros_like(t)
 
 
+def _up(t, size):
+    return F.interpolate(t[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
+
+
 @torch.no_grad()
 def scorecam_reference(model, x, layer, cls, *, score="prob", region="pred", baseline="zero", weights="raw",
                        gt=None, has_act=False, channels=None):
-    """L_c for one image x (1×3×H×W): ReLU(Up(Σ_k w_k A_k)), w_k = s(f(x⊙H_k)) − s(f(0))."""
+    """L_c for one image x (1×3×H×W): Up(ReLU(Σ_k w_k A_k)), w_k = s(f(x⊙H_k)) − s(f(0)).
+    Returns (min-max scaled map, raw map)."""
     model.eval()
     H, W = x.shape[-2:]
     acts, out = _acts_and_output(model, x, layer)
@@ -67,66 +76,110 @@ def scorecam_reference(model, x, layer, cls, *, score="prob", region="pred", bas
     if R.sum() == 0:  # s_c ≡ 0: nothing to explain (softmax of all-zero w would otherwise be uniform)
         return torch.zeros(H, W), torch.zeros(H, W)
 
-    def s(inp):
+    def s(inp):  # summed in float64, so that w = s − s_b is exact to fp32 rounding of P
         P = _probs(_scored_output(model, inp, score, has_act), score, has_act)
-        return (P[0, cls] * R).sum()
+        return (P[0, cls].double() * R.double()).sum()
 
-    sb = s(torch.zeros_like(x)) if baseline == "zero" else torch.tensor(0.0)
+    sb = s(torch.zeros_like(x)) if baseline == "zero" else torch.tensor(0.0, dtype=torch.float64)
     K = acts.shape[1]
     ks = range(K) if channels is None else channels
     w = torch.zeros(K)
     used = torch.zeros(K, dtype=torch.bool)
     for k in ks:
-        up = F.interpolate(acts[:, k:k + 1], size=(H, W), mode="bilinear", align_corners=False)[0, 0]
+        up = _up(acts[0, k], (H, W))
         if up.max() == up.min():
             continue
         Hk = (up - up.min()) / (up.max() - up.min())
-        w[k] = s(x * Hk) - sb
+        w[k] = float(s(x * Hk) - sb)
         used[k] = True
     if weights == "softmax":
         z = torch.full((K,), float("-inf"))
         z[used] = w[used]
         w = torch.softmax(z, 0) if used.any() else torch.zeros(K)
-    combo = (w.view(K, 1, 1) * acts[0]).sum(0)
-    L = torch.relu(F.interpolate(combo[None, None], size=(H, W), mode="bilinear", align_corners=False)[0, 0])
+    combo = torch.zeros(acts.shape[-2:])
+    for k in range(K):
+        combo += w[k] * acts[0, k]
+    L = _up(torch.relu(combo), (H, W))
     return _minmax(L), L
 
 
-def gradcam_reference(model, x, layer, cls, *, score="prob", region="pred", gt=None, has_act=False):
-    """minmax(Up(ReLU(Σ_k α_k A_k))), α_k the spatial mean of ∂s_c/∂A_k; one class, one image."""
+def _gradients(model, x, layer, cls, score, region, gt, has_act):
+    """(A, ∂s_c/∂A) for one image and class: autograd on the real activation tensor, one forward pass."""
     model.eval()
-    H, W = x.shape[-2:]
-    lay = dict(model.named_modules())[layer]
     store = {}
 
-    def hook(m, i, o):
+    def keep_activation(m, i, o):
         o.retain_grad()
         store["a"] = o
 
-    h = lay.register_forward_hook(hook)
+    hooks = [dict(model.named_modules())[layer].register_forward_hook(keep_activation)]
+    if score == "logit" and has_act:  # the logits entering the head's activation, from the same pass
+        hooks.append(model.segmentation_head[-1].register_forward_hook(lambda m, i, o: store.__setitem__("z", i[0])))
     try:
         with torch.enable_grad():
-            if score == "logit" and has_act:
-                act = model.segmentation_head[-1]
-                h2 = act.register_forward_hook(lambda m, i, o: store.__setitem__("z", i[0]))
-                out = model(x)
-                h2.remove()
-                scored = store["z"]
-            else:
-                out = model(x)
-                scored = out
-            P = _probs(scored, score, has_act)
-            pred = out.argmax(1)[0]
-            R = _region(pred, None if gt is None else gt[0], cls, region)
+            out = model(x)
+            P = _probs(store["z"] if "z" in store else out, score, has_act)
+            R = _region(out.argmax(1)[0], None if gt is None else gt[0], cls, region)
             s = (P[0, cls] * R).sum()
             model.zero_grad(set_to_none=True)
             if s.requires_grad:
                 s.backward()
     finally:
-        h.remove()
+        for h in hooks:
+            h.remove()
     a = store["a"]
     g = a.grad if a.grad is not None else torch.zeros_like(a)
-    alpha = g[0].mean(dim=(1, 2))
-    cam = torch.relu((alpha.view(-1, 1, 1) * a[0].detach()).sum(0))
-    up = F.interpolate(cam[None, None], size=(H, W), mode="bilinear", align_corners=False)[0, 0]
-    return _minmax(up)
+    return a[0].detach(), g[0].detach()
+
+
+def gradient_cam_reference(model, x, layer, cls, method, *, score="prob", region="pred", gt=None, has_act=False):
+    """minmax(Up(ReLU(L))) for one image and class, L from the method's formula, channel by channel:
+    gradcam Σ_k mean(g_k) A_k; gradcampp Σ_k (Σ_ij α_ij ReLU(g_k,ij)) A_k with
+    α = g²/(2g² + Σ_ab A_k,ab · g³) where g > 0; hirescam Σ_k g_k ⊙ A_k; layercam Σ_k ReLU(g_k) ⊙ A_k."""
+    H, W = x.shape[-2:]
+    A, G = _gradients(model, x, layer, cls, score, region, gt, has_act)
+    L = torch.zeros(A.shape[-2:])
+    for k in range(A.shape[0]):
+        a, g = A[k], G[k]
+        if method == "gradcam":
+            L += g.mean() * a
+        elif method == "gradcampp":
+            w = 0.0
+            for i in range(g.shape[0]):
+                for j in range(g.shape[1]):
+                    if g[i, j] > 0:  # α = g² / (2g² + Σ_ab A_ab g³); ReLU(g) = 0 elsewhere
+                        alpha = g[i, j] ** 2 / (2 * g[i, j] ** 2 + a.sum() * g[i, j] ** 3)
+                        w = w + alpha * g[i, j]
+            L += w * a
+        elif method == "hirescam":
+            L += g * a
+        elif method == "layercam":
+            L += torch.relu(g) * a
+        else:
+            raise ValueError(method)
+    return _minmax(_up(torch.relu(L), (H, W)))
+
+
+def gradcam_reference(model, x, layer, cls, **kw):
+    return gradient_cam_reference(model, x, layer, cls, "gradcam", **kw)
+
+
+# The option grid every gradient method is checked on: (score, region, head activation).
+GRADIENT_GRID = [("prob", "pred", None), ("logit", "all", None), ("prob", "fn", None), ("logit", "gt", "sigmoid"),
+                 ("prob", "tp", "sigmoid")]
+
+
+def assert_gradient_method_matches(cls, method, score, region, activation, layer="encoder.layer3", tol=1e-4):
+    """cls on a tiny seeded FPN, 2 images × 5 classes from one call, against gradient_cam_reference."""
+    from tests.helpers import gt_batch, image_batch, tiny_fpn
+
+    model = tiny_fpn(activation=activation, seed=2)
+    x, gt = image_batch(2, 64, 32, seed=3), gt_batch(2, 64, 32, seed=4)
+    cam = cls(model, target_layer=layer, score=score, region=region)
+    maps = cam(x, gt=gt)
+    assert maps.shape == (2, 5, 64, 32)
+    for n in range(2):
+        for c in range(5):
+            ref = gradient_cam_reference(model, x[n:n + 1], layer, c, method, score=score, region=region,
+                                         gt=gt[n:n + 1], has_act=activation is not None)
+            assert torch.allclose(maps[n, c], ref, atol=tol), (method, n, c, (maps[n, c] - ref).abs().max())

@@ -5,28 +5,15 @@ import pytest
 import torch
 
 from xai import GradCAM, ScoreCAM
-
-from conftest import gt_batch, image_batch, tiny_fpn
-from reference import gradcam_reference
+from tests.helpers import image_batch
+from tests.reference import GRADIENT_GRID, assert_gradient_method_matches
 
 LAYER = "encoder.layer3"
 
 
-@pytest.mark.parametrize("score,region,activation", [
-    ("prob", "pred", None), ("logit", "all", None), ("prob", "fn", None), ("logit", "gt", "sigmoid"),
-    ("prob", "tp", "sigmoid"),
-])
+@pytest.mark.parametrize("score,region,activation", GRADIENT_GRID)
 def test_matches_reference(score, region, activation):
-    model = tiny_fpn(activation=activation, seed=2)
-    x, gt = image_batch(2, 64, 32, seed=3), gt_batch(2, 64, 32, seed=4)
-    cam = GradCAM(model, target_layer=LAYER, score=score, region=region)
-    maps = cam(x, gt=gt)
-    assert maps.shape == (2, 5, 64, 32)
-    for n in range(2):
-        for c in range(5):
-            ref = gradcam_reference(model, x[n:n + 1], LAYER, c, score=score, region=region, gt=gt[n:n + 1],
-                                    has_act=activation is not None)
-            assert torch.allclose(maps[n, c], ref, atol=1e-4), (n, c, (maps[n, c] - ref).abs().max())
+    assert_gradient_method_matches(GradCAM, "gradcam", score, region, activation)
 
 
 class Counting(torch.nn.Module):
@@ -61,3 +48,10 @@ def test_same_region_and_prediction_as_scorecam(fpn):
     assert torch.equal(g.last.empty, s.last.empty)
     for c in torch.nonzero(g.last.empty[0]).flatten().tolist():
         assert torch.equal(g.last.maps[0, c], torch.zeros_like(g.last.maps[0, c]))
+
+
+def test_weights_are_the_spatial_mean_of_the_gradient(fpn):
+    """w_kc = mean_ij ∂s_c/∂A_k: N×K×C', one weight per channel and class."""
+    cam = GradCAM(fpn, target_layer=LAYER)
+    cam(image_batch(2, 32, 64))
+    assert cam.last.weights.shape == (2, 256, 5)

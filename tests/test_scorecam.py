@@ -8,8 +8,8 @@ import torch
 from xai import ScoreCAM
 from xai.errors import XAIError
 
-from conftest import gt_batch, image_batch, tiny_fpn
-from reference import scorecam_reference
+from tests.helpers import ConvNet, CountingModel, gt_batch, image_batch, tiny_convnet, tiny_fpn, top_variance_channels
+from tests.reference import scorecam_reference
 
 LAYER = "encoder.layer1"  # 64 channels at H/4: small enough for the per-class, per-channel reference
 TOL = 1e-4
@@ -40,7 +40,7 @@ def test_matches_reference(score, region, baseline, weights, activation):
     maps = cam(x, classes=classes, gt=gt)
     assert maps.shape == (2, 2, 32, 64) and maps.dtype == torch.float32
     for n in range(2):
-        channels = _top_variance(model, x[n:n + 1], 24)
+        channels = top_variance_channels(model, x[n:n + 1], LAYER, 24)
         for j, c in enumerate(classes):
             ref, ref_raw = scorecam_reference(model, x[n:n + 1], LAYER, c, score=score, region=region,
                                               baseline=baseline, weights=weights, gt=gt[n:n + 1],
@@ -67,17 +67,6 @@ def test_independent_of_batch_size_and_of_other_images(fpn):
     assert torch.allclose(alone[0], results[0][1], atol=TOL)
 
 
-class CountingModel(torch.nn.Module):
-    """Wraps a model, recording the batch size of every forward pass."""
-
-    def __init__(self, inner):
-        super().__init__()
-        self.inner = inner
-        self.batches: list[int] = []
-
-    def forward(self, x):
-        self.batches.append(x.shape[0])
-        return self.inner(x)
 
 
 def test_one_sweep_serves_every_class_and_chunks_are_bounded(fpn):
@@ -97,7 +86,7 @@ def test_max_activation_maps_keeps_highest_variance_channels(fpn):
     x = image_batch(1, 32, 64, seed=4)
     cam = ScoreCAM(fpn, target_layer=LAYER, max_activation_maps=8, precision="fp32")
     maps = cam(x, classes=[1])
-    top = set(_top_variance(fpn, x, 8))
+    top = set(top_variance_channels(fpn, x, LAYER, 8))
     used = set(cam.last.weights[0, :, 0].nonzero().flatten().tolist())
     assert used <= top and len(used) >= 6
     ref, _ = scorecam_reference(fpn, x, LAYER, 1, channels=sorted(top))
@@ -114,7 +103,7 @@ def test_random_selection_is_seeded(fpn):
     assert nz(a) == nz(b) and nz(a) != nz(c)
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])  # bf16 converts the model to channels_last
+@pytest.mark.parametrize("precision", ["bf16"])  # converts the model to channels_last (fp32: test_methods_base)
 def test_state_restored_and_hooks_removed_even_on_error(fpn, precision):
     fpn.train()
     fpn.encoder.layer1.eval()  # mixed per-module modes must come back as they were
@@ -152,28 +141,13 @@ def test_custom_score_callable(fpn):
     assert torch.allclose(fixed(x), maps, atol=1e-6)
 
 
-class _Named(torch.nn.Module):
-    """A plain conv net that takes any input size (smp models need multiples of 32)."""
-
-    def __init__(self, features: torch.nn.Sequential):
-        super().__init__()
-        self.features = features
-
-    def forward(self, x):
-        y = self.features(x)
-        return torch.nn.functional.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
 
 
-def _tiny_convnet(classes: int = 3) -> _Named:
-    torch.manual_seed(0)
-    return _Named(torch.nn.Sequential(
-        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 6, 3, stride=2, padding=1),
-        torch.nn.ReLU(), torch.nn.Conv2d(6, classes, 1))).eval()
 
 
 @pytest.mark.parametrize("h,w", [(17, 17), (21, 38), (40, 9)])
 def test_odd_and_non_square_sizes(h, w):
-    model = _tiny_convnet()
+    model = tiny_convnet()
     x = image_batch(1, h, w)
     maps = ScoreCAM(model, target_layer="features.3", precision="fp32", batch_size=5)(x)
     assert maps.shape == (1, 3, h, w) and torch.isfinite(maps).all()
@@ -186,18 +160,10 @@ def test_non_square_smp_input(fpn):
     x = image_batch(1, 64, 32)
     maps = ScoreCAM(fpn, target_layer=LAYER, precision="fp32", max_activation_maps=12)(x, classes=[0])
     assert maps.shape == (1, 1, 64, 32)
-    ref, _ = scorecam_reference(fpn, x, LAYER, 0, channels=_top_variance(fpn, x, 12))
+    ref, _ = scorecam_reference(fpn, x, LAYER, 0, channels=top_variance_channels(fpn, x, LAYER, 12))
     assert torch.allclose(maps[0, 0], ref, atol=TOL)
 
 
-def _top_variance(model, x, n):
-    acts = {}
-    h = dict(model.named_modules())[LAYER].register_forward_hook(lambda m, i, o: acts.__setitem__("a", o))
-    with torch.no_grad():
-        model(x)
-    h.remove()
-    var = acts["a"][0].flatten(1).var(1, unbiased=False)
-    return sorted(var.argsort(descending=True)[:n].tolist())
 
 
 def test_constant_image_gives_zero_maps_not_nan(fpn):
@@ -214,7 +180,7 @@ def test_all_zero_activations_cost_no_forward_and_give_zeros():
 
 
 def _Named_zero():
-    net = _Named(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(4, 2, 1)))
+    net = ConvNet(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(4, 2, 1)))
     with torch.no_grad():
         net.features[0].weight.zero_()
         net.features[0].bias.fill_(-1.0)  # ReLU output is exactly 0 everywhere
@@ -237,7 +203,7 @@ def test_class_absent_from_region_gives_zero_map_and_flag(fpn, weights):
 
 def test_one_channel_target_layer():
     torch.manual_seed(0)
-    net = _Named(torch.nn.Sequential(torch.nn.Conv2d(3, 1, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(1, 3, 1)))
+    net = ConvNet(torch.nn.Sequential(torch.nn.Conv2d(3, 1, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(1, 3, 1)))
     x = image_batch(1, 16, 24)
     maps = ScoreCAM(net, target_layer="features.0", precision="fp32", region="all")(x)
     for c in range(3):
@@ -264,8 +230,6 @@ def test_bf16_maps_correlate_with_fp32(fpn):
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    ({"target_layer": "encoder.layer9"}, "nearest valid names: encoder.layer"),
-    ({"region": "nowhere"}, "unknown region"),
     ({"precision": "fp8"}, "unknown precision"),
     ({"batch_size": 0}, "batch_size"),
     ({"weights": "max"}, "unknown weights"),
@@ -275,16 +239,13 @@ def test_bad_options_are_refused_in_one_line(fpn, kwargs, match):
         ScoreCAM(fpn, **kwargs)
 
 
-def test_valid_mask_keeps_padding_out_of_every_region(fpn):
-    x = image_batch(1, 32, 64)
-    valid = torch.zeros(1, 32, 64, dtype=torch.bool)
-    valid[:, :, :40] = True
-    cam = ScoreCAM(fpn, target_layer=LAYER, precision="fp32", max_activation_maps=8, region="all")
-    ref = ScoreCAM(fpn, target_layer=LAYER, precision="fp32", max_activation_maps=8,
-                   score=lambda out: torch.softmax(out, 1)[:, :, :, :40].sum((2, 3)))
-    assert torch.allclose(cam(x, valid=valid), ref(x), atol=TOL)
+def test_options_dataclass_is_what_resume_and_manifest_see(fpn):
+    cam = ScoreCAM(fpn, target_layer=LAYER, batch_size=7, max_activation_maps=5, precision="auto")
+    from xai.precision import resolve_precision
 
-
-def test_gt_region_without_gt_is_refused(fpn):
-    with pytest.raises(XAIError, match="needs the ground truth"):
-        ScoreCAM(fpn, target_layer=LAYER, region="tp")(image_batch(1, 32, 64))
+    full = cam.options.as_dict()
+    assert full == {"target_layer": LAYER, "score": "prob", "region": "pred", "baseline": "zero", "weights": "raw",
+                    "max_activation_maps": 5, "channel_selection": "variance", "seed": 0,
+                    "precision": resolve_precision("auto", torch.device("cpu")), "batch_size": 7}
+    assert full["precision"] in ("fp32", "bf16")  # "auto" is resolved for the device, never stored
+    assert "batch_size" not in cam.options.result_key()  # results do not depend on it

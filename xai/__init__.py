@@ -1,24 +1,45 @@
-"""Explainability for smp segmentation models of seedlings: Score-CAM, Grad-CAM, TP/FP/FN maps."""
+"""Explainability for smp segmentation models of seedlings: CAM methods, TP/FP/FN maps, faithfulness.
+
+Every registered CAM method is available as `xai.<ClassName>` (ScoreCAM, GradCAM, GradCAMPlusPlus,
+HiResCAM, LayerCAM, ...); see xai.methods.
+"""
 from __future__ import annotations
+
+from typing import Any
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "ScoreCAM": ("xai.scorecam", "ScoreCAM"),
-    "GradCAM": ("xai.gradcam", "GradCAM"),
-    "CAMResult": ("xai.targets", "CAMResult"),
+    "CAMResult": ("xai.methods.base", "CAMResult"),
+    "BaseCAM": ("xai.methods.base", "BaseCAM"),
     "load_model": ("xai.checkpoint", "load_model"),
+    "save_checkpoint": ("xai.checkpoint", "save_checkpoint"),
     "load_config": ("xai.config", "load_config"),
     "XAIError": ("xai.errors", "XAIError"),
 }
 
-__all__ = list(_LAZY)
+
+def _method_classes() -> dict[str, type]:
+    from .methods.registry import methods
+
+    return {info.cls.__name__: info.cls for info in methods().values()}
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib
 
         module, attr = _LAZY[name]
         return getattr(importlib.import_module(module), attr)
+    if name[:1].isupper() and not name.startswith("_"):
+        classes = _method_classes()
+        if name in classes:
+            return classes[name]
     raise AttributeError(f"module 'xai' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY, *_method_classes()])
+
+
+__all__ = list(_LAZY)

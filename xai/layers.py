@@ -72,6 +72,17 @@ class InputCapture(ActivationCapture):
         self.value = inputs[0]
 
 
+class LeafActivation(ActivationCapture):
+    """Forward hook that hands the rest of the network a grad-requiring leaf copy of the output, so
+    gradients with respect to it flow from the layers after it only (frozen encoders work)."""
+
+    def _hook(self, _module: nn.Module, _inputs: tuple, output):
+        if isinstance(output, (tuple, list)):
+            raise XAIError("gradient methods need a target layer whose output is a single tensor")
+        self.value = output.detach().requires_grad_(True)
+        return self.value
+
+
 @contextlib.contextmanager
 def preserved_state(model: nn.Module, channels_last: bool = False) -> Iterator[nn.Module]:
     """Eval mode (and channels_last when asked) for the block; every module's training flag, each 4-D

@@ -7,11 +7,9 @@ Regions: pred (pixels predicted as c on the input), gt, tp, fp, fn, all (every p
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Callable, Sequence, Union
 
 import torch
-import torch.nn.functional as F
 
 from .errors import XAIError
 
@@ -83,38 +81,3 @@ def region_score(P: torch.Tensor, regions: torch.Tensor, classes: Sequence[int],
         rows = (image_index == n).nonzero().flatten()
         out[rows] = torch.einsum("bchw,chw->bc", sel[rows], regions[n])
     return out
-
-
-@dataclass
-class CAMResult:
-    """maps: N×C'×H×W in [0,1]; raw: the same before min-max scaling (after ReLU); weights: N×K×C'
-    channel weights (Score-CAM) or N×K×C' gradient means (Grad-CAM); classes: output indices;
-    empty: N×C' True where the class's region was empty (the map is all zeros then);
-    prediction: the predicted class of each pixel on x, from the same forward pass."""
-
-    maps: torch.Tensor
-    raw: torch.Tensor
-    weights: torch.Tensor
-    classes: list[int]
-    empty: torch.Tensor
-    region: str | None
-    target_layer: str
-    prediction: torch.Tensor | None = None  # N×H×W argmax of the model's output on x
-    stats: dict = field(default_factory=dict)
-
-
-def minmax_per_map(cam: torch.Tensor) -> torch.Tensor:
-    """Scale each H×W map to [0,1]; a constant map becomes all zeros (never NaN)."""
-    flat = cam.flatten(-2)
-    lo = flat.amin(-1, keepdim=True)
-    hi = flat.amax(-1, keepdim=True)
-    span = hi - lo
-    scaled = torch.where(span > 0, (flat - lo) / span.clamp_min(torch.finfo(flat.dtype).tiny), torch.zeros_like(flat))
-    return scaled.view_as(cam)
-
-
-def upsample(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear, align_corners=False: the Up of the Score-CAM and Grad-CAM formulas."""
-    if tuple(t.shape[-2:]) == tuple(size):
-        return t
-    return F.interpolate(t, size=size, mode="bilinear", align_corners=False)

@@ -1,0 +1,135 @@
+"""What every registered method gets from BaseCAM: state restored, hooks removed, empty regions, input
+checks, one combine for channel and element-wise weights, custom scores."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from xai.errors import XAIError
+from xai.methods import BaseCAM, Forward, methods
+from xai.methods.base import minmax_per_map
+from tests.helpers import image_batch
+
+METHODS = sorted(methods())
+LAYER = "encoder.layer2"
+
+
+def make(name, model, **kw):
+    info = methods()[name]
+    extra = {"max_activation_maps": 8, "precision": "fp32"} if name == "scorecam" else {}
+    return info.cls(model, target_layer=LAYER, **extra, **kw)
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_state_restored_and_hooks_removed_after_an_error(fpn, name):
+    fpn.train()
+    fpn.encoder.layer1.eval()  # mixed per-module modes must come back as they were
+    fpn.segmentation_head.to(memory_format=torch.channels_last)
+    modes = {n: m.training for n, m in fpn.named_modules()}
+    formats = {n: p.is_contiguous() for n, p in fpn.named_parameters()}
+
+    def boom(module, inputs, output):
+        raise RuntimeError("injected")
+
+    fpn.decoder.register_forward_hook(boom)
+    with pytest.raises(RuntimeError, match="injected"):
+        make(name, fpn)(image_batch(1, 32, 64))
+    fpn.decoder._forward_hooks.clear()
+    assert {n: m.training for n, m in fpn.named_modules()} == modes
+    assert {n: p.is_contiguous() for n, p in fpn.named_parameters()} == formats
+    assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in fpn.modules())
+    assert all(p.grad is None for p in fpn.parameters())
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_class_absent_from_its_region_gets_a_zero_map_and_a_flag(fpn, name):
+    x = image_batch(1, 32, 64)
+    with torch.no_grad():
+        fpn.segmentation_head[0].bias[4] = -1e4  # class 4 is never predicted
+    cam = make(name, fpn)
+    maps = cam(x)
+    assert torch.equal(maps[0, 4], torch.zeros_like(maps[0, 4])) and bool(cam.last.empty[0, 4])
+    assert not cam.last.empty[0, :4].all() and torch.isfinite(maps).all()
+    assert maps.min() >= 0 and maps.max() <= 1
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_custom_score_callable(fpn, name):
+    box = torch.zeros(32, 64)
+    box[5:10, 5:10] = 1
+    cam = make(name, fpn, score=lambda out: (out[:, 2] * box).sum((1, 2))[:, None])
+    maps = cam(image_batch(2, 32, 64))
+    assert maps.shape == (2, 1, 32, 64) and torch.isfinite(maps).all() and cam.last.region is None
+    bad = make(name, fpn, score=lambda out: out.sum())
+    with pytest.raises(XAIError, match="score callable must return a B×C' tensor"):
+        bad(image_batch(1, 32, 64))
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_options_and_layer_are_checked(fpn, name):
+    with pytest.raises(XAIError, match="nearest valid names: encoder.layer"):
+        methods()[name].cls(fpn, target_layer="encoder.layer9")
+    with pytest.raises(XAIError, match="unknown region"):
+        methods()[name].cls(fpn, target_layer=LAYER, region="nowhere")
+    with pytest.raises(XAIError, match="needs the ground truth"):
+        make(name, fpn, region="tp")(image_batch(1, 32, 64))
+    with pytest.raises(XAIError, match="NaN or infinite"):
+        make(name, fpn)(torch.full((1, 3, 32, 64), float("nan")))
+    with pytest.raises(XAIError, match="out of range"):
+        make(name, fpn)(image_batch(1, 32, 64), classes=[7])
+
+
+def test_gradient_methods_refuse_inference_mode(fpn):
+    for name in METHODS:
+        cam = make(name, fpn)
+        with torch.inference_mode():
+            if methods()[name].uses_gradients:
+                with pytest.raises(XAIError, match="needs gradients"):
+                    cam(image_batch(1, 32, 64))
+            else:
+                assert cam(image_batch(1, 32, 64)).shape == (1, 5, 32, 64)
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_valid_mask_keeps_padding_out_of_every_region(fpn, name):
+    x = image_batch(1, 32, 64)
+    valid = torch.zeros(1, 32, 64, dtype=torch.bool)
+    valid[:, :, :40] = True
+    cam = make(name, fpn, region="all")
+    ref = make(name, fpn, score=lambda out: torch.softmax(out, 1)[:, :, :, :40].sum((2, 3)))
+    assert torch.allclose(cam(x, valid=valid), ref(x), atol=1e-4)
+
+
+class Fixed(BaseCAM):
+    """A method whose weights are given: for testing the one combine path."""
+
+    def __init__(self, model, w):
+        super().__init__(model, target_layer="features.1", region="all")
+        self.w = w
+
+    def weights(self, fwd: Forward) -> torch.Tensor:
+        return self.w
+
+
+def _linear():
+    from tests.linear_head import LinearHead
+
+    return LinearHead(channels=2, classes=3).eval()
+
+
+def test_channel_and_element_wise_weights_combine_as_the_formula_says():
+    model = _linear()
+    x = image_batch(1, 8, 10)
+    with torch.no_grad():
+        A = model.features(x)
+    w = torch.tensor([[[1.0, -1.0, 0.5], [2.0, 0.0, -0.5]]])  # N×K×C'
+    maps = Fixed(model, w)(x)
+    for c in range(3):
+        L = torch.relu(w[0, 0, c] * A[0, 0] + w[0, 1, c] * A[0, 1])
+        assert torch.allclose(maps[0, c], minmax_per_map(L), atol=1e-6)
+    # the same weights spread over every cell give the same maps (N×K×h×w×C')
+    wide = w[:, :, None, None, :].expand(1, 2, 8, 10, 3).contiguous()
+    assert torch.allclose(Fixed(model, wide)(x), maps, atol=1e-6)
+    with pytest.raises(XAIError, match="N×K×C' or N×K×h×w×C'"):
+        Fixed(model, torch.ones(1, 2))(x)

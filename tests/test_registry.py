@@ -1,0 +1,49 @@
+"""The method registry: names, labels, folders; a new method is one file away."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import xai
+from xai.errors import XAIError
+from xai.methods import BaseCAM, Forward, get_method, methods, register
+from xai.methods import registry
+
+
+def test_the_methods_researchers_compare():
+    known = methods()
+    assert list(known) == ["gradcam", "gradcampp", "hirescam", "layercam", "scorecam"]
+    assert {n: i.label for n, i in known.items()} == {"gradcam": "Grad-CAM", "gradcampp": "Grad-CAM++",
+                                                      "hirescam": "HiResCAM", "layercam": "LayerCAM",
+                                                      "scorecam": "Score-CAM"}
+    assert known["scorecam"].folder == "scorecam_maps" and known["gradcam"].folder == "gradcam_maps"
+    assert [n for n, i in known.items() if not i.uses_gradients] == ["scorecam"]
+    for info in known.values():
+        assert getattr(xai, info.cls.__name__) is info.cls  # xai.ScoreCAM, xai.LayerCAM, ...
+
+
+def test_unknown_method_is_refused_with_the_known_ones():
+    with pytest.raises(XAIError, match="unknown method 'gradcam3': choose one of gradcam, gradcampp"):
+        get_method("gradcam3")
+
+
+def test_a_new_method_registers_itself_everywhere(monkeypatch):
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+
+    @register("meancam", label="Mean-CAM")
+    class MeanCAM(BaseCAM):
+        """Every channel counts the same."""
+
+        def weights(self, fwd: Forward) -> torch.Tensor:
+            return torch.ones(fwd.activations.shape[0], fwd.activations.shape[1], len(fwd.classes))
+
+    info = get_method("meancam")
+    assert (info.cls, info.label, info.folder, info.uses_gradients) == (MeanCAM, "Mean-CAM", "meancam_maps", False)
+    assert xai.MeanCAM is MeanCAM
+    from xai.cli import build_parser
+
+    assert "meancam" in build_parser("scorecam").format_help()
+    with pytest.raises(ValueError, match="already registered"):
+        register("meancam", label="other")(type("Other", (BaseCAM,), {}))
+    with pytest.raises(ValueError, match="lower-case identifier"):
+        register("Mean CAM", label="x")
