@@ -70,3 +70,9 @@ def top_variance_channels(model: torch.nn.Module, x: torch.Tensor, layer: str, n
     h.remove()
     var = acts["a"][0].flatten(1).var(1, unbiased=False)
     return sorted(var.argsort(descending=True)[:n].tolist())
+
+
+def run_args(ckpt, data, out, *extra: str) -> list[str]:
+    """CLI arguments of a small, fast run on the tiny dataset (tests/conftest.py: tiny_run)."""
+    return ["--model_path", str(ckpt), "--data_root", str(data), "--output_dir", str(out), "--num_samples", "2",
+            "--max_activation_maps", "4", "--batch_size", "4", "--no_progress", "--workers", "2", *extra]

@@ -1,4 +1,8 @@
 """User-facing errors: one clear line, no traceback, non-zero exit."""
+from __future__ import annotations
+
+import sys
+from typing import Callable, NoReturn, Sequence
 
 
 class XAIError(Exception):
@@ -9,12 +13,15 @@ class SampleError(XAIError):
     """A single sample cannot be read; batch runs skip it and report it at the end."""
 
 
-def exit_with_one_line(main) -> None:
-    """Run a module's main(); an XAIError becomes `error: ...` on stderr and exit code 2."""
-    import sys
-
+def run_one_line(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
+    """main(argv)'s exit code; an XAIError becomes `error: ...` on stderr and exit code 2."""
     try:
-        sys.exit(main())
+        return main(argv)
     except XAIError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        return 2
+
+
+def exit_with_one_line(main: Callable[[Sequence[str] | None], int]) -> NoReturn:
+    """`python -m xai.<module>`: run main() on sys.argv and exit with its code (2 on an XAIError)."""
+    sys.exit(run_one_line(main))

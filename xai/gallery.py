@@ -12,14 +12,7 @@ from urllib.parse import quote, urlsplit
 
 from .io import atomic_path
 
-__all__ = ["write_gallery", "KIND_LABELS"]
-
-# Figure kinds in display order, with their labels.
-KIND_LABELS = {
-    "tpfpfn": "TP / FP / FN",
-    "gradcam": "Grad-CAM",
-    "scorecam": "Score-CAM",
-}
+__all__ = ["write_gallery"]
 
 _CSS = """
 :root { --fg: #1d1d1f; --muted: #666; --line: #d9d9de; --bg: #fafafa; --card: #fff; }
@@ -104,10 +97,10 @@ def _anchor(sample_id: str, used: set[str]) -> str:
     return anchor
 
 
-def _ordered_kinds(kinds: Iterable[str]) -> list[str]:
+def _ordered_kinds(kinds: Iterable[str], labels: Mapping[str, str]) -> list[str]:
     kinds = list(dict.fromkeys(kinds))
-    known = [k for k in KIND_LABELS if k in kinds]
-    return known + sorted(k for k in kinds if k not in KIND_LABELS)
+    known = [k for k in labels if k in kinds]
+    return known + sorted(k for k in kinds if k not in labels)
 
 
 def _img(url: str, alt: str, caption: str | None = None) -> str:
@@ -117,18 +110,21 @@ def _img(url: str, alt: str, caption: str | None = None) -> str:
 
 
 def write_gallery(output_dir: str | Path, samples: Sequence[Mapping[str, Any]], class_names: Sequence[str],
-                  title: str = "Segmentation explanations", *, check_files: bool = False) -> Path:
+                  title: str = "Segmentation explanations", *, kind_labels: Mapping[str, str] | None = None,
+                  check_files: bool = False) -> Path:
     """Write output_dir/index.html (atomically) and return its path.
 
     samples: [{"id": "sample0", "name": "<image name>",
-               "figures": {kind: {class_name: relative_path}},   # kind in tpfpfn, gradcam, scorecam
+               "figures": {kind: {class_name: relative_path}},   # kind: tpfpfn or a method name
                "comparison": relative_path,                       # optional
                "metrics": {class_name: {"iou": float, "dice": float}}}]   # optional
     Paths are relative to output_dir (absolute paths inside it are accepted and made relative).
     For every sample: a table with one column per class (classes in class_names order, then any other
     class named by the figures or metrics), one row per figure kind, IoU/Dice under each class name,
-    and the comparison figure below. check_files=True refuses figures missing on disk (ValueError).
+    and the comparison figure below. kind_labels: {kind: row label}, also the row order (kinds it does
+    not name follow, sorted). check_files=True refuses figures missing on disk (ValueError).
     """
+    labels = dict(kind_labels or {})
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
@@ -143,7 +139,7 @@ def write_gallery(output_dir: str | Path, samples: Sequence[Mapping[str, Any]], 
         metrics: Mapping[str, Mapping[str, Any]] = sample.get("metrics") or {}
         named = [c for kind in figures.values() for c in (kind or {})] + list(metrics)
         classes = [c for c in class_names if c in named] + sorted({c for c in named if c not in class_names})
-        kinds = _ordered_kinds(figures)
+        kinds = _ordered_kinds(figures, labels)
 
         def url_of(path: Any, what: str) -> str:
             url, file = _rel_url(path, output_dir, what)
@@ -170,7 +166,7 @@ def write_gallery(output_dir: str | Path, samples: Sequence[Mapping[str, Any]], 
                 out.append(f"<th>{html.escape(c)}{mtxt}</th>")
             out.append("</tr></thead><tbody>")
             for kind in kinds:
-                label = KIND_LABELS.get(kind, kind)
+                label = labels.get(kind, kind)
                 out.append(f'<tr><th class="kind" scope="row">{html.escape(label)}</th>')
                 per_class = figures.get(kind) or {}
                 for c in classes:

@@ -1,4 +1,4 @@
 """Metrics: segmentation quality of the prediction, and (xai.metrics.faithfulness) of explanations."""
-from .segmentation import energy_in, error_counts, iou_dice
+from .segmentation import CLASS_METRICS, MAP_METRICS, class_metrics, energy_in, error_counts, iou_dice, map_metrics
 
-__all__ = ["energy_in", "error_counts", "iou_dice"]
+__all__ = ["CLASS_METRICS", "MAP_METRICS", "class_metrics", "energy_in", "error_counts", "iou_dice", "map_metrics"]

@@ -48,3 +48,23 @@ def energy_in(cam: np.ndarray, mask: np.ndarray) -> float | None:
     if total <= 0:
         return None
     return float(cam[mask].sum(dtype=np.float64)) / total
+
+
+def class_metrics(gt: np.ndarray, pred: np.ndarray, class_idx: int) -> dict[str, float | int | None]:
+    """The prediction's quality for one class: tp, fp, fn, iou, dice."""
+    counts = error_counts(gt, pred, class_idx)
+    iou, dice = iou_dice(counts)
+    return {"iou": iou, "dice": dice, **counts}
+
+
+def map_metrics(cam: np.ndarray | None, gt: np.ndarray, pred: np.ndarray, class_idx: int) -> dict[str, float | None]:
+    """Where one class's map puts its energy: inside the ground truth, inside the prediction."""
+    if cam is None:
+        return {"energy_in_gt": None, "energy_in_pred": None}
+    return {"energy_in_gt": energy_in(cam, gt == class_idx), "energy_in_pred": energy_in(cam, pred == class_idx)}
+
+
+# A summary row per sample and class: CLASS_METRICS of the prediction, then MAP_METRICS per method
+# (columns "<method>_<name>"). A new metric is one function appended here.
+CLASS_METRICS = [class_metrics]
+MAP_METRICS = [map_metrics]

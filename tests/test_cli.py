@@ -1,4 +1,4 @@
-"""Both CLIs end to end on a tiny synthetic split: file names, summaries, gallery, resume, errors."""
+"""Both CLIs end to end on a tiny synthetic split: file names, summaries, gallery, methods, errors."""
 from __future__ import annotations
 
 import csv
@@ -13,34 +13,16 @@ import numpy as np
 import pytest
 import torch
 
-from xai.checkpoint import save_checkpoint
 from xai.cli import main
 from xai.config import DEFAULT_CLASSES
-from xai.pipeline import class_metrics
-from xai.synth import make_dataset
+from tests.helpers import run_args
 
 ROOT = Path(__file__).resolve().parent.parent
 CLASSES = list(DEFAULT_CLASSES)
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    base = tmp_path_factory.mktemp("run")
-    data = base / "data"
-    make_dataset(data, n=14, seed=5, size=(60, 120))
-    torch.manual_seed(0)
-    import segmentation_models_pytorch as smp
-
-    model = smp.FPN("resnet18", encoder_weights=None, classes=5, decoder_pyramid_channels=32,
-                    decoder_segmentation_channels=32)
-    ckpt = base / "model.pth"
-    save_checkpoint(ckpt, model, arch="FPN", encoder="resnet18", classes=CLASSES, img_size=(64, 64))
-    return base, data, ckpt
-
-
 def _args(ckpt, data, out, *extra):
-    return ["--model_path", str(ckpt), "--data_root", str(data), "--output_dir", str(out), "--num_samples", "2",
-            "--max_activation_maps", "4", "--batch_size", "4", "--no_progress", "--workers", "2", *extra]
+    return run_args(ckpt, data, out, *extra)
 
 
 def _split_names(data, split="test"):
@@ -72,7 +54,13 @@ def test_compare_run_writes_every_file(tiny_run):
     assert not list(out.rglob("*.part*")), "temporary files left behind"
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["checkpoint"]["sha256"] and manifest["versions"]["torch"] == torch.__version__
-    assert 0 <= manifest["timing"]["writing_share"] and manifest["samples"]["explained"] == 2
+    assert manifest["samples"] == {"explained": 2, "skipped": [], "runs_mixed": False}
+    assert manifest["timing"]["render_seconds"] > 0 and len(manifest["timing"]["workers"]) == 1
+    assert manifest["engines"]["scorecam"]["max_activation_maps"] == 4
+    assert set(manifest["engines"]["scorecam"]) == {"target_layer", "score", "region", "baseline", "weights", "seed",
+                                                    "max_activation_maps", "channel_selection", "precision",
+                                                    "batch_size"}  # the options dataclass, nothing private
+    assert set(manifest["engines"]["gradcam"]) == {"target_layer", "score", "region"}
     rows = list(csv.DictReader(open(out / "summary.csv")))
     assert len(rows) == 10 and {"iou", "dice", "tp", "fp", "fn", "scorecam_energy_in_gt", "gradcam_seconds"} <= set(rows[0])
 
@@ -90,20 +78,6 @@ def test_summary_numbers_match_the_masks(tiny_run):
     assert (out / "gradcam_maps" / "sample1_gradcam_seed.png").is_file()
     assert not (out / "scorecam_maps").exists()
 
-
-def test_class_metrics_on_a_crafted_case():
-    gt = np.zeros((4, 6), np.uint8)
-    gt[:2, :3] = 1                      # 6 pixels of class 1
-    pred = np.zeros((4, 6), np.uint8)
-    pred[:2, 1:4] = 1                   # 6 pixels, 4 of them right
-    cam = np.zeros((4, 6), np.float32)
-    cam[0, 0], cam[0, 3], cam[3, 5] = 1.0, 0.5, 0.5
-    row = class_metrics(gt, pred, cam, 1)
-    assert (row["tp"], row["fp"], row["fn"]) == (4, 2, 2)
-    assert row["iou"] == pytest.approx(4 / 8) and row["dice"] == pytest.approx(8 / 12)
-    assert row["energy_in_gt"] == pytest.approx(1.0 / 2.0) and row["energy_in_pred"] == pytest.approx(0.5 / 2.0)
-    absent = class_metrics(gt, pred, np.zeros_like(cam), 3)
-    assert absent["iou"] is None and absent["energy_in_gt"] is None
 
 
 class _Links(HTMLParser):
@@ -131,47 +105,10 @@ def test_gallery_links_resolve(tiny_run):
         assert (out / unquote(ref)).is_file(), ref
 
 
-def test_resume_after_a_run_killed_mid_way(tiny_run, monkeypatch):
-    base, data, ckpt = tiny_run
-    out = base / "resume"
-    import xai.render as render
-
-    real = render.save_heatmap_figure
-    calls = {"n": 0}
-
-    def dies_on_sample1(path, *a, **k):
-        if "sample1_" in str(path):
-            calls["n"] += 1
-            if calls["n"] == 3:
-                raise KeyboardInterrupt  # the run is stopped half-way through sample1's figures
-        return real(path, *a, **k)
-
-    monkeypatch.setattr(render, "save_heatmap_figure", dies_on_sample1)
-    assert main("scorecam", _args(ckpt, data, out)) == 130
-    assert (out / "samples" / "sample0.json").is_file() and not (out / "samples" / "sample1.json").exists()
-    assert not list(out.rglob("*.part*"))
-    kept = {p: p.stat().st_mtime_ns for p in (out / "scorecam_maps").glob("sample0_*.png")}
-    monkeypatch.setattr(render, "save_heatmap_figure", real)
-
-    import xai.scorecam as sc
-
-    explained = []
-    real_explain = sc.ScoreCAM.explain
-    monkeypatch.setattr(sc.ScoreCAM, "explain", lambda self, x, **k: explained.append(1) or real_explain(self, x, **k))
-    assert main("scorecam", _args(ckpt, data, out, "--resume")) == 0
-    assert len(explained) == 1, "only the unfinished sample is explained again"
-    assert {p: p.stat().st_mtime_ns for p in kept} == kept
-    assert len(list((out / "scorecam_maps").glob("sample1_*.png"))) == 5
-    assert len(json.loads((out / "summary.json").read_text())) == 10
-    explained.clear()  # other options: nothing written under them is reused
-    assert main("scorecam", _args(ckpt, data, out, "--resume", "--region", "all")) == 0
-    assert len(explained) == 2
-
 
 @pytest.mark.parametrize("mutate,message", [
     (lambda a, t: a.__setitem__(1, str(t / "missing.pth")), "model file not found"),
     (lambda a, t: a.__setitem__(3, str(t / "nowhere")), "data root not found"),
-    (lambda a, t: a.extend(["--split", "holdout"]), "unknown split 'holdout'"),
     (lambda a, t: a.extend(["--target_layer", "encoder.layer7"]), "unknown target layer 'encoder.layer7'"),
     (lambda a, t: a.extend(["--classes", "leaf"]), "unknown class(es) leaf"),
 ])
@@ -209,3 +146,46 @@ def test_scripts_run_as_users_type_them(tiny_run):
         text = " ".join(help_text.split())
         entry = text[text.index(f" {flag} "):]
         assert entry[entry.index("(default:"):].startswith(f"(default: {default})"), flag
+
+
+def test_methods_choose_what_runs_and_what_the_comparison_shows(tiny_run):
+    base, data, ckpt = tiny_run
+    out = base / "three"
+    assert main("gradcam", _args(ckpt, data, out, "--methods", "gradcam,layercam,scorecam", "--num_samples", "1")) == 0
+    for folder, kind in (("gradcam_maps", "gradcam"), ("layercam_maps", "layercam"), ("scorecam_maps", "scorecam")):
+        assert len(list((out / folder).glob(f"sample0_{kind}_*.png"))) == 5
+    assert (out / "comparison" / "sample0_comparison.png").is_file()
+    raw = np.load(out / "raw_maps" / "sample0.npz")
+    assert {"gradcam", "layercam", "scorecam"} <= set(raw.files)
+    header = (out / "summary.csv").read_text().splitlines()[0].split(",")
+    assert {"layercam_energy_in_gt", "layercam_seconds", "scorecam_energy_in_pred"} <= set(header)
+    page = (out / "index.html").read_text()
+    assert "LayerCAM" in page and "Grad-CAM vs LayerCAM vs Score-CAM" in page
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert list(manifest["methods"]) == ["gradcam", "layercam", "scorecam"]
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--methods", "scorecam", "--compare"], "--compare needs two or more --methods"),
+    (["--methods", "gradcam,nocam"], "unknown method 'nocam'"),
+    (["--all"], "not allowed with argument --num_samples"),
+    (["--split", "holdout"], "invalid choice: 'holdout'"),
+])
+def test_option_conflicts_are_one_line(tiny_run, tmp_path, capfd, extra, message):
+    base, data, ckpt = tiny_run
+    try:
+        code = main("scorecam", _args(ckpt, data, tmp_path / "o", *extra))
+    except SystemExit as exc:  # argparse's own checks
+        code = exc.code
+    err = capfd.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+
+
+def test_console_entry_points_run_the_same_cli(tiny_run):
+    base, data, ckpt = tiny_run
+    for cmd in ([sys.executable, "-m", "xai", "gradcam", "--help"], [sys.executable, "-m", "xai", "--help"]):
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=base)
+        assert proc.returncode == 0 and "usage: seedling-xai" in proc.stdout, proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "xai", "scorecam", "--model_path", str(base / "nope.pth")],
+                          capture_output=True, text=True, cwd=base)
+    assert proc.returncode == 2 and proc.stderr.strip() == f"error: model file not found: {base / 'nope.pth'}"

@@ -1,0 +1,106 @@
+"""The explain stage: records written last, resume after an interruption, skipped samples, figure failures."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+import xai.pipeline.explain_stage as stage
+from xai.cli import main
+from tests.helpers import run_args
+
+EXPLAIN_SAMPLE = stage.explain_sample
+
+
+def _explained_calls(monkeypatch, fail_on=None):
+    """Count explain_sample calls; raise KeyboardInterrupt on sample `fail_on` (Ctrl-C mid-run)."""
+    calls = []
+    real = EXPLAIN_SAMPLE
+
+    def counting(item, setup):
+        calls.append(item["index"])
+        if item["index"] == fail_on:
+            raise KeyboardInterrupt
+        return real(item, setup)
+
+    monkeypatch.setattr(stage, "explain_sample", counting)
+    return calls
+
+
+def test_resume_after_an_interrupted_run(tiny_run, tmp_path, monkeypatch):
+    base, data, ckpt = tiny_run
+    out = tmp_path / "resume"
+    _explained_calls(monkeypatch, fail_on=1)
+    assert main("scorecam", run_args(ckpt, data, out)) == 130
+    assert (out / "samples" / "sample0.json").is_file() and not (out / "samples" / "sample1.json").exists()
+    assert not list(out.rglob("*.part*"))
+    kept = {p: p.stat().st_mtime_ns for p in (out / "scorecam_maps").glob("sample0_*.png")}
+    assert len(kept) == 5
+
+    calls = _explained_calls(monkeypatch)
+    assert main("scorecam", run_args(ckpt, data, out, "--resume")) == 0
+    assert calls == [1], "only the unfinished sample is explained again"
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept
+    assert len(list((out / "scorecam_maps").glob("sample1_*.png"))) == 5
+    assert len(json.loads((out / "summary.json").read_text())) == 10
+
+    calls.clear()  # other options: nothing written under them is reused
+    assert main("scorecam", run_args(ckpt, data, out, "--resume", "--region", "all")) == 0
+    assert calls == [0, 1]
+    calls.clear()  # the batch size does not change the maps: everything is kept
+    assert main("scorecam", run_args(ckpt, data, out, "--resume", "--region", "all", "--batch_size", "3")) == 0
+    assert calls == []
+
+
+def test_unreadable_sample_is_skipped_listed_and_retried(tiny_run, tmp_path, monkeypatch, capsys):
+    base, data, ckpt = tiny_run
+    broken = tmp_path / "data"
+    shutil.copytree(data, broken)
+    names = [line.split(",")[0] for line in (broken / "dataset_split.csv").read_text().splitlines()[1:]
+             if line.endswith(",test")]
+    (broken / "images" / names[1]).write_bytes(b"not an image")
+    out = tmp_path / "out"
+    assert main("gradcam", run_args(ckpt, broken, out)) == 0
+    err = capsys.readouterr().err
+    assert "skipped 1 sample(s):" in err and names[1] in err and "unreadable image" in err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["samples"]["explained"] == 1
+    assert [s["sample"] for s in manifest["samples"]["skipped"]] == ["sample1"]
+    record = json.loads((out / "samples" / "sample1.json").read_text())
+    assert record["status"] == "skipped" and "unreadable image" in record["error"]
+    calls = _explained_calls(monkeypatch)
+    assert main("gradcam", run_args(ckpt, broken, out, "--resume")) == 0
+    assert calls == []  # retried, and the image is still unreadable: skipped again before the model
+    assert json.loads((out / "manifest.json").read_text())["samples"]["skipped"][0]["sample"] == "sample1"
+
+
+def test_a_figure_that_cannot_be_drawn_skips_its_sample(tiny_run, tmp_path, monkeypatch, capsys):
+    base, data, ckpt = tiny_run
+    import xai.render as render
+
+    real = render.save_error_figure
+
+    def fails_for_sample1(path, *a, **k):
+        if "sample1_" in str(path):
+            raise ValueError("injected")
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(render, "save_error_figure", fails_for_sample1)
+    out = tmp_path / "out"
+    assert main("gradcam", run_args(ckpt, data, out, "--workers", "0")) == 0
+    assert "a figure could not be drawn: ValueError: injected" in capsys.readouterr().err
+    assert json.loads((out / "samples" / "sample1.json").read_text())["status"] == "skipped"
+    assert json.loads((out / "samples" / "sample0.json").read_text())["status"] == "done"
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_same_files_with_and_without_figure_processes(tiny_run, tmp_path, workers):
+    base, data, ckpt = tiny_run
+    out = tmp_path / f"w{workers}"
+    assert main("gradcam", run_args(ckpt, data, out, "--workers", workers, "--num_samples", "1")) == 0
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert files == sorted(["index.html", "manifest.json", "summary.csv", "summary.json", "raw_maps/sample0.npz",
+                            "samples/sample0.json"] + [f"{d}/sample0_{k}_{c}.png" for d, k in
+                                                       (("tpfpfn_maps", "tpfpfn"), ("gradcam_maps", "gradcam"))
+                                                       for c in ("background", "root", "hypocotyl", "cotyledon", "seed")])

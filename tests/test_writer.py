@@ -1,0 +1,64 @@
+"""The figure writer: N processes draw N figures at once; a sample finishes only when all its figures exist."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from xai.pipeline.writer import FigureJob, FigureWriter
+
+CLASSES = ["background", "root", "hypocotyl", "cotyledon", "seed"]
+COLORS = [(0, 0, 0), (0, 255, 255), (0, 255, 0), (255, 255, 0), (255, 0, 255)]
+
+
+def _jobs(folder, sample, n=4):
+    rng = np.random.default_rng(sample)
+    rgb = rng.integers(0, 255, (80, 40, 3), dtype=np.uint8)
+    cam = rng.random((80, 40)).astype(np.float32)
+    return [FigureJob("save_heatmap_figure", (folder / f"s{sample}_{k}.png", rgb, cam, "root", "Score-CAM"))
+            for k in range(n)]
+
+
+def test_two_processes_draw_and_samples_finish_in_order(tmp_path):
+    finished = []
+    writer = FigureWriter(workers=2)
+    try:
+        for sample in range(3):
+            jobs = _jobs(tmp_path, sample)
+            writer.submit(jobs, lambda seconds, error, s=sample, j=jobs: finished.append(
+                (s, error, all(job.args[0].is_file() for job in j))))
+        writer.close()
+    finally:
+        writer.shutdown()
+    assert finished == [(0, None, True), (1, None, True), (2, None, True)]
+    assert len(writer.pids) == 2 and os.getpid() not in writer.pids
+    assert writer.render_seconds > 0
+
+
+def test_a_failing_figure_is_reported_with_its_sample(tmp_path):
+    got = []
+    writer = FigureWriter(workers=1)
+    bad = FigureJob("save_heatmap_figure", (tmp_path / "bad.png", np.zeros((4, 4, 3), np.uint8),
+                                            np.full((4, 4), np.nan, np.float32), "root", "Score-CAM"))
+    writer.submit(_jobs(tmp_path, 0, 1) + [bad], lambda seconds, error: got.append(error))
+    writer.close()
+    assert len(got) == 1 and got[0].startswith("ValueError") and "NaN" in got[0]
+    assert not (tmp_path / "bad.png").exists()
+
+
+def test_no_workers_draws_in_this_process(tmp_path):
+    got = []
+    writer = FigureWriter(workers=0)
+    writer.submit(_jobs(tmp_path, 1, 2), lambda seconds, error: got.append(error))
+    writer.close()
+    assert got == [None] and writer.pids == {os.getpid()}
+
+
+def test_abort_drops_what_is_queued(tmp_path):
+    got = []
+    writer = FigureWriter(workers=1)
+    for sample in range(2):
+        writer.submit(_jobs(tmp_path, sample, 3), lambda seconds, error: got.append(error))
+    writer.abort()
+    assert got == [] or got == [None]  # the first sample may have finished before the abort
+    assert writer.pool is None

@@ -1,0 +1,101 @@
+"""The finalize stage: summary.csv/json, manifest.json and index.html from samples/*.json alone.
+
+Running it again on the same folder gives the same files, and it needs nothing but that folder:
+`--finalize OUTPUT_DIR` merges shards, ranks and resumed sessions after the fact.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from ..errors import XAIError
+from ..io import write_json, write_text
+from .layout import ERROR_KIND
+from .records import DONE, SKIPPED, SampleRecord, read_records
+
+ERROR_LABEL = "TP / FP / FN"
+
+
+def summary_fields(rows: list[dict[str, Any]]) -> list[str]:
+    """Every column the rows have, in the order they first appear: a new metric needs no change here."""
+    return list(dict.fromkeys(k for row in rows for k in row))
+
+
+def write_summaries(out: Path, rows: list[dict[str, Any]]) -> None:
+    fields = summary_fields(rows)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in fields})
+    write_text(out / "summary.csv", buf.getvalue())
+    write_json(out / "summary.json", rows)
+
+
+def _key(record: SampleRecord) -> str:
+    return json.dumps(record.run_key, sort_keys=True)
+
+
+def _timing(done: list[SampleRecord]) -> dict[str, Any]:
+    """Seconds spent, overall and per explain process (host, rank, pid, session), from the records' clocks."""
+    workers: dict[tuple, dict[str, Any]] = {}
+    for r in done:
+        w = r.worker or {}
+        ident = (str(w.get("host", "?")), int(w.get("rank", 0)), int(w.get("pid", 0)), float(w.get("session", 0)))
+        entry = workers.setdefault(ident, {"host": ident[0], "rank": ident[1], "pid": ident[2], "session": ident[3],
+                                           "device": r.run.get("device"), "samples": 0, "model_seconds": 0.0,
+                                           "render_seconds": 0.0, "first_start": r.started, "last_finish": r.finished})
+        entry["samples"] += 1
+        entry["model_seconds"] += float(r.seconds.get("model", 0.0))
+        entry["render_seconds"] += float(r.seconds.get("render", 0.0))
+        entry["first_start"] = min(entry["first_start"], r.started)
+        entry["last_finish"] = max(entry["last_finish"], r.finished)
+    for entry in workers.values():
+        entry["wall_seconds"] = entry["last_finish"] - entry["first_start"]
+    model = sum(w["model_seconds"] for w in workers.values())
+    render = sum(w["render_seconds"] for w in workers.values())
+    elapsed = (max(r.finished for r in done) - min(r.started for r in done)) if done else 0.0
+    return {"elapsed_seconds": elapsed, "model_seconds": model, "render_seconds": render,
+            "seconds_per_sample": model / len(done) if done else None,
+            "workers": [workers[k] for k in sorted(workers)]}
+
+
+def finalize(out: str | Path) -> dict[str, Any]:
+    """Write summary.csv, summary.json, manifest.json and index.html of a run folder; returns the manifest."""
+    out = Path(out)
+    if not out.is_dir():
+        raise XAIError(f"output folder not found: {out}")
+    records = read_records(out)
+    if not records:
+        raise XAIError(f"{out}: no sample records (samples/sample*.json): nothing to finalize")
+    done = [r for r in records if r.status == DONE]
+    skipped = [r for r in records if r.status == SKIPPED]
+    keys = Counter(_key(r) for r in records)
+    main_key = keys.most_common(1)[0][0]
+    run = next(r.run for r in reversed(records) if _key(r) == main_key)
+    rows = [row for r in done for row in r.rows]
+    write_summaries(out, rows)
+
+    from ..gallery import write_gallery
+
+    labels = {ERROR_KIND: ERROR_LABEL, **{m: info["label"] for m, info in run.get("methods", {}).items()}}
+    gallery = [{"id": r.id, "name": r.name, "figures": r.figures, "comparison": r.comparison,
+                "metrics": {row["class"]: {"iou": row.get("iou"), "dice": row.get("dice")} for row in r.rows}}
+               for r in done]
+    method_labels = [info["label"] for info in run.get("methods", {}).values()]
+    title = f"{' vs '.join(method_labels)}: {Path(run['checkpoint']['path']).name}, {run['split']} split"
+    write_gallery(out, gallery, run.get("class_names", run.get("classes", [])), title=title, kind_labels=labels)
+    manifest = {
+        **{k: run.get(k) for k in ("command", "versions", "config", "checkpoint", "device", "data_root", "split",
+                                   "region", "classes", "methods", "engines")},
+        "samples": {"explained": len(done), "skipped": [{"sample": r.id, "image": r.name, "error": r.error}
+                                                        for r in skipped],
+                    "runs_mixed": len(keys) > 1},
+        "timing": _timing(done),
+    }
+    write_json(out / "manifest.json", manifest)
+    return manifest

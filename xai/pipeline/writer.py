@@ -1,0 +1,133 @@
+"""Figures rendered in worker processes while the model works on the next sample.
+
+Each figure is one job (`render_figure`), so N workers draw N figures at once, also of one sample. A
+sample's record is written by the main process once all its figures exist (FigureWriter.poll/close),
+so a record on disk always means a complete sample. At most `2 × workers` samples wait, so memory
+stays bounded. workers=0 renders in the calling process (no pool).
+
+This module must not import torch: worker processes import it to unpickle their jobs.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from concurrent.futures import Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+FIGURES = ("save_error_figure", "save_heatmap_figure", "save_comparison_figure")
+
+
+@dataclass
+class FigureJob:
+    """A call of one of xai.render's figure functions with its arguments."""
+
+    figure: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def render_figure(job: FigureJob) -> tuple[float, int]:
+    """Draw one figure (in a worker process); returns the seconds it took and the process id."""
+    from .. import render
+
+    if job.figure not in FIGURES:
+        raise ValueError(f"unknown figure function {job.figure!r}")
+    t0 = time.perf_counter()
+    getattr(render, job.figure)(*job.args, **job.kwargs)
+    return time.perf_counter() - t0, os.getpid()
+
+
+def _worker_start() -> None:
+    """Workers leave Ctrl-C to the main process, which finishes or drops samples as a whole, and load
+    matplotlib and its fonts once, before the first job."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from .. import render  # noqa: F401
+
+
+@dataclass
+class _Pending:
+    futures: list[Future]
+    done: Callable[[float, str | None], None]  # called with (render seconds, error or None)
+
+
+class FigureWriter:
+    """A pool of figure processes. submit(jobs, done) queues one sample's figures; done(seconds, error)
+    runs in the calling thread once they are all drawn (or one failed), in submission order."""
+
+    def __init__(self, workers: int):
+        self.workers = max(0, int(workers))
+        self.pool: ProcessPoolExecutor | None = None
+        if self.workers:
+            ctx = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods()
+                                              else "spawn")
+            self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_worker_start)
+        self.pending: list[_Pending] = []
+        self.render_seconds = 0.0
+        self.wait_seconds = 0.0
+        self.pids: set[int] = set()  # processes that drew figures
+
+    def submit(self, jobs: list[FigureJob], done: Callable[[float, str | None], None]) -> None:
+        if self.pool is None:
+            seconds, error = 0.0, None
+            try:
+                for job in jobs:
+                    spent, pid = render_figure(job)
+                    seconds += spent
+                    self.pids.add(pid)
+            except Exception as exc:  # noqa: BLE001 - reported per sample, the run goes on
+                error = f"{type(exc).__name__}: {exc}"
+            self.render_seconds += seconds
+            done(seconds, error)
+            return
+        t0 = time.perf_counter()
+        while len(self.pending) >= 2 * self.workers:
+            self._finish_oldest(block=True)
+        self.wait_seconds += time.perf_counter() - t0
+        self.pending.append(_Pending([self.pool.submit(render_figure, job) for job in jobs], done))
+        self.poll()
+
+    def poll(self) -> None:
+        """Finish every sample at the head of the queue whose figures are all drawn."""
+        while self.pending and all(f.done() for f in self.pending[0].futures):
+            self._finish_oldest(block=False)
+
+    def _finish_oldest(self, block: bool) -> None:
+        item = self.pending.pop(0)
+        if block:
+            wait(item.futures)
+        seconds, error = 0.0, None
+        for fut in item.futures:
+            exc = fut.exception()
+            if exc is not None:
+                error = error or f"{type(exc).__name__}: {exc}"
+            else:
+                spent, pid = fut.result()
+                seconds += spent
+                self.pids.add(pid)
+        self.render_seconds += seconds
+        item.done(seconds, error)
+
+    def close(self) -> None:
+        """Wait for every queued figure and finish every sample."""
+        t0 = time.perf_counter()
+        while self.pending:
+            self._finish_oldest(block=True)
+        self.wait_seconds += time.perf_counter() - t0
+        self.shutdown()
+
+    def abort(self) -> None:
+        """Drop what is queued (no record is written for it) and stop the workers."""
+        for item in self.pending:
+            for fut in item.futures:
+                fut.cancel()
+        self.pending.clear()
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
