@@ -1,0 +1,104 @@
+#!/usr/bin/env python
+"""Our CAM methods against pytorch-grad-cam's implementations of the same definitions.
+
+pytorch-grad-cam is not a dependency: install it into a scratch folder and put that on PYTHONPATH,
+
+    pip install --no-deps --target /tmp/pgc grad-cam ttach && pip install --target /tmp/pgc scipy scikit-learn
+    PYTHONPATH=/tmp/pgc .venv/bin/python bench/crosscheck_pytorch_grad_cam.py
+
+Same model (a seeded FPN/resnet18 with random weights), inputs, target layer and target: the class
+probability summed over the pixels predicted as that class (pytorch-grad-cam's
+SemanticSegmentationTarget on a softmax wrapper = our score="prob", region="pred"). Score-CAM is
+compared with our weights="softmax", baseline="none", pytorch-grad-cam's choices. Prints, per method,
+the worst Pearson correlation and max |difference| of the [0,1] maps over images and classes.
+
+One difference is not a choice of options: pytorch-grad-cam upsamples Score-CAM's masks with
+align_corners=True (nn.UpsamplingBilinear2d); we use align_corners=False everywhere, as the authors'
+code and torch-cam do. Softmax weights of region sums (hundreds) are nearly one-hot, so that small
+difference can change the winning channel. The row "scorecam, their Up" repeats the comparison with
+our masks upsampled their way, which isolates it.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+PAIRS = {"gradcam": "GradCAM", "gradcampp": "GradCAMPlusPlus", "hirescam": "HiResCAM", "layercam": "LayerCAM",
+         "scorecam": "ScoreCAM"}
+
+
+class Softmax(torch.nn.Module):
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.model(x), dim=1)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--layer", default="encoder.layer3")
+    p.add_argument("--images", type=int, default=3)
+    p.add_argument("--size", type=int, nargs=2, default=[64, 128], metavar=("W", "H"))
+    args = p.parse_args()
+    try:
+        import pytorch_grad_cam as pgc
+        from pytorch_grad_cam.utils.model_targets import SemanticSegmentationTarget
+    except ImportError:
+        sys.exit("pytorch-grad-cam is not importable: see this script's docstring")
+    import segmentation_models_pytorch as smp
+
+    from xai.methods import get_method
+
+    torch.manual_seed(0)
+    model = smp.FPN("resnet18", encoder_weights=None, classes=5).eval()
+    wrapped = Softmax(model).eval()
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(args.images, 3, args.size[1], args.size[0], generator=g)
+    with torch.no_grad():
+        pred = model(x).argmax(1)
+    layer = dict(model.named_modules())[args.layer]
+    from importlib.metadata import version
+
+    print(f"pytorch-grad-cam (grad-cam {version('grad-cam')}) vs xai; FPN/resnet18 random weights, "
+          f"{args.images} images {args.size[0]}x{args.size[1]}, layer {args.layer}, 5 classes")
+    print(f"{'method':<22}{'min Pearson':>12}{'max |diff|':>12}{'pairs':>7}")
+    rows = [(ours, theirs, ours) for ours, theirs in PAIRS.items()] + [("scorecam", "ScoreCAM", "scorecam, their Up")]
+    for ours, theirs, label in rows:
+        if label == "scorecam, their Up":
+            import torch.nn.functional as F
+
+            import xai.methods.scorecam as sc
+
+            sc.upsample = lambda t, size: F.interpolate(t, size=size, mode="bilinear", align_corners=True)
+        kw = {"weights": "softmax", "baseline": "none", "precision": "fp32", "batch_size": 64} if ours == "scorecam" else {}
+        cam = get_method(ours).cls(model, target_layer=args.layer, **kw)
+        our_maps = cam(x).numpy()
+        other = getattr(pgc, theirs)(model=wrapped, target_layers=[layer])
+        if ours == "scorecam":
+            other.batch_size = 64
+        worst_r, worst_d, n = 1.0, 0.0, 0
+        for i in range(args.images):
+            for c in range(5):
+                mask = (pred[i] == c).float().numpy()
+                if mask.sum() == 0:
+                    continue
+                ref = other(input_tensor=x[i:i + 1], targets=[SemanticSegmentationTarget(c, mask)])[0]
+                a, b = our_maps[i, c].ravel(), ref.ravel()
+                if a.std() == 0 or b.std() == 0:
+                    r = 1.0 if a.std() == b.std() == 0 else 0.0
+                else:
+                    r = float(np.corrcoef(a, b)[0, 1])
+                worst_r, worst_d, n = min(worst_r, r), max(worst_d, float(np.abs(a - b).max())), n + 1
+        print(f"{label:<22}{worst_r:>12.6f}{worst_d:>12.2e}{n:>7}")
+
+
+if __name__ == "__main__":
+    main()
