@@ -58,7 +58,7 @@ def test_compare_run_writes_every_file(tiny_run):
     assert manifest["timing"]["render_seconds"] > 0 and len(manifest["timing"]["workers"]) == 1
     assert manifest["engines"]["scorecam"]["max_activation_maps"] == 4
     assert set(manifest["engines"]["scorecam"]) == {"target_layer", "score", "region", "baseline", "weights", "seed",
-                                                    "max_activation_maps", "channel_selection", "precision",
+                                                    "max_activation_maps", "channel_selection", "precision", "memory_format",
                                                     "batch_size"}  # the options dataclass, nothing private
     assert set(manifest["engines"]["gradcam"]) == {"target_layer", "score", "region"}
     rows = list(csv.DictReader(open(out / "summary.csv")))

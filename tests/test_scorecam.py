@@ -5,12 +5,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from xai import ScoreCAM
+import functools
+
+import xai
 from xai.errors import XAIError
 
 from tests.helpers import ConvNet, CountingModel, gt_batch, image_batch, tiny_convnet, tiny_fpn, top_variance_channels
 from tests.reference import scorecam_reference
 
+# Numbers are compared with the reference in the default (contiguous) layout, where fp32 convolutions
+# do not depend on the batch; test_memory_formats_agree checks the layouts "auto" may pick.
+ScoreCAM = functools.partial(xai.ScoreCAM, memory_format="contiguous")
 LAYER = "encoder.layer1"  # 64 channels at H/4: small enough for the per-class, per-channel reference
 TOL = 1e-4
 
@@ -240,12 +245,32 @@ def test_bad_options_are_refused_in_one_line(fpn, kwargs, match):
 
 
 def test_options_dataclass_is_what_resume_and_manifest_see(fpn):
-    cam = ScoreCAM(fpn, target_layer=LAYER, batch_size=7, max_activation_maps=5, precision="auto")
+    cam = xai.ScoreCAM(fpn, target_layer=LAYER, batch_size=7, max_activation_maps=5, precision="auto")
     from xai.precision import resolve_precision
 
     full = cam.options.as_dict()
     assert full == {"target_layer": LAYER, "score": "prob", "region": "pred", "baseline": "zero", "weights": "raw",
                     "max_activation_maps": 5, "channel_selection": "variance", "seed": 0,
-                    "precision": resolve_precision("auto", torch.device("cpu")), "batch_size": 7}
+                    "precision": resolve_precision("auto", torch.device("cpu")), "batch_size": 7,
+                    "memory_format": "auto"}
     assert full["precision"] in ("fp32", "bf16")  # "auto" is resolved for the device, never stored
-    assert "batch_size" not in cam.options.result_key()  # results do not depend on it
+    assert "batch_size" not in cam.options.result_key() and "memory_format" not in cam.options.result_key()
+
+
+def test_memory_formats_agree_and_auto_measures_once(fpn):
+    """channels_last changes fp32 summation order only: maps agree to 5e-4, Pearson ≥ 0.99999."""
+    from xai.precision import _LAYOUTS
+
+    x = image_batch(2, 32, 64, seed=2)
+    plain = ScoreCAM(fpn, target_layer=LAYER, precision="fp32")(x)
+    for fmt in ("channels_last", "auto"):
+        cam = xai.ScoreCAM(fpn, target_layer=LAYER, precision="fp32", memory_format=fmt)
+        maps = cam(x)
+        assert (maps - plain).abs().max() <= 5e-4
+        for n in range(2):
+            for c in range(5):
+                if plain[n, c].std() > 0:
+                    assert torch.corrcoef(torch.stack([plain[n, c].flatten(), maps[n, c].flatten()]))[0, 1] >= 0.99999
+    assert list(_LAYOUTS[fpn]) == [("cpu", "fp32", (3, 32, 64))]  # measured once for this model and size
+    assert cam.last.stats["channels_last"] == _LAYOUTS[fpn][("cpu", "fp32", (3, 32, 64))]
+    assert all(p.is_contiguous() for p in fpn.parameters())  # the model's layout is restored

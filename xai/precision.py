@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import contextlib
+import time
+import weakref
 
 import torch
 
@@ -50,6 +52,53 @@ def autocast(precision: str, device: torch.device):
     return torch.autocast(device_type=device.type, dtype=_DTYPES[precision])
 
 
-def wants_channels_last(precision: str, device: torch.device) -> bool:
-    """channels_last pays off for reduced-precision convolutions on CUDA (tensor cores) and oneDNN."""
-    return device.type == "cuda" or precision != "fp32"
+_LAYOUTS: weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple, bool]] = weakref.WeakKeyDictionary()
+
+
+def prefers_channels_last(model: torch.nn.Module, example: torch.Tensor, precision: str, rounds: int = 2) -> bool:
+    """Whether the model's forward runs faster in channels_last than in the default (contiguous) layout,
+    for inputs like `example` (up to 4 of them are timed) at `precision`.
+
+    Measured once per model, device, precision and input size and cached for the process (the answer
+    depends on the CPU's or GPU's kernels: on an AVX2 EPYC, se_resnext50 FPN fp32 ran 1.9x faster in
+    channels_last; other CPUs differ). The model's parameters are left in the layout they had.
+    """
+    key = (str(example.device), precision, tuple(example.shape[1:]))
+    cache = _LAYOUTS.setdefault(model, {})
+    if key in cache:
+        return cache[key]
+    sample = example[: min(4, example.shape[0])]
+    params = [p for p in model.parameters() if p.dim() == 4]
+    was_channels_last = [p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous() for p in params]
+    best: dict[bool, float] = {}
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()  # never update batch-norm statistics while timing
+    try:
+        for _ in range(rounds):
+            for channels_last in (False, True):
+                fmt = torch.channels_last if channels_last else torch.contiguous_format
+                with torch.inference_mode(False):
+                    model.to(memory_format=fmt)
+                with torch.inference_mode(), autocast(precision, example.device):
+                    inp = sample.contiguous(memory_format=fmt)
+                    _sync(example.device)
+                    t0 = time.perf_counter()
+                    model(inp)
+                    _sync(example.device)
+                    spent = time.perf_counter() - t0
+                best[channels_last] = min(best.get(channels_last, spent), spent)
+    finally:
+        for m, training in modes:
+            m.training = training
+        with torch.inference_mode(False):
+            model.to(memory_format=torch.contiguous_format)
+            for p, cl in zip(params, was_channels_last):
+                if cl:
+                    p.data = p.data.contiguous(memory_format=torch.channels_last)
+    cache[key] = best[True] < best[False]
+    return cache[key]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

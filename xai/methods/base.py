@@ -139,8 +139,8 @@ class BaseCAM:
         """N×K×C' channel weights, or N×K×h×w×C' element-wise weights."""
         raise NotImplementedError
 
-    def channels_last(self) -> bool:
-        """Whether the model runs in channels_last memory format during the call."""
+    def channels_last(self, x: torch.Tensor) -> bool:
+        """Whether the model runs in channels_last memory format during a call on inputs like x."""
         return False
 
     # ---- the one path ----------------------------------------------------------------------------
@@ -159,7 +159,7 @@ class BaseCAM:
             raise XAIError(f"{self.label} needs gradients: call it outside torch.inference_mode()")
         t0 = time.perf_counter()
         grad_mode = torch.enable_grad() if self.uses_gradients else torch.inference_mode()
-        with preserved_state(self.model, channels_last=self.channels_last()), grad_mode:
+        with preserved_state(self.model, channels_last=self.channels_last(x)), grad_mode:
             fwd = self._forward_with_layer(x, classes, gt, valid)
             weights = self.weights(fwd).detach().float()
         acts = fwd.activations.detach().float()

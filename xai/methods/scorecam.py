@@ -9,7 +9,9 @@ s_c of class c (xai.targets):
 
 weights="softmax" replaces w_kc by a softmax over the kept channels (as pytorch-grad-cam and torch-cam
 do). A channel with max == min gets w = 0 and costs no forward pass. max_activation_maps N keeps the N
-channels of largest spatial variance (Faster Score-CAM) or a seeded random subset. One sweep (K
+channels of largest spatial variance (Faster Score-CAM) or a seeded random subset. memory_format
+"auto" runs the masked forwards in whichever layout (contiguous or channels_last) measured faster for
+this model, device and input size, once per process. One sweep (K
 forwards per image, in chunks of batch_size) scores every class at once; masked inputs exist only
 chunk by chunk.
 """
@@ -21,7 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import XAIError
-from ..precision import autocast, resolve_precision, wants_channels_last
+from ..precision import autocast, prefers_channels_last, resolve_precision
 from ..targets import Score
 from .base import BaseCAM, CAMOptions, Forward, minmax_per_map, not_in_result, upsample
 from .registry import register
@@ -29,6 +31,7 @@ from .registry import register
 BASELINES = ("zero", "none")
 WEIGHTINGS = ("raw", "softmax")
 CHANNEL_SELECTIONS = ("variance", "random")
+MEMORY_FORMATS = ("auto", "contiguous", "channels_last")
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class ScoreCAMOptions(CAMOptions):
     seed: int = 0
     precision: str = "fp32"  # as resolved for the device ("auto" never appears here)
     batch_size: int = not_in_result(32)
+    memory_format: str = not_in_result("auto")
 
 
 @register("scorecam", label="Score-CAM")
@@ -51,29 +55,39 @@ class ScoreCAM(BaseCAM):
     def __init__(self, model: nn.Module, target_layer: str | None = "encoder.layer4", batch_size: int = 32,
                  max_activation_maps: int | None = None, score: Score = "prob", region: str = "pred",
                  baseline: str = "zero", weights: str = "raw", precision: str = "auto",
-                 channel_selection: str = "variance", seed: int = 0, progress: bool = False):
+                 channel_selection: str = "variance", seed: int = 0, memory_format: str = "auto",
+                 progress: bool = False):
         super().__init__(model, target_layer=target_layer, score=score, region=region)
         if int(batch_size) < 1:
             raise XAIError(f"batch_size must be at least 1, got {batch_size}")
         if max_activation_maps is not None and int(max_activation_maps) < 1:
             raise XAIError(f"max_activation_maps must be at least 1, got {max_activation_maps}")
         for name, value, choices in (("baseline", baseline, BASELINES), ("weights", weights, WEIGHTINGS),
-                                     ("channel_selection", channel_selection, CHANNEL_SELECTIONS)):
+                                     ("channel_selection", channel_selection, CHANNEL_SELECTIONS),
+                                     ("memory_format", memory_format, MEMORY_FORMATS)):
             if value not in choices:
                 raise XAIError(f"unknown {name} '{value}': choose one of {', '.join(choices)}")
         self.options = ScoreCAMOptions(
             target_layer=self.target_layer, score=self._score_name(), region=region, baseline=baseline,
             weights=weights, max_activation_maps=None if max_activation_maps is None else int(max_activation_maps),
             channel_selection=channel_selection, seed=int(seed), precision=resolve_precision(precision, self.device),
-            batch_size=int(batch_size))
+            batch_size=int(batch_size), memory_format=memory_format)
         self.progress = progress
+        self._channels_last = False
 
     @property
     def precision(self) -> str:
         return self.options.precision
 
-    def channels_last(self) -> bool:
-        return wants_channels_last(self.precision, self.device)
+    def channels_last(self, x: torch.Tensor) -> bool:
+        """memory_format "auto": the masked forwards run in the faster layout, measured once (xai.precision)."""
+        fmt = self.options.memory_format
+        if fmt == "auto":
+            example = x[:1].expand(min(4, self.options.batch_size), -1, -1, -1)
+            self._channels_last = prefers_channels_last(self.model, example, self.precision)
+        else:
+            self._channels_last = fmt == "channels_last"
+        return self._channels_last
 
     def weights(self, fwd: Forward) -> torch.Tensor:
         acts = fwd.activations.float()
@@ -85,7 +99,8 @@ class ScoreCAM(BaseCAM):
         if self.options.weights == "softmax":
             w = torch.softmax(w.masked_fill(~selected.unsqueeze(-1), float("-inf")), dim=1)
             w = torch.nan_to_num(w, nan=0.0)
-        fwd.stats.update(forwards=int(selected.sum()), kept_channels=selected.sum(1).tolist(), precision=self.precision)
+        fwd.stats.update(forwards=int(selected.sum()), kept_channels=selected.sum(1).tolist(), precision=self.precision,
+                         channels_last=self._channels_last)
         return w
 
     def _baseline_output(self, fwd: Forward) -> torch.Tensor | None:
@@ -130,7 +145,7 @@ class ScoreCAM(BaseCAM):
             from tqdm.auto import tqdm
 
             chunks = tqdm(chunks, desc=f"{self.label} sweep", unit="batch", leave=False)
-        channels_last = self.channels_last()
+        channels_last = self._channels_last
         for start in chunks:
             img, ch = pairs[start:start + step].unbind(1)
             masked = x[img] * minmax_per_map(upsample(acts[img, ch].unsqueeze(1), size))
