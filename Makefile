@@ -1,10 +1,11 @@
-# make test: install into .venv and run the suite. make demo: synthetic data, demo model, both CLIs.
+# make test: install into .venv, lint, type-check, the wheel check and the test suite (what CI runs).
+# make demo: synthetic data, the demo model, both CLIs and an evaluation report.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo bench clean
+.PHONY: install test lint typecheck wheel-check demo bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,17 +15,27 @@ $(STAMP): requirements.txt pyproject.toml
 
 install: $(STAMP)
 
-test: install
+lint: install
+	$(PY) -m ruff check xai tests bench
+	$(PY) -m ruff format --check xai tests bench
+
+typecheck: install
+	$(PY) -m mypy xai
+
+wheel-check: install
+	tests/check_wheel.sh $(PY)
+
+test: lint typecheck wheel-check
 	$(PY) -m pytest -q tests
 
 DEMO_DATA := data/demo
-DEMO_CKPT := best_model_FPN.pth
+DEMO_CKPT := best_model_FPN.safetensors
 
 $(DEMO_DATA)/dataset_split.csv: | install
 	$(PY) -m xai.synth --out $(DEMO_DATA) --n 240 --seed 0
 
 $(DEMO_CKPT): $(DEMO_DATA)/dataset_split.csv
-	$(PY) -m xai.train --config configs/demo.yaml --out $(DEMO_CKPT)
+	$(PY) -m xai.train --config demo --out $(DEMO_CKPT)
 
 demo: install $(DEMO_CKPT)
 	$(PY) visualize_scorecam.py --model_path $(DEMO_CKPT)
@@ -36,4 +47,4 @@ bench: install
 	$(PY) bench/bench_scorecam.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

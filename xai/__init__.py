@@ -5,9 +5,13 @@ HiResCAM, LayerCAM, ...); see xai.methods.
 """
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-__version__ = "0.1.0"
+try:
+    __version__ = version("seedling-xai")  # one place: pyproject.toml
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
 
 _LAZY = {
     "CAMResult": ("xai.methods.base", "CAMResult"),

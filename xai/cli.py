@@ -3,7 +3,7 @@
     seedling-xai scorecam --model_path best_model_FPN.pth     (= python visualize_scorecam.py ...)
     seedling-xai gradcam --model_path best_model_FPN.pth      (= python visualize_pretrained_model.py ...)
     seedling-xai synth --out data/demo                        (= python -m xai.synth ...)
-    seedling-xai train --config configs/demo.yaml             (= python -m xai.train ...)
+    seedling-xai train --config demo                          (= python -m xai.train ...)
     python -m xai ...                                         (= seedling-xai ...)
 """
 from __future__ import annotations
@@ -83,7 +83,8 @@ def build_parser(method: str, prog: str | None = None) -> argparse.ArgumentParse
                    "config's, se_resnext50_32x4d)")
     p.add_argument("--img_size", type=int, nargs=2, default=None, metavar=("WIDTH", "HEIGHT"),
                    help="image size (default: the checkpoint's, else the config's, 512 256)")
-    p.add_argument("--config", default=None, help="YAML config (default: configs/phenocyte.yaml)")
+    p.add_argument("--config", default=None, help="a packaged config (phenocyte, demo) or a YAML file "
+                   "(default: phenocyte)")
     p.add_argument("--data_root", default=None, help="dataset root (default: the config's data_root)")
     p.add_argument("--arch", default=None, help="architecture for plain state_dicts (default: the config's, FPN)")
     p.add_argument("--classes", nargs="+", default=None, metavar="CLASS", help="explain only these classes, by name")

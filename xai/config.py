@@ -1,8 +1,14 @@
-"""Project configuration: a YAML file (configs/*.yaml) whose keys command-line flags override."""
+"""Project configuration: a YAML file whose keys command-line flags override.
+
+The default configs ship inside the package (xai/configs/*.yaml, read through importlib.resources, so
+they work from a wheel as from the checkout): `phenocyte` (the users' setup, the default) and `demo`.
+A config is named by one of those names or by the path of a user's own YAML file.
+"""
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -10,8 +16,7 @@ import yaml
 
 from .errors import XAIError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "phenocyte.yaml"
+DEFAULT_CONFIG = "phenocyte"
 
 DEFAULT_CLASSES = ("background", "root", "hypocotyl", "cotyledon", "seed")
 DEFAULT_PALETTE = {
@@ -70,13 +75,32 @@ def _coerce(data: Mapping[str, Any], source: str) -> dict[str, Any]:
     return out
 
 
-def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
-    """Read a YAML config (default configs/phenocyte.yaml) and apply non-None overrides."""
-    path = Path(path) if path is not None else DEFAULT_CONFIG
-    if not path.is_file():
-        raise XAIError(f"config file not found: {path}")
+def packaged_configs() -> list[str]:
+    """Names of the configs that ship with the package."""
+    folder = resources.files("xai.configs")
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def _config_text(path: str | Path | None) -> tuple[str, str]:
+    """(YAML text, where it came from) of a packaged config name or a file path."""
+    name = DEFAULT_CONFIG if path is None else str(path)
+    if name in packaged_configs():
+        return resources.files("xai.configs").joinpath(f"{name}.yaml").read_text(encoding="utf-8"), f"{name} (packaged)"
+    file = Path(name)
+    if not file.is_file():
+        raise XAIError(f"config file not found: {file} (packaged configs: {', '.join(packaged_configs())})")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        return file.read_text(encoding="utf-8"), str(file)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise XAIError(f"cannot read config file {file}: {exc}") from None
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
+    """Read a config (a packaged name such as "demo", or a YAML file; default "phenocyte") and apply
+    the non-None overrides."""
+    text, path = _config_text(path)
+    try:
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise XAIError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):

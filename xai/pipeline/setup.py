@@ -14,7 +14,7 @@ import torch
 
 from .. import __version__
 from ..checkpoint import LoadedModel, load_model
-from ..config import PROJECT_ROOT, Config, load_config
+from ..config import Config, load_config
 from ..data import SegmentationDataset, encoder_normalization, read_split
 from ..errors import XAIError
 from ..methods import BaseCAM, get_method
@@ -55,27 +55,22 @@ def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _project_path(p: str) -> Path:
-    path = Path(p)
-    if path.is_absolute() or path.exists():
-        return path
-    return PROJECT_ROOT / path
-
-
 def _data_root(opts: RunOptions, cfg: Config) -> Path:
     if opts.data_root:
         root = Path(opts.data_root)
         if not root.is_dir():
             raise XAIError(f"data root not found: {root}")
         return root
-    root = _project_path(cfg.data_root)
+    root = Path(cfg.data_root)  # relative paths are relative to the working directory
     if root.is_dir():
         return root
-    fallback = _project_path(cfg.fallback_data_root) if cfg.fallback_data_root else None
+    fallback = Path(cfg.fallback_data_root) if cfg.fallback_data_root else None
     if fallback is not None and fallback.is_dir():
-        say(f"note: {cfg.data_root} not found; using the synthetic demo dataset {fallback}")
+        say(f"note: {cfg.data_root} not found in {Path.cwd()}; using the synthetic demo dataset {fallback}")
         return fallback
-    raise XAIError(f"data root not found: {cfg.data_root} (pass --data_root, or run `make demo` for a synthetic one)")
+    tried = f"{root}" + (f" nor {fallback}" if fallback is not None else "")
+    raise XAIError(f"data root not found: neither --data_root nor the config's {tried} exists in {Path.cwd()} "
+                   "(pass --data_root, or make a synthetic dataset: seedling-xai synth --out data/demo)")
 
 
 def build_engine(method: str, model: torch.nn.Module, opts: RunOptions, target_layer: str | None) -> BaseCAM:
