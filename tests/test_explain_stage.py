@@ -104,3 +104,77 @@ def test_same_files_with_and_without_figure_processes(tiny_run, tmp_path, worker
                             "samples/sample0.json"] + [f"{d}/sample0_{k}_{c}.png" for d, k in
                                                        (("tpfpfn_maps", "tpfpfn"), ("gradcam_maps", "gradcam"))
                                                        for c in ("background", "root", "hypocotyl", "cotyledon", "seed")])
+
+
+def test_sigterm_finishes_what_is_explained_and_writes_the_summaries(tiny_run, tmp_path, monkeypatch, capsys):
+    import os
+    import signal
+
+    base, data, ckpt = tiny_run
+
+    def preempted(item, setup):  # the cluster's SIGTERM arrives while sample1 is being explained
+        if item["index"] == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return EXPLAIN_SAMPLE(item, setup)
+
+    monkeypatch.setattr(stage, "explain_sample", preempted)
+    out = tmp_path / "out"
+    assert main("gradcam", run_args(ckpt, data, out, "--split", "train", "--num_samples", "4")) == 143
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "terminated (SIGTERM): completed samples are kept; rerun with --resume to continue"
+    assert [p.name for p in sorted((out / "samples").iterdir())] == ["sample0.json"]
+    assert len(json.loads((out / "summary.json").read_text())) == 5  # the summaries of what is complete
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the CLI's handler is gone afterwards
+    calls = _explained_calls(monkeypatch)
+    assert main("gradcam", run_args(ckpt, data, out, "--split", "train", "--num_samples", "4", "--resume")) == 0
+    assert calls == [1, 2, 3]
+
+
+def test_a_sample_the_model_cannot_take_is_skipped(tiny_run, tmp_path, monkeypatch, capsys):
+    base, data, ckpt = tiny_run
+    from xai.methods.gradcam import GradCAM
+
+    real = GradCAM.explain
+
+    def fails_on_wide_inputs(self, x, **kw):
+        if stage_index[0] == 1:
+            raise RuntimeError("Sizes of tensors must match except in dimension 1\nmore detail")
+        return real(self, x, **kw)
+
+    stage_index = [0]
+
+    def tracking(item, setup):
+        stage_index[0] = item["index"]
+        return EXPLAIN_SAMPLE(item, setup)
+
+    monkeypatch.setattr(GradCAM, "explain", fails_on_wide_inputs)
+    monkeypatch.setattr(stage, "explain_sample", tracking)
+    out = tmp_path / "out"
+    assert main("gradcam", run_args(ckpt, data, out)) == 0
+    err = capsys.readouterr().err
+    assert ("sample1 (" in err and "the model failed on this sample: RuntimeError: Sizes of tensors must match "
+            "except in dimension 1" in err and "more detail" not in err)
+    assert json.loads((out / "manifest.json").read_text())["samples"]["explained"] == 1
+
+
+def test_a_full_disk_stops_the_run_with_one_line(tiny_run, tmp_path, monkeypatch, capsys):
+    import errno
+    import os
+
+    import xai.io as xio
+
+    base, data, ckpt = tiny_run
+    real = xio._fsync
+
+    def full_at_sample1(path):
+        if "sample1" in path.name:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(path)
+
+    monkeypatch.setattr(xio, "_fsync", full_at_sample1)
+    out = tmp_path / "out"
+    assert main("gradcam", run_args(ckpt, data, out, "--workers", "0")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: disk full while writing ") and "sample1" in err[-1]
+    assert (out / "samples" / "sample0.json").is_file() and not (out / "samples" / "sample1.json").exists()
+    assert not list(out.rglob("*.part*"))

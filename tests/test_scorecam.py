@@ -274,3 +274,51 @@ def test_memory_formats_agree_and_auto_measures_once(fpn):
     assert list(_LAYOUTS[fpn]) == [("cpu", "fp32", (3, 32, 64))]  # measured once for this model and size
     assert cam.last.stats["channels_last"] == _LAYOUTS[fpn][("cpu", "fp32", (3, 32, 64))]
     assert all(p.is_contiguous() for p in fpn.parameters())  # the model's layout is restored
+
+
+class RunsOutOfMemory(torch.nn.Module):
+    """Raises like CUDA (or the CPU's MemoryError) when a forward pass holds more than `limit` images."""
+
+    def __init__(self, inner, limit, error):
+        super().__init__()
+        self.inner, self.limit, self.error, self.batches = inner, limit, error, []
+
+    def forward(self, x):
+        if x.shape[0] > self.limit:
+            raise self.error("injected: out of memory")
+        self.batches.append(x.shape[0])
+        return self.inner(x)
+
+
+@pytest.mark.parametrize("error", [torch.OutOfMemoryError, MemoryError])
+def test_out_of_memory_halves_the_batch_and_says_so_once(fpn, error, caplog):
+    x = image_batch(2, 32, 64, seed=3)
+    expected = ScoreCAM(fpn, target_layer=LAYER, batch_size=32, max_activation_maps=20, precision="fp32")(x)
+    model = RunsOutOfMemory(fpn, limit=5, error=error)
+    cam = ScoreCAM(model, target_layer="inner." + LAYER, batch_size=32, max_activation_maps=20, precision="fp32")
+    with caplog.at_level("WARNING", logger="xai"):
+        maps = cam(x)
+        cam(x)  # the next call starts at the lowered batch: no new retries, no new warning
+    assert torch.allclose(maps, expected, atol=TOL)
+    assert max(model.batches[2:]) == 4  # 32 -> 16 -> 8 -> 4
+    warnings = [r for r in caplog.records if "out of memory" in r.getMessage()]
+    assert len(warnings) == 1 and "continuing with smaller batches" in warnings[0].getMessage()
+
+
+def test_out_of_memory_at_one_image_is_one_line(fpn):
+    class FailsAfterTwo(torch.nn.Module):
+        """The input and the baseline pass; every masked forward runs out of memory."""
+
+        def __init__(self, inner):
+            super().__init__()
+            self.inner, self.calls = inner, 0
+
+        def forward(self, x):
+            self.calls += 1
+            if self.calls > 2:
+                raise MemoryError("injected")
+            return self.inner(x)
+
+    cam = ScoreCAM(FailsAfterTwo(fpn), target_layer="inner." + LAYER, batch_size=4, max_activation_maps=4)
+    with pytest.raises(XAIError, match="out of memory even with one masked image per forward pass"):
+        cam(image_batch(1, 32, 64))

@@ -9,10 +9,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+import signal
 import sys
-from typing import NoReturn, Sequence
+import threading
+from pathlib import Path
+from typing import Any, Iterator, NoReturn, Sequence
 
-from .errors import XAIError
+from .errors import Terminated, XAIError
 
 DEFAULT_OUTPUT = {"scorecam": "scorecam_visualizations", "gradcam": "pretrained_visualizations"}
 DESCRIPTION = {
@@ -118,6 +123,48 @@ def _methods(args: argparse.Namespace, method: str) -> tuple[str, ...]:
     return COMPARE if args.compare else (method,)
 
 
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is at the time (tests swap it), as tqdm-aware as any StreamHandler."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+def configure_logging() -> logging.Logger:
+    """The library's loggers ("xai.*") print their messages on stderr, once per process."""
+    logger = logging.getLogger("xai")
+    if not any(isinstance(h, _Stderr) for h in logger.handlers):
+        handler = _Stderr()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    return logger
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (what a cluster sends before preemption) stops the run like Ctrl-C: samples already
+    explained are finished, the summaries of what is complete are written."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(method: str, argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     """Parse, run the shared pipeline, and turn any XAIError into one line on stderr and exit 2."""
     args = build_parser(method, prog).parse_args(argv)
@@ -125,34 +172,39 @@ def main(method: str, argv: Sequence[str] | None = None, prog: str | None = None
 
     tune_cpu_allocator()
     import torch
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
+    logger = configure_logging()
     try:
-        if args.finalize:
-            from pathlib import Path
+        with _terminate_as_interrupt(), logging_redirect_tqdm(loggers=[logger]):
+            if args.finalize:
+                from .pipeline import finalize
 
-            from .pipeline import finalize
+                manifest = finalize(args.finalize)
+                logger.info("finalized %d sample(s) in %s/ (index.html, summary.csv, manifest.json)",
+                            manifest["samples"]["explained"], Path(args.finalize))
+                return 0
+            from .pipeline import RunOptions, run
 
-            manifest = finalize(args.finalize)
-            print(f"finalized {manifest['samples']['explained']} sample(s) in {Path(args.finalize)}/ "
-                  "(index.html, summary.csv, manifest.json)", file=sys.stderr)
-            return 0
-        from .pipeline import RunOptions, run
-
-        opts = RunOptions(
-            model_path=args.model_path, methods=_methods(args, method), output_dir=args.output_dir,
-            num_samples=args.num_samples, split=args.split, all=args.all, batch_size=args.batch_size,
-            max_activation_maps=args.max_activation_maps, encoder=args.encoder, arch=args.arch,
-            img_size=tuple(args.img_size) if args.img_size else None, config=args.config, data_root=args.data_root,
-            classes=args.classes, target_layer=args.target_layer, device=args.device, precision=args.precision,
-            region=args.region, score=args.score, baseline=args.baseline, weights=args.weights,
-            channel_selection=args.channel_selection, save_raw=args.save_raw, resume=args.resume, seed=args.seed,
-            trust_checkpoint=args.trust_checkpoint, workers=args.workers, progress=not args.no_progress,
-            command=[sys.argv[0].split("/")[-1], *(argv if argv is not None else sys.argv[1:])],
-        )
-        run(opts)
+            opts = RunOptions(
+                model_path=args.model_path, methods=_methods(args, method), output_dir=args.output_dir,
+                num_samples=args.num_samples, split=args.split, all=args.all, batch_size=args.batch_size,
+                max_activation_maps=args.max_activation_maps, encoder=args.encoder, arch=args.arch,
+                img_size=tuple(args.img_size) if args.img_size else None, config=args.config,
+                data_root=args.data_root, classes=args.classes, target_layer=args.target_layer, device=args.device,
+                precision=args.precision, region=args.region, score=args.score, baseline=args.baseline,
+                weights=args.weights, channel_selection=args.channel_selection, save_raw=args.save_raw,
+                resume=args.resume, seed=args.seed, trust_checkpoint=args.trust_checkpoint, workers=args.workers,
+                progress=not args.no_progress, command=[sys.argv[0].split("/")[-1], *(argv if argv is not None
+                                                                                      else sys.argv[1:])],
+            )
+            run(opts)
     except XAIError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("terminated (SIGTERM): completed samples are kept; rerun with --resume to continue", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("interrupted: completed samples are kept; rerun with --resume to continue", file=sys.stderr)
         return 130

@@ -9,6 +9,10 @@ class XAIError(Exception):
     """An error caused by the user's input (file, flag, data), reported as one line."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread by the CLIs' handler: stops a run as Ctrl-C does."""
+
+
 class SampleError(XAIError):
     """A single sample cannot be read; batch runs skip it and report it at the end."""
 

@@ -17,6 +17,7 @@ chunk by chunk.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import torch
@@ -28,6 +29,7 @@ from ..targets import Score
 from .base import BaseCAM, CAMOptions, Forward, minmax_per_map, not_in_result, upsample
 from .registry import register
 
+log = logging.getLogger(__name__)
 BASELINES = ("zero", "none")
 WEIGHTINGS = ("raw", "softmax")
 CHANNEL_SELECTIONS = ("variance", "random")
@@ -74,6 +76,8 @@ class ScoreCAM(BaseCAM):
             batch_size=int(batch_size), memory_format=memory_format)
         self.progress = progress
         self._channels_last = False
+        self._batch: int | None = None  # lowered after an out-of-memory error, for the rest of the run
+        self._warned_memory = False
 
     @property
     def precision(self) -> str:
@@ -129,7 +133,8 @@ class ScoreCAM(BaseCAM):
 
     def _sweep(self, fwd: Forward, acts: torch.Tensor, selected: torch.Tensor,
                baseline: torch.Tensor | None) -> torch.Tensor:
-        """w (N×K×C'): one masked forward per selected (image, channel), batch_size at a time.
+        """w (N×K×C'): one masked forward per selected (image, channel), batch_size at a time (halved on
+        out-of-memory errors, CUDA's or the CPU's MemoryError, down to 1).
 
         With region scores, w = Σ_p R_p · (P_p(x ⊙ H_k) − P_p(x_b)): the baseline is subtracted pixel by
         pixel before the sum, which keeps w accurate when it is small beside s itself (fp32 sums of
@@ -140,24 +145,50 @@ class ScoreCAM(BaseCAM):
         if baseline is not None and fwd.regions is None:
             base_scores = self.region_scores(baseline, None, [])
         pairs = selected.nonzero()
-        chunks = range(0, pairs.shape[0], step)
+        bar = None
         if self.progress:
             from tqdm.auto import tqdm
 
-            chunks = tqdm(chunks, desc=f"{self.label} sweep", unit="batch", leave=False)
+            bar = tqdm(total=pairs.shape[0], desc=f"{self.label} sweep", unit="map", leave=False)
         channels_last = self._channels_last
-        for start in chunks:
-            img, ch = pairs[start:start + step].unbind(1)
-            masked = x[img] * minmax_per_map(upsample(acts[img, ch].unsqueeze(1), size))
-            if channels_last:
-                masked = masked.contiguous(memory_format=torch.channels_last)
-            with autocast(self.precision, x.device):
-                _, P = self.forward_scores(masked)
-            P = P.float()
-            if fwd.regions is None:
-                s = self.region_scores(P, None, [])
-                weights[img, ch] = s - base_scores if base_scores is not None else s
-            else:
-                delta = P - baseline if baseline is not None else P
-                weights[img, ch] = self.region_scores(delta, fwd.regions, fwd.classes, img)
+        start, step = 0, self._batch or step
+        try:
+            while start < pairs.shape[0]:
+                img, ch = pairs[start:start + step].unbind(1)
+                try:
+                    masked = x[img] * minmax_per_map(upsample(acts[img, ch].unsqueeze(1), size))
+                    if channels_last:
+                        masked = masked.contiguous(memory_format=torch.channels_last)
+                    with autocast(self.precision, x.device):
+                        _, P = self.forward_scores(masked)
+                except (torch.OutOfMemoryError, MemoryError) as exc:
+                    step = self._halve(step, exc, x.device)
+                    continue
+                P = P.float()
+                if fwd.regions is None:
+                    s = self.region_scores(P, None, [])
+                    weights[img, ch] = s - base_scores if base_scores is not None else s
+                else:
+                    delta = P - baseline if baseline is not None else P
+                    weights[img, ch] = self.region_scores(delta, fwd.regions, fwd.classes, img)
+                start += img.shape[0]
+                if bar is not None:
+                    bar.update(img.shape[0])
+        finally:
+            if bar is not None:
+                bar.close()
         return weights
+
+    def _halve(self, step: int, exc: BaseException, device: torch.device) -> int:
+        """Out of memory: retry the chunk at half the batch (kept for later samples), down to 1; say so once."""
+        if step == 1:
+            raise XAIError(f"{self.label}: out of memory even with one masked image per forward pass "
+                           f"({type(exc).__name__}); use a smaller --img_size or another device") from None
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        self._batch = step // 2
+        if not self._warned_memory:
+            log.warning("out of memory at %d masked images per forward pass: continuing with smaller batches "
+                        "(set --batch_size %d to avoid the retries)", step, self._batch)
+            self._warned_memory = True
+        return self._batch

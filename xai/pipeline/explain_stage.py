@@ -1,6 +1,7 @@
 """The explain stage: per sample, every engine, the maps on the photograph, its files and its record."""
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -10,14 +11,16 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
-from ..io import write_npz
+from ..errors import XAIError
+from ..io import DiskFullError, remove_stale_parts, write_npz
 from ..metrics import CLASS_METRICS, MAP_METRICS
 from ..targets import region_masks
 from .layout import SampleFiles, sample_id
 from .records import DONE, SKIPPED, SampleRecord, read_record
-from .setup import Setup, say
+from .setup import Setup
 from .writer import FigureJob, FigureWriter
 
+log = logging.getLogger(__name__)
 IGNORE = 255  # ground-truth value of padding pixels: in no class's region
 
 
@@ -169,6 +172,12 @@ def complete(setup: Setup, index: int) -> bool:
             and all(setup.layout.path(p).is_file() for p in files.all()))
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    line = f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+    return line if len(line) <= 300 else line[:297] + "..."
+
+
 def _identity(item: Any) -> Any:
     return item
 
@@ -185,11 +194,17 @@ def explain(setup: Setup, indices: list[int] | None = None) -> ExplainStats:
     """The explain stage over `indices` (default: the run's samples); complete samples are kept with --resume."""
     opts, layout = setup.opts, setup.layout
     indices = setup.indices if indices is None else indices
-    layout.out.mkdir(parents=True, exist_ok=True)
+    try:
+        layout.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise XAIError(f"cannot create the output folder {layout.out}: {exc.strerror or exc}") from None
+    stale = remove_stale_parts(layout.out)
+    if stale:
+        log.info("removed %d temporary file(s) left by an earlier run that was killed", stale)
     todo = [i for i in indices if not (opts.resume and complete(setup, i))]
     stats = ExplainStats(requested=len(indices), resumed=len(indices) - len(todo))
     if stats.resumed:
-        say(f"resume: {stats.resumed} sample(s) already complete, {len(todo)} to do")
+        log.info("resume: %d sample(s) already complete, %d to do", stats.resumed, len(todo))
     worker = worker_identity()
     from tqdm.auto import tqdm
 
@@ -197,7 +212,7 @@ def explain(setup: Setup, indices: list[int] | None = None) -> ExplainStats:
     bar = tqdm(total=len(todo), desc=f"{labels} {opts.split}", unit="sample", disable=not opts.progress or not todo)
     writer = FigureWriter(opts.workers)
     maps_per_sample = len(setup.class_ids) * len(setup.engines)
-    interrupted = False
+    interrupted: KeyboardInterrupt | None = None
     try:
         for item in (_loader(setup, todo) if todo else []):
             started = time.time()
@@ -207,7 +222,15 @@ def explain(setup: Setup, indices: list[int] | None = None) -> ExplainStats:
                 bar.update(1)
                 continue
             t0 = time.perf_counter()
-            ex = explain_sample(item, setup)
+            try:
+                ex = explain_sample(item, setup)
+            except (DiskFullError, KeyboardInterrupt):
+                raise
+            except Exception as exc:  # noqa: BLE001 - a sample the model cannot take is skipped, like a bad image
+                _skip(setup, item["index"], item["name"], f"the model failed on this sample: {_first_line(exc)}",
+                      worker, started, stats)
+                bar.update(1)
+                continue
             model_seconds = time.perf_counter() - t0
             stats.model_seconds += model_seconds
             write_raw(ex, files, setup)
@@ -218,8 +241,8 @@ def explain(setup: Setup, indices: list[int] | None = None) -> ExplainStats:
             writer.submit(figure_jobs(ex, files, setup), _finisher(setup, record, files, stats))
             bar.update(1)
             bar.set_postfix(maps_per_s=f"{(bar.n - len(stats.skipped)) * maps_per_sample / max(stats.model_seconds, 1e-9):.2f}")
-    except KeyboardInterrupt:  # Ctrl-C: the sample in progress is dropped, those already explained are finished
-        interrupted = True
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the sample in progress is dropped, those explained finish
+        interrupted = exc
     except BaseException:
         writer.abort()
         raise
@@ -230,8 +253,8 @@ def explain(setup: Setup, indices: list[int] | None = None) -> ExplainStats:
     except BaseException:  # a second Ctrl-C while the last figures are drawn: drop them
         writer.abort()
         raise
-    if interrupted:
-        raise KeyboardInterrupt
+    if interrupted is not None:
+        raise interrupted
     stats.render_seconds = writer.render_seconds
     stats.waiting_for_figures_seconds = writer.wait_seconds
     return stats

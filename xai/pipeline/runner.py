@@ -1,19 +1,23 @@
 """A whole run: prepare, explain, finalize."""
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from .explain_stage import explain
 from .finalize_stage import finalize
 from .options import RunOptions
-from .setup import prepare, say
+from .setup import prepare
+
+
+log = logging.getLogger(__name__)
 
 
 def run(opts: RunOptions) -> dict[str, Any]:
     """Explain the chosen samples of a split and write every output; returns the manifest."""
     setup = prepare(opts)
     for note in setup.notes:
-        say(f"note: {note}")
+        log.warning("note: %s", note)
     try:
         stats = explain(setup)
     except KeyboardInterrupt:
@@ -22,11 +26,12 @@ def run(opts: RunOptions) -> dict[str, Any]:
         raise
     manifest = finalize(setup.layout.out)
     if stats.skipped:
-        say(f"skipped {len(stats.skipped)} sample(s):")
+        log.warning("skipped %d sample(s):", len(stats.skipped))
         for s in stats.skipped:
-            say(f"  {s['sample']} ({s['image']}): {s['error']}")
+            log.warning("  %s (%s): %s", s["sample"], s["image"], s["error"])
     if manifest["samples"]["runs_mixed"]:
-        say(f"note: {setup.layout.out} holds samples written with other options or another checkpoint; "
-            "summary and gallery show all of them (rerun with --resume to redo them under this run's options)")
-    say(f"wrote {manifest['samples']['explained']} sample(s) to {setup.layout.out}/ (index.html, summary.csv, manifest.json)")
+        log.warning("note: %s holds samples written with other options or another checkpoint; summary and gallery "
+                    "show all of them (rerun with --resume to redo them under this run's options)", setup.layout.out)
+    log.info("wrote %d sample(s) to %s/ (index.html, summary.csv, manifest.json)", manifest["samples"]["explained"],
+             setup.layout.out)
     return manifest

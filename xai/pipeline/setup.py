@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import platform
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,8 +51,7 @@ class Setup:
         return get_method(method).label
 
 
-def say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+log = logging.getLogger(__name__)
 
 
 def _data_root(opts: RunOptions, cfg: Config) -> Path:
@@ -66,7 +65,7 @@ def _data_root(opts: RunOptions, cfg: Config) -> Path:
         return root
     fallback = Path(cfg.fallback_data_root) if cfg.fallback_data_root else None
     if fallback is not None and fallback.is_dir():
-        say(f"note: {cfg.data_root} not found in {Path.cwd()}; using the synthetic demo dataset {fallback}")
+        log.warning("note: %s not found in %s; using the synthetic demo dataset %s", cfg.data_root, Path.cwd(), fallback)
         return fallback
     tried = f"{root}" + (f" nor {fallback}" if fallback is not None else "")
     raise XAIError(f"data root not found: neither --data_root nor the config's {tried} exists in {Path.cwd()} "

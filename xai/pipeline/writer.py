@@ -79,6 +79,8 @@ class FigureWriter:
                     seconds += spent
                     self.pids.add(pid)
             except Exception as exc:  # noqa: BLE001 - reported per sample, the run goes on
+                if getattr(exc, "fatal", False):
+                    raise
                 error = f"{type(exc).__name__}: {exc}"
             self.render_seconds += seconds
             done(seconds, error)
@@ -102,6 +104,8 @@ class FigureWriter:
         seconds, error = 0.0, None
         for fut in item.futures:
             exc = fut.exception()
+            if exc is not None and getattr(exc, "fatal", False):
+                raise exc  # a full disk: no later sample could be written either
             if exc is not None:
                 error = error or f"{type(exc).__name__}: {exc}"
             else:
