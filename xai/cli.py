@@ -111,6 +111,9 @@ def build_parser(method: str, prog: str | None = None) -> argparse.ArgumentParse
     p.add_argument("--trust_checkpoint", action="store_true",
                    help="allow full unpickling of the checkpoint (runs code from the file: only for files you trust)")
     p.add_argument("--workers", type=int, default=2, help="processes drawing figures (0: draw in this process)")
+    p.add_argument("--shard", default=None, metavar="K/N", help="explain only every N-th sample from the K-th "
+                   "(job arrays; 0 <= K < N); merge with --finalize OUTPUT_DIR when all are done. Under torchrun "
+                   "the ranks share the samples by themselves")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
     return p
 
@@ -185,6 +188,9 @@ def main(method: str, argv: Sequence[str] | None = None, prog: str | None = None
                             manifest["samples"]["explained"], Path(args.finalize))
                 return 0
             from .pipeline import RunOptions, run
+            from .pipeline.distributed import parse_shard
+
+            shard = parse_shard(args.shard) if args.shard else None
 
             opts = RunOptions(
                 model_path=args.model_path, methods=_methods(args, method), output_dir=args.output_dir,
@@ -198,7 +204,7 @@ def main(method: str, argv: Sequence[str] | None = None, prog: str | None = None
                 progress=not args.no_progress, command=[sys.argv[0].split("/")[-1], *(argv if argv is not None
                                                                                       else sys.argv[1:])],
             )
-            run(opts)
+            run(opts, shard)
     except XAIError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
