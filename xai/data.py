@@ -8,6 +8,7 @@ the encoder's mean/std. `Letterbox` keeps the geometry to map every result back 
 from __future__ import annotations
 
 import csv
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ import torch
 
 from .errors import SampleError, XAIError
 
+log = logging.getLogger(__name__)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 SPLITS = ("train", "val", "test")
@@ -124,12 +126,14 @@ def denormalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) ->
 
 
 def read_image(path: Path) -> np.ndarray:
-    """Read a photograph as HxWx3 RGB uint8."""
+    """Read a photograph as HxWx3 RGB uint8 (grey, RGBA, 16-bit, palette and CMYK files are converted)."""
     if not path.is_file():
         raise SampleError(f"image not found: {path}")
+    if path.stat().st_size == 0:
+        raise SampleError(f"image file is empty (0 bytes): {path}")
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
-        raise SampleError(f"unreadable image: {path}")
+        raise SampleError(f"unreadable image (not an image, truncated, or a format OpenCV cannot decode): {path}")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
@@ -183,7 +187,12 @@ def mask_path(root: Path, image_name: str) -> Path:
 
 
 def read_split(root: Path, split: str, split_file: str = "dataset_split.csv") -> list[str]:
-    """Image names of one split, in file order."""
+    """Image names of one split, in file order.
+
+    The file is CSV with the columns img_name and set (others are ignored; a UTF-8 byte-order mark,
+    spaces around values and blank lines are fine). Rows without a name, rows of sets other than
+    train/val/test and repeated names are left out, each kind said once on the log.
+    """
     if split not in SPLITS:
         raise XAIError(f"unknown split '{split}': choose one of {', '.join(SPLITS)}")
     if not root.is_dir():
@@ -191,13 +200,39 @@ def read_split(root: Path, split: str, split_file: str = "dataset_split.csv") ->
     csv_path = root / split_file
     if not csv_path.is_file():
         raise XAIError(f"split file not found: {csv_path}")
-    with csv_path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        if reader.fieldnames is None or not {"img_name", "set"} <= {f.strip() for f in reader.fieldnames}:
-            raise XAIError(f"{csv_path} must have the columns img_name,set (found {reader.fieldnames})")
-        reader.fieldnames = [f.strip() for f in reader.fieldnames]
-        names = [(row["img_name"] or "").strip() for row in reader
-                 if (row["set"] or "").strip() == split and (row["img_name"] or "").strip()]
+    names: list[str] = []
+    unnamed, unknown, repeated = [], set(), []
+    try:
+        with csv_path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            columns = [f.strip() for f in (reader.fieldnames or [])]
+            if not {"img_name", "set"} <= set(columns):
+                missing = sorted({"img_name", "set"} - set(columns))
+                raise XAIError(f"{csv_path} has no column {' or '.join(missing)} (it needs img_name,set; "
+                               f"found {','.join(columns) or 'nothing'})")
+            reader.fieldnames = columns
+            for row in reader:
+                name, subset = (row.get("img_name") or "").strip(), (row.get("set") or "").strip()
+                if not name:
+                    unnamed.append(reader.line_num)
+                elif subset not in SPLITS:
+                    unknown.add(subset or "(empty)")
+                elif subset == split:
+                    if name in names:
+                        repeated.append(name)
+                    else:
+                        names.append(name)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise XAIError(f"{csv_path} is not a readable UTF-8 CSV file: {exc}") from None
+    if unnamed:
+        log.warning("%s: %d row(s) without an image name ignored (line %s)", csv_path, len(unnamed),
+                    ", ".join(map(str, unnamed[:5])))
+    if unknown:
+        log.warning("%s: rows of set(s) %s ignored (sets are %s)", csv_path, ", ".join(sorted(unknown)),
+                    ", ".join(SPLITS))
+    if repeated:
+        log.warning("%s: %d repeated row(s) of split '%s' explained once: %s", csv_path, len(repeated), split,
+                    ", ".join(repeated[:5]))
     if not names:
         raise XAIError(f"split '{split}' of {csv_path} has no images")
     return names
@@ -229,6 +264,8 @@ class SegmentationDataset(torch.utils.data.Dataset):
 
     def load(self, index: int) -> dict:
         name = self.names[index]
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise SampleError(f"image name {name!r} leaves the folder {self.root / IMAGE_DIR}")
         rgb = read_image(self.root / IMAGE_DIR / name)
         gt = read_mask(mask_path(self.root, name), self.palette)
         if gt.shape != rgb.shape[:2]:
@@ -253,3 +290,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
             return self.load(index)
         except SampleError as exc:
             return {"name": self.names[index], "index": index, "error": str(exc)}
+        except Exception as exc:  # noqa: BLE001 - a decoder's own error on an odd file: skip the sample too
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            return {"name": self.names[index], "index": index,
+                    "error": f"cannot read {self.names[index]}: {type(exc).__name__}: {first}"}
