@@ -1,18 +1,15 @@
-"""Figures (xai.render) and the HTML gallery (xai.gallery): colours, counts, files, thread safety."""
+"""Figures (xai.render): colours, notices, files, formats, page sizes, threads and processes."""
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-from html.parser import HTMLParser
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 import cv2
 import numpy as np
 import pytest
 
 from xai import render
-from xai.gallery import write_gallery
 from xai.render import FN_COLOR, FP_COLOR, TP_COLOR
 
 CLASSES = ["background", "root", "hypocotyl", "cotyledon", "seed"]
@@ -78,16 +75,6 @@ def _squares():
     return rgb, gt, pred
 
 
-def test_error_counts_exact():
-    _, gt, pred = _squares()
-    assert render.error_counts(gt, pred, 1) == {"tp": 36, "fp": 28, "fn": 28}
-    assert render.error_counts(gt, pred, 0) == {"tp": 400 - 92, "fp": 28, "fn": 28}
-    assert render.error_counts(gt, pred, 3) == {"tp": 0, "fp": 0, "fn": 0}
-    iou, dice = render.iou_dice(render.error_counts(gt, pred, 1))
-    assert iou == pytest.approx(36 / 92) and dice == pytest.approx(72 / 128)
-    assert render.iou_dice({"tp": 0, "fp": 0, "fn": 0}) == (None, None)
-
-
 def test_error_overlay_colours():
     rgb, gt, pred = _squares()
     tp = (gt == 1) & (pred == 1)
@@ -129,8 +116,10 @@ def test_heatmap_overlay_and_validation(seedling):
     assert out.shape == rgb.shape and out.dtype == np.uint8
     with pytest.raises(ValueError):
         render.heatmap_overlay(rgb, cam[:10])
-    with pytest.raises(ValueError):
-        render.error_counts(np.zeros((4, 4), np.uint8), np.zeros((5, 4), np.uint8), 1)
+    # alpha 1: the colour map itself; alpha 0: the image
+    assert (render.heatmap_overlay(rgb, cam, alpha=0.0) == rgb).all()
+    turbo = render.heatmap_overlay(rgb, np.ones_like(cam), alpha=1.0)
+    assert (turbo == turbo[0, 0]).all() and turbo[0, 0, 0] > 100 > turbo[0, 0, 2]  # dark red
 
 
 # ------------------------------------------------------------------------------------------------
@@ -176,6 +165,7 @@ def test_save_heatmap_figure(tmp_path, seedling):
     out = render.save_heatmap_figure(tmp_path / "hm.png", rgb, cam, "root", "Score-CAM",
                                      region_contour=pred == 1)
     _assert_figure(out)
+    _assert_figure(render.save_heatmap_figure(tmp_path / "zero.png", rgb, np.zeros_like(cam), "root", "Score-CAM"))
     _no_temporaries(tmp_path)
 
 
@@ -232,12 +222,12 @@ def test_extreme_aspect_ratios_stay_on_the_page(tmp_path):
         pred = np.roll(gt, 2, axis=1)
         cam = rng.random((h, w)).astype(np.float32)
         maps = {"Grad-CAM": np.stack([cam] * len(CLASSES)), "Score-CAM": None}
-        for name, draw in (
-            ("e", lambda p: render.save_error_figure(p, rgb, gt, pred, 1, CLASSES, COLORS, title="x" * 120)),
-            ("h", lambda p: render.save_heatmap_figure(p, rgb, cam, "root", "Score-CAM", note="a note " * 20)),
-            ("c", lambda p: render.save_comparison_figure(p, rgb, gt, pred, maps, CLASSES, COLORS)),
+        for name, draw, args, kwargs in (
+            ("e", render.save_error_figure, (rgb, gt, pred, 1, CLASSES, COLORS), {"title": "x" * 120}),
+            ("h", render.save_heatmap_figure, (rgb, cam, "root", "Score-CAM"), {"note": "a note " * 20}),
+            ("c", render.save_comparison_figure, (rgb, gt, pred, maps, CLASSES, COLORS), {}),
         ):
-            img = _assert_figure(draw(tmp_path / f"{name}_{h}x{w}.png"))
+            img = _assert_figure(draw(tmp_path / f"{name}_{h}x{w}.png", *args, **kwargs))
             assert img.shape[1] <= 16 * render.DEFAULT_DPI + 10, (name, img.shape)  # at most 16 inches wide
             assert img.shape[0] <= 22 * render.DEFAULT_DPI, (name, img.shape)
     _no_temporaries(tmp_path)
@@ -254,15 +244,39 @@ def test_vector_formats(tmp_path, seedling):
 
 
 def test_failed_write_leaves_no_file(tmp_path, seedling, monkeypatch):
-    rgb, gt, pred, _ = seedling
+    rgb, gt, pred, cam = seedling
+
+    def half_then_boom(self, data):
+        with open(self, "wb") as fh:
+            fh.write(data[: len(data) // 2])
+        raise OSError("disk full")
 
     def boom(*args, **kwargs):
         raise RuntimeError("killed while writing")
 
+    with monkeypatch.context() as m:
+        m.setattr(render.Path, "write_bytes", half_then_boom)
+        with pytest.raises(OSError, match="disk full"):
+            render.save_error_figure(tmp_path / "err.png", rgb, gt, pred, 1, CLASSES, COLORS)
     monkeypatch.setattr(render.Figure, "savefig", boom)
     with pytest.raises(RuntimeError):
-        render.save_error_figure(tmp_path / "err.png", rgb, gt, pred, 1, CLASSES, COLORS)
+        render.save_heatmap_figure(tmp_path / "hm.pdf", rgb, cam, "root", "Score-CAM")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_thin_roots_survive_shrinking(tmp_path):
+    """A 1 px root missed by the prediction stays visible (blue) in a figure that shrinks the image ~4x."""
+    h, w = 2400, 1200
+    rgb = np.full((h, w, 3), 120, np.uint8)
+    gt = np.zeros((h, w), np.uint8)
+    gt[200:2200, 600] = 1
+    pred = np.zeros_like(gt)
+    img = _read_png(render.save_error_figure(tmp_path / "thin.png", rgb, gt, pred, 1, CLASSES, COLORS))
+    fn = np.rint(0.2 * 120 + 0.8 * np.asarray(FN_COLOR))[::-1]  # BGR, as OpenCV reads it
+    assert (np.abs(img.astype(int) - fn).max(axis=2) <= 2).sum() > 400  # a line, not just the legend patch
+    comparison = _read_png(render.save_comparison_figure(tmp_path / "c.png", rgb, gt, pred, {"m": None}, CLASSES,
+                                                         COLORS, classes_to_show=["root"]))
+    assert (np.abs(comparison.astype(int) - fn).max(axis=2) <= 2).sum() > 300
 
 
 def test_thread_safety(tmp_path, seedling):
@@ -287,91 +301,22 @@ def test_thread_safety(tmp_path, seedling):
     _no_temporaries(tmp_path)
 
 
-# ------------------------------------------------------------------------------------------------
-# gallery
-# ------------------------------------------------------------------------------------------------
-
-class _Links(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.urls: list[str] = []
-        self.scripts = 0
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag == "img":
-            self.urls.append(attrs["src"])
-        elif tag == "a":
-            self.urls.append(attrs["href"])
-        elif tag in ("script", "link", "iframe"):
-            self.scripts += 1
-
-
-def _dummy_png(path: Path) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ok, buf = cv2.imencode(".png", np.full((8, 8, 3), 200, np.uint8))
-    path.write_bytes(buf.tobytes())
-    return path.as_posix()
-
-
-def test_gallery(tmp_path):
-    out = tmp_path / "run"
-    evil = "<b>seed & \"root\"</b>.png"
-    samples = []
-    for k, name in enumerate(["plant 1.png", evil]):
-        figs = {}
-        for kind in ("tpfpfn", "scorecam", "gradcam"):
-            figs[kind] = {}
-            for c in ("root", "seed"):
-                rel = f"figures/sample{k}/{kind}_{c}.png"
-                _dummy_png(out / rel)
-                figs[kind][c] = rel
-        if k == 1:  # odd characters in a file name must still link correctly
-            odd = "figures/sample1/odd #name?.png"
-            _dummy_png(out / odd)
-            figs["tpfpfn"]["root"] = odd
-        comparison = f"figures/sample{k}/comparison.png"
-        _dummy_png(out / comparison)
-        samples.append({"id": f"sample{k}", "name": name, "figures": figs, "comparison": comparison,
-                        "metrics": {"root": {"iou": 0.5, "dice": 2 / 3}, "seed": {"iou": None, "dice": None}}})
-    # an absolute path inside the folder is made relative
-    samples[0]["figures"]["scorecam"]["seed"] = str(out / samples[0]["figures"]["scorecam"]["seed"])
-
-    index = write_gallery(out, samples, CLASSES, title="Run <1>")
-    assert index == out / "index.html" and index.is_file()
-    text = index.read_text(encoding="utf-8")
-    assert "<b>seed" not in text and "&lt;b&gt;seed &amp; &quot;root&quot;&lt;/b&gt;" in text
-    assert "Run &lt;1&gt;" in text
-    assert "0.500" in text and "0.667" in text
-
-    parser = _Links()
-    parser.feed(text)
-    assert parser.scripts == 0  # self-contained: no scripts, stylesheets or frames
-    assert len([u for u in parser.urls if not u.startswith("#")]) >= 2 * (3 * 2 * 2 + 2)
-    for url in parser.urls:
-        parts = urlsplit(url)
-        assert not parts.scheme and not parts.netloc and not url.startswith("/"), url
-        if url.startswith("#"):
-            assert f'id="{url[1:]}"' in text or url == "#top"
-            continue
-        assert (out / unquote(parts.path)).is_file(), url
-    _no_temporaries(out)
-
-    # the gallery keeps working when the folder is moved
-    moved = tmp_path / "moved"
-    os.rename(out, moved)
-    for url in parser.urls:
-        if not url.startswith("#"):
-            assert (moved / unquote(url)).is_file()
-
-
-def test_gallery_refuses_paths_outside(tmp_path):
-    outside = tmp_path / "elsewhere.png"
-    _dummy_png(outside)
-    bad = [{"id": "s", "name": "s", "figures": {"tpfpfn": {"root": str(outside)}}}]
-    with pytest.raises(ValueError):
-        write_gallery(tmp_path / "run", bad, CLASSES)
-    bad = [{"id": "s", "name": "s", "figures": {"tpfpfn": {"root": "../elsewhere.png"}}}]
-    with pytest.raises(ValueError):
-        write_gallery(tmp_path / "run", bad, CLASSES)
-    assert not (tmp_path / "run" / "index.html").exists()
+def test_process_pool(tmp_path, seedling):
+    """Two worker processes drawing at once (as the pipeline's figure writer does) write valid figures."""
+    rgb, gt, pred, cam = seedling
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context(method)) as pool:
+        futures = []
+        for i in range(3):
+            futures += [
+                pool.submit(render.save_error_figure, tmp_path / f"e{i}.png", rgb, gt, pred, i + 1, CLASSES, COLORS),
+                pool.submit(render.save_heatmap_figure, tmp_path / f"h{i}.png", rgb, cam, "root", "Score-CAM",
+                            region_contour=pred == 1),
+                pool.submit(render.save_comparison_figure, tmp_path / f"c{i}.png", rgb, gt, pred, _maps(cam),
+                            CLASSES, COLORS, title=f"sample {i}"),
+            ]
+        paths = [f.result() for f in futures]
+    assert len(set(paths)) == 9
+    for path in paths:
+        _assert_figure(path)
+    _no_temporaries(tmp_path)
