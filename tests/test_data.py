@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from xai.config import load_config
 from xai.data import (IMAGENET_MEAN, IMAGENET_STD, Letterbox, SegmentationDataset, decode_mask, denormalize,
                       read_split)
 from xai.errors import SampleError, XAIError
@@ -126,18 +125,3 @@ def test_split_file_errors(tmp_path):
         read_split(tmp_path, "test")
     with pytest.raises(XAIError, match="unknown split 'dev'"):
         read_split(tmp_path, "dev")
-
-
-def test_config_defaults_and_overrides(tmp_path):
-    cfg = load_config()
-    assert cfg.classes == ("background", "root", "hypocotyl", "cotyledon", "seed")
-    assert cfg.encoder == "se_resnext50_32x4d" and cfg.img_size == (512, 256) and cfg.arch == "FPN"
-    assert cfg.target_layer == "encoder.layer4" and cfg.data_root == "data/phenocyte_seg"
-    assert load_config(encoder="resnet34", img_size=[256, 128]).img_size == (256, 128)
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("classes: [a, b]\npalette: {a: [0, 0, 0]}\n")
-    with pytest.raises(XAIError, match="no colour for class"):
-        load_config(bad)
-    bad.write_text("encodr: resnet18\n")
-    with pytest.raises(XAIError, match="unknown config key"):
-        load_config(bad)
