@@ -95,6 +95,13 @@ def seconds_per_figure(draws: list[Callable[[Path], Any]], out: Path, reps: int)
     return times
 
 
+def _one_thread() -> None:
+    """As the pipeline's figure workers (xai.pipeline.writer): one OpenCV thread per worker process."""
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
 def _draw_single(i: int, x: dict[str, Any], folder: str) -> float:
     """One figure in a worker; returns the CPU seconds it took."""
     t0 = time.process_time()
@@ -110,7 +117,8 @@ def throughput(workers: int, n: int, x: dict[str, Any], folder: Path) -> tuple[f
     """(single figures per second, CPU seconds per figure) of a warm pool of `workers` processes."""
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     single = {k: x[k] for k in ("rgb", "gt", "pred", "cam")}
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
+                             initializer=_one_thread) as pool:
         list(pool.map(_draw_single, range(workers), [single] * workers, [str(folder)] * workers))  # warm-up
         t0 = time.perf_counter()
         cpu = list(pool.map(_draw_single, range(n), [single] * n, [str(folder)] * n))
