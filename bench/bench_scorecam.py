@@ -1,21 +1,21 @@
 #!/usr/bin/env python
-"""Score-CAM speed: the engine against a one-sweep-per-class baseline and against its floor.
+"""Score-CAM speed: the engine against its floor (the bare masked forwards at the faster memory layout),
+and optionally against one-sweep-per-class baselines, all in one run.
 
-All on the same model, target layer, image and channel count, in one run; each measurement in its own
-subprocess so that its peak memory (max RSS on CPU, max allocated on CUDA) is its own.
+Each measurement runs in its own subprocess (its peak memory is its own); all use the same model,
+target layer, image and channel count:
 
-    baseline        the formula with one sweep of masked forwards per class, batched, fp32, all K masks
-                    upsampled up front (as the old scripts and pytorch-grad-cam's ScoreCAM do), in a
-                    process as those scripts run it
-    baseline-tuned  the same, with the CPU allocator tuned as the CLIs tune it (xai.runtime): like for like
-    engine          xai.ScoreCAM: one sweep for every class, at fp32 and at the precision `auto` picks
-    floor           the engine's masked forwards alone (same count, batch size, precision, memory format)
+    floor-contiguous     the engine's masked forwards alone (same count and batch), default layout
+    floor-channels_last  the same in channels_last
+    engine-first         xai.ScoreCAM's first call: includes the one-time layout measurement
+    engine              a second call in the same process (layout cached): what every later sample costs
+    baseline[-tuned]     (--baselines) the formula with one sweep per class, as the old scripts ran it,
+                         without [with] the CLIs' allocator setting
 
-engine, floor and baseline-tuned run with xai.runtime.tune_cpu_allocator() (as the CLIs do) unless
---no_tune; the speed-up is printed against both baselines.
+engine, floors and baseline-tuned run with xai.runtime.tune_cpu_allocator() (as the CLIs do).
 
-    python bench/bench_scorecam.py                       # se_resnext50_32x4d FPN, 256x256, 64 maps
-    python bench/bench_scorecam.py --encoder resnet18 --size 256 256 --maps 128
+    .venv/bin/python bench/bench_scorecam.py                      # se_resnext50_32x4d FPN, 256x128, 128 maps
+    .venv/bin/python bench/bench_scorecam.py --baselines --maps 64 --size 256 256
 """
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def build(args):
 
 
 def baseline_scorecam(model, x, layer_name, classes, batch_size, max_maps):
-    """One sweep per class (K forwards each), fp32: w_kc = s_c(f(x ⊙ H_k)) − s_c(f(0))."""
+    """One sweep per class (K forwards each), fp32: w_kc = s_c(f(x ⊙ H_k)) − s_c(f(0)); L = Up(ReLU(Σ w A))."""
     import torch
     import torch.nn.functional as F
 
@@ -70,37 +70,30 @@ def baseline_scorecam(model, x, layer_name, classes, batch_size, max_maps):
         base_p = torch.softmax(model(torch.zeros_like(x)), 1)[0]
         for c in range(classes):
             region = (pred == c).float()
-            base = (base_p[c] * region).sum()
             w = torch.zeros(acts.shape[0])
             for s in range(0, len(keep), batch_size):
                 m = masks[s:s + batch_size].unsqueeze(1)
                 p = torch.softmax(model(x * m), 1)[:, c]
-                w[keep[s:s + batch_size]] = (p * region).flatten(1).sum(1) - base
-            cam = torch.relu(F.interpolate((w.view(-1, 1, 1) * acts).sum(0)[None, None], size=(H, W),
-                                           mode="bilinear", align_corners=False))[0, 0]
+                w[keep[s:s + batch_size]] = ((p - base_p[c]) * region).flatten(1).sum(1)
+            cam = F.interpolate(torch.relu((w.view(-1, 1, 1) * acts).sum(0))[None, None], size=(H, W),
+                                mode="bilinear", align_corners=False)[0, 0]
             span = cam.max() - cam.min()
             maps.append((cam - cam.min()) / span if span > 0 else torch.zeros_like(cam))
     return torch.stack(maps)
 
 
-def floor_forwards(model, x, n_forwards, batch_size, precision):
+def floor_forwards(model, x, n_forwards, batch_size, channels_last):
     """The masked forwards alone: n_forwards images in batches, prebuilt inputs, no scoring."""
     import torch
 
-    from xai.precision import autocast, wants_channels_last
-
-    device = x.device
-    cl = wants_channels_last(precision, device)
-    if cl:
-        model = model.to(memory_format=torch.channels_last)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt)
     g = torch.Generator().manual_seed(2)
-    batches = []
-    for s in range(0, n_forwards, batch_size):
-        b = min(batch_size, n_forwards - s)
-        xb = x * torch.rand(b, 1, *x.shape[-2:], generator=g)
-        batches.append(xb.contiguous(memory_format=torch.channels_last) if cl else xb)
-    t0 = time.perf_counter()
-    with torch.inference_mode(), autocast(precision, device):
+    batches = [(x * torch.rand(min(batch_size, n_forwards - s), 1, *x.shape[-2:], generator=g)).contiguous(
+        memory_format=fmt) for s in range(0, n_forwards, batch_size)]
+    with torch.inference_mode():
+        model(batches[0][:2])  # kernels chosen and memory allocated once, as the engine's first forward does
+        t0 = time.perf_counter()
         for xb in batches:
             model(xb)
     return time.perf_counter() - t0
@@ -121,7 +114,7 @@ def measure(args) -> dict:
     from xai import ScoreCAM
 
     torch.set_num_threads(args.threads)
-    if args.what != "baseline" and not args.no_tune:
+    if args.what != "baseline":
         from xai.runtime import tune_cpu_allocator
 
         tune_cpu_allocator()
@@ -134,22 +127,19 @@ def measure(args) -> dict:
         maps = baseline_scorecam(model, x, args.layer, args.classes, args.batch_size, args.maps)
         result["seconds"] = time.perf_counter() - t0
         torch.save(maps.cpu(), args.maps_out)
-    elif args.what.startswith("engine"):
-        precision = args.what.split("-", 1)[1]
+    elif args.what == "engine":
         cam = ScoreCAM(model, target_layer=args.layer, batch_size=args.batch_size, max_activation_maps=args.maps,
-                       precision=precision)
+                       precision="fp32")
         t0 = time.perf_counter()
         maps = cam(x)
-        result["seconds"] = time.perf_counter() - t0
-        result["precision"] = cam.precision
-        result["forwards"] = cam.last.stats["forwards"]
+        first = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        maps = cam(x)
+        result.update(seconds=time.perf_counter() - t0, first_seconds=first, forwards=cam.last.stats["forwards"],
+                      channels_last=cam.last.stats["channels_last"])
         torch.save(maps[0].cpu(), args.maps_out)
-    else:  # floor-<precision>
-        from xai.precision import resolve_precision
-
-        precision = resolve_precision(args.what.split("-", 1)[1], device)
-        result["seconds"] = floor_forwards(model, x, args.forwards, args.batch_size, precision)
-        result["precision"] = precision
+    else:
+        result["seconds"] = floor_forwards(model, x, args.forwards, args.batch_size, args.what.endswith("last"))
     result["peak_mb"] = peak_memory_mb(device)
     return result
 
@@ -158,7 +148,7 @@ def run_child(args, what: str, workdir: Path, forwards: int = 0) -> dict:
     cmd = [sys.executable, __file__, "--child", what, "--encoder", args.encoder, "--size", *map(str, args.size),
            "--maps", str(args.maps), "--classes", str(args.classes), "--batch_size", str(args.batch_size),
            "--layer", args.layer, "--device", args.device, "--threads", str(args.threads),
-           "--forwards", str(forwards), "--maps_out", str(workdir / f"{what}.pt")] + (["--no_tune"] if args.no_tune else [])
+           "--forwards", str(forwards), "--maps_out", str(workdir / f"{what}.pt")]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -166,15 +156,15 @@ def run_child(args, what: str, workdir: Path, forwards: int = 0) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--encoder", default="se_resnext50_32x4d")
-    p.add_argument("--size", type=int, nargs=2, default=[256, 256], metavar=("W", "H"))
-    p.add_argument("--maps", type=int, default=64, help="activation maps kept (highest variance)")
+    p.add_argument("--size", type=int, nargs=2, default=[256, 128], metavar=("W", "H"))
+    p.add_argument("--maps", type=int, default=128, help="activation maps kept (highest variance)")
     p.add_argument("--classes", type=int, default=5)
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--layer", default="encoder.layer4")
     p.add_argument("--device", default="cuda" if _cuda() else "cpu")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--repeats", type=int, default=1, help="rounds; each figure is the median over rounds")
-    p.add_argument("--no_tune", action="store_true", help="leave the CPU allocator as it is everywhere")
+    p.add_argument("--baselines", action="store_true", help="also time one sweep per class (slow)")
+    p.add_argument("--repeats", type=int, default=3, help="interleaved rounds; each figure is the fastest round")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--forwards", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--maps_out", default=None, help=argparse.SUPPRESS)
@@ -184,40 +174,44 @@ def main() -> None:
         print(json.dumps(measure(args)))
         return
 
-    import statistics
     import tempfile
 
     import torch
 
     work = Path(tempfile.mkdtemp(prefix="bench_scorecam_"))
     rounds: dict[str, list[dict]] = {}
-    for r in range(args.repeats):
-        for what in ("baseline",) + (() if args.no_tune else ("baseline-tuned",)) + ("engine-fp32", "engine-auto"):
-            rounds.setdefault(what, []).append(run_child(args, what, work))
-        n = rounds["engine-fp32"][-1]["forwards"]
-        for what in ("floor-fp32", "floor-auto"):
+    n = 0
+    for _ in range(args.repeats):  # interleaved, so that every measurement sees the same machine load
+        rounds.setdefault("engine", []).append(run_child(args, "engine", work))
+        n = rounds["engine"][-1]["forwards"]
+        for what in ("floor-contiguous", "floor-channels_last"):
             rounds.setdefault(what, []).append(run_child(args, what, work, forwards=n))
-    med = {k: statistics.median(v["seconds"] for v in vs) for k, vs in rounds.items()}
-    peak = {k: max(v["peak_mb"] for v in vs) for k, vs in rounds.items()}
-    auto = rounds["engine-auto"][0]["precision"]
-    ref = torch.load(work / "baseline.pt")
-    diff = {k: float((torch.load(work / f"{k}.pt") - ref).abs().max()) for k in ("engine-fp32", "engine-auto")}
-    tuned = "no" if args.no_tune else "yes (engine, floor, baseline-tuned)"
+    if args.baselines:
+        for what in ("baseline", "baseline-tuned"):
+            rounds[what] = [run_child(args, what, work)]
+    results = {k: min(v, key=lambda r: r["seconds"]) for k, v in rounds.items()}
+    results["engine"]["first_seconds"] = min(r["first_seconds"] for r in rounds["engine"])
     unit = "MiB max allocated" if args.device.startswith("cuda") else "MiB max RSS"
-    print(f"model FPN/{args.encoder}, layer {args.layer}, image {args.size[0]}x{args.size[1]}, "
-          f"{args.classes} classes, {args.maps} maps, batch {args.batch_size}, device {args.device}, "
-          f"threads {args.threads}, auto = {auto}, {rounds['engine-fp32'][0]['forwards']} masked forwards per sweep, "
-          f"allocator tuned: {tuned}, median of {args.repeats}")
-    print(f"{'measurement':<16}{'seconds':>9}{'peak ' + unit:>22}")
-    for k in med:
-        print(f"{k:<16}{med[k]:>9.2f}{peak[k]:>22.0f}")
-    for base in ("baseline", "baseline-tuned"):
-        if base in med:
-            print(f"speed-up over {base}: fp32 {med[base] / med['engine-fp32']:.2f}x, "
-                  f"auto ({auto}) {med[base] / med['engine-auto']:.2f}x")
-    print(f"engine / floor: fp32 {med['engine-fp32'] / med['floor-fp32']:.3f}, "
-          f"auto ({auto}) {med['engine-auto'] / med['floor-auto']:.3f}")
-    print(f"max |engine - baseline| on the normalised maps: fp32 {diff['engine-fp32']:.2e}, auto {diff['engine-auto']:.2e}")
+    print(f"model FPN/{args.encoder}, layer {args.layer}, image {args.size[0]}x{args.size[1]}, {args.classes} "
+          f"classes, {args.maps} maps ({n} masked forwards), batch {args.batch_size}, device {args.device}, "
+          f"threads {args.threads}, fp32, fastest of {args.repeats} interleaved rounds")
+    print(f"{'measurement':<22}{'seconds':>9}{'peak ' + unit:>22}")
+    print(f"{'engine (first call)':<22}{results['engine']['first_seconds']:>9.2f}{'':>22}")
+    for k, r in results.items():
+        print(f"{k:<22}{r['seconds']:>9.2f}{r['peak_mb']:>22.0f}")
+    best = min(("floor-contiguous", "floor-channels_last"), key=lambda k: results[k]["seconds"])
+    layout = "channels_last" if results["engine"]["channels_last"] else "contiguous"
+    print(f"engine chose {layout}; the faster floor is {best.split('-')[1]} "
+          f"({results['floor-contiguous']['seconds'] / results['floor-channels_last']['seconds']:.2f}x "
+          "contiguous/channels_last)")
+    print(f"engine / best floor: {results['engine']['seconds'] / results[best]['seconds']:.3f} "
+          f"(first call, with the layout measurement: {results['engine']['first_seconds'] / results[best]['seconds']:.3f})")
+    if args.baselines:
+        ref = torch.load(work / "baseline.pt")
+        diff = float((torch.load(work / "engine.pt") - ref).abs().max())
+        for base in ("baseline", "baseline-tuned"):
+            print(f"speed-up over {base}: {results[base]['seconds'] / results['engine']['seconds']:.2f}x")
+        print(f"max |engine - baseline| on the normalised maps: {diff:.2e}")
 
 
 def _cuda() -> bool:
