@@ -1,0 +1,412 @@
+"""Faithfulness of explanation maps, by perturbing the input: deletion, insertion, ROAD, Average Drop
+and Average Increase, for one image, several classes and several maps, sharing forward passes.
+
+For an input x (normalised, 1×3×H×W), the photograph's pixels V (the rest is padding and is never
+changed), a class c with region R_c (fixed from the unperturbed prediction) and a map L_c ≥ 0:
+
+    s_c(x') = (1/|R_c|) Σ_{p∈R_c} P_c(x')_p      P: softmax of the logits, or the model's own output
+                                                  when its head ends in an activation
+    deletion / insertion (Petsiuk et al., BMVC 2018): the pixels of V ordered by L_c, largest first
+        (stable: ties in raster order); step i = 0..S changes the first n_i of them in all channels:
+        deletion sets them to 0 (the dataset's mean colour), insertion starts from the Gaussian blur of
+        x (11×11, σ = 5, reflect padding; padding pixels keep x) and puts x back there.
+        AUC = trapezoid of s_c over t_i = i/S. Lower deletion and higher insertion are better.
+        linear: n_i = round(i·|V|/S);  area: n_i = round(i/S · min(|V|, 2|R_c|))    (round half up)
+    ROAD (Rong et al., ICML 2022): for p in the percentiles, the round(p·|V|/100) most relevant pixels
+        (MoRF; the least relevant for LeRF, by the ascending stable order, so that a constant map
+        removes the same pixels both ways: gap 0) replaced by noisy linear imputation
+        (xai.metrics.imputation); morf = mean over p (lower better), lerf likewise (higher better),
+        gap = mean(LeRF − MoRF) (higher better). Each (class, p) draws its own seeded noise field,
+        the same for MoRF and LeRF, for every map (common random numbers) and every batch size.
+    Average Drop / Increase (Chattopadhay et al., 2018): Y = s_c(x), O = s_c(x ⊙ L̂_c) with L̂_c the
+        map min-max scaled over V (a constant map scales to 0) and padding multiplied by 1:
+        drop = max(0, Y − O)/Y · 100, increase = 100 · 1[O > Y].
+
+An empty region R_c gives NaN with the reason "class absent from its region".
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import XAIError
+from ..layers import model_device, preserved_state
+from ..modeling import outputs_probabilities as head_outputs_probabilities
+from ..targets import class_scores_map
+from .imputation import noisy_linear_impute
+
+__all__ = ["ABSENT", "SCHEDULES", "ZERO_SCORE", "CurveResult", "DropIncreaseResult", "Faithfulness", "RoadResult",
+           "average_drop_increase", "deletion", "gaussian_blur", "insertion", "pixel_counts", "road"]
+
+SCHEDULES = ("linear", "area")
+ABSENT = "class absent from its region"
+ZERO_SCORE = "the class's score on the unperturbed image is 0"
+
+
+@dataclass
+class CurveResult:
+    """Deletion or insertion of one map and class: auc; curve = (t_i, s_c) with S+1 points; pixels =
+    n_i, the pixels changed at step i. NaN and None where `reason` says why."""
+
+    auc: float
+    curve: tuple[torch.Tensor, torch.Tensor] | None
+    pixels: torch.Tensor | None
+    schedule: str
+    reason: str | None = None
+
+
+@dataclass
+class RoadResult:
+    """ROAD of one map and class: the means over the percentiles and the curves (s_c per percentile)."""
+
+    morf: float
+    lerf: float
+    gap: float
+    percentiles: tuple[int, ...]
+    morf_curve: torch.Tensor | None
+    lerf_curve: torch.Tensor | None
+    reason: str | None = None
+
+
+@dataclass
+class DropIncreaseResult:
+    """Average Drop (%) and Average Increase (0 or 100) of one map and class, with Y and O."""
+
+    drop: float
+    increase: float
+    y: float
+    o: float
+    reason: str | None = None
+
+
+def gaussian_blur(x: torch.Tensor, kernel: int = 11, sigma: float = 5.0) -> torch.Tensor:
+    """Each channel of N×C×H×W convolved with g⊗g, g_k ∝ exp(−k²/2σ²) for |k| ≤ (kernel−1)/2, Σg = 1,
+    reflect padding at the image border."""
+    if kernel < 1 or kernel % 2 == 0 or sigma <= 0:
+        raise XAIError(f"the blur needs an odd kernel size and σ > 0, got {kernel} and {sigma}")
+    half = kernel // 2
+    if half >= min(x.shape[-2:]):
+        raise XAIError(f"an image of {tuple(x.shape[-2:])} pixels is too small for a {kernel}×{kernel} blur")
+    k = torch.arange(-half, half + 1, device=x.device, dtype=torch.float32)
+    g = torch.exp(-k ** 2 / (2 * sigma ** 2))
+    g = g / g.sum()
+    N, C, H, W = x.shape
+    t = F.pad(x.float().reshape(N * C, 1, H, W), (half, half, half, half), mode="reflect")
+    t = F.conv2d(t, g.view(1, 1, 1, kernel))
+    return F.conv2d(t, g.view(1, 1, kernel, 1)).view(N, C, H, W)
+
+
+def _round_half_up(num: int, den: int) -> int:
+    return (2 * num + den) // (2 * den)
+
+
+def pixel_counts(schedule: str, steps: int, n_valid: int, area: int) -> list[int]:
+    """n_0..n_S: linear round(i·|V|/S); area round(i·min(|V|, 2|R_c|)/S) (round half up)."""
+    if schedule not in SCHEDULES:
+        raise XAIError(f"unknown schedule '{schedule}': choose one of {', '.join(SCHEDULES)}")
+    if int(steps) < 1:
+        raise XAIError(f"steps must be at least 1, got {steps}")
+    total = n_valid if schedule == "linear" else min(n_valid, 2 * area)
+    return [_round_half_up(i * total, steps) for i in range(steps + 1)]
+
+
+def _ranks(values: torch.Tensor, valid: torch.Tensor, descending: bool) -> torch.Tensor:
+    """H×W int32: each pixel of V's position in the stable order of its values; |V| on padding."""
+    vals = values[valid]
+    order = torch.argsort(vals, descending=descending, stable=True)
+    rank_v = torch.empty_like(order)
+    rank_v[order] = torch.arange(order.numel(), device=order.device)
+    out = torch.full(values.shape, order.numel(), dtype=torch.int32, device=values.device)
+    out[valid] = rank_v.int()
+    return out
+
+
+def _noise_seed(seed: int, cls: int, percentile: int) -> int:
+    return int(np.random.SeedSequence([seed, cls, percentile]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+class Faithfulness:
+    """The perturbation metrics of one image: `deletion`, `insertion`, `road`, `average_drop_increase`,
+    each taking maps = {name: C'×H×W tensor aligned with `classes`} and returning {name: [result per
+    class]}. regions: C'×H×W bool (R_c, restricted to valid); valid: H×W bool (V).
+
+    Every forward scores all classes; perturbed inputs are built and run chunk by chunk, batch_size at
+    a time, under inference mode with the model in eval mode (training flags restored). `forwards`
+    counts images run, per metric; for M maps of C' classes with non-empty regions and S steps:
+        unperturbed: 1 (x, at construction); shared: 1 per image among the blurred start and the
+            all-deleted image, the first time a metric needs it (shared by every map and class)
+        deletion_<schedule>, insertion_<schedule>: per map and class, the distinct n_i with
+            0 < n_i < |V| (n_i = 0 and |V| are x, the blurred or the all-deleted image):
+            linear S−1 (for |V| ≥ S); area S when 2|R_c| < |V|, else S−1 (fewer when min(|V|, 2|R_c|) < S),
+            less the n_i an earlier call already ran for the same kind, map (name and values) and class:
+            after the linear schedule, the area schedule of a class with 2|R_c| ≥ |V| costs nothing
+        road: 2·P per map and class for P percentiles (a percentile whose count rounds to 0 is x)
+        average_drop_increase: 1 per map and class (0 for a map constant over V: the all-deleted image)
+    """
+
+    def __init__(self, model: nn.Module, x: torch.Tensor, classes: Sequence[int], regions: torch.Tensor,
+                 valid: torch.Tensor, *, batch_size: int = 32, outputs_probabilities: bool | None = None,
+                 blur_kernel: int = 11, blur_sigma: float = 5.0):
+        if int(batch_size) < 1:
+            raise XAIError(f"batch_size must be at least 1, got {batch_size}")
+        self.model = model
+        self.device = model_device(model)
+        x = torch.as_tensor(x)
+        x = x.unsqueeze(0) if x.dim() == 3 else x
+        if x.dim() != 4 or x.shape[0] != 1:
+            raise XAIError(f"faithfulness metrics take one image (1×C×H×W), got shape {tuple(x.shape)}")
+        if not torch.isfinite(x).all():
+            raise XAIError("the input holds NaN or infinite values")
+        self.x = x.detach().to(self.device, torch.float32)
+        size = tuple(self.x.shape[-2:])
+        valid = torch.as_tensor(valid, device=self.device).bool()
+        self.valid = valid[0] if valid.dim() == 3 and valid.shape[0] == 1 else valid
+        if tuple(self.valid.shape) != size:
+            raise XAIError(f"valid mask of shape {tuple(valid.shape)} does not match the image's {size}")
+        self.n_valid = int(self.valid.sum())
+        if self.n_valid == 0:
+            raise XAIError("the valid mask holds no pixel of the photograph")
+        self.classes = [int(c) for c in classes]
+        if not self.classes:
+            raise XAIError("faithfulness metrics need at least one class")
+        regions = torch.as_tensor(regions, device=self.device).bool()
+        regions = regions[0] if regions.dim() == 4 and regions.shape[0] == 1 else regions
+        if tuple(regions.shape) != (len(self.classes), *size):
+            raise XAIError(f"regions of shape {tuple(regions.shape)} do not match {len(self.classes)} classes "
+                           f"of {size} pixels")
+        self.regions = regions & self.valid
+        self.area = [int(a) for a in self.regions.flatten(1).sum(1)]
+        self._weights = self.regions.double() / self.regions.flatten(1).sum(1).clamp_min(1).view(-1, 1, 1)
+        self.probabilities = head_outputs_probabilities(model) if outputs_probabilities is None \
+            else bool(outputs_probabilities)
+        self.batch_size = int(batch_size)
+        self.blur_kernel, self.blur_sigma = int(blur_kernel), float(blur_sigma)
+        self.forwards: dict[str, int] = {}
+        self._shared: dict[str, torch.Tensor] = {}
+        self._points: dict[tuple[str, str, int], tuple[torch.Tensor, dict[int, float]]] = {}
+        self.y = self._shared_score("x")
+
+    # ---- forwards ---------------------------------------------------------------------------------
+
+    def _score(self, images: torch.Tensor) -> torch.Tensor:
+        """B×C' region means s_c of a batch of inputs."""
+        output = self.model(images)
+        if isinstance(output, (tuple, list)):
+            output = output[0]
+        if max(self.classes) >= output.shape[1] or min(self.classes) < 0:
+            raise XAIError(f"class index out of range: the model has {output.shape[1]} output classes")
+        P = class_scores_map(output, "prob", self.probabilities)[:, self.classes]
+        return torch.einsum("bchw,chw->bc", P.double(), self._weights)  # float64: sums of many pixels
+
+    def _scores(self, metric: str, count: int, build: Callable[[int, int], torch.Tensor]) -> torch.Tensor:
+        """count×C' scores (CPU) of the inputs build(a, b) returns for [a, b), batch_size at a time."""
+        chunks = []
+        with preserved_state(self.model), torch.inference_mode():
+            for a in range(0, count, self.batch_size):
+                chunks.append(self._score(build(a, min(count, a + self.batch_size))).cpu())
+        self.forwards[metric] = self.forwards.get(metric, 0) + count
+        return torch.cat(chunks) if chunks else torch.zeros(0, len(self.classes), dtype=torch.float64)
+
+    def shared_image(self, name: str) -> torch.Tensor:
+        """1×3×H×W: "x"; "blurred", insertion's start (blur on V, x on padding); "deleted" (V set to 0)."""
+        if name == "x":
+            return self.x
+        if name == "blurred":
+            return torch.where(self.valid, gaussian_blur(self.x, self.blur_kernel, self.blur_sigma), self.x)
+        if name == "deleted":
+            return torch.where(self.valid, torch.zeros_like(self.x), self.x)
+        raise XAIError(f"unknown shared image '{name}'")
+
+    def _shared_score(self, name: str) -> torch.Tensor:
+        if name not in self._shared:
+            image = self.shared_image(name)
+            self._shared[name] = self._scores("unperturbed" if name == "x" else "shared", 1, lambda a, b: image)[0]
+        return self._shared[name]
+
+    def _maps(self, maps: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        out = {}
+        for name, m in maps.items():
+            t = torch.as_tensor(m).detach().to(self.device, torch.float32)
+            t = t[0] if t.dim() == 4 and t.shape[0] == 1 else t
+            if tuple(t.shape) != (len(self.classes), *self.x.shape[-2:]):
+                raise XAIError(f"maps '{name}' of shape {tuple(t.shape)} do not match {len(self.classes)} classes "
+                               f"of {tuple(self.x.shape[-2:])} pixels")
+            if not torch.isfinite(t).all():
+                raise XAIError(f"maps '{name}' hold NaN or infinite values")
+            out[name] = t
+        return out
+
+    def _present(self, maps: dict[str, torch.Tensor]) -> Iterable[tuple[str, int, torch.Tensor]]:
+        return ((name, j, m[j]) for name, m in maps.items() for j in range(len(self.classes)) if self.area[j] > 0)
+
+    # ---- the metrics ------------------------------------------------------------------------------
+
+    def deletion(self, maps: Mapping[str, torch.Tensor], steps: int = 50,
+                 schedule: str = "linear") -> dict[str, list[CurveResult]]:
+        """Deletion curves and AUCs (lower is better) of every map and class."""
+        return self._curves("deletion", maps, steps, schedule)
+
+    def insertion(self, maps: Mapping[str, torch.Tensor], steps: int = 50,
+                  schedule: str = "linear") -> dict[str, list[CurveResult]]:
+        """Insertion curves and AUCs (higher is better) of every map and class."""
+        return self._curves("insertion", maps, steps, schedule)
+
+    def _curves(self, kind: str, maps: Mapping[str, torch.Tensor], steps: int,
+                schedule: str) -> dict[str, list[CurveResult]]:
+        maps = self._maps(maps)
+        N = self.n_valid
+        pixel_counts(schedule, steps, N, 0)  # refuses a bad schedule or step count even when no class is present
+        first, last = ("x", "deleted") if kind == "deletion" else ("blurred", "x")
+        start = self.shared_image(first)
+        target = torch.zeros_like(self.x) if kind == "deletion" else self.x
+        ranks: list[torch.Tensor] = []
+        jobs: list[tuple[int, int, dict[int, float], int]] = []  # (rank map, n, points of its curve, class)
+        plan: dict[tuple[str, int], tuple[list[int], dict[int, float]]] = {}
+        for name, j, m in self._present(maps):
+            counts = pixel_counts(schedule, steps, N, self.area[j])
+            points = self._points_of(kind, name, j, m)
+            ranks.append(_ranks(m, self.valid, descending=True))
+            for n in sorted(set(counts) - set(points) - {0, N}):
+                jobs.append((len(ranks) - 1, n, points, j))
+            plan[(name, j)] = (counts, points)
+
+        def build(a: int, b: int) -> torch.Tensor:
+            masks = torch.stack([ranks[r] < n for r, n, _, _ in jobs[a:b]]).unsqueeze(1)
+            return torch.where(masks, target, start)
+
+        scores = self._scores(f"{kind}_{schedule}", len(jobs), build)
+        for (_, n, points, j), row in zip(jobs, scores, strict=True):
+            points[n] = float(row[j])
+        t = torch.arange(steps + 1, dtype=torch.float64) / steps
+        out: dict[str, list[CurveResult]] = {}
+        for name in maps:
+            out[name] = []
+            for j in range(len(self.classes)):
+                if (name, j) not in plan:
+                    out[name].append(CurveResult(math.nan, None, None, schedule, ABSENT))
+                    continue
+                counts, points = plan[(name, j)]
+                s = torch.tensor([float(self._shared_score(first)[j]) if n == 0 else
+                                  float(self._shared_score(last)[j]) if n == N else points[n] for n in counts],
+                                 dtype=torch.float64)
+                out[name].append(CurveResult(float(torch.trapezoid(s, t)), (t, s), torch.tensor(counts), schedule))
+        return out
+
+    def _points_of(self, kind: str, name: str, j: int, cam: torch.Tensor) -> dict[int, float]:
+        """{n: s_c with the first n pixels changed} measured so far for this kind, map name and class;
+        emptied when the map under that name has changed since."""
+        stored = self._points.get((kind, name, j))
+        if stored is None or not torch.equal(stored[0], cam):
+            stored = self._points[(kind, name, j)] = (cam.clone(), {})
+        return stored[1]
+
+    def road(self, maps: Mapping[str, torch.Tensor], percentiles: Iterable[int] = range(10, 100, 10),
+             noise: float = 0.01, seed: int = 0) -> dict[str, list[RoadResult]]:
+        """ROAD MoRF and LeRF curves over the percentiles, their means and the gap (LeRF − MoRF)."""
+        maps = self._maps(maps)
+        ps = tuple(int(p) for p in percentiles)
+        if not ps or any(not 0 < p < 100 for p in ps):
+            raise XAIError(f"ROAD percentiles must lie strictly between 0 and 100, got {list(ps)}")
+        if noise < 0 or seed < 0:
+            raise XAIError(f"ROAD needs noise ≥ 0 and seed ≥ 0, got {noise} and {seed}")
+        N = self.n_valid
+        counts = [_round_half_up(p * N, 100) for p in ps]
+        ranks: list[torch.Tensor] = []
+        jobs: list[tuple[int, int, int]] = []  # (rank map, n, noise seed)
+        plan: dict[tuple[str, int], list[list[int | None]]] = {}
+        for name, j, m in self._present(maps):
+            rows: list[list[int | None]] = []
+            for descending in (True, False):
+                ranks.append(_ranks(m, self.valid, descending=descending))
+                rows.append([])
+                for p, n in zip(ps, counts, strict=True):
+                    rows[-1].append(len(jobs) if n > 0 else None)
+                    if n > 0:
+                        jobs.append((len(ranks) - 1, n, _noise_seed(seed, self.classes[j], p)))
+            plan[(name, j)] = rows
+
+        def build(a: int, b: int) -> torch.Tensor:
+            masks = torch.stack([ranks[r] < n for r, n, _ in jobs[a:b]])
+            gens = [torch.Generator().manual_seed(s) for _, _, s in jobs[a:b]]
+            return noisy_linear_impute(self.x, masks, self.valid, noise=noise, generator=gens)
+
+        scores = self._scores("road", len(jobs), build)
+        out: dict[str, list[RoadResult]] = {}
+        for name in maps:
+            out[name] = []
+            for j in range(len(self.classes)):
+                if (name, j) not in plan:
+                    out[name].append(RoadResult(math.nan, math.nan, math.nan, ps, None, None, ABSENT))
+                    continue
+                morf, lerf = (torch.tensor([float(self.y[j]) if k is None else float(scores[k, j]) for k in row],
+                                           dtype=torch.float64) for row in plan[(name, j)])
+                out[name].append(RoadResult(float(morf.mean()), float(lerf.mean()), float((lerf - morf).mean()),
+                                            ps, morf, lerf))
+        return out
+
+    def average_drop_increase(self, maps: Mapping[str, torch.Tensor]) -> dict[str, list[DropIncreaseResult]]:
+        """Average Drop and Average Increase of every map and class."""
+        maps = self._maps(maps)
+        jobs: list[tuple[str, int]] = []
+        for name, j, m in self._present(maps):
+            if float(self.y[j]) > 0 and bool(m[self.valid].amax() > m[self.valid].amin()):
+                jobs.append((name, j))
+
+        def scaled_input(name: str, j: int) -> torch.Tensor:
+            m = maps[name][j]
+            lo, hi = m[self.valid].amin(), m[self.valid].amax()
+            return torch.where(self.valid, self.x[0] * (m - lo) / (hi - lo), self.x[0])
+
+        scores = self._scores("average_drop_increase", len(jobs),
+                              lambda a, b: torch.stack([scaled_input(*job) for job in jobs[a:b]]))
+        index = {job: k for k, job in enumerate(jobs)}
+        out: dict[str, list[DropIncreaseResult]] = {}
+        for name in maps:
+            out[name] = []
+            for j in range(len(self.classes)):
+                y = float(self.y[j]) if self.area[j] > 0 else math.nan
+                if not y > 0:
+                    out[name].append(DropIncreaseResult(math.nan, math.nan, y, math.nan,
+                                                        ABSENT if self.area[j] == 0 else ZERO_SCORE))
+                    continue
+                if (name, j) in index:
+                    o = float(scores[index[(name, j)], j])
+                else:  # a constant map scales to 0: the all-deleted image
+                    o = float(self._shared_score("deleted")[j])
+                out[name].append(DropIncreaseResult(max(0.0, y - o) / y * 100, 100.0 * (o > y), y, o))
+        return out
+
+
+def deletion(model: nn.Module, x: torch.Tensor, maps: Mapping[str, torch.Tensor], classes: Sequence[int],
+             regions: torch.Tensor, valid: torch.Tensor, *, steps: int = 50, schedule: str = "linear",
+             **options: Any) -> dict[str, list[CurveResult]]:
+    """Faithfulness(model, x, classes, regions, valid, **options).deletion(maps, steps, schedule)."""
+    return Faithfulness(model, x, classes, regions, valid, **options).deletion(maps, steps, schedule)
+
+
+def insertion(model: nn.Module, x: torch.Tensor, maps: Mapping[str, torch.Tensor], classes: Sequence[int],
+              regions: torch.Tensor, valid: torch.Tensor, *, steps: int = 50, schedule: str = "linear",
+              **options: Any) -> dict[str, list[CurveResult]]:
+    """Faithfulness(model, x, classes, regions, valid, **options).insertion(maps, steps, schedule)."""
+    return Faithfulness(model, x, classes, regions, valid, **options).insertion(maps, steps, schedule)
+
+
+def road(model: nn.Module, x: torch.Tensor, maps: Mapping[str, torch.Tensor], classes: Sequence[int],
+         regions: torch.Tensor, valid: torch.Tensor, *, percentiles: Iterable[int] = range(10, 100, 10),
+         noise: float = 0.01, seed: int = 0, **options: Any) -> dict[str, list[RoadResult]]:
+    """Faithfulness(model, x, classes, regions, valid, **options).road(maps, percentiles, noise, seed)."""
+    return Faithfulness(model, x, classes, regions, valid, **options).road(maps, percentiles, noise, seed)
+
+
+def average_drop_increase(model: nn.Module, x: torch.Tensor, maps: Mapping[str, torch.Tensor],
+                          classes: Sequence[int], regions: torch.Tensor, valid: torch.Tensor,
+                          **options: Any) -> dict[str, list[DropIncreaseResult]]:
+    """Faithfulness(model, x, classes, regions, valid, **options).average_drop_increase(maps)."""
+    return Faithfulness(model, x, classes, regions, valid, **options).average_drop_increase(maps)
