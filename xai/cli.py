@@ -111,6 +111,15 @@ def build_parser(method: str, prog: str | None = None) -> argparse.ArgumentParse
     p.add_argument("--trust_checkpoint", action="store_true",
                    help="allow full unpickling of the checkpoint (runs code from the file: only for files you trust)")
     p.add_argument("--workers", type=int, default=2, help="processes drawing figures (0: draw in this process)")
+    p.add_argument("--evaluate", action="store_true", help="also measure how faithful each map is (deletion, "
+                   "insertion, ROAD, Average Drop/Increase, localisation, sanity check): metrics.csv, report.html")
+    p.add_argument("--variants", nargs="+", default=None, metavar="SPEC",
+                   help="engine settings evaluated beside --methods (implies --evaluate), e.g. "
+                        "'scorecam:layer=decoder,baseline=none gradcam:layer=encoder.layer3'; keys: layer, baseline, "
+                        "weights, maps, select, score, precision, seed, batch")
+    p.add_argument("--eval_steps", type=int, default=50, help="steps S of the deletion and insertion curves")
+    p.add_argument("--sanity_samples", type=int, default=2, help="samples (per process) that also get the "
+                   "cascading-randomisation sanity check (0: none)")
     p.add_argument("--shard", default=None, metavar="K/N", help="explain only every N-th sample from the K-th "
                    "(job arrays; 0 <= K < N); merge with --finalize OUTPUT_DIR when all are done. Under torchrun "
                    "the ranks share the samples by themselves")
@@ -201,7 +210,9 @@ def main(method: str, argv: Sequence[str] | None = None, prog: str | None = None
                 precision=args.precision, region=args.region, score=args.score, baseline=args.baseline,
                 weights=args.weights, channel_selection=args.channel_selection, save_raw=args.save_raw,
                 resume=args.resume, seed=args.seed, trust_checkpoint=args.trust_checkpoint, workers=args.workers,
-                progress=not args.no_progress, command=[sys.argv[0].split("/")[-1], *(argv if argv is not None
+                progress=not args.no_progress, evaluate=args.evaluate or bool(args.variants),
+                variants=tuple(args.variants or ()), eval_steps=args.eval_steps, sanity_samples=args.sanity_samples,
+                command=[sys.argv[0].split("/")[-1], *(argv if argv is not None
                                                                                       else sys.argv[1:])],
             )
             run(opts, shard)

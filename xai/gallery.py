@@ -103,6 +103,11 @@ def _ordered_kinds(kinds: Iterable[str], labels: Mapping[str, str]) -> list[str]
     return known + sorted(k for k in kinds if k not in labels)
 
 
+def _link(label: str, href: str, output_dir: Path) -> str:
+    url, _ = _rel_url(href, output_dir, label)
+    return f'<a href="{html.escape(url, quote=True)}">{html.escape(label)}</a>'
+
+
 def _img(url: str, alt: str, caption: str | None = None) -> str:
     u, a = html.escape(url, quote=True), html.escape(alt, quote=True)
     cap = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
@@ -111,7 +116,7 @@ def _img(url: str, alt: str, caption: str | None = None) -> str:
 
 def write_gallery(output_dir: str | Path, samples: Sequence[Mapping[str, Any]], class_names: Sequence[str],
                   title: str = "Segmentation explanations", *, kind_labels: Mapping[str, str] | None = None,
-                  check_files: bool = False) -> Path:
+                  links: Sequence[tuple[str, str]] = (), check_files: bool = False) -> Path:
     """Write output_dir/index.html (atomically) and return its path.
 
     samples: [{"id": "sample0", "name": "<image name>",
@@ -122,7 +127,8 @@ def write_gallery(output_dir: str | Path, samples: Sequence[Mapping[str, Any]], 
     For every sample: a table with one column per class (classes in class_names order, then any other
     class named by the figures or metrics), one row per figure kind, IoU/Dice under each class name,
     and the comparison figure below. kind_labels: {kind: row label}, also the row order (kinds it does
-    not name follow, sorted). check_files=True refuses figures missing on disk (ValueError).
+    not name follow, sorted). links: (label, relative path) shown under the title (the evaluation
+    report). check_files=True refuses figures missing on disk (ValueError).
     """
     labels = dict(kind_labels or {})
     output_dir = Path(output_dir)
@@ -218,6 +224,8 @@ def write_gallery(output_dir: str | Path, samples: Sequence[Mapping[str, Any]], 
         f'<p class="meta">{len(toc_rows)} image{"s" if len(toc_rows) != 1 else ""}. '
         "Click a figure to open it at full size. TP: correctly predicted pixels, FP: predicted but not in the "
         "ground truth, FN: in the ground truth but missed.</p>",
+        *([f'<p class="meta">{" · ".join(_link(label, href, output_dir) for label, href in links)}</p>']
+          if links else []),
         *toc,
         *sections,
         "</body>",

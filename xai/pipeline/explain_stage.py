@@ -38,6 +38,7 @@ class Explained:
     notes: dict[str, dict[int, str]]
     seconds: dict[str, float]
     raw_extra: dict[str, np.ndarray] = field(default_factory=dict)
+    evaluation: Any = None  # xai.evaluation.evaluate.SampleEvaluation with --evaluate
 
 
 @dataclass
@@ -49,6 +50,7 @@ class ExplainStats:
     model_seconds: float = 0.0
     render_seconds: float = 0.0
     waiting_for_figures_seconds: float = 0.0
+    evaluation_forwards: int = 0
 
 
 def _minmax(a: np.ndarray) -> np.ndarray:
@@ -70,10 +72,12 @@ def explain_sample(item: dict[str, Any], setup: Setup) -> Explained:
     seconds: dict[str, float] = {}
     raw_extra: dict[str, np.ndarray] = {}
     pred_padded = None
+    results = {}
     for method, engine in setup.engines.items():
         t0 = time.perf_counter()
         result = engine.explain(x, classes=setup.class_ids, gt=gt_padded, valid=valid.unsqueeze(0))
         seconds[method] = time.perf_counter() - t0
+        results[method] = (result, seconds[method])
         if pred_padded is None:
             pred_padded = result.prediction[0].cpu().numpy().astype(np.uint8)
         maps[method], notes[method] = {}, {}
@@ -88,9 +92,12 @@ def explain_sample(item: dict[str, Any], setup: Setup) -> Explained:
             raw_extra[f"{method}_raw"] = result.raw[0].cpu().numpy().astype(np.float32)
             raw_extra[f"{method}_weights"] = result.weights[0].cpu().numpy().astype(np.float32)
     assert pred_padded is not None
+    evaluation = None
+    if setup.evaluator is not None:
+        evaluation = setup.evaluator.evaluate(item["index"], x, gt_padded.to(x.device), valid, results)
     return Explained(index=item["index"], name=item["name"], rgb=item["rgb"], gt=item["gt"],
                      pred=box.to_original(pred_padded, nearest=True), maps=maps, notes=notes, seconds=seconds,
-                     raw_extra=raw_extra)
+                     raw_extra=raw_extra, evaluation=evaluation)
 
 
 def summary_rows(ex: Explained, setup: Setup) -> list[dict[str, Any]]:
@@ -238,9 +245,17 @@ def explain(setup: Setup, indices: list[int] | None = None) -> ExplainStats:
                                   run_key=setup.run_key, run=setup.run_info, rows=summary_rows(ex, setup),
                                   figures=files.figures, comparison=files.comparison, raw=files.raw,
                                   seconds={**ex.seconds, "model": model_seconds}, started=started, worker=worker)
+            if ex.evaluation is not None:
+                record.metrics, record.curves, record.sanity = (ex.evaluation.rows, ex.evaluation.curves,
+                                                                ex.evaluation.sanity)
             writer.submit(figure_jobs(ex, files, setup), _finisher(setup, record, files, stats))
             bar.update(1)
-            bar.set_postfix(maps_per_s=f"{(bar.n - len(stats.skipped)) * maps_per_sample / max(stats.model_seconds, 1e-9):.2f}")
+            done_maps = (bar.n - len(stats.skipped)) * maps_per_sample
+            postfix = {"maps/s": f"{done_maps / max(stats.model_seconds, 1e-9):.2f}"}
+            if ex.evaluation is not None:
+                stats.evaluation_forwards += sum(ex.evaluation.forwards.values())
+                postfix["fwd/s"] = f"{stats.evaluation_forwards / max(stats.model_seconds, 1e-9):.1f}"
+            bar.set_postfix(postfix)
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the sample in progress is dropped, those explained finish
         interrupted = exc
     except BaseException:

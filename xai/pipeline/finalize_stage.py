@@ -82,13 +82,27 @@ def finalize(out: str | Path) -> dict[str, Any]:
 
     from ..gallery import write_gallery
 
+    report = None
+    if any(r.metrics for r in done):
+        from ..evaluation.report import write_report
+
+        evaluation = run.get("evaluation") or {}
+        notes = [f"model {Path(run['checkpoint']['path']).name} ({run['checkpoint'].get('arch')}/"
+                 f"{run['checkpoint'].get('encoder')}), device {run.get('device')}",
+                 *[f"reference '{k}': {v}" for k, v in (evaluation.get("references") or {}).items()]]
+        settings = {"model": Path(run["checkpoint"]["path"]).name, "split": run.get("split"),
+                    "region": run.get("region"), **(evaluation.get("settings") or {}), "notes": notes}
+        report = write_report(out, done, settings)
+
     labels = {ERROR_KIND: ERROR_LABEL, **{m: info["label"] for m, info in run.get("methods", {}).items()}}
     gallery = [{"id": r.id, "name": r.name, "figures": r.figures, "comparison": r.comparison,
                 "metrics": {row["class"]: {"iou": row.get("iou"), "dice": row.get("dice")} for row in r.rows}}
                for r in done]
     method_labels = [info["label"] for info in run.get("methods", {}).values()]
     title = f"{' vs '.join(method_labels)}: {Path(run['checkpoint']['path']).name}, {run['split']} split"
-    write_gallery(out, gallery, run.get("class_names", run.get("classes", [])), title=title, kind_labels=labels)
+    links = [("Faithfulness report", "report.html"), ("metrics.csv", "metrics.csv")] if report else []
+    write_gallery(out, gallery, run.get("class_names", run.get("classes", [])), title=title, kind_labels=labels,
+                  links=links)
     manifest = {
         **{k: run.get(k) for k in ("command", "versions", "config", "checkpoint", "device", "data_root", "split",
                                    "region", "classes", "methods", "engines")},
@@ -96,6 +110,7 @@ def finalize(out: str | Path) -> dict[str, Any]:
                                                         for r in skipped],
                     "runs_mixed": len(keys) > 1},
         "timing": _timing(done),
+        "evaluation": {**(run.get("evaluation") or {}), "report": "report.html"} if report else None,
     }
     write_json(out / "manifest.json", manifest)
     return manifest

@@ -39,6 +39,10 @@ class RunOptions:
     trust_checkpoint: bool = False
     workers: int = 2
     progress: bool = True
+    evaluate: bool = False
+    variants: tuple[str, ...] = ()  # xai.evaluation.variants specs, evaluated beside `methods`
+    eval_steps: int = 50
+    sanity_samples: int = 2
     command: list[str] = field(default_factory=lambda: list(sys.argv))
 
     @property

@@ -35,6 +35,9 @@ class SampleRecord:
     finished: float = 0.0
     worker: dict[str, Any] = field(default_factory=dict)  # host, pid, rank
     error: str | None = None
+    metrics: list[dict[str, Any]] = field(default_factory=list)  # --evaluate: long rows (xai.evaluation)
+    curves: dict[str, Any] = field(default_factory=dict)  # variant -> class -> curve name -> values
+    sanity: dict[str, Any] = field(default_factory=dict)  # variant -> steps, Spearman per class
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

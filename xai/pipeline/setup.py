@@ -42,6 +42,7 @@ class Setup:
     run_info: dict[str, Any]
     run_key: dict[str, Any]
     notes: list[str]
+    evaluator: Any = None  # xai.evaluation.evaluate.Evaluator with --evaluate
 
     @property
     def model(self) -> torch.nn.Module:
@@ -140,10 +141,14 @@ def prepare(opts: RunOptions) -> Setup:
     layout = Layout(out=Path(opts.output_dir), class_names=tuple(class_names), class_ids=tuple(class_ids),
                     method_folders=tuple((m, get_method(m).folder) for m in opts.methods),
                     comparison=opts.comparison)
+    evaluator, evaluation = None, None
+    if opts.evaluate or opts.variants:
+        evaluator, evaluation = _evaluator(opts, loaded.model, engines, class_ids, class_names, target_layer,
+                                           road_noise=0.01 / (sum(std) / len(std)))
     engine_options = {m: e.options.as_dict() for m, e in engines.items()}
     run_key = {"checkpoint": loaded.sha256, "classes": [class_names[c] for c in class_ids],
                "img_size": list(img_size), "methods": list(opts.methods),
-               "engines": {m: e.options.result_key() for m, e in engines.items()}}
+               "engines": {m: e.options.result_key() for m, e in engines.items()}, "evaluation": evaluation}
     run_info = {
         "command": list(opts.command), "versions": _versions(), "config": cfg.to_dict(),
         "checkpoint": {"path": str(opts.model_path), "sha256": loaded.sha256, "kind": loaded.kind,
@@ -151,9 +156,35 @@ def prepare(opts: RunOptions) -> Setup:
         "device": str(device), "data_root": str(root), "split": opts.split, "region": opts.region,
         "classes": [class_names[c] for c in class_ids], "class_names": class_names, "colors": [list(c) for c in colors],
         "methods": {m: {"label": get_method(m).label, "folder": get_method(m).folder} for m in opts.methods},
-        "engines": engine_options,
+        "engines": engine_options, "evaluation": evaluation,
     }
     return Setup(opts=opts, cfg=cfg, loaded=loaded, device=device, dataset=dataset, indices=indices,
                  class_names=class_names, class_ids=class_ids, colors=colors, engines=engines, layout=layout,
                  run_info=json.loads(json.dumps(run_info)), run_key=json.loads(json.dumps(run_key)),
-                 notes=list(loaded.notes or []))
+                 notes=list(loaded.notes or []), evaluator=evaluator)
+
+
+def _evaluator(opts: RunOptions, model: torch.nn.Module, engines: dict[str, BaseCAM], class_ids: list[int],
+               class_names: list[str], target_layer: str | None, road_noise: float) -> tuple[Any, dict[str, Any]]:
+    """The evaluator of --evaluate: the run's methods and --variants, each an engine built once."""
+    from ..evaluation.evaluate import REFERENCES, EvaluationSettings, Evaluator
+    from ..evaluation.variants import Variant, parse_variants
+
+    if opts.eval_steps < 2:
+        raise XAIError(f"--eval_steps must be at least 2, got {opts.eval_steps}")
+    variants = [Variant(label=m, method=m, overrides=()) for m in opts.methods]
+    for v in parse_variants(list(opts.variants)):
+        if v.label not in {x.label for x in variants}:
+            variants.append(v)
+    built = dict(engines)
+    for v in variants:
+        if v.label not in built:
+            vo = v.options(opts)
+            built[v.label] = build_engine(v.method, model, vo, vo.target_layer or target_layer)
+    settings = EvaluationSettings(steps=opts.eval_steps, sanity_samples=opts.sanity_samples,
+                                  batch_size=opts.batch_size, seed=opts.seed, road_noise=road_noise)
+    evaluator = Evaluator(model, built, variants, class_ids, class_names, opts.region, settings)
+    described = {"settings": settings.describe(), "references": REFERENCES,
+                 "variants": {v.label: {"method": v.method, "options": built[v.label].options.as_dict()}
+                              for v in variants}}
+    return evaluator, json.loads(json.dumps(described))

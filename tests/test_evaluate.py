@@ -1,0 +1,91 @@
+"""--evaluate end to end: metrics for every variant and class, references, fast-variant fidelity, sanity
+steps, the report linked from the gallery, resume and --finalize keeping all of it."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+
+import pytest
+
+from xai.cli import main
+from tests.helpers import run_args
+
+VARIANTS = ["scorecam:maps=2", "gradcam:layer=encoder.layer3"]
+METRICS = {"deletion_auc_linear", "deletion_auc_area", "insertion_auc_linear", "insertion_auc_area", "road_morf",
+           "road_lerf", "road_gap", "average_drop", "average_increase", "energy_pointing_game", "pointing_game",
+           "rank_accuracy"}
+
+
+@pytest.fixture(scope="module")
+def evaluated(tiny_run):
+    base, data, ckpt = tiny_run
+    out = base / "evaluated"
+    if not out.exists():
+        args = run_args(ckpt, data, out, "--methods", "gradcam,scorecam", "--evaluate", "--variants", *VARIANTS,
+                        "--eval_steps", "6", "--sanity_samples", "1")
+        assert main("scorecam", args) == 0
+    return out
+
+
+def test_every_variant_class_and_metric_has_a_value_or_a_reason(evaluated):
+    with open(evaluated / "metrics.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    variants = {"gradcam", "scorecam", *VARIANTS, "random", "probability"}
+    assert {r["variant"] for r in rows} == variants
+    assert {r["method"] for r in rows if r["variant"] in ("random", "probability")} == {"reference"}
+    for sample in ("sample0", "sample1"):
+        for v in variants:
+            for c in ("background", "root", "hypocotyl", "cotyledon", "seed"):
+                got = {r["metric"]: r for r in rows if (r["sample"], r["variant"], r["class"]) == (sample, v, c)}
+                assert METRICS <= set(got), (sample, v, c, METRICS - set(got))
+                for r in got.values():
+                    assert (r["value"] != "" and math.isfinite(float(r["value"]))) or r["reason"], r
+    fast = [r for r in rows if r["metric"] == "pearson_vs_full"]
+    assert fast and {r["variant"] for r in fast} == {"scorecam:maps=2"}
+    assert any(r["value"] and -1 <= float(r["value"]) <= 1 for r in fast)
+    assert {r["variant"] for r in rows if r["metric"] == "seconds"} == {"gradcam", "scorecam", *VARIANTS}
+
+
+def test_report_sanity_and_gallery_link(evaluated):
+    summary = json.loads((evaluated / "metrics.json").read_text())
+    assert summary["paired_difference"]["minuend"] == "scorecam"
+    assert summary["sanity"]["steps"][0] == "segmentation_head" and summary["sanity"]["steps"][-1] == "encoder.stem"
+    html = (evaluated / "report.html").read_text()
+    assert "Class root" in html and "Cascading randomisation" in html
+    assert 'href="report.html"' in (evaluated / "index.html").read_text()
+    record = json.loads((evaluated / "samples" / "sample0.json").read_text())
+    assert set(record["sanity"]) == {"gradcam", "scorecam", *VARIANTS}  # the first sample only
+    assert not json.loads((evaluated / "samples" / "sample1.json").read_text())["sanity"]
+    curves = record["curves"]["scorecam"]["root"]
+    assert len(curves["deletion_linear"]) == 7 and len(curves["insertion_area"]) == 7
+    manifest = json.loads((evaluated / "manifest.json").read_text())
+    assert manifest["evaluation"]["settings"]["steps"] == 6 and manifest["evaluation"]["report"] == "report.html"
+    assert set(manifest["evaluation"]["variants"]) == {"gradcam", "scorecam", *VARIANTS}
+
+
+def test_finalize_rebuilds_the_report_and_resume_keeps_the_metrics(tiny_run, evaluated, tmp_path):
+    base, data, ckpt = tiny_run
+    files = ("metrics.csv", "metrics.json", "report.md", "report.html", "index.html", "manifest.json")
+    written = {f: (evaluated / f).read_bytes() for f in files}
+    copy = tmp_path / "copy"
+    shutil.copytree(evaluated, copy)
+    for f in files:
+        (copy / f).unlink()
+    assert main("gradcam", ["--finalize", str(copy)]) == 0
+    assert {f: (copy / f).read_bytes() for f in files} == written
+    args = run_args(ckpt, data, copy, "--methods", "gradcam,scorecam", "--evaluate", "--variants", *VARIANTS,
+                    "--eval_steps", "6", "--sanity_samples", "1", "--resume")
+    import xai.pipeline.explain_stage as stage
+
+    real, calls = stage.explain_sample, []
+    stage.explain_sample = lambda item, setup: calls.append(item["index"]) or real(item, setup)
+    try:
+        assert main("scorecam", args) == 0
+        assert calls == []  # complete under the same evaluation settings
+        changed = [a if a != "6" else "8" for a in args]  # other --eval_steps: the metrics are redone
+        assert main("scorecam", changed) == 0
+        assert calls == [0, 1]
+    finally:
+        stage.explain_sample = real
