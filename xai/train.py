@@ -1,12 +1,12 @@
 """Train an smp segmentation model on a dataset in the users' layout (the demo model, or a quick baseline).
 
-    python -m xai.train --config configs/demo.yaml [--out best_model_FPN.pth] [--data_root DIR]
+    python -m xai.train --config demo [--out best_model_FPN.pth] [--data_root DIR]
                         [--epochs E] [--seed S] [--whole_model_pickle PATH]
 
 Architecture, encoder, classes and img_size come from the config; training settings from its `train:`
 mapping (see TRAIN_DEFAULTS). Images go through xai.data.SegmentationDataset, i.e. exactly the
 resize + zero-pad + encoder-normalisation that explanations use later. The model outputs logits
-(activation=None); the loss is cross-entropy + soft Dice. Augmentation: horizontal flip (of the
+(activation=None); the loss is cross-entropy + smp's soft Dice loss (multiclass). Augmentation: horizontal flip (of the
 un-padded region) and, when `crop` is set, random crops of the preprocessed image, most of them
 centred on a foreground pixel of a randomly chosen class (that balances the small classes and makes
 an epoch cheaper); validation always sees whole images.
@@ -20,6 +20,7 @@ and `<checkpoint stem>.metrics.json` beside it.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -28,10 +29,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .config import PROJECT_ROOT, Config, load_config
+from .config import Config, load_config
 from .errors import XAIError, exit_with_one_line
 
-DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "demo.yaml"
+log = logging.getLogger(__name__)
+DEFAULT_CONFIG = "demo"  # packaged (xai/configs/demo.yaml)
+_IGNORE = 255  # target value of padding pixels in evaluation
 TRAIN_DEFAULTS: dict[str, Any] = {
     "epochs": 10,          # passes over the train split
     "batch_size": 8,
@@ -73,11 +76,8 @@ def _train_settings(cfg: Config, source: str) -> dict[str, Any]:
 
 
 def _resolve_root(path: str | Path) -> Path:
-    """A relative data root is taken from the current folder, else from the project folder."""
-    p = Path(path)
-    if not p.is_absolute() and not p.exists() and (PROJECT_ROOT / p).exists():
-        return PROJECT_ROOT / p
-    return p
+    """A relative data root is relative to the working directory."""
+    return Path(path)
 
 
 def _preload(ds) -> list[tuple]:
@@ -134,45 +134,33 @@ class _Augment:
         return image[:, y0:y0 + ch, x0:x0 + cw], mask[y0:y0 + ch, x0:x0 + cw]
 
 
-def soft_dice_loss(logits, target, eps: float = 1.0):
-    """1 - mean soft Dice over the classes present in the batch's target (softmax of logits)."""
-    import torch
-
-    probs = logits.softmax(dim=1)
-    onehot = torch.nn.functional.one_hot(target, logits.shape[1]).permute(0, 3, 1, 2).to(probs.dtype)
-    dims = (0, 2, 3)
-    inter = (probs * onehot).sum(dims)
-    denom = probs.sum(dims) + onehot.sum(dims)
-    dice = (2 * inter + eps) / (denom + eps)
-    present = onehot.sum(dims) > 0
-    return 1.0 - dice[present].mean()
-
-
 def evaluate(model, items: list[tuple], num_classes: int, batch_size: int, pad_fill) -> np.ndarray:
-    """Per-class IoU over the split (NaN for a class absent from both prediction and truth).
+    """Per-class IoU over the split (NaN for a class absent from both prediction and truth): summed
+    intersections over summed unions (smp.metrics.get_stats per image, summed), not a mean of per-image IoUs.
 
-    Pixels: the un-padded region of each image at the model's input resolution.
+    Pixels: the un-padded region of each image at the model's input resolution (padding is ignored).
     """
+    import segmentation_models_pytorch as smp
     import torch
 
-    inter = np.zeros(num_classes, np.int64)
-    union = np.zeros(num_classes, np.int64)
+    tp = torch.zeros(num_classes, dtype=torch.long)
+    fp = torch.zeros_like(tp)
+    fn = torch.zeros_like(tp)
     model.eval()
     with torch.inference_mode():
         for b in range(0, len(items), batch_size):
             chunk = items[b:b + batch_size]
             x = _stack([it[0] for it in chunk], pad_fill)
             pred = model(x).argmax(1)
+            target = torch.full_like(pred, _IGNORE)
             for k, (_, gt, (rh, rw)) in enumerate(chunk):
-                p = pred[k, :rh, :rw].reshape(-1)
-                g = gt[:rh, :rw].reshape(-1)
-                cm = torch.bincount(g * num_classes + p, minlength=num_classes ** 2).reshape(num_classes, num_classes)
-                cm = cm.numpy().astype(np.int64)
-                tp = np.diag(cm)
-                inter += tp
-                union += cm.sum(0) + cm.sum(1) - tp
+                target[k, :rh, :rw] = gt[:rh, :rw]
+            stats = smp.metrics.get_stats(pred, target, mode="multiclass", num_classes=num_classes,
+                                          ignore_index=_IGNORE)
+            tp, fp, fn = tp + stats[0].sum(0), fp + stats[1].sum(0), fn + stats[2].sum(0)
+    union = (tp + fp + fn).numpy()
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(union > 0, inter / np.maximum(union, 1), np.nan)
+        return np.where(union > 0, tp.numpy() / np.maximum(union, 1), np.nan)
 
 
 def _mean_fg(iou: np.ndarray) -> float:
@@ -186,7 +174,7 @@ def train(config: str | Path | None = None, out: str | Path | None = None, data_
           progress: bool = True) -> dict:
     """Train, keep the best epoch by mean foreground val IoU; return the metrics written to JSON."""
     t_start = time.perf_counter()  # "seconds" in the metrics: this call's wall time (imports included)
-    cfg_path = Path(config) if config is not None else DEFAULT_CONFIG
+    cfg_path = config if config is not None else DEFAULT_CONFIG
     cfg = load_config(cfg_path)
     st = _train_settings(cfg, str(cfg_path))
     if epochs is not None:
@@ -203,6 +191,7 @@ def train(config: str | Path | None = None, out: str | Path | None = None, data_
         raise XAIError(f"--out {out} is a folder; give a checkpoint file name")
     metrics_path = out.with_name(f"{out.stem}.metrics.json")
 
+    import segmentation_models_pytorch as smp
     import torch
     from tqdm import tqdm
 
@@ -235,6 +224,7 @@ def train(config: str | Path | None = None, out: str | Path | None = None, data_
                                                 pct_start=0.15)
     augment = _Augment(rng, st["crop"], st["fg_crop_prob"], nc)
     ce = torch.nn.CrossEntropyLoss()
+    dice = smp.losses.DiceLoss(mode="multiclass", from_logits=True, smooth=1.0)
 
     best = {"mean": -1.0, "epoch": 0, "iou": None}
     history = []
@@ -250,7 +240,7 @@ def train(config: str | Path | None = None, out: str | Path | None = None, data_
             x = _stack([p[0] for p in pairs], pad_fill)
             y = _stack([p[1] for p in pairs], 0)
             logits = model(x)
-            loss = ce(logits, y) + soft_dice_loss(logits, y)
+            loss = ce(logits, y) + dice(logits, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -261,8 +251,8 @@ def train(config: str | Path | None = None, out: str | Path | None = None, data_
         if epoch < min(st["eval_from"], st["epochs"]):
             history.append({"epoch": epoch, "loss": round(float(running), 5), "mean_foreground_iou": None})
             if progress:
-                tqdm.write(f"epoch {epoch}/{st['epochs']} loss {running:.3f} (not evaluated) "
-                           f"[{time.perf_counter() - t_start:.0f}s]", file=sys.stderr)
+                log.info("epoch %d/%d loss %.3f (not evaluated) [%.0fs]", epoch, st["epochs"], running,
+                         time.perf_counter() - t_start)
             continue
         iou = evaluate(model, val_items, nc, max(bs, 8), pad_fill)
         mfg = _mean_fg(iou)
@@ -278,8 +268,8 @@ def train(config: str | Path | None = None, out: str | Path | None = None, data_
                                    "train_seed": st["seed"]})
         if progress:
             per_class = " ".join(f"{c} {v:.3f}" for c, v in zip(cfg.classes[1:], iou[1:]))
-            tqdm.write(f"epoch {epoch}/{st['epochs']} loss {running:.3f} val IoU {per_class} | mean fg {mfg:.3f}"
-                       f"{' (best, saved)' if improved else ''} [{time.perf_counter() - t_start:.0f}s]", file=sys.stderr)
+            log.info("epoch %d/%d loss %.3f val IoU %s | mean fg %.3f%s [%.0fs]", epoch, st["epochs"], running,
+                     per_class, mfg, " (best, saved)" if improved else "", time.perf_counter() - t_start)
 
     seconds = time.perf_counter() - t_start
     metrics = {
@@ -312,8 +302,8 @@ def train(config: str | Path | None = None, out: str | Path | None = None, data_
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m xai.train", description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default=str(DEFAULT_CONFIG), help="YAML config with a train: mapping "
-                    "(default configs/demo.yaml)")
+    ap.add_argument("--config", default=DEFAULT_CONFIG, help="a packaged config name (demo, phenocyte) or a YAML "
+                    "file with a train: mapping (default: demo)")
     ap.add_argument("--out", default=None, help="checkpoint to write (default best_model_<arch>.pth)")
     ap.add_argument("--data_root", default=None, help="dataset folder (default: train.data_root, else data_root)")
     ap.add_argument("--epochs", type=int, default=None, help="override train.epochs")
@@ -325,8 +315,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # On a shared CPU, spinning OpenMP threads slow everyone (this run too) down: yield instead.
     # Read when torch starts its thread pool, so only effective before torch is imported (as here).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    m = train(args.config, args.out, args.data_root, args.epochs, args.seed, args.whole_model_pickle,
-              progress=not args.quiet)
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from .cli import configure_logging
+
+    with logging_redirect_tqdm(loggers=[configure_logging()]):
+        m = train(args.config, args.out, args.data_root, args.epochs, args.seed, args.whole_model_pickle,
+                  progress=not args.quiet)
     iou = " ".join(f"{c} {v:.3f}" for c, v in m["val_iou"].items() if v is not None)
     print(f"wrote {m['checkpoint']} (epoch {m['best_epoch']}/{m['epochs']}, val IoU {iou}; mean foreground "
           f"{m['mean_foreground_iou']:.3f}) and {m['metrics_path']} in {m['seconds']:.0f}s")
