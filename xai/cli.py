@@ -135,10 +135,10 @@ def _methods(args: argparse.Namespace, method: str) -> tuple[str, ...]:
     return COMPARE if args.compare else (method,)
 
 
-class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+class _Stderr(logging.StreamHandler):
     """Writes to whatever sys.stderr is at the time (tests swap it), as tqdm-aware as any StreamHandler."""
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stderr
 

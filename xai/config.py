@@ -47,7 +47,8 @@ class Config:
 
     def class_colors(self) -> list[tuple[int, int, int]]:
         """RGB colour of each class in class order (grey where the palette has none)."""
-        return [tuple(self.palette.get(c, (128, 128, 128))) for c in self.classes]
+        colours = [self.palette.get(c, (128, 128, 128)) for c in self.classes]
+        return [(int(r), int(g), int(b)) for r, g, b in colours]
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

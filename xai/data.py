@@ -253,8 +253,8 @@ class SegmentationDataset(torch.utils.data.Dataset):
         self.root = Path(root)
         self.split = split
         self.names = list(names) if names is not None else read_split(self.root, split, split_file)
-        self.palette = [tuple(c) for c in palette]
-        self.img_size = tuple(img_size)
+        self.palette = [(int(c[0]), int(c[1]), int(c[2])) for c in palette]
+        self.img_size = (int(img_size[0]), int(img_size[1]))
         self.mean, self.std = tuple(mean), tuple(std)
         self.skip_errors = skip_errors
         self.keep_original = keep_original
@@ -271,7 +271,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
         if gt.shape != rgb.shape[:2]:
             raise SampleError(f"mask {mask_path(self.root, name)} is {gt.shape[1]}x{gt.shape[0]} "
                               f"but its image is {rgb.shape[1]}x{rgb.shape[0]}")
-        box = Letterbox.fit(rgb.shape[:2], self.img_size)
+        box = Letterbox.fit((rgb.shape[0], rgb.shape[1]), self.img_size)
         item = {
             "name": name,
             "index": index,

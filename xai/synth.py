@@ -96,8 +96,8 @@ def _background(rng: np.random.Generator, h: int, w: int, s: float) -> tuple[np.
     # Soft strip edges; the strip's border catches a little light.
     edge = ((np.arange(w) >= x0) & (np.arange(w) < x1)).astype(np.float32)[None, :]
     k = max(3, int(round(3 * s)) | 1)
-    edge = cv2.GaussianBlur(edge, (k, 1), 0)
-    lum = surround + (strip - surround) * edge
+    edge = cv2.GaussianBlur(edge, (k, 1), 0).astype(np.float32)
+    lum = (surround + (strip - surround) * edge).astype(np.float32)
     rim = np.zeros(w, np.float32)
     rim[[x0, x1 - 1]] = -0.1 * base
     lum += rim[None, :]
@@ -237,9 +237,9 @@ def render_seedling(rng: np.random.Generator, size: tuple[int, int] = DEFAULT_SI
 
     # Camera: a little blur, a global exposure change, sensor noise.
     k = 3 if s < 1.5 else 5
-    img = cv2.GaussianBlur(img, (k, k), _u(rng, 0.4, 1.0))
-    img *= _u(rng, 0.88, 1.10)
-    img += _u(rng, -8, 8)
+    img = cv2.GaussianBlur(img, (k, k), _u(rng, 0.4, 1.0)).astype(np.float32)
+    img *= np.float32(_u(rng, 0.88, 1.10))
+    img += np.float32(_u(rng, -8, 8))
     noise = rng.standard_normal(size=img.shape, dtype=np.float32)
     noise *= _u(rng, 2.0, 6.0)
     img += noise

@@ -25,12 +25,15 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from .config import Config, load_config
 from .errors import XAIError, exit_with_one_line
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 DEFAULT_CONFIG = "demo"  # packaged (xai/configs/demo.yaml)
@@ -89,7 +92,7 @@ def _preload(ds) -> list[tuple]:
     return items
 
 
-def _stack(tensors: Sequence, fill) -> "torch.Tensor":
+def _stack(tensors: Sequence, fill) -> torch.Tensor:
     """Stack CxHxW (or HxW) tensors padding bottom/right to the largest; `fill` per channel or scalar."""
     import torch
 
@@ -206,8 +209,8 @@ def train(config: str | Path | None = None, out: str | Path | None = None, data_
 
     mean, std = encoder_normalization(cfg.encoder)
     palette = cfg.class_colors()
-    common = dict(palette=palette, img_size=cfg.img_size, mean=mean, std=std, split_file=cfg.split_file,
-                  keep_original=False)
+    common: dict[str, Any] = dict(palette=palette, img_size=cfg.img_size, mean=mean, std=std,
+                                  split_file=cfg.split_file, keep_original=False)
     train_items = _preload(SegmentationDataset(root, "train", **common))
     val_items = _preload(SegmentationDataset(root, "val", **common))
     pad_fill = torch.tensor([-m / s for m, s in zip(mean, std)]).view(3, 1, 1)  # a black pixel, normalised
@@ -226,14 +229,14 @@ def train(config: str | Path | None = None, out: str | Path | None = None, data_
     ce = torch.nn.CrossEntropyLoss()
     dice = smp.losses.DiceLoss(mode="multiclass", from_logits=True, smooth=1.0)
 
-    best = {"mean": -1.0, "epoch": 0, "iou": None}
+    best: dict[str, Any] = {"mean": -1.0, "epoch": 0, "iou": None}
     history = []
     for epoch in range(1, st["epochs"] + 1):
         model.train()
         order = rng.permutation(len(train_items))
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{st['epochs']}", leave=False, disable=not progress,
                    file=sys.stderr, dynamic_ncols=True)
-        running = None
+        running = 0.0
         for step in bar:
             idx = order[step * bs:(step + 1) * bs]
             pairs = [augment(*train_items[int(i)]) for i in idx]
@@ -245,7 +248,7 @@ def train(config: str | Path | None = None, out: str | Path | None = None, data_
             loss.backward()
             opt.step()
             sched.step()
-            running = loss.item() if running is None else 0.9 * running + 0.1 * loss.item()
+            running = loss.item() if step == 0 else 0.9 * running + 0.1 * loss.item()
             bar.set_postfix(loss=f"{running:.3f}")
         bar.close()
         if epoch < min(st["eval_from"], st["epochs"]):

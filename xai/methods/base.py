@@ -167,7 +167,7 @@ class BaseCAM:
             combined = self._combine(weights, acts)
             empty = self._empty(fwd)
             combined = combined.masked_fill(empty[:, :, None, None], 0.0)
-            raw = upsample(torch.relu(combined), tuple(x.shape[-2:]))
+            raw = upsample(torch.relu(combined), (int(x.shape[-2]), int(x.shape[-1])))
             maps = minmax_per_map(raw)
         stats = {"channels": int(acts.shape[1]), **fwd.stats, "seconds": time.perf_counter() - t0}
         return CAMResult(maps=maps, raw=raw, weights=weights, classes=fwd.classes, empty=empty,
@@ -222,7 +222,7 @@ class BaseCAM:
             output = self.model(x)
             if isinstance(output, (tuple, list)):
                 output = output[0]
-            scored = tap.value if tap is not None else output
+            scored = tap.value if tap is not None and tap.value is not None else output
         finally:
             if tap is not None:
                 tap.remove()

@@ -52,6 +52,8 @@ class ScoreCAMOptions(CAMOptions):
 class ScoreCAM(BaseCAM):
     """Score-CAM: channel weights measured by masked forward passes, no gradients."""
 
+    options: ScoreCAMOptions
+
     default_layer = "encoder.layer4"
 
     def __init__(self, model: nn.Module, target_layer: str | None = "encoder.layer4", batch_size: int = 32,
@@ -139,7 +141,7 @@ class ScoreCAM(BaseCAM):
         With region scores, w = Σ_p R_p · (P_p(x ⊙ H_k) − P_p(x_b)): the baseline is subtracted pixel by
         pixel before the sum, which keeps w accurate when it is small beside s itself (fp32 sums of
         ~10⁵ probabilities carry absolute errors near 1e-3)."""
-        x, size, step = fwd.x, tuple(fwd.x.shape[-2:]), self.options.batch_size
+        x, size, step = fwd.x, (int(fwd.x.shape[-2]), int(fwd.x.shape[-1])), self.options.batch_size
         weights = torch.zeros(*selected.shape, fwd.scores.shape[1], device=x.device)
         base_scores = None
         if baseline is not None and fwd.regions is None:

@@ -78,7 +78,7 @@ def explain_sample(item: dict[str, Any], setup: Setup) -> Explained:
         result = engine.explain(x, classes=setup.class_ids, gt=gt_padded, valid=valid.unsqueeze(0))
         seconds[method] = time.perf_counter() - t0
         results[method] = (result, seconds[method])
-        if pred_padded is None:
+        if pred_padded is None and result.prediction is not None:
             pred_padded = result.prediction[0].cpu().numpy().astype(np.uint8)
         maps[method], notes[method] = {}, {}
         for j, c in enumerate(result.classes):
@@ -105,11 +105,12 @@ def summary_rows(ex: Explained, setup: Setup) -> list[dict[str, Any]]:
     rows = []
     for c in setup.class_ids:
         row: dict[str, Any] = {"sample": sample_id(ex.index), "image": ex.name, "class": setup.class_names[c]}
-        for metric in CLASS_METRICS:
-            row.update(metric(ex.gt, ex.pred, c))
+        for class_metric in CLASS_METRICS:
+            row.update(class_metric(ex.gt, ex.pred, c))
         for method in ex.maps:
-            for metric in MAP_METRICS:
-                row.update({f"{method}_{k}": v for k, v in metric(ex.maps[method][c], ex.gt, ex.pred, c).items()})
+            for map_metric in MAP_METRICS:
+                values = map_metric(ex.maps[method][c], ex.gt, ex.pred, c)
+                row.update({f"{method}_{k}": v for k, v in values.items()})
             row[f"{method}_seconds"] = ex.seconds[method]
         rows.append(row)
     return rows

@@ -134,7 +134,7 @@ def prepare(opts: RunOptions) -> Setup:
     else:
         class_ids = list(range(len(class_names)))
     palette = cfg.class_colors()
-    colors = [tuple(palette[i]) if i < len(palette) else GREY for i in range(len(class_names))]
+    colors = [palette[i] if i < len(palette) else GREY for i in range(len(class_names))]
 
     target_layer = opts.target_layer or cfg.target_layer
     engines = {m: build_engine(m, loaded.model, opts, target_layer) for m in opts.methods}
