@@ -1,23 +1,28 @@
 """load_model: every checkpoint kind users have, safe by default (nothing from a file runs unless trusted)."""
 from __future__ import annotations
 
+import argparse
 import builtins
+import contextlib
 import hashlib
+import json
 import os
 import sys
 import types
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from xai.checkpoint import _classify, _scan_pickle, load_model, save_checkpoint
+from tests.helpers import image_batch, tiny_fpn
+from xai.checkpoint import FORMAT, KINDS, load_model, save_checkpoint
 from xai.errors import XAIError
 
-from conftest import image_batch, tiny_fpn
-
 CLASSES = ["background", "root", "hypocotyl", "cotyledon", "seed"]
+PACKAGE = Path(__file__).resolve().parent.parent / "xai" / "checkpoint"
 
 
 def _out(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -27,6 +32,14 @@ def _out(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 def _sha(path) -> str:
     return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def _one_line_error(path, **kwargs) -> str:
+    with pytest.raises(XAIError) as err:
+        load_model(path, **kwargs)
+    msg = str(err.value)
+    assert "\n" not in msg and Path(path).name in msg, msg
+    return msg
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -43,19 +56,18 @@ class _RunsCode:
         return (self.func, (self.arg,))
 
 
+@pytest.mark.parametrize("save", [{}, {"pickle_protocol": 4}, {"_use_new_zipfile_serialization": False}],
+                         ids=["zip", "protocol4", "legacy"])
 @pytest.mark.parametrize("func, global_name", [(os.system, "system"), (builtins.exec, "builtins.exec")])
-def test_code_running_pickle_is_refused_and_not_run(tmp_path, func, global_name):
+def test_code_running_pickle_is_refused_and_not_run(tmp_path, func, global_name, save):
     marker = tmp_path / "pwned"
     arg = f"touch {marker}" if func is os.system else f"open({str(marker)!r}, 'w').close()"
     path = tmp_path / "best_model_FPN.pth"
-    torch.save({"model": _RunsCode(func, arg), "epoch": 1}, path)
+    torch.save({"model": _RunsCode(func, arg), "epoch": 1}, path, **save)
 
-    with pytest.raises(XAIError) as err:
-        load_model(path, arch="FPN", encoder="resnet18", classes=CLASSES)
-    msg = str(err.value)
+    msg = _one_line_error(path, arch="FPN", encoder="resnet18", classes=CLASSES)
     assert not marker.exists()
     assert global_name in msg and "--trust_checkpoint" in msg and str(path) in msg
-    assert "\n" not in msg
 
 
 class TinyNet(nn.Module):
@@ -78,9 +90,8 @@ def test_user_class_needs_trust_and_loads_with_it(tmp_path):
     torch.save(net, path)
     x = image_batch()
 
-    with pytest.raises(XAIError) as err:
-        load_model(path)
-    assert "TinyNet" in str(err.value) and "--trust_checkpoint" in str(err.value)
+    msg = _one_line_error(path)
+    assert "TinyNet" in msg and "--trust_checkpoint" in msg
 
     loaded = load_model(path, trust_checkpoint=True)
     assert loaded.kind == "trusted_pickle"
@@ -91,50 +102,136 @@ def test_user_class_needs_trust_and_loads_with_it(tmp_path):
     assert loaded.sha256 == _sha(path)
 
 
-def test_vetting_flags_class_mutation_and_constructor_calls():
-    # GLOBAL torch.Tensor; BUILD (None, {'foo': 1}) on the class itself: would set attributes on torch.Tensor.
-    mutate = b"\x80\x02ctorch\nTensor\nN}X\x03\x00\x00\x00fooK\x01s\x86b."
-    uses: dict = {}
-    _scan_pickle(mutate, uses)
-    _, _, refused = _classify(uses)
-    assert refused == ["torch.Tensor"]
-    # REDUCE Conv2d(3, 3, 1): would run a module's __init__; such a class is never allowlisted, only stubbed.
-    construct = b"\x80\x02ctorch.nn.modules.conv\nConv2d\nK\x03K\x03K\x01\x87R."
-    uses = {}
-    _scan_pickle(construct, uses)
-    safe, stub, refused = _classify(uses)
-    assert stub == ["torch.nn.modules.conv.Conv2d"] and not safe and not refused
+def _torch_zip(path: Path, data_pkl: bytes) -> None:
+    """A torch.save zip archive whose pickle is `data_pkl`."""
+    torch.save({}, path.with_suffix(".base"))
+    with zipfile.ZipFile(path.with_suffix(".base")) as zin, zipfile.ZipFile(path, "w") as zout:
+        for name in zin.namelist():
+            zout.writestr(name, data_pkl if name.endswith("/data.pkl") else zin.read(name))
 
 
-def test_model_with_replaced_method_is_not_run_but_rebuilt(tmp_path, fpn):
+@pytest.mark.parametrize("cls", [torch.Tensor, nn.Conv2d])
+def test_pickle_that_would_mutate_a_class_changes_nothing(tmp_path, cls):
+    # GLOBAL <cls>; BUILD (None, {'pwned': 1}) on the class itself: would set an attribute on it.
+    module = cls.__module__ if cls is not torch.Tensor else "torch"
+    data = f"\x80\x02c{module}\n{cls.__name__}\nN}}X\x05\x00\x00\x00pwnedK\x01s\x86b.".encode("latin1")
+    (tmp_path / "raw.pth").write_bytes(data)  # not a zip: the fallback unpickler reads it
+    _torch_zip(tmp_path / "zip.pth", data)  # torch's weights-only unpickler refuses it, then the fallback
+    for name in ("raw.pth", "zip.pth"):
+        _one_line_error(tmp_path / name, arch="FPN", encoder="resnet18")
+        assert "pwned" not in vars(cls), name
+
+
+@contextlib.contextmanager
+def _module(name: str):
+    """A module importable under `name` inside the block only."""
+    created = [p for p in (name.rsplit(".", i)[0] for i in range(name.count(".") + 1)) if p not in sys.modules]
+    for p in created[::-1]:
+        sys.modules[p] = types.ModuleType(p)
+    try:
+        yield sys.modules[name]
+    finally:
+        for p in created:
+            sys.modules.pop(p, None)
+
+
+@pytest.mark.parametrize("protocol", [2, 4])
+def test_classes_a_pickle_names_are_never_constructed_nor_run(tmp_path, fpn, protocol):
+    """Classes from allowed packages, importable here, whose construction, BUILD and forward would record."""
+    calls = []
+    x = image_batch()
+    ref = _out(fpn, x)
+    with _module("segmentation_models_pytorch.spy") as spy:
+        class Made(nn.Module):  # unpickled by calling Made("made")
+            def __init__(self, how="init"):
+                calls.append(how)
+                super().__init__()
+
+            def __reduce__(self):
+                return (Made, ("made",))
+
+            def forward(self, x):
+                calls.append("forward")
+                return x
+
+        class Built(Made):  # unpickled by Built.__new__ and BUILD (__setstate__)
+            def __new__(cls, *args):
+                calls.append("new")
+                return super().__new__(cls)
+
+            def __setstate__(self, state):
+                calls.append("setstate")
+                super().__setstate__(state)
+
+            __reduce__ = object.__reduce__
+
+        for c in (Made, Built):
+            c.__module__, c.__qualname__ = spy.__name__, c.__name__
+            setattr(spy, c.__name__, c)
+        fpn.segmentation_head[1] = Made()
+        fpn.segmentation_head[2] = Built()
+        calls.clear()
+        torch.save(fpn, tmp_path / "spy.pth", pickle_protocol=protocol)
+        loaded = load_model(tmp_path / "spy.pth")
+        assert torch.equal(_out(loaded.model, x), ref)
+    assert calls == [] and loaded.kind == "whole_model"
+
+
+def test_model_with_replaced_method_is_rebuilt_without_it(tmp_path, fpn):
     x = image_batch()
     ref = _out(fpn, x)
     object.__setattr__(fpn.segmentation_head, "forward", nn.Identity())  # per-instance override in the pickle
     torch.save(fpn, tmp_path / "odd.pth")
     loaded = load_model(tmp_path / "odd.pth", classes=CLASSES)
-    assert loaded.kind == "recovered_whole_model"
-    assert any("replaced method (segmentation_head.forward)" in n for n in loaded.notes)
+    assert loaded.kind == "whole_model"
     assert "forward" not in vars(loaded.model.segmentation_head)
     assert torch.equal(_out(loaded.model, x), ref)
 
 
+def test_package_uses_no_private_torch_unpickler_nor_opcode_walking():
+    source = "\n".join(p.read_text() for p in sorted(PACKAGE.glob("*.py")))
+    assert "def load_model" in source
+    for name in ("_weights_only_unpickler", "_get_allowed_globals", "pickletools", "genops"):
+        assert name not in source, name
+
+
 # ----------------------------------------------------------------------------------------------------------------
-# Whole models, state_dicts, the project's format
+# Whole models, state_dicts
 # ----------------------------------------------------------------------------------------------------------------
 
-def test_whole_model_pickle(tmp_path):
+def test_whole_model_pickles(tmp_path):
     model = tiny_fpn()
-    path = tmp_path / "best_model_FPN.pth"
-    torch.save(model, path)
     x = image_batch()
+    torch.save(model, tmp_path / "best_model_FPN.pth")
+    torch.save({"epoch": 3, "model": model}, tmp_path / "in_dict.pth")
+    torch.save(nn.DataParallel(model), tmp_path / "dataparallel.pth")
 
-    loaded = load_model(path, arch="Unet", encoder="resnet34", classes=CLASSES)
-    assert loaded.kind == "whole_model"
-    assert (loaded.arch, loaded.encoder) == ("FPN", "resnet18")  # what the pickle says, not the config
-    assert loaded.num_classes == 5 and loaded.classes == CLASSES
-    assert loaded.sha256 == _sha(path)
-    assert not loaded.model.training
-    assert next(loaded.model.parameters()).device.type == "cpu"
+    for name in ("best_model_FPN.pth", "in_dict.pth", "dataparallel.pth"):
+        path = tmp_path / name
+        loaded = load_model(path, arch="Unet", encoder="resnet34", classes=CLASSES)
+        assert loaded.kind == "whole_model" and loaded.kind in KINDS
+        assert (loaded.arch, loaded.encoder) == ("FPN", "resnet18"), name  # what the pickle says, not the config
+        assert loaded.num_classes == 5 and loaded.classes == CLASSES
+        assert loaded.sha256 == _sha(path)
+        assert not loaded.model.training
+        assert next(loaded.model.parameters()).device.type == "cpu"
+        assert torch.equal(_out(loaded.model, x), _out(model, x)), name
+
+
+def test_whole_pickle_decoder_settings_come_from_its_init_args(tmp_path):
+    """Settings that leave no trace in the weights' shapes (interpolation, upsampling) are read from the file."""
+    import segmentation_models_pytorch as smp
+
+    torch.manual_seed(0)
+    model = smp.FPN("resnet18", encoder_weights=None, classes=3, decoder_pyramid_channels=48,
+                    decoder_segmentation_channels=64, decoder_merge_policy="cat", decoder_interpolation="bilinear",
+                    upsampling=2).eval()
+    torch.save(model, tmp_path / "fpn.pth")
+    x = image_batch()
+    loaded = load_model(tmp_path / "fpn.pth")
+    assert loaded.model_kwargs is not None
+    assert loaded.model_kwargs["decoder_interpolation"] == "bilinear" and loaded.model_kwargs["upsampling"] == 2
+    assert any("init arguments" in n for n in loaded.notes)
     assert torch.equal(_out(loaded.model, x), _out(model, x))
 
 
@@ -144,11 +241,16 @@ def test_pickles_torch_weights_only_cannot_read_are_recovered(tmp_path, sigmoid_
     ref = _out(sigmoid_fpn, x)
     torch.save(sigmoid_fpn, tmp_path / "p4.pth", pickle_protocol=4)
     torch.save(sigmoid_fpn, tmp_path / "legacy.pth", _use_new_zipfile_serialization=False)
+    torch.save({"epoch": 2, "best_iou": np.float64(0.5), "model_state_dict": sigmoid_fpn.state_dict()},
+               tmp_path / "legacy_sd.pth", _use_new_zipfile_serialization=False)
     for name in ("p4.pth", "legacy.pth"):
         loaded = load_model(tmp_path / name)
-        assert loaded.kind == "recovered_whole_model", name
+        assert loaded.kind == "whole_model", name
+        assert any("fallback" in n for n in loaded.notes), name
         assert (loaded.arch, loaded.encoder, loaded.activation) == ("FPN", "resnet18", "sigmoid")
         assert torch.equal(_out(loaded.model, x), ref), name
+    loaded = load_model(tmp_path / "legacy_sd.pth", arch="FPN", encoder="resnet18", activation="sigmoid")
+    assert loaded.kind == "state_dict" and torch.equal(_out(loaded.model, x), ref)
 
 
 def test_sigmoid_head_detected(tmp_path, fpn, sigmoid_fpn):
@@ -163,17 +265,20 @@ def test_sigmoid_head_detected(tmp_path, fpn, sigmoid_fpn):
 
 
 def test_plain_and_wrapped_state_dicts(tmp_path, sigmoid_fpn):
+    from safetensors.torch import save_file
+
     x = image_batch()
     ref = _out(sigmoid_fpn, x)
     state = sigmoid_fpn.state_dict()
     torch.save(state, tmp_path / "plain.pth")
-    torch.save({"epoch": 12, "best_iou": np.float64(0.83), "model_state_dict": state,
-                "optimizer_state_dict": {"state": {}, "param_groups": [{"lr": 1e-3}]}}, tmp_path / "wrapped.pth")
+    torch.save({"epoch": 12, "best_iou": np.float64(0.83), "args": argparse.Namespace(lr=1e-3),
+                "model_state_dict": state, "optimizer_state_dict": {"state": {}, "param_groups": [{"lr": 1e-3}]}},
+               tmp_path / "wrapped.pth")
     torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}}, tmp_path / "dataparallel.pth")
+    save_file({k: v.contiguous() for k, v in state.items()}, tmp_path / "plain.safetensors", metadata={"format": "pt"})
 
-    for name in ("plain", "wrapped", "dataparallel"):
-        loaded = load_model(tmp_path / f"{name}.pth", arch="FPN", encoder="resnet18", classes=CLASSES,
-                            activation="sigmoid")
+    for name in ("plain.pth", "wrapped.pth", "dataparallel.pth", "plain.safetensors"):
+        loaded = load_model(tmp_path / name, arch="FPN", encoder="resnet18", classes=CLASSES, activation="sigmoid")
         assert loaded.kind == "state_dict", name
         assert loaded.num_classes == 5 and loaded.outputs_probabilities is True
         assert torch.equal(_out(loaded.model, x), ref), name
@@ -188,55 +293,80 @@ def test_plain_and_wrapped_state_dicts(tmp_path, sigmoid_fpn):
 
 def test_state_dict_that_does_not_fit(tmp_path, fpn):
     torch.save(fpn.state_dict(), tmp_path / "sd.pth")
-    with pytest.raises(XAIError) as err:
-        load_model(tmp_path / "sd.pth", arch="FPN", encoder="resnet34")
-    msg = str(err.value)
-    assert "sd.pth" in msg and "resnet34" in msg and "missing keys" in msg and "\n" not in msg
+    msg = _one_line_error(tmp_path / "sd.pth", arch="FPN", encoder="resnet34")
+    assert "resnet34" in msg and "missing keys" in msg
 
+
+# ----------------------------------------------------------------------------------------------------------------
+# The project's format
+# ----------------------------------------------------------------------------------------------------------------
 
 def test_project_format_round_trip(tmp_path, sigmoid_fpn):
-    path = tmp_path / "ckpt.pth"
-    save_checkpoint(path, sigmoid_fpn, arch="FPN", encoder="resnet18", classes=CLASSES, img_size=(64, 32),
-                    activation="sigmoid", mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    from safetensors import safe_open
+
+    x = image_batch()
+    for name in ("ckpt.pth", "ckpt.safetensors"):  # detected by content, whatever the extension
+        path = tmp_path / name
+        save_checkpoint(path, sigmoid_fpn, arch="FPN", encoder="resnet18", classes=CLASSES, img_size=(64, 32),
+                        activation="sigmoid", mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+                        extra={"epoch": 4})
+        with safe_open(str(path), "pt") as f:
+            header = f.metadata()
+            assert set(f.keys()) == set(sigmoid_fpn.state_dict())
+        meta = json.loads(header["meta"])
+        assert header["format"] == FORMAT and meta["epoch"] == 4 and meta["arch"] == "FPN"
+        assert meta["model_kwargs"]["decoder_pyramid_channels"] == 32 and "encoder_weights" not in meta["model_kwargs"]
+
+        loaded = load_model(path, arch="Unet", encoder="resnet34")  # the checkpoint's meta wins over the config
+        assert loaded.kind == "project"
+        assert (loaded.arch, loaded.encoder, loaded.classes) == ("FPN", "resnet18", CLASSES)
+        assert loaded.img_size == (64, 32)
+        assert loaded.mean == pytest.approx((0.485, 0.456, 0.406))
+        assert loaded.std == pytest.approx((0.229, 0.224, 0.225))
+        assert loaded.outputs_probabilities is True and loaded.num_classes == 5
+        assert loaded.sha256 == _sha(path)
+        assert torch.equal(_out(loaded.model, x), _out(sigmoid_fpn, x))
+
+
+def test_project_format_keeps_init_args_shapes_cannot_tell(tmp_path):
+    import segmentation_models_pytorch as smp
+
+    torch.manual_seed(0)
+    model = smp.FPN("resnet18", encoder_weights=None, classes=2, decoder_pyramid_channels=32,
+                    decoder_segmentation_channels=32, decoder_interpolation="bilinear", upsampling=2).eval()
+    save_checkpoint(tmp_path / "m.pth", model, arch="FPN", encoder="resnet18", classes=["a", "b"], img_size=(64, 64))
+    x = image_batch()
+    assert torch.equal(_out(load_model(tmp_path / "m.pth").model, x), _out(model, x))
+
+
+def test_legacy_project_format_still_loads(tmp_path, sigmoid_fpn):
+    """{"format": "seedling-xai/1", "state_dict", "meta"} written with torch.save, as earlier versions did."""
+    meta = {"arch": "FPN", "encoder": "resnet18", "classes": CLASSES, "img_size": [64, 32], "activation": "sigmoid",
+            "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25], "epoch": 3}
+    state = {k: v.detach().cpu() for k, v in sigmoid_fpn.state_dict().items()}
+    torch.save({"format": "seedling-xai/1", "state_dict": state, "meta": meta}, tmp_path / "v1.pth")
+    torch.save({"format": "seedling-xai/9", "state_dict": state, "meta": meta}, tmp_path / "v9.pth")
     x = image_batch()
 
-    loaded = load_model(path, arch="Unet", encoder="resnet34")  # the checkpoint's meta wins over the config
+    loaded = load_model(tmp_path / "v1.pth", classes=CLASSES)
     assert loaded.kind == "project"
-    assert (loaded.arch, loaded.encoder, loaded.classes) == ("FPN", "resnet18", CLASSES)
-    assert loaded.img_size == (64, 32)
-    assert loaded.mean == pytest.approx((0.485, 0.456, 0.406)) and loaded.std == pytest.approx((0.229, 0.224, 0.225))
-    assert loaded.outputs_probabilities is True and loaded.num_classes == 5
-    assert loaded.sha256 == _sha(path)
+    assert (loaded.arch, loaded.encoder, loaded.activation) == ("FPN", "resnet18", "sigmoid")
+    assert loaded.img_size == (64, 32) and loaded.mean == (0.5, 0.5, 0.5)
     assert torch.equal(_out(loaded.model, x), _out(sigmoid_fpn, x))
+    assert "seedling-xai/9" in _one_line_error(tmp_path / "v9.pth")
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Old pickles naming classes that are not installed here
 # ----------------------------------------------------------------------------------------------------------------
 
-def _fake_module(name: str) -> types.ModuleType:
-    mod = types.ModuleType(name)
-    sys.modules[name] = mod
-    return mod
-
-
-def test_pickle_naming_modules_not_installed_is_recovered(tmp_path, sigmoid_fpn):
-    """Like smp 0.3.x: encoder blocks from `pretrainedmodels`, the model class from `segmentation_models_pytorch.fpn`."""
+def _save_as_smp_03(model: nn.Module, path: Path, ran: list[str], wrap=lambda m: m) -> None:
+    """Save `model` as smp 0.3.x pickled it: encoder blocks from `pretrainedmodels`, the model class from
+    `segmentation_models_pytorch.fpn.model`, no init arguments recorded; those modules are gone afterwards."""
     from segmentation_models_pytorch.decoders.fpn.model import FPN
     from torchvision.models.resnet import BasicBlock
 
-    x = image_batch()
-    ref = _out(sigmoid_fpn, x)
-    ran = []
-    created = ["pretrainedmodels", "pretrainedmodels.models", "pretrainedmodels.models.senet",
-               "segmentation_models_pytorch.fpn", "segmentation_models_pytorch.fpn.model"]
-    try:
-        _fake_module("pretrainedmodels")
-        _fake_module("pretrainedmodels.models")
-        senet = _fake_module("pretrainedmodels.models.senet")
-        _fake_module("segmentation_models_pytorch.fpn")
-        old_fpn = _fake_module("segmentation_models_pytorch.fpn.model")
-
+    with _module("pretrainedmodels.models.senet") as senet, _module("segmentation_models_pytorch.fpn.model") as old:
         class SEResNeXtBottleneck(BasicBlock):
             def __setstate__(self, state):  # must never run at load time
                 ran.append("setstate")
@@ -246,24 +376,44 @@ def test_pickle_naming_modules_not_installed_is_recovered(tmp_path, sigmoid_fpn)
             pass
 
         SEResNeXtBottleneck.__module__, SEResNeXtBottleneck.__qualname__ = senet.__name__, "SEResNeXtBottleneck"
-        OldFPN.__module__, OldFPN.__name__, OldFPN.__qualname__ = old_fpn.__name__, "FPN", "FPN"
+        OldFPN.__module__, OldFPN.__name__, OldFPN.__qualname__ = old.__name__, "FPN", "FPN"
         senet.SEResNeXtBottleneck = SEResNeXtBottleneck
-        old_fpn.FPN = OldFPN
-        for m in sigmoid_fpn.encoder.modules():
+        old.FPN = OldFPN
+        for m in model.encoder.modules():
             if type(m) is BasicBlock:
                 m.__class__ = SEResNeXtBottleneck
-        sigmoid_fpn.__class__ = OldFPN
-        torch.save(sigmoid_fpn, tmp_path / "best_model_FPN.pth")
-    finally:
-        for name in created:
-            sys.modules.pop(name, None)
+        model.__class__ = OldFPN
+        del model._hub_mixin_config
+        torch.save(wrap(model), path)
+
+
+def test_pickle_naming_modules_not_installed_is_recovered(tmp_path, sigmoid_fpn):
+    from segmentation_models_pytorch.decoders.fpn.model import FPN
+
+    x = image_batch()
+    ref = _out(sigmoid_fpn, x)
+    ran: list[str] = []
+    _save_as_smp_03(sigmoid_fpn, tmp_path / "best_model_FPN.pth", ran)
 
     loaded = load_model(tmp_path / "best_model_FPN.pth", arch="FPN", encoder="resnet18", classes=CLASSES)
-    assert loaded.kind == "recovered_whole_model"
+    assert loaded.kind == "whole_model"
     assert (loaded.arch, loaded.encoder, loaded.num_classes) == ("FPN", "resnet18", 5)
     assert loaded.activation == "sigmoid" and loaded.outputs_probabilities is True  # read off the old head
     assert type(loaded.model) is FPN and not loaded.model.training
-    assert any("pretrainedmodels.models.senet.SEResNeXtBottleneck" in n for n in loaded.notes)
+    assert any("weights' shapes" in n for n in loaded.notes)
+    assert torch.equal(_out(loaded.model, x), ref)
+    assert ran == [] and "pretrainedmodels" not in sys.modules
+
+
+def test_trusted_pickle_with_missing_classes_gets_stand_ins_for_them(tmp_path, fpn):
+    x = image_batch()
+    ref = _out(fpn, x)
+    ran: list[str] = []
+    _save_as_smp_03(fpn, tmp_path / "mixed.pth", ran, wrap=lambda m: {"model": m, "net": TinyNet()})
+    assert "TinyNet" in _one_line_error(tmp_path / "mixed.pth")
+
+    loaded = load_model(tmp_path / "mixed.pth", trust_checkpoint=True)
+    assert loaded.kind == "trusted_pickle" and (loaded.arch, loaded.encoder) == ("FPN", "resnet18")
     assert torch.equal(_out(loaded.model, x), ref)
     assert ran == [] and "pretrainedmodels" not in sys.modules
 
@@ -275,8 +425,7 @@ def test_pickle_that_no_longer_fits_installed_classes_is_rebuilt(tmp_path, fpn):
     del fpn.encoder._depth  # an attribute the installed ResNetEncoder.forward reads
     torch.save(fpn, tmp_path / "old.pth")
     loaded = load_model(tmp_path / "old.pth", classes=CLASSES)
-    assert loaded.kind == "recovered_whole_model"
-    assert any("does not run" in n for n in loaded.notes)
+    assert loaded.kind == "whole_model"
     assert torch.equal(_out(loaded.model, x), ref)
 
 
@@ -284,23 +433,26 @@ def test_pickle_that_no_longer_fits_installed_classes_is_rebuilt(tmp_path, fpn):
 # Bad files and mismatches
 # ----------------------------------------------------------------------------------------------------------------
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.:FutureWarning")
 def test_missing_directory_truncated_and_foreign_files(tmp_path, fpn):
     with pytest.raises(XAIError, match="not found"):
         load_model(tmp_path / "nope.pth")
     with pytest.raises(XAIError, match="not a file"):
         load_model(tmp_path)
 
-    good = tmp_path / "good.pth"
-    torch.save(fpn, good)
-    data = good.read_bytes()
+    torch.save(fpn, tmp_path / "good.pth")
+    save_checkpoint(tmp_path / "good.safetensors", fpn, arch="FPN", encoder="resnet18", classes=CLASSES,
+                    img_size=(64, 32))
+    data = (tmp_path / "good.pth").read_bytes()
+    st = (tmp_path / "good.safetensors").read_bytes()
     for name, blob in (("truncated.pth", data[: len(data) // 2]), ("head.pth", data[:100]),
-                       ("text.pth", b"hello, not a checkpoint\n"), ("empty.pth", b"")):
-        bad = tmp_path / name
-        bad.write_bytes(blob)
-        with pytest.raises(XAIError) as err:
-            load_model(bad, arch="FPN", encoder="resnet18")
-        msg = str(err.value)
-        assert name in msg and "\n" not in msg, msg
+                       ("text.pth", b"hello, not a checkpoint\n"), ("empty.pth", b""),
+                       ("truncated.safetensors", st[: len(st) // 2])):
+        (tmp_path / name).write_bytes(blob)
+        _one_line_error(tmp_path / name, arch="FPN", encoder="resnet18")
+
+    torch.jit.save(torch.jit.script(nn.Conv2d(3, 2, 1)), tmp_path / "scripted.pt")
+    assert "TorchScript" in _one_line_error(tmp_path / "scripted.pt", trust_checkpoint=True)
 
 
 def test_class_count_mismatch(tmp_path):
@@ -310,8 +462,6 @@ def test_class_count_mismatch(tmp_path):
     save_checkpoint(tmp_path / "proj.pth", model, arch="FPN", encoder="resnet18", classes=CLASSES[:4],
                     img_size=(64, 32))
     for name in ("whole.pth", "sd.pth", "proj.pth"):
-        with pytest.raises(XAIError) as err:
-            load_model(tmp_path / name, arch="FPN", encoder="resnet18", classes=CLASSES)
-        msg = str(err.value)
-        assert "checkpoint has 4 output classes but the config lists 5" in msg and name in msg, msg
+        msg = _one_line_error(tmp_path / name, arch="FPN", encoder="resnet18", classes=CLASSES)
+        assert "checkpoint has 4 output classes but the config lists 5" in msg, msg
     assert load_model(tmp_path / "sd.pth", arch="FPN", encoder="resnet18", classes=CLASSES[:4]).num_classes == 4

@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from safetensors import safe_open
+from safetensors.torch import load_file
 
 from xai import synth, train
-from xai.checkpoint import FORMAT
+from xai.checkpoint import FORMAT, load_model
 from xai.errors import XAIError
 
 CLASSES = ["background", "root", "hypocotyl", "cotyledon", "seed"]
@@ -51,17 +53,21 @@ def test_tiny_training_run_writes_checkpoint_and_metrics(tmp_path, tiny_data):
     pickle = tmp_path / "whole.pth"
     m = train.train(cfg, out, whole_model_pickle=pickle, progress=False)
 
-    ck = torch.load(out, map_location="cpu", weights_only=True)
-    assert ck["format"] == FORMAT and set(ck) >= {"format", "state_dict", "meta"}
-    meta = ck["meta"]
+    with safe_open(str(out), "pt") as f:  # the project's format: safetensors, the description in its header
+        header = f.metadata()
+        state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    assert header["format"] == FORMAT
+    meta = json.loads(header["meta"])
     assert meta["arch"] == "FPN" and meta["encoder"] == "resnet18" and meta["classes"] == CLASSES
     assert meta["img_size"] == [64, 32] and meta["activation"] is None
     assert len(meta["mean"]) == 3 and len(meta["std"]) == 3
+    assert meta["model_kwargs"]["classes"] == 5 and meta["epoch"] == 1
 
     from xai.modeling import build_model
 
     model = build_model("FPN", "resnet18", 5)
-    model.load_state_dict(ck["state_dict"])
+    model.load_state_dict(state)
+    assert load_model(out).kind == "project"
 
     metrics_path = tmp_path / "ckpt" / "tiny_FPN.metrics.json"
     data = json.loads(metrics_path.read_text())
@@ -84,8 +90,7 @@ def test_training_is_reproducible(tmp_path, tiny_data):
     a = train.train(cfg, tmp_path / "a.pth", progress=False)
     b = train.train(cfg, tmp_path / "b.pth", progress=False)
     assert a["val_iou"] == b["val_iou"]
-    sa = torch.load(tmp_path / "a.pth", weights_only=True)["state_dict"]
-    sb = torch.load(tmp_path / "b.pth", weights_only=True)["state_dict"]
+    sa, sb = load_file(tmp_path / "a.pth"), load_file(tmp_path / "b.pth")
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
