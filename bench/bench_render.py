@@ -13,6 +13,7 @@ figure) shows as such.
     .venv/bin/python bench/bench_render.py
     .venv/bin/python bench/bench_render.py --before /tmp/render_old.py --reps 9 --figures 80
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,20 +51,31 @@ def inputs(seed: int = 3) -> dict[str, Any]:
     h, w = gt.shape
     yy, xx = np.mgrid[0:h, 0:w]
     cam = np.exp(-(((xx - w / 2) / 50.0) ** 2 + ((yy - 0.4 * h) / 120.0) ** 2)).astype(np.float32)
-    maps = {"Grad-CAM": np.stack([np.roll(cam, 20 * i, axis=0) for i in range(len(CLASSES))]),
-            "Score-CAM": np.stack([np.roll(cam, -20 * i, axis=0) for i in range(len(CLASSES))])}
+    maps = {
+        "Grad-CAM": np.stack([np.roll(cam, 20 * i, axis=0) for i in range(len(CLASSES))]),
+        "Score-CAM": np.stack([np.roll(cam, -20 * i, axis=0) for i in range(len(CLASSES))]),
+    }
     return {"rgb": rgb, "gt": gt, "pred": pred, "cam": cam, "maps": maps}
 
 
 def jobs(mod: ModuleType, x: dict[str, Any]) -> dict[str, Callable[[Path], Any]]:
     """One figure of each kind, drawn by the render module `mod`."""
     return {
-        "error": lambda p: mod.save_error_figure(p, x["rgb"], x["gt"], x["pred"], 1, CLASSES, COLORS,
-                                                 title="sample0: root"),
-        "heatmap": lambda p: mod.save_heatmap_figure(p, x["rgb"], x["cam"], "root", "Score-CAM",
-                                                     region_contour=x["pred"] == 1, title="sample0: Score-CAM of root"),
-        "comparison": lambda p: mod.save_comparison_figure(p, x["rgb"], x["gt"], x["pred"], x["maps"], CLASSES,
-                                                           COLORS, title="sample0: Grad-CAM vs Score-CAM"),
+        "error": lambda p: mod.save_error_figure(
+            p, x["rgb"], x["gt"], x["pred"], 1, CLASSES, COLORS, title="sample0: root"
+        ),
+        "heatmap": lambda p: mod.save_heatmap_figure(
+            p,
+            x["rgb"],
+            x["cam"],
+            "root",
+            "Score-CAM",
+            region_contour=x["pred"] == 1,
+            title="sample0: Score-CAM of root",
+        ),
+        "comparison": lambda p: mod.save_comparison_figure(
+            p, x["rgb"], x["gt"], x["pred"], x["maps"], CLASSES, COLORS, title="sample0: Grad-CAM vs Score-CAM"
+        ),
     }
 
 
@@ -72,8 +84,11 @@ def load_before(path: str | None) -> ModuleType:
     with tempfile.TemporaryDirectory() as tmp:
         if path is None:
             path = str(Path(tmp) / "render_before.py")
-            Path(path).write_text(subprocess.run(["git", "show", "HEAD:xai/render.py"], cwd=ROOT, check=True,
-                                                 capture_output=True, text=True).stdout)
+            Path(path).write_text(
+                subprocess.run(
+                    ["git", "show", "HEAD:xai/render.py"], cwd=ROOT, check=True, capture_output=True, text=True
+                ).stdout
+            )
         spec = importlib.util.spec_from_file_location("xai._render_before", path)
         assert spec is not None and spec.loader is not None
         mod = importlib.util.module_from_spec(spec)
@@ -117,8 +132,7 @@ def throughput(workers: int, n: int, x: dict[str, Any], folder: Path) -> tuple[f
     """(single figures per second, CPU seconds per figure) of a warm pool of `workers` processes."""
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     single = {k: x[k] for k in ("rgb", "gt", "pred", "cam")}
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
-                             initializer=_one_thread) as pool:
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method), initializer=_one_thread) as pool:
         list(pool.map(_draw_single, range(workers), [single] * workers, [str(folder)] * workers))  # warm-up
         t0 = time.perf_counter()
         cpu = list(pool.map(_draw_single, range(n), [single] * n, [str(folder)] * n))
@@ -140,8 +154,9 @@ def main() -> None:
         print(f"seconds per figure, median (min) of {args.reps}; 300x600 photograph, dpi {render.DEFAULT_DPI}")
         print(f"{'figure':<12}{'before':>16}{'after':>16}{'after/before':>14}")
         for kind, draw in jobs(render, x).items():
-            old, new = (np.array(t) for t in seconds_per_figure([jobs(before, x)[kind], draw], folder / "f.png",
-                                                                   args.reps))
+            old, new = (
+                np.array(t) for t in seconds_per_figure([jobs(before, x)[kind], draw], folder / "f.png", args.reps)
+            )
             cells = "".join(f"{np.median(t):>9.3f} ({t.min():.3f})" for t in (old, new))
             print(f"{kind:<12}{cells}{np.median(new) / np.median(old):>14.2f}")
         print(f"\nthroughput: {args.figures} single figures (error/heatmap alternating), warm process pool")

@@ -18,6 +18,7 @@ code and torch-cam do. Softmax weights of region sums (hundreds) are nearly one-
 difference can change the winning channel. The row "scorecam, their Up" repeats the comparison with
 our masks upsampled their way, which isolates it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-PAIRS = {"gradcam": "GradCAM", "gradcampp": "GradCAMPlusPlus", "hirescam": "HiResCAM", "layercam": "LayerCAM",
-         "scorecam": "ScoreCAM"}
+PAIRS = {
+    "gradcam": "GradCAM",
+    "gradcampp": "GradCAMPlusPlus",
+    "hirescam": "HiResCAM",
+    "layercam": "LayerCAM",
+    "scorecam": "ScoreCAM",
+}
 
 
 class Softmax(torch.nn.Module):
@@ -67,8 +73,10 @@ def main() -> None:
     layer = dict(model.named_modules())[args.layer]
     from importlib.metadata import version
 
-    print(f"pytorch-grad-cam (grad-cam {version('grad-cam')}) vs xai; FPN/resnet18 random weights, "
-          f"{args.images} images {args.size[0]}x{args.size[1]}, layer {args.layer}, 5 classes")
+    print(
+        f"pytorch-grad-cam (grad-cam {version('grad-cam')}) vs xai; FPN/resnet18 random weights, "
+        f"{args.images} images {args.size[0]}x{args.size[1]}, layer {args.layer}, 5 classes"
+    )
     print(f"{'method':<22}{'min Pearson':>12}{'max |diff|':>12}{'pairs':>7}")
     rows = [(ours, theirs, ours) for ours, theirs in PAIRS.items()] + [("scorecam", "ScoreCAM", "scorecam, their Up")]
     for ours, theirs, label in rows:
@@ -78,7 +86,11 @@ def main() -> None:
             import xai.methods.scorecam as sc
 
             sc.upsample = lambda t, size: F.interpolate(t, size=size, mode="bilinear", align_corners=True)
-        kw = {"weights": "softmax", "baseline": "none", "precision": "fp32", "batch_size": 64} if ours == "scorecam" else {}
+        kw = (
+            {"weights": "softmax", "baseline": "none", "precision": "fp32", "batch_size": 64}
+            if ours == "scorecam"
+            else {}
+        )
         cam = get_method(ours).cls(model, target_layer=args.layer, **kw)
         our_maps = cam(x).numpy()
         other = getattr(pgc, theirs)(model=wrapped, target_layers=[layer])
@@ -90,7 +102,7 @@ def main() -> None:
                 mask = (pred[i] == c).float().numpy()
                 if mask.sum() == 0:
                     continue
-                ref = other(input_tensor=x[i:i + 1], targets=[SemanticSegmentationTarget(c, mask)])[0]
+                ref = other(input_tensor=x[i : i + 1], targets=[SemanticSegmentationTarget(c, mask)])[0]
                 a, b = our_maps[i, c].ravel(), ref.ravel()
                 if a.std() == 0 or b.std() == 0:
                     r = 1.0 if a.std() == b.std() == 0 else 0.0

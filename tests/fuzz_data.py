@@ -3,6 +3,7 @@
 Every image has a mask unless the case is about masks; `EXPECTED` says which samples a run must explain
 and which it must skip (with the words its one line must contain).
 """
+
 from __future__ import annotations
 
 import csv
@@ -20,8 +21,8 @@ def _seedling(h: int, w: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     rgb = np.clip(rng.normal(120, 20, (h, w, 3)), 0, 255).astype(np.uint8)
     ids = np.zeros((h, w), np.uint8)
-    ids[h // 4: 3 * h // 4, w // 2 - max(1, w // 20): w // 2 + max(1, w // 20) + 1] = 1
-    ids[h // 5: h // 4, w // 3: 2 * w // 3] = 3
+    ids[h // 4 : 3 * h // 4, w // 2 - max(1, w // 20) : w // 2 + max(1, w // 20) + 1] = 1
+    ids[h // 5 : h // 4, w // 3 : 2 * w // 3] = 3
     rgb[ids == 1] = (230, 230, 215)
     rgb[ids == 3] = (60, 150, 40)
     return rgb, ids
@@ -99,8 +100,13 @@ def make_fuzz_dataset(root: Path) -> dict[str, str | None]:
     add("mask_missing.png", rgb, None, "mask not found")
     # the split file: a BOM, an extra column, blank lines, a duplicate row, rows of other sets
     rows = [(name, "test", "x") for name in expected]
-    lines = ["img_name,set,notes"] + [",".join(r) for r in rows[:5]] + ["", ",".join(rows[5])] + \
-        [",".join(r) for r in rows[6:]] + [",".join(rows[0]), "somewhere_else.png,holdout,y", "  ,test,blank name"]
+    lines = (
+        ["img_name,set,notes"]
+        + [",".join(r) for r in rows[:5]]
+        + ["", ",".join(rows[5])]
+        + [",".join(r) for r in rows[6:]]
+        + [",".join(rows[0]), "somewhere_else.png,holdout,y", "  ,test,blank name"]
+    )
     (root / "dataset_split.csv").write_text("\ufeff" + "\n".join(lines) + "\n", encoding="utf-8")
     return expected
 

@@ -1,4 +1,5 @@
 """Tiny smp models with seeded random weights and small inputs, shared by the tests."""
+
 from __future__ import annotations
 
 import torch
@@ -9,8 +10,14 @@ def tiny_fpn(activation: str | None = None, seed: int = 0, classes: int = 5) -> 
     import segmentation_models_pytorch as smp
 
     torch.manual_seed(seed)
-    model = smp.FPN("resnet18", encoder_weights=None, classes=classes, activation=activation,
-                    decoder_pyramid_channels=32, decoder_segmentation_channels=32)
+    model = smp.FPN(
+        "resnet18",
+        encoder_weights=None,
+        classes=classes,
+        activation=activation,
+        decoder_pyramid_channels=32,
+        decoder_segmentation_channels=32,
+    )
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
@@ -43,9 +50,15 @@ class ConvNet(torch.nn.Module):
 
 def tiny_convnet(classes: int = 3, seed: int = 0) -> ConvNet:
     torch.manual_seed(seed)
-    return ConvNet(torch.nn.Sequential(
-        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 6, 3, stride=2, padding=1),
-        torch.nn.ReLU(), torch.nn.Conv2d(6, classes, 1))).eval()
+    return ConvNet(
+        torch.nn.Sequential(
+            torch.nn.Conv2d(3, 8, 3, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.Conv2d(8, 6, 3, stride=2, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.Conv2d(6, classes, 1),
+        )
+    ).eval()
 
 
 class CountingModel(torch.nn.Module):
@@ -74,5 +87,21 @@ def top_variance_channels(model: torch.nn.Module, x: torch.Tensor, layer: str, n
 
 def run_args(ckpt, data, out, *extra: str) -> list[str]:
     """CLI arguments of a small, fast run on the tiny dataset (tests/conftest.py: tiny_run)."""
-    return ["--model_path", str(ckpt), "--data_root", str(data), "--output_dir", str(out), "--num_samples", "2",
-            "--max_activation_maps", "4", "--batch_size", "4", "--no_progress", "--workers", "2", *extra]
+    return [
+        "--model_path",
+        str(ckpt),
+        "--data_root",
+        str(data),
+        "--output_dir",
+        str(out),
+        "--num_samples",
+        "2",
+        "--max_activation_maps",
+        "4",
+        "--batch_size",
+        "4",
+        "--no_progress",
+        "--workers",
+        "2",
+        *extra,
+    ]

@@ -5,6 +5,7 @@ cell: Grad-CAM and HiResCAM both give L_c = Σ_k W_ck A_k (the logit map minus i
 CAM of Zhou et al. 2016), LayerCAM gives Σ_k ReLU(W_ck) A_k, and Grad-CAM++ weighs channel k by
 Σ_ij ReLU(W_ck) / (2 + W_ck Σ_ab A_k,ab).
 """
+
 from __future__ import annotations
 
 import torch

@@ -1,5 +1,6 @@
 """Slow references of the explanation metrics, written from their formulas with plain loops (tiny
 images only), and a model with a known answer. The tests compare xai.metrics.* against these."""
+
 from __future__ import annotations
 
 import math
@@ -8,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-NEIGHBOURS = {(dy, dx): (1 / 6 if dy == 0 or dx == 0 else 1 / 12)
-              for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)}
+NEIGHBOURS = {
+    (dy, dx): (1 / 6 if dy == 0 or dx == 0 else 1 / 12) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)
+}
 
 
 @pytest.fixture(autouse=True)
@@ -67,7 +69,7 @@ def score(model, image: torch.Tensor, cls: int, region: torch.Tensor, probabilit
 
 def order(cam: torch.Tensor, valid: torch.Tensor, descending: bool = True) -> list[tuple[int, int]]:
     """The pixels of V by value (largest first when descending), ties in raster order."""
-    return sorted(raster(valid), key=lambda p: (-float(cam[p]) if descending else float(cam[p])))
+    return sorted(raster(valid), key=lambda p: -float(cam[p]) if descending else float(cam[p]))
 
 
 def round_half_up(v: float) -> int:
@@ -90,13 +92,28 @@ def blur(x: torch.Tensor, kernel: int = 11, sigma: float = 5.0) -> torch.Tensor:
     for c in range(C):
         for i in range(H):
             for j in range(W):
-                out[c, i, j] = sum(g[a + half] * g[b + half] * float(x[c, reflect(i + a, H), reflect(j + b, W)])
-                                   for a in range(-half, half + 1) for b in range(-half, half + 1)) / total
+                out[c, i, j] = (
+                    sum(
+                        g[a + half] * g[b + half] * float(x[c, reflect(i + a, H), reflect(j + b, W)])
+                        for a in range(-half, half + 1)
+                        for b in range(-half, half + 1)
+                    )
+                    / total
+                )
     return out
 
 
-def curve(model, x: torch.Tensor, cam: torch.Tensor, cls: int, region: torch.Tensor, valid: torch.Tensor,
-          kind: str, steps: int, schedule: str) -> list[float]:
+def curve(
+    model,
+    x: torch.Tensor,
+    cam: torch.Tensor,
+    cls: int,
+    region: torch.Tensor,
+    valid: torch.Tensor,
+    kind: str,
+    steps: int,
+    schedule: str,
+) -> list[float]:
     """s_c at steps 0..S of deletion or insertion, each image built pixel by pixel."""
     pixels = order(cam, valid)
     total = len(pixels) if schedule == "linear" else min(len(pixels), 2 * int(region.sum()))
@@ -108,7 +125,7 @@ def curve(model, x: torch.Tensor, cam: torch.Tensor, cls: int, region: torch.Ten
     ys = []
     for i in range(steps + 1):
         image = start.clone()
-        for p in pixels[:round_half_up(i * total / steps)]:
+        for p in pixels[: round_half_up(i * total / steps)]:
             image[:, p[0], p[1]] = 0.0 if kind == "deletion" else x[:, p[0], p[1]]
         ys.append(score(model, image.float(), cls, region))
     return ys
@@ -139,8 +156,15 @@ def impute(x: torch.Tensor, remove: torch.Tensor, valid: torch.Tensor) -> torch.
     return out
 
 
-def road(model, x: torch.Tensor, cam: torch.Tensor, cls: int, region: torch.Tensor, valid: torch.Tensor,
-         percentiles=range(10, 100, 10)) -> tuple[list[float], list[float]]:
+def road(
+    model,
+    x: torch.Tensor,
+    cam: torch.Tensor,
+    cls: int,
+    region: torch.Tensor,
+    valid: torch.Tensor,
+    percentiles=range(10, 100, 10),
+) -> tuple[list[float], list[float]]:
     """(MoRF, LeRF) scores per percentile with noise-free imputation."""
     out = []
     for descending in (True, False):
@@ -148,15 +172,16 @@ def road(model, x: torch.Tensor, cam: torch.Tensor, cls: int, region: torch.Tens
         ys = []
         for p in percentiles:
             remove = torch.zeros_like(valid)
-            for q in pixels[:round_half_up(p * len(pixels) / 100)]:
+            for q in pixels[: round_half_up(p * len(pixels) / 100)]:
                 remove[q] = True
             ys.append(score(model, impute(x, remove, valid).float(), cls, region))
         out.append(ys)
     return out[0], out[1]
 
 
-def drop_increase(model, x: torch.Tensor, cam: torch.Tensor, cls: int, region: torch.Tensor,
-                  valid: torch.Tensor) -> tuple[float, float]:
+def drop_increase(
+    model, x: torch.Tensor, cam: torch.Tensor, cls: int, region: torch.Tensor, valid: torch.Tensor
+) -> tuple[float, float]:
     values = [float(cam[p]) for p in raster(valid)]
     lo, hi = min(values), max(values)
     image = x.clone().double()
@@ -184,8 +209,10 @@ def rank_accuracy(cam: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> f
 
 def spearman(a: list[float], b: list[float]) -> float:
     """Pearson correlation of average ranks, ranks counted pair by pair."""
+
     def ranks(v: list[float]) -> list[float]:
         return [sum(1 for u in v if u < t) + (sum(1 for u in v if u == t) + 1) / 2 for t in v]
+
     ra, rb = ranks(a), ranks(b)
     ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
     cov = sum((p - ma) * (q - mb) for p, q in zip(ra, rb, strict=True))

@@ -1,5 +1,6 @@
 """The Grad-CAM CLI for torchrun tests: the rank named by XAI_TEST_KILL_RANK kills itself with SIGKILL as it
 starts its second sample, after its first is complete (a rank dying mid-run). Test support only."""
+
 from __future__ import annotations
 
 import os

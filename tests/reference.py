@@ -3,6 +3,7 @@
 They share no code with xai: activations come from a plain forward hook, gradients from autograd on the
 real activation tensor (retain_grad), and each formula is written out channel by channel.
 """
+
 from __future__ import annotations
 
 import torch
@@ -64,8 +65,20 @@ def _up(t, size):
 
 
 @torch.no_grad()
-def scorecam_reference(model, x, layer, cls, *, score="prob", region="pred", baseline="zero", weights="raw",
-                       gt=None, has_act=False, channels=None):
+def scorecam_reference(
+    model,
+    x,
+    layer,
+    cls,
+    *,
+    score="prob",
+    region="pred",
+    baseline="zero",
+    weights="raw",
+    gt=None,
+    has_act=False,
+    channels=None,
+):
     """L_c for one image x (1×3×H×W): Up(ReLU(Σ_k w_k A_k)), w_k = s(f(x⊙H_k)) − s(f(0)).
     Returns (min-max scaled map, raw map)."""
     model.eval()
@@ -118,7 +131,7 @@ def _gradients(model, x, layer, cls, score, region, gt, has_act):
     try:
         with torch.enable_grad():
             out = model(x)
-            P = _probs(store["z"] if "z" in store else out, score, has_act)
+            P = _probs(store.get("z", out), score, has_act)
             R = _region(out.argmax(1)[0], None if gt is None else gt[0], cls, region)
             s = (P[0, cls] * R).sum()
             model.zero_grad(set_to_none=True)
@@ -165,8 +178,13 @@ def gradcam_reference(model, x, layer, cls, **kw):
 
 
 # The option grid every gradient method is checked on: (score, region, head activation).
-GRADIENT_GRID = [("prob", "pred", None), ("logit", "all", None), ("prob", "fn", None), ("logit", "gt", "sigmoid"),
-                 ("prob", "tp", "sigmoid")]
+GRADIENT_GRID = [
+    ("prob", "pred", None),
+    ("logit", "all", None),
+    ("prob", "fn", None),
+    ("logit", "gt", "sigmoid"),
+    ("prob", "tp", "sigmoid"),
+]
 
 
 def assert_gradient_method_matches(cls, method, score, region, activation, layer="encoder.layer3", tol=1e-4):
@@ -180,6 +198,15 @@ def assert_gradient_method_matches(cls, method, score, region, activation, layer
     assert maps.shape == (2, 5, 64, 32)
     for n in range(2):
         for c in range(5):
-            ref = gradient_cam_reference(model, x[n:n + 1], layer, c, method, score=score, region=region,
-                                         gt=gt[n:n + 1], has_act=activation is not None)
+            ref = gradient_cam_reference(
+                model,
+                x[n : n + 1],
+                layer,
+                c,
+                method,
+                score=score,
+                region=region,
+                gt=gt[n : n + 1],
+                has_act=activation is not None,
+            )
             assert torch.allclose(maps[n, c], ref, atol=tol), (method, n, c, (maps[n, c] - ref).abs().max())

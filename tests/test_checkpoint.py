@@ -1,4 +1,5 @@
 """load_model: every checkpoint kind users have, safe by default (nothing from a file runs unless trusted)."""
+
 from __future__ import annotations
 
 import argparse
@@ -46,6 +47,7 @@ def _one_line_error(path, **kwargs) -> str:
 # Pickles that would run code
 # ----------------------------------------------------------------------------------------------------------------
 
+
 class _RunsCode:
     """Unpickling this calls `func(arg)`: what a malicious checkpoint does."""
 
@@ -56,8 +58,9 @@ class _RunsCode:
         return (self.func, (self.arg,))
 
 
-@pytest.mark.parametrize("save", [{}, {"pickle_protocol": 4}, {"_use_new_zipfile_serialization": False}],
-                         ids=["zip", "protocol4", "legacy"])
+@pytest.mark.parametrize(
+    "save", [{}, {"pickle_protocol": 4}, {"_use_new_zipfile_serialization": False}], ids=["zip", "protocol4", "legacy"]
+)
 @pytest.mark.parametrize("func, global_name", [(os.system, "system"), (builtins.exec, "builtins.exec")])
 def test_code_running_pickle_is_refused_and_not_run(tmp_path, func, global_name, save):
     marker = tmp_path / "pwned"
@@ -142,6 +145,7 @@ def test_classes_a_pickle_names_are_never_constructed_nor_run(tmp_path, fpn, pro
     x = image_batch()
     ref = _out(fpn, x)
     with _module("segmentation_models_pytorch.spy") as spy:
+
         class Made(nn.Module):  # unpickled by calling Made("made")
             def __init__(self, how="init"):
                 calls.append(how)
@@ -199,6 +203,7 @@ def test_package_uses_no_private_torch_unpickler_nor_opcode_walking():
 # Whole models, state_dicts
 # ----------------------------------------------------------------------------------------------------------------
 
+
 def test_whole_model_pickles(tmp_path):
     model = tiny_fpn()
     x = image_batch()
@@ -223,9 +228,16 @@ def test_whole_pickle_decoder_settings_come_from_its_init_args(tmp_path):
     import segmentation_models_pytorch as smp
 
     torch.manual_seed(0)
-    model = smp.FPN("resnet18", encoder_weights=None, classes=3, decoder_pyramid_channels=48,
-                    decoder_segmentation_channels=64, decoder_merge_policy="cat", decoder_interpolation="bilinear",
-                    upsampling=2).eval()
+    model = smp.FPN(
+        "resnet18",
+        encoder_weights=None,
+        classes=3,
+        decoder_pyramid_channels=48,
+        decoder_segmentation_channels=64,
+        decoder_merge_policy="cat",
+        decoder_interpolation="bilinear",
+        upsampling=2,
+    ).eval()
     torch.save(model, tmp_path / "fpn.pth")
     x = image_batch()
     loaded = load_model(tmp_path / "fpn.pth")
@@ -241,8 +253,11 @@ def test_pickles_torch_weights_only_cannot_read_are_recovered(tmp_path, sigmoid_
     ref = _out(sigmoid_fpn, x)
     torch.save(sigmoid_fpn, tmp_path / "p4.pth", pickle_protocol=4)
     torch.save(sigmoid_fpn, tmp_path / "legacy.pth", _use_new_zipfile_serialization=False)
-    torch.save({"epoch": 2, "best_iou": np.float64(0.5), "model_state_dict": sigmoid_fpn.state_dict()},
-               tmp_path / "legacy_sd.pth", _use_new_zipfile_serialization=False)
+    torch.save(
+        {"epoch": 2, "best_iou": np.float64(0.5), "model_state_dict": sigmoid_fpn.state_dict()},
+        tmp_path / "legacy_sd.pth",
+        _use_new_zipfile_serialization=False,
+    )
     for name in ("p4.pth", "legacy.pth"):
         loaded = load_model(tmp_path / name)
         assert loaded.kind == "whole_model", name
@@ -271,9 +286,16 @@ def test_plain_and_wrapped_state_dicts(tmp_path, sigmoid_fpn):
     ref = _out(sigmoid_fpn, x)
     state = sigmoid_fpn.state_dict()
     torch.save(state, tmp_path / "plain.pth")
-    torch.save({"epoch": 12, "best_iou": np.float64(0.83), "args": argparse.Namespace(lr=1e-3),
-                "model_state_dict": state, "optimizer_state_dict": {"state": {}, "param_groups": [{"lr": 1e-3}]}},
-               tmp_path / "wrapped.pth")
+    torch.save(
+        {
+            "epoch": 12,
+            "best_iou": np.float64(0.83),
+            "args": argparse.Namespace(lr=1e-3),
+            "model_state_dict": state,
+            "optimizer_state_dict": {"state": {}, "param_groups": [{"lr": 1e-3}]},
+        },
+        tmp_path / "wrapped.pth",
+    )
     torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}}, tmp_path / "dataparallel.pth")
     save_file({k: v.contiguous() for k, v in state.items()}, tmp_path / "plain.safetensors", metadata={"format": "pt"})
 
@@ -301,15 +323,25 @@ def test_state_dict_that_does_not_fit(tmp_path, fpn):
 # The project's format
 # ----------------------------------------------------------------------------------------------------------------
 
+
 def test_project_format_round_trip(tmp_path, sigmoid_fpn):
     from safetensors import safe_open
 
     x = image_batch()
     for name in ("ckpt.pth", "ckpt.safetensors"):  # detected by content, whatever the extension
         path = tmp_path / name
-        save_checkpoint(path, sigmoid_fpn, arch="FPN", encoder="resnet18", classes=CLASSES, img_size=(64, 32),
-                        activation="sigmoid", mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
-                        extra={"epoch": 4})
+        save_checkpoint(
+            path,
+            sigmoid_fpn,
+            arch="FPN",
+            encoder="resnet18",
+            classes=CLASSES,
+            img_size=(64, 32),
+            activation="sigmoid",
+            mean=(0.485, 0.456, 0.406),
+            std=(0.229, 0.224, 0.225),
+            extra={"epoch": 4},
+        )
         with safe_open(str(path), "pt") as f:
             header = f.metadata()
             assert set(f.keys()) == set(sigmoid_fpn.state_dict())
@@ -332,8 +364,15 @@ def test_project_format_keeps_init_args_shapes_cannot_tell(tmp_path):
     import segmentation_models_pytorch as smp
 
     torch.manual_seed(0)
-    model = smp.FPN("resnet18", encoder_weights=None, classes=2, decoder_pyramid_channels=32,
-                    decoder_segmentation_channels=32, decoder_interpolation="bilinear", upsampling=2).eval()
+    model = smp.FPN(
+        "resnet18",
+        encoder_weights=None,
+        classes=2,
+        decoder_pyramid_channels=32,
+        decoder_segmentation_channels=32,
+        decoder_interpolation="bilinear",
+        upsampling=2,
+    ).eval()
     save_checkpoint(tmp_path / "m.pth", model, arch="FPN", encoder="resnet18", classes=["a", "b"], img_size=(64, 64))
     x = image_batch()
     assert torch.equal(_out(load_model(tmp_path / "m.pth").model, x), _out(model, x))
@@ -341,8 +380,16 @@ def test_project_format_keeps_init_args_shapes_cannot_tell(tmp_path):
 
 def test_legacy_project_format_still_loads(tmp_path, sigmoid_fpn):
     """{"format": "seedling-xai/1", "state_dict", "meta"} written with torch.save, as earlier versions did."""
-    meta = {"arch": "FPN", "encoder": "resnet18", "classes": CLASSES, "img_size": [64, 32], "activation": "sigmoid",
-            "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25], "epoch": 3}
+    meta = {
+        "arch": "FPN",
+        "encoder": "resnet18",
+        "classes": CLASSES,
+        "img_size": [64, 32],
+        "activation": "sigmoid",
+        "mean": [0.5, 0.5, 0.5],
+        "std": [0.25, 0.25, 0.25],
+        "epoch": 3,
+    }
     state = {k: v.detach().cpu() for k, v in sigmoid_fpn.state_dict().items()}
     torch.save({"format": "seedling-xai/1", "state_dict": state, "meta": meta}, tmp_path / "v1.pth")
     torch.save({"format": "seedling-xai/9", "state_dict": state, "meta": meta}, tmp_path / "v9.pth")
@@ -360,6 +407,7 @@ def test_legacy_project_format_still_loads(tmp_path, sigmoid_fpn):
 # Old pickles naming classes that are not installed here
 # ----------------------------------------------------------------------------------------------------------------
 
+
 def _save_as_smp_03(model: nn.Module, path: Path, ran: list[str], wrap=lambda m: m) -> None:
     """Save `model` as smp 0.3.x pickled it: encoder blocks from `pretrainedmodels`, the model class from
     `segmentation_models_pytorch.fpn.model`, no init arguments recorded; those modules are gone afterwards."""
@@ -367,6 +415,7 @@ def _save_as_smp_03(model: nn.Module, path: Path, ran: list[str], wrap=lambda m:
     from torchvision.models.resnet import BasicBlock
 
     with _module("pretrainedmodels.models.senet") as senet, _module("segmentation_models_pytorch.fpn.model") as old:
+
         class SEResNeXtBottleneck(BasicBlock):
             def __setstate__(self, state):  # must never run at load time
                 ran.append("setstate")
@@ -433,6 +482,7 @@ def test_pickle_that_no_longer_fits_installed_classes_is_rebuilt(tmp_path, fpn):
 # Bad files and mismatches
 # ----------------------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.filterwarnings("ignore:`torch.jit.:FutureWarning")
 def test_missing_directory_truncated_and_foreign_files(tmp_path, fpn):
     with pytest.raises(XAIError, match="not found"):
@@ -441,13 +491,18 @@ def test_missing_directory_truncated_and_foreign_files(tmp_path, fpn):
         load_model(tmp_path)
 
     torch.save(fpn, tmp_path / "good.pth")
-    save_checkpoint(tmp_path / "good.safetensors", fpn, arch="FPN", encoder="resnet18", classes=CLASSES,
-                    img_size=(64, 32))
+    save_checkpoint(
+        tmp_path / "good.safetensors", fpn, arch="FPN", encoder="resnet18", classes=CLASSES, img_size=(64, 32)
+    )
     data = (tmp_path / "good.pth").read_bytes()
     st = (tmp_path / "good.safetensors").read_bytes()
-    for name, blob in (("truncated.pth", data[: len(data) // 2]), ("head.pth", data[:100]),
-                       ("text.pth", b"hello, not a checkpoint\n"), ("empty.pth", b""),
-                       ("truncated.safetensors", st[: len(st) // 2])):
+    for name, blob in (
+        ("truncated.pth", data[: len(data) // 2]),
+        ("head.pth", data[:100]),
+        ("text.pth", b"hello, not a checkpoint\n"),
+        ("empty.pth", b""),
+        ("truncated.safetensors", st[: len(st) // 2]),
+    ):
         (tmp_path / name).write_bytes(blob)
         _one_line_error(tmp_path / name, arch="FPN", encoder="resnet18")
 
@@ -459,8 +514,9 @@ def test_class_count_mismatch(tmp_path):
     model = tiny_fpn(classes=4)
     torch.save(model, tmp_path / "whole.pth")
     torch.save(model.state_dict(), tmp_path / "sd.pth")
-    save_checkpoint(tmp_path / "proj.pth", model, arch="FPN", encoder="resnet18", classes=CLASSES[:4],
-                    img_size=(64, 32))
+    save_checkpoint(
+        tmp_path / "proj.pth", model, arch="FPN", encoder="resnet18", classes=CLASSES[:4], img_size=(64, 32)
+    )
     for name in ("whole.pth", "sd.pth", "proj.pth"):
         msg = _one_line_error(tmp_path / name, arch="FPN", encoder="resnet18", classes=CLASSES)
         assert "checkpoint has 4 output classes but the config lists 5" in msg, msg

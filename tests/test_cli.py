@@ -1,4 +1,5 @@
 """Both CLIs end to end on a tiny synthetic split: file names, summaries, gallery, methods, errors."""
+
 from __future__ import annotations
 
 import csv
@@ -13,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
+from tests.helpers import run_args
 from xai.cli import main
 from xai.config import DEFAULT_CLASSES
-from tests.helpers import run_args
 
 ROOT = Path(__file__).resolve().parent.parent
 CLASSES = list(DEFAULT_CLASSES)
@@ -47,7 +48,7 @@ def test_compare_run_writes_every_file(tiny_run):
         assert np.isfinite(raw["scorecam"]).all()
         for c in range(5):  # scaled to [0, 1] on the photograph (padding cropped), or all zeros
             m = raw["scorecam"][c]
-            assert m.min() == 0 and m.max() in (0.0, 1.0) or abs(m.max() - 1) < 1e-6
+            assert (m.min() == 0 and m.max() in (0.0, 1.0)) or abs(m.max() - 1) < 1e-6
         assert "scorecam_weights" in raw and "scorecam_raw" in raw
         # maps are on the original photograph: the image's size, not the padded input's
         assert raw["pred"].shape == (120, 60)
@@ -57,12 +58,25 @@ def test_compare_run_writes_every_file(tiny_run):
     assert manifest["samples"] == {"explained": 2, "skipped": [], "runs_mixed": False}
     assert manifest["timing"]["render_seconds"] > 0 and len(manifest["timing"]["workers"]) == 1
     assert manifest["engines"]["scorecam"]["max_activation_maps"] == 4
-    assert set(manifest["engines"]["scorecam"]) == {"target_layer", "score", "region", "baseline", "weights", "seed",
-                                                    "max_activation_maps", "channel_selection", "precision", "memory_format",
-                                                    "batch_size"}  # the options dataclass, nothing private
+    assert set(manifest["engines"]["scorecam"]) == {
+        "target_layer",
+        "score",
+        "region",
+        "baseline",
+        "weights",
+        "seed",
+        "max_activation_maps",
+        "channel_selection",
+        "precision",
+        "memory_format",
+        "batch_size",
+    }  # the options dataclass, nothing private
     assert set(manifest["engines"]["gradcam"]) == {"target_layer", "score", "region"}
-    rows = list(csv.DictReader(open(out / "summary.csv")))
-    assert len(rows) == 10 and {"iou", "dice", "tp", "fp", "fn", "scorecam_energy_in_gt", "gradcam_seconds"} <= set(rows[0])
+    with open(out / "summary.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 10 and {"iou", "dice", "tp", "fp", "fn", "scorecam_energy_in_gt", "gradcam_seconds"} <= set(
+        rows[0]
+    )
 
 
 def test_summary_numbers_match_the_masks(tiny_run):
@@ -79,7 +93,6 @@ def test_summary_numbers_match_the_masks(tiny_run):
     assert not (out / "scorecam_maps").exists()
 
 
-
 class _Links(HTMLParser):
     def __init__(self):
         super().__init__()
@@ -90,7 +103,7 @@ class _Links(HTMLParser):
 
 
 def test_gallery_links_resolve(tiny_run):
-    base, data, ckpt = tiny_run
+    base, _data, _ckpt = tiny_run
     out = base / "compare"
     if not (out / "index.html").exists():
         pytest.skip("depends on test_compare_run_writes_every_file")
@@ -105,15 +118,17 @@ def test_gallery_links_resolve(tiny_run):
         assert (out / unquote(ref)).is_file(), ref
 
 
-
-@pytest.mark.parametrize("mutate,message", [
-    (lambda a, t: a.__setitem__(1, str(t / "missing.pth")), "model file not found"),
-    (lambda a, t: a.__setitem__(3, str(t / "nowhere")), "data root not found"),
-    (lambda a, t: a.extend(["--target_layer", "encoder.layer7"]), "unknown target layer 'encoder.layer7'"),
-    (lambda a, t: a.extend(["--classes", "leaf"]), "unknown class(es) leaf"),
-])
+@pytest.mark.parametrize(
+    "mutate,message",
+    [
+        (lambda a, t: a.__setitem__(1, str(t / "missing.pth")), "model file not found"),
+        (lambda a, t: a.__setitem__(3, str(t / "nowhere")), "data root not found"),
+        (lambda a, t: a.extend(["--target_layer", "encoder.layer7"]), "unknown target layer 'encoder.layer7'"),
+        (lambda a, t: a.extend(["--classes", "leaf"]), "unknown class(es) leaf"),
+    ],
+)
 def test_bad_input_is_one_line_and_nonzero(tiny_run, tmp_path, capsys, mutate, message):
-    base, data, ckpt = tiny_run
+    _base, data, ckpt = tiny_run
     args = _args(ckpt, data, tmp_path / "out")
     mutate(args, tmp_path)
     assert main("scorecam", args) == 2
@@ -122,11 +137,12 @@ def test_bad_input_is_one_line_and_nonzero(tiny_run, tmp_path, capsys, mutate, m
 
 
 def test_class_count_mismatch_is_refused(tiny_run, tmp_path, capsys):
-    base, data, ckpt = tiny_run
+    _base, data, _ckpt = tiny_run
     import segmentation_models_pytorch as smp
 
-    four = smp.FPN("resnet18", encoder_weights=None, classes=4, decoder_pyramid_channels=32,
-                   decoder_segmentation_channels=32)
+    four = smp.FPN(
+        "resnet18", encoder_weights=None, classes=4, decoder_pyramid_channels=32, decoder_segmentation_channels=32
+    )
     path = tmp_path / "four.pth"
     torch.save(four.state_dict(), path)
     assert main("scorecam", _args(path, data, tmp_path / "o", "--encoder", "resnet18")) == 2
@@ -135,17 +151,27 @@ def test_class_count_mismatch_is_refused(tiny_run, tmp_path, capsys):
 
 
 def test_scripts_run_as_users_type_them(tiny_run):
-    base, data, ckpt = tiny_run
-    proc = subprocess.run([sys.executable, str(ROOT / "visualize_pretrained_model.py"), "--model_path",
-                           str(base / "nope.pth")], capture_output=True, text=True, cwd=base)
+    base, _data, _ckpt = tiny_run
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "visualize_pretrained_model.py"), "--model_path", str(base / "nope.pth")],
+        capture_output=True,
+        text=True,
+        cwd=base,
+    )
     assert proc.returncode == 2 and proc.stderr.strip() == f"error: model file not found: {base / 'nope.pth'}"
-    help_text = subprocess.run([sys.executable, str(ROOT / "visualize_scorecam.py"), "--help"],
-                               capture_output=True, text=True).stdout
-    for flag, default in (("--num_samples", "5"), ("--split", "test"), ("--output_dir", "scorecam_visualizations"),
-                          ("--batch_size", "32"), ("--max_activation_maps", "None")):
+    help_text = subprocess.run(
+        [sys.executable, str(ROOT / "visualize_scorecam.py"), "--help"], capture_output=True, text=True
+    ).stdout
+    for flag, default in (
+        ("--num_samples", "5"),
+        ("--split", "test"),
+        ("--output_dir", "scorecam_visualizations"),
+        ("--batch_size", "32"),
+        ("--max_activation_maps", "None"),
+    ):
         text = " ".join(help_text.split())
-        entry = text[text.index(f" {flag} "):]
-        assert entry[entry.index("(default:"):].startswith(f"(default: {default})"), flag
+        entry = text[text.index(f" {flag} ") :]
+        assert entry[entry.index("(default:") :].startswith(f"(default: {default})"), flag
 
 
 def test_methods_choose_what_runs_and_what_the_comparison_shows(tiny_run):
@@ -165,14 +191,17 @@ def test_methods_choose_what_runs_and_what_the_comparison_shows(tiny_run):
     assert list(manifest["methods"]) == ["gradcam", "layercam", "scorecam"]
 
 
-@pytest.mark.parametrize("extra,message", [
-    (["--methods", "scorecam", "--compare"], "--compare needs two or more --methods"),
-    (["--methods", "gradcam,nocam"], "unknown method 'nocam'"),
-    (["--all"], "not allowed with argument --num_samples"),
-    (["--split", "holdout"], "invalid choice: 'holdout'"),
-])
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--methods", "scorecam", "--compare"], "--compare needs two or more --methods"),
+        (["--methods", "gradcam,nocam"], "unknown method 'nocam'"),
+        (["--all"], "not allowed with argument --num_samples"),
+        (["--split", "holdout"], "invalid choice: 'holdout'"),
+    ],
+)
 def test_option_conflicts_are_one_line(tiny_run, tmp_path, capfd, extra, message):
-    base, data, ckpt = tiny_run
+    _base, data, ckpt = tiny_run
     try:
         code = main("scorecam", _args(ckpt, data, tmp_path / "o", *extra))
     except SystemExit as exc:  # argparse's own checks
@@ -182,10 +211,14 @@ def test_option_conflicts_are_one_line(tiny_run, tmp_path, capfd, extra, message
 
 
 def test_console_entry_points_run_the_same_cli(tiny_run):
-    base, data, ckpt = tiny_run
+    base, _data, _ckpt = tiny_run
     for cmd in ([sys.executable, "-m", "xai", "gradcam", "--help"], [sys.executable, "-m", "xai", "--help"]):
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=base)
         assert proc.returncode == 0 and "usage: seedling-xai" in proc.stdout, proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "xai", "scorecam", "--model_path", str(base / "nope.pth")],
-                          capture_output=True, text=True, cwd=base)
+    proc = subprocess.run(
+        [sys.executable, "-m", "xai", "scorecam", "--model_path", str(base / "nope.pth")],
+        capture_output=True,
+        text=True,
+        cwd=base,
+    )
     assert proc.returncode == 2 and proc.stderr.strip() == f"error: model file not found: {base / 'nope.pth'}"

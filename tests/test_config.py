@@ -1,4 +1,5 @@
 """Configs: the packaged defaults (importlib.resources), a user's own file, overrides, clear errors."""
+
 from __future__ import annotations
 
 import pytest
@@ -25,13 +26,16 @@ def test_a_users_file_and_overrides(tmp_path):
     assert cfg.classes == ("background", "leaf") and cfg.class_colors() == [(0, 0, 0), (0, 200, 0)]
 
 
-@pytest.mark.parametrize("text,message", [
-    ("classes: [a, b]\npalette: {a: [0, 0, 0]}\n", "no colour for class"),
-    ("encodr: resnet18\n", "unknown config key"),
-    ("img_size: [512]\n", "two positive integers"),
-    ("- just\n- a list\n", "must hold a mapping"),
-    ("classes: [a\n", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("classes: [a, b]\npalette: {a: [0, 0, 0]}\n", "no colour for class"),
+        ("encodr: resnet18\n", "unknown config key"),
+        ("img_size: [512]\n", "two positive integers"),
+        ("- just\n- a list\n", "must hold a mapping"),
+        ("classes: [a\n", "not valid YAML"),
+    ],
+)
 def test_bad_files_are_one_line(tmp_path, text, message):
     bad = tmp_path / "bad.yaml"
     bad.write_text(text)

@@ -1,4 +1,5 @@
 """The users' data layout, palette masks, preprocessing and its round trip, configs, safe errors."""
+
 from __future__ import annotations
 
 import csv
@@ -8,8 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from xai.data import (IMAGENET_MEAN, IMAGENET_STD, Letterbox, SegmentationDataset, decode_mask, denormalize,
-                      read_split)
+from xai.data import IMAGENET_MEAN, IMAGENET_STD, Letterbox, SegmentationDataset, decode_mask, denormalize, read_split
 from xai.errors import SampleError, XAIError
 
 PALETTE = [(0, 0, 0), (0, 255, 255), (0, 255, 0), (255, 255, 0), (255, 0, 255)]
@@ -109,7 +109,7 @@ def test_bad_samples_are_named_and_skippable(tmp_path):
     with open(tmp_path / "dataset_split.csv", "a") as fh:
         fh.write("ghost.png,val\n")
     strict = SegmentationDataset(tmp_path, "val", palette=PALETTE, img_size=(64, 32))
-    with pytest.raises(SampleError, match="mask not found: .*nomask_mask.png"):
+    with pytest.raises(SampleError, match=r"mask not found: .*nomask_mask\.png"):
         strict[1]
     lenient = SegmentationDataset(tmp_path, "val", palette=PALETTE, img_size=(64, 32), skip_errors=True)
     errors = [lenient[i].get("error") for i in range(len(lenient))]

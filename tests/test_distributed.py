@@ -1,4 +1,5 @@
 """Runs across processes: --shard K/N with --finalize, torchrun with 2 gloo ranks, a rank killed mid-run."""
+
 from __future__ import annotations
 
 import json
@@ -11,10 +12,10 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.helpers import run_args
 from xai.cli import main
 from xai.errors import XAIError
 from xai.pipeline.distributed import Shard, parse_shard
-from tests.helpers import run_args
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = str(ROOT / "visualize_pretrained_model.py")
@@ -74,7 +75,7 @@ def single(tiny_run):
 
 
 def test_shards_then_finalize_equal_one_run(tiny_run, single, tmp_path):
-    base, data, ckpt = tiny_run
+    _base, data, ckpt = tiny_run
     out = tmp_path / "sharded"
     for k in range(2):
         assert main("gradcam", _args(ckpt, data, out, "--shard", f"{k}/2")) == 0
@@ -87,14 +88,30 @@ def test_shards_then_finalize_equal_one_run(tiny_run, single, tmp_path):
 
 def _torchrun(ckpt, data, out, *extra, module=None, env=None):
     target = ["-m", module] if module else [SCRIPT]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "--max-restarts", "0", *target, *_args(ckpt, data, out, "--device", "cpu", *extra)]
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "--max-restarts",
+        "0",
+        *target,
+        *_args(ckpt, data, out, "--device", "cpu", *extra),
+    ]
+    return subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
+    )
 
 
 def test_two_gloo_ranks_give_the_files_and_maps_of_one_process(tiny_run, single, tmp_path):
-    base, data, ckpt = tiny_run
+    _base, data, ckpt = tiny_run
     out = tmp_path / "ranks"
     proc = _torchrun(ckpt, data, out)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -108,7 +125,7 @@ def test_two_gloo_ranks_give_the_files_and_maps_of_one_process(tiny_run, single,
 
 
 def test_a_rank_killed_mid_run_then_resume_completes(tiny_run, tmp_path):
-    base, data, ckpt = tiny_run
+    _base, data, ckpt = tiny_run
     out = tmp_path / "killed"
     proc = _torchrun(ckpt, data, out, "--workers", "0", module="tests.rank_killer", env={"XAI_TEST_KILL_RANK": "1"})
     assert proc.returncode != 0

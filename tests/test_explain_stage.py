@@ -1,4 +1,5 @@
 """The explain stage: records written last, resume after an interruption, skipped samples, figure failures."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,8 @@ import shutil
 import pytest
 
 import xai.pipeline.explain_stage as stage
-from xai.cli import main
 from tests.helpers import run_args
+from xai.cli import main
 
 EXPLAIN_SAMPLE = stage.explain_sample
 
@@ -29,7 +30,7 @@ def _explained_calls(monkeypatch, fail_on=None):
 
 
 def test_resume_after_an_interrupted_run(tiny_run, tmp_path, monkeypatch):
-    base, data, ckpt = tiny_run
+    _base, data, ckpt = tiny_run
     out = tmp_path / "resume"
     _explained_calls(monkeypatch, fail_on=1)
     assert main("scorecam", run_args(ckpt, data, out)) == 130
@@ -54,11 +55,14 @@ def test_resume_after_an_interrupted_run(tiny_run, tmp_path, monkeypatch):
 
 
 def test_unreadable_sample_is_skipped_listed_and_retried(tiny_run, tmp_path, monkeypatch, capsys):
-    base, data, ckpt = tiny_run
+    _base, data, ckpt = tiny_run
     broken = tmp_path / "data"
     shutil.copytree(data, broken)
-    names = [line.split(",")[0] for line in (broken / "dataset_split.csv").read_text().splitlines()[1:]
-             if line.endswith(",test")]
+    names = [
+        line.split(",")[0]
+        for line in (broken / "dataset_split.csv").read_text().splitlines()[1:]
+        if line.endswith(",test")
+    ]
     (broken / "images" / names[1]).write_bytes(b"not an image")
     out = tmp_path / "out"
     assert main("gradcam", run_args(ckpt, broken, out)) == 0
@@ -76,7 +80,7 @@ def test_unreadable_sample_is_skipped_listed_and_retried(tiny_run, tmp_path, mon
 
 
 def test_a_figure_that_cannot_be_drawn_skips_its_sample(tiny_run, tmp_path, monkeypatch, capsys):
-    base, data, ckpt = tiny_run
+    _base, data, ckpt = tiny_run
     import xai.render as render
 
     real = render.save_error_figure
@@ -96,21 +100,25 @@ def test_a_figure_that_cannot_be_drawn_skips_its_sample(tiny_run, tmp_path, monk
 
 @pytest.mark.parametrize("workers", ["0", "2"])
 def test_same_files_with_and_without_figure_processes(tiny_run, tmp_path, workers):
-    base, data, ckpt = tiny_run
+    _base, data, ckpt = tiny_run
     out = tmp_path / f"w{workers}"
     assert main("gradcam", run_args(ckpt, data, out, "--workers", workers, "--num_samples", "1")) == 0
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    assert files == sorted(["index.html", "manifest.json", "summary.csv", "summary.json", "raw_maps/sample0.npz",
-                            "samples/sample0.json"] + [f"{d}/sample0_{k}_{c}.png" for d, k in
-                                                       (("tpfpfn_maps", "tpfpfn"), ("gradcam_maps", "gradcam"))
-                                                       for c in ("background", "root", "hypocotyl", "cotyledon", "seed")])
+    assert files == sorted(
+        ["index.html", "manifest.json", "summary.csv", "summary.json", "raw_maps/sample0.npz", "samples/sample0.json"]
+        + [
+            f"{d}/sample0_{k}_{c}.png"
+            for d, k in (("tpfpfn_maps", "tpfpfn"), ("gradcam_maps", "gradcam"))
+            for c in ("background", "root", "hypocotyl", "cotyledon", "seed")
+        ]
+    )
 
 
 def test_sigterm_finishes_what_is_explained_and_writes_the_summaries(tiny_run, tmp_path, monkeypatch, capsys):
     import os
     import signal
 
-    base, data, ckpt = tiny_run
+    _base, data, ckpt = tiny_run
 
     def preempted(item, setup):  # the cluster's SIGTERM arrives while sample1 is being explained
         if item["index"] == 1:
@@ -131,7 +139,7 @@ def test_sigterm_finishes_what_is_explained_and_writes_the_summaries(tiny_run, t
 
 
 def test_a_sample_the_model_cannot_take_is_skipped(tiny_run, tmp_path, monkeypatch, capsys):
-    base, data, ckpt = tiny_run
+    _base, data, ckpt = tiny_run
     from xai.methods.gradcam import GradCAM
 
     real = GradCAM.explain
@@ -152,8 +160,11 @@ def test_a_sample_the_model_cannot_take_is_skipped(tiny_run, tmp_path, monkeypat
     out = tmp_path / "out"
     assert main("gradcam", run_args(ckpt, data, out)) == 0
     err = capsys.readouterr().err
-    assert ("sample1 (" in err and "the model failed on this sample: RuntimeError: Sizes of tensors must match "
-            "except in dimension 1" in err and "more detail" not in err)
+    assert (
+        "sample1 (" in err
+        and "the model failed on this sample: RuntimeError: Sizes of tensors must match except in dimension 1" in err
+        and "more detail" not in err
+    )
     assert json.loads((out / "manifest.json").read_text())["samples"]["explained"] == 1
 
 
@@ -163,7 +174,7 @@ def test_a_full_disk_stops_the_run_with_one_line(tiny_run, tmp_path, monkeypatch
 
     import xai.io as xio
 
-    base, data, ckpt = tiny_run
+    _base, data, ckpt = tiny_run
     real = xio._fsync
 
     def full_at_sample1(path):

@@ -1,5 +1,6 @@
 """Deletion, insertion, ROAD and Average Drop/Increase: known answers, endpoints, padding, batching,
 forward counts, and agreement with the loop references of tests/metric_reference.py."""
+
 from __future__ import annotations
 
 import math
@@ -146,8 +147,9 @@ def _all_numbers(faith: Faithfulness, maps) -> torch.Tensor:
 
 def test_every_number_is_independent_of_the_batch_size():
     model, x, valid, regions, maps = _small_case(seed=1)
-    numbers = [_all_numbers(Faithfulness(model, x, [0, 1, 2], regions, valid, batch_size=bs), maps)
-               for bs in (1, 7, 64)]
+    numbers = [
+        _all_numbers(Faithfulness(model, x, [0, 1, 2], regions, valid, batch_size=bs), maps) for bs in (1, 7, 64)
+    ]
     assert numbers[0].numel() > 100
     assert (numbers[0] - numbers[1]).abs().max() <= 1e-5
     assert (numbers[0] - numbers[2]).abs().max() <= 1e-5
@@ -176,8 +178,13 @@ def test_forward_counts_follow_the_documented_formula():
     n_valid = int(valid.sum())  # 156; class 0: 2|R| = 168 ≥ |V|, its area points are the linear ones
     linear = {ref.round_half_up(i * n_valid / 10) for i in range(11)}
     area_1 = {ref.round_half_up(i * 2 * int(regions[1].sum()) / 10) for i in range(11)}
-    assert faith.forwards == {"unperturbed": 1, "shared": 2, "deletion_linear": 9 * 2 * 2,
-                              "insertion_linear": 9 * 2 * 2, "deletion_area": len(area_1 - linear - {0}) * 2}
+    assert faith.forwards == {
+        "unperturbed": 1,
+        "shared": 2,
+        "deletion_linear": 9 * 2 * 2,
+        "insertion_linear": 9 * 2 * 2,
+        "deletion_area": len(area_1 - linear - {0}) * 2,
+    }
     assert sum(counting.batches) == sum(faith.forwards.values()) and max(counting.batches) == 10
     before = dict(faith.forwards)
     again = faith.deletion(maps, steps=10, schedule="area")  # nothing new to run
@@ -218,8 +225,9 @@ def test_a_constant_map_scores_the_all_deleted_image_without_a_forward():
 
 def test_the_model_runs_in_eval_mode_and_gets_its_flags_back():
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.BatchNorm2d(4),
-                                torch.nn.Dropout(0.5), torch.nn.Conv2d(4, 2, 1))
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.Dropout(0.5), torch.nn.Conv2d(4, 2, 1)
+    )
     x = torch.randn(1, 3, 12, 16)
     regions = torch.ones(2, 12, 16, dtype=torch.bool)
     valid = torch.ones(12, 16, dtype=torch.bool)
@@ -234,10 +242,14 @@ def test_the_model_runs_in_eval_mode_and_gets_its_flags_back():
 def test_module_functions_equal_the_object_and_bad_arguments_are_refused():
     model, x, valid, regions, maps = _small_case()
     faith = Faithfulness(model, x, [0, 1, 2], regions, valid)
-    assert fm.deletion(model, x, maps, [0, 1, 2], regions, valid, steps=6)["b"][1].auc == \
-        faith.deletion(maps, steps=6)["b"][1].auc
-    assert fm.average_drop_increase(model, x, maps, [0, 1, 2], regions, valid)["a"][0].drop == \
-        faith.average_drop_increase(maps)["a"][0].drop
+    assert (
+        fm.deletion(model, x, maps, [0, 1, 2], regions, valid, steps=6)["b"][1].auc
+        == faith.deletion(maps, steps=6)["b"][1].auc
+    )
+    assert (
+        fm.average_drop_increase(model, x, maps, [0, 1, 2], regions, valid)["a"][0].drop
+        == faith.average_drop_increase(maps)["a"][0].drop
+    )
     with pytest.raises(XAIError, match="schedule"):
         faith.deletion(maps, schedule="log")
     with pytest.raises(XAIError, match="percentiles"):

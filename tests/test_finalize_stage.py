@@ -1,4 +1,5 @@
 """The finalize stage: rebuilt from samples/*.json alone, byte for byte, merging shards; columns follow rows."""
+
 from __future__ import annotations
 
 import json
@@ -6,17 +7,17 @@ import shutil
 
 import pytest
 
+from tests.helpers import run_args
 from xai.cli import main
 from xai.errors import XAIError
 from xai.pipeline import finalize
 from xai.pipeline.finalize_stage import summary_fields
-from tests.helpers import run_args
 
 OUTPUTS = ("summary.csv", "summary.json", "manifest.json", "index.html")
 
 
 def test_finalize_alone_rebuilds_the_same_files(tiny_run, tmp_path):
-    base, data, ckpt = tiny_run
+    _base, data, ckpt = tiny_run
     out = tmp_path / "run"
     assert main("scorecam", run_args(ckpt, data, out, "--compare")) == 0
     written = {name: (out / name).read_bytes() for name in OUTPUTS}
@@ -29,7 +30,7 @@ def test_finalize_alone_rebuilds_the_same_files(tiny_run, tmp_path):
 
 
 def test_finalize_merges_shards_written_separately(tiny_run, tmp_path):
-    base, data, ckpt = tiny_run
+    _base, data, ckpt = tiny_run
     whole, merged = tmp_path / "whole", tmp_path / "merged"
     assert main("gradcam", run_args(ckpt, data, whole, "--num_samples", "3", "--split", "train")) == 0
     first, second = tmp_path / "a", tmp_path / "b"

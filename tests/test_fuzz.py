@@ -1,5 +1,6 @@
 """Bad and odd inputs through both CLIs with --all: each sample is explained or skipped with one line naming
 the file and why; exit 0 with the list; no traceback, no NaN or infinite value, no half-written file."""
+
 from __future__ import annotations
 
 import csv
@@ -9,8 +10,8 @@ import math
 import numpy as np
 import pytest
 
-from xai.cli import main
 from tests.fuzz_data import make_fuzz_dataset, write_split_without_set_column
+from xai.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -25,11 +26,25 @@ def _finite(value):
 
 @pytest.mark.parametrize("method", ["gradcam", "scorecam"])
 def test_every_sample_is_explained_or_skipped_with_a_reason(tiny_run, fuzz, tmp_path, capsys, method):
-    base, _, ckpt = tiny_run
+    _base, _, ckpt = tiny_run
     root, expected = fuzz
     out = tmp_path / method
-    args = ["--model_path", str(ckpt), "--data_root", str(root), "--output_dir", str(out), "--all",
-            "--max_activation_maps", "4", "--batch_size", "8", "--no_progress", "--workers", "2"]
+    args = [
+        "--model_path",
+        str(ckpt),
+        "--data_root",
+        str(root),
+        "--output_dir",
+        str(out),
+        "--all",
+        "--max_activation_maps",
+        "4",
+        "--batch_size",
+        "8",
+        "--no_progress",
+        "--workers",
+        "2",
+    ]
     assert main(method, args) == 0
     err = capsys.readouterr().err
     assert "Traceback" not in err
@@ -56,11 +71,13 @@ def test_every_sample_is_explained_or_skipped_with_a_reason(tiny_run, fuzz, tmp_
 
 
 def test_a_split_file_without_its_set_column_is_one_line(tiny_run, tmp_path, capsys):
-    base, _, ckpt = tiny_run
+    _base, _, ckpt = tiny_run
     root = tmp_path / "data"
     make_fuzz_dataset(root)
     write_split_without_set_column(root)
-    code = main("gradcam", ["--model_path", str(ckpt), "--data_root", str(root), "--output_dir", str(tmp_path / "o"),
-                            "--no_progress"])
+    code = main(
+        "gradcam",
+        ["--model_path", str(ckpt), "--data_root", str(root), "--output_dir", str(tmp_path / "o"), "--no_progress"],
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and "has no column set" in err[0], err

@@ -1,4 +1,5 @@
 """The HTML gallery (xai.gallery): escaping, relative links, paths outside the run refused."""
+
 from __future__ import annotations
 
 import os
@@ -46,7 +47,7 @@ def _dummy_png(path: Path) -> str:
 
 def test_gallery(tmp_path):
     out = tmp_path / "run"
-    evil = "<b>seed & \"root\"</b>.png"
+    evil = '<b>seed & "root"</b>.png'
     samples = []
     for k, name in enumerate(["plant 1.png", evil]):
         figs = {}
@@ -62,8 +63,15 @@ def test_gallery(tmp_path):
             figs["tpfpfn"]["root"] = odd
         comparison = f"figures/sample{k}/comparison.png"
         _dummy_png(out / comparison)
-        samples.append({"id": f"sample{k}", "name": name, "figures": figs, "comparison": comparison,
-                        "metrics": {"root": {"iou": 0.5, "dice": 2 / 3}, "seed": {"iou": None, "dice": None}}})
+        samples.append(
+            {
+                "id": f"sample{k}",
+                "name": name,
+                "figures": figs,
+                "comparison": comparison,
+                "metrics": {"root": {"iou": 0.5, "dice": 2 / 3}, "seed": {"iou": None, "dice": None}},
+            }
+        )
     # an absolute path inside the folder is made relative
     samples[0]["figures"]["scorecam"]["seed"] = str(out / samples[0]["figures"]["scorecam"]["seed"])
 

@@ -1,12 +1,13 @@
 """GradCAM against the slow per-class reference; one forward pass for every class; state restored."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 
-from xai import GradCAM, ScoreCAM
 from tests.helpers import image_batch
 from tests.reference import GRADIENT_GRID, assert_gradient_method_matches
+from xai import GradCAM, ScoreCAM
 
 LAYER = "encoder.layer3"
 

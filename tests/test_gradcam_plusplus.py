@@ -1,13 +1,14 @@
 """GradCAMPlusPlus against the per-pixel reference of the paper's closed form, and a known answer."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 
-from xai import GradCAMPlusPlus
 from tests.helpers import image_batch
 from tests.linear_head import LinearHead, activations, minmax
 from tests.reference import GRADIENT_GRID, assert_gradient_method_matches
+from xai import GradCAMPlusPlus
 
 
 @pytest.mark.parametrize("score,region,activation", GRADIENT_GRID)

@@ -1,13 +1,14 @@
 """HiResCAM against the element-wise reference, and the known answer of a linear head."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 
-from xai import GradCAM, HiResCAM
 from tests.helpers import image_batch
 from tests.linear_head import LinearHead, activations, minmax
 from tests.reference import GRADIENT_GRID, assert_gradient_method_matches
+from xai import GradCAM, HiResCAM
 
 
 @pytest.mark.parametrize("score,region,activation", GRADIENT_GRID)

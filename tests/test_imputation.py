@@ -1,4 +1,5 @@
 """Noisy linear imputation (ROAD) against a dense direct solve of the authors' system."""
+
 from __future__ import annotations
 
 import pytest
@@ -24,10 +25,10 @@ def test_matches_dense_solve_with_border_and_padding_neighbours():
     x, valid = _case(12, 16, seed=0)
     g = torch.Generator().manual_seed(1)
     remove = torch.rand(4, 12, 16, generator=g) < torch.tensor([0.1, 0.4, 0.7, 0.9]).view(4, 1, 1)
-    remove[0, 0, :] = True          # the top border row
-    remove[1, :, 0] = True          # the left border column
-    remove[2, :, 12] = True         # beside the padding columns
-    remove[3, 10, :] = True         # beside the padding row
+    remove[0, 0, :] = True  # the top border row
+    remove[1, :, 0] = True  # the left border column
+    remove[2, :, 12] = True  # beside the padding columns
+    remove[3, 10, :] = True  # beside the padding row
     remove[0, 0, 0] = remove[0, 10, 12] = True  # corners: image corner, padding corner
     out = noisy_linear_impute(x, remove, valid, noise=0.0)
     assert out.shape == (4, 3, 12, 16)
@@ -50,7 +51,7 @@ def test_large_holes_converge_through_several_levels():
 def test_kept_pixels_and_padding_keep_their_values():
     x, valid = _case(12, 16, seed=3)
     remove = torch.ones(12, 16, dtype=torch.bool)
-    remove[5, 5] = False            # one kept pixel: every valid pixel but it is removed
+    remove[5, 5] = False  # one kept pixel: every valid pixel but it is removed
     out = noisy_linear_impute(x, remove, valid, noise=0.05, generator=torch.Generator().manual_seed(0))[0]
     assert torch.equal(out[:, ~valid], x[:, ~valid])
     assert torch.equal(out[:, 5, 5], x[:, 5, 5])

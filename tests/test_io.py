@@ -1,4 +1,5 @@
 """Atomic writes: fsync before the rename, nothing half-written on errors or a full disk, stale parts swept."""
+
 from __future__ import annotations
 
 import errno
@@ -23,10 +24,9 @@ def test_write_is_fsynced_then_renamed(tmp_path, monkeypatch):
 
 def test_an_error_leaves_the_old_file_and_no_temporary(tmp_path):
     write_text(tmp_path / "a.txt", "old")
-    with pytest.raises(RuntimeError):
-        with atomic_path(tmp_path / "a.txt") as tmp:
-            tmp.write_text("half")
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), atomic_path(tmp_path / "a.txt") as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed")
     assert (tmp_path / "a.txt").read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["a.txt"]
 
 
@@ -48,7 +48,7 @@ def test_nan_never_reaches_a_json_file(tmp_path):
 
 
 def test_stale_parts_of_dead_processes_are_removed(tmp_path):
-    dead = 2 ** 22 + 12345  # above Linux's default pid_max: no such process
+    dead = 2**22 + 12345  # above Linux's default pid_max: no such process
     stale = tmp_path / "figs" / f".sample0_x.{io._HOST}.{dead}.abc123.part.png"
     mine = tmp_path / f".summary.{io._HOST}.{os.getpid()}.def456.part.json"
     other_host = tmp_path / f".summary.elsewhere-node.{dead}.ghi789.part.json"

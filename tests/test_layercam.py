@@ -1,13 +1,14 @@
 """LayerCAM against the element-wise reference, a known answer, and fine maps at a shallow layer."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 
-from xai import GradCAM, LayerCAM
 from tests.helpers import image_batch
 from tests.linear_head import LinearHead, activations, minmax
 from tests.reference import GRADIENT_GRID, assert_gradient_method_matches
+from xai import GradCAM, LayerCAM
 
 
 @pytest.mark.parametrize("score,region,activation", GRADIENT_GRID)

@@ -1,4 +1,5 @@
 """Energy pointing game, pointing game and relevance rank accuracy: known answers and loop references."""
+
 from __future__ import annotations
 
 import math
@@ -37,7 +38,7 @@ def test_padding_is_left_out():
     gt[0:2, 0:2] = True
     cam = torch.zeros(10, 14)
     cam[0:2, 0:2] = 0.5
-    cam[:, 11:] = 9.0   # large values on padding, and ground truth there, count for nothing
+    cam[:, 11:] = 9.0  # large values on padding, and ground truth there, count for nothing
     gt_on_padding = gt.clone()
     gt_on_padding[:, 11:] = True
     for truth in (gt, gt_on_padding):
@@ -53,7 +54,7 @@ def test_partial_values_by_hand():
     gt = torch.tensor([[True, True, False], [False, False, False]])
     cam = torch.tensor([[0.5, 0.0, 1.0], [0.25, 0.25, 0.0]])
     assert math.isclose(energy_pointing_game(cam, gt, valid).value, 0.5 / 2.0)
-    assert pointing_game(cam, gt, valid).value == 0.0          # the maximum (1.0) lies outside GT
+    assert pointing_game(cam, gt, valid).value == 0.0  # the maximum (1.0) lies outside GT
     assert relevance_rank_accuracy(cam, gt, valid).value == 0.5  # K = 2: top-2 are 1.0 (out) and 0.5 (in)
 
 

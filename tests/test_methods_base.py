@@ -1,14 +1,15 @@
 """What every registered method gets from BaseCAM: state restored, hooks removed, empty regions, input
 checks, one combine for channel and element-wise weights, custom scores."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 
+from tests.helpers import image_batch
 from xai.errors import XAIError
 from xai.methods import BaseCAM, Forward, methods
 from xai.methods.base import minmax_per_map
-from tests.helpers import image_batch
 
 METHODS = sorted(methods())
 LAYER = "encoder.layer2"
@@ -68,7 +69,7 @@ def test_custom_score_callable(fpn, name):
 
 @pytest.mark.parametrize("name", METHODS)
 def test_options_and_layer_are_checked(fpn, name):
-    with pytest.raises(XAIError, match="nearest valid names: encoder.layer"):
+    with pytest.raises(XAIError, match=r"nearest valid names: encoder\.layer"):
         methods()[name].cls(fpn, target_layer="encoder.layer9")
     with pytest.raises(XAIError, match="unknown region"):
         methods()[name].cls(fpn, target_layer=LAYER, region="nowhere")

@@ -1,4 +1,5 @@
 """Segmentation metrics (xai.metrics): TP/FP/FN counts, IoU and Dice of one class."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,12 +1,13 @@
 """The precision policy and the measured memory layout (xai.precision)."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 
+from tests.helpers import image_batch
 from xai.errors import XAIError
 from xai.precision import _LAYOUTS, cpu_has_fast_bf16, prefers_channels_last, resolve_precision
-from tests.helpers import image_batch
 
 
 def test_auto_follows_the_hardware_found_at_run_time():

@@ -1,4 +1,5 @@
 """The reference maps: a seeded random smooth map and the model's own probability P_c."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """The method registry: names, labels, folders; a new method is one file away."""
+
 from __future__ import annotations
 
 import pytest
@@ -6,16 +7,19 @@ import torch
 
 import xai
 from xai.errors import XAIError
-from xai.methods import BaseCAM, Forward, get_method, methods, register
-from xai.methods import registry
+from xai.methods import BaseCAM, Forward, get_method, methods, register, registry
 
 
 def test_the_methods_researchers_compare():
     known = methods()
     assert list(known) == ["gradcam", "gradcampp", "hirescam", "layercam", "scorecam"]
-    assert {n: i.label for n, i in known.items()} == {"gradcam": "Grad-CAM", "gradcampp": "Grad-CAM++",
-                                                      "hirescam": "HiResCAM", "layercam": "LayerCAM",
-                                                      "scorecam": "Score-CAM"}
+    assert {n: i.label for n, i in known.items()} == {
+        "gradcam": "Grad-CAM",
+        "gradcampp": "Grad-CAM++",
+        "hirescam": "HiResCAM",
+        "layercam": "LayerCAM",
+        "scorecam": "Score-CAM",
+    }
     assert known["scorecam"].folder == "scorecam_maps" and known["gradcam"].folder == "gradcam_maps"
     assert [n for n, i in known.items() if not i.uses_gradients] == ["scorecam"]
     for info in known.values():

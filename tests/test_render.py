@@ -1,4 +1,5 @@
 """Figures (xai.render): colours, notices, files, formats, page sizes, threads and processes."""
+
 from __future__ import annotations
 
 import multiprocessing
@@ -20,6 +21,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # ------------------------------------------------------------------------------------------------
 # fixtures
 # ------------------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def seedling():
@@ -65,6 +67,7 @@ def _no_temporaries(folder: Path) -> None:
 # ------------------------------------------------------------------------------------------------
 # counts and colours
 # ------------------------------------------------------------------------------------------------
+
 
 def _squares():
     gt = np.zeros((20, 20), np.uint8)
@@ -126,6 +129,7 @@ def test_heatmap_overlay_and_validation(seedling):
 # figures
 # ------------------------------------------------------------------------------------------------
 
+
 def _maps(cam):
     c = len(CLASSES)
     return {
@@ -149,7 +153,7 @@ def test_save_error_figure_absent_class(tmp_path, seedling):
     out = render.save_error_figure(tmp_path / "absent.png", rgb, gt, pred, "cotyledon", CLASSES, COLORS)
     img = _assert_figure(out)
     # the overlay panel (right quarter) carries the text box, so it is not a plain dimmed photograph
-    right = img[:, int(img.shape[1] * 0.76):]
+    right = img[:, int(img.shape[1] * 0.76) :]
     assert (right > 235).all(axis=2).sum() > 200  # white text box
     _no_temporaries(tmp_path)
 
@@ -162,8 +166,7 @@ def test_save_error_figure_without_gt(tmp_path, seedling):
 
 def test_save_heatmap_figure(tmp_path, seedling):
     rgb, _, pred, cam = seedling
-    out = render.save_heatmap_figure(tmp_path / "hm.png", rgb, cam, "root", "Score-CAM",
-                                     region_contour=pred == 1)
+    out = render.save_heatmap_figure(tmp_path / "hm.png", rgb, cam, "root", "Score-CAM", region_contour=pred == 1)
     _assert_figure(out)
     _assert_figure(render.save_heatmap_figure(tmp_path / "zero.png", rgb, np.zeros_like(cam), "root", "Score-CAM"))
     _no_temporaries(tmp_path)
@@ -171,8 +174,14 @@ def test_save_heatmap_figure(tmp_path, seedling):
 
 def test_save_heatmap_figure_note_without_cam(tmp_path, seedling):
     rgb = seedling[0]
-    out = render.save_heatmap_figure(tmp_path / "note.png", rgb, None, "seed", "Score-CAM",
-                                     note="class 'seed' absent from its region (pred): no explanation")
+    out = render.save_heatmap_figure(
+        tmp_path / "note.png",
+        rgb,
+        None,
+        "seed",
+        "Score-CAM",
+        note="class 'seed' absent from its region (pred): no explanation",
+    )
     _assert_figure(out)
     _no_temporaries(tmp_path)
 
@@ -194,13 +203,13 @@ def test_nan_cam_is_refused(tmp_path, seedling):
 def test_save_comparison_figure_portrait(tmp_path, seedling):
     rgb, gt, pred, cam = seedling
     notes = {("Grad-CAM", "seed"): "class 'seed' absent from its region (pred): no explanation"}
-    out = render.save_comparison_figure(tmp_path / "cmp.png", rgb, gt, pred, _maps(cam), CLASSES, COLORS,
-                                        notes=notes)
+    out = render.save_comparison_figure(tmp_path / "cmp.png", rgb, gt, pred, _maps(cam), CLASSES, COLORS, notes=notes)
     img = _assert_figure(out)
     assert img.shape[0] > img.shape[1]  # 5 rows of a portrait image: a tall figure
     # a subset of classes, by name and index, and no ground truth
-    out2 = render.save_comparison_figure(tmp_path / "cmp2.png", rgb, None, pred, _maps(cam), CLASSES, COLORS,
-                                         classes_to_show=["root", 4])
+    out2 = render.save_comparison_figure(
+        tmp_path / "cmp2.png", rgb, None, pred, _maps(cam), CLASSES, COLORS, classes_to_show=["root", 4]
+    )
     _assert_figure(out2)
     _no_temporaries(tmp_path)
 
@@ -218,7 +227,7 @@ def test_extreme_aspect_ratios_stay_on_the_page(tmp_path):
     for h, w in ((24, 480), (480, 24)):
         rgb = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
         gt = np.zeros((h, w), np.uint8)
-        gt[h // 4:3 * h // 4, w // 4:3 * w // 4] = 1
+        gt[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4] = 1
         pred = np.roll(gt, 2, axis=1)
         cam = rng.random((h, w)).astype(np.float32)
         maps = {"Grad-CAM": np.stack([cam] * len(CLASSES)), "Score-CAM": None}
@@ -274,8 +283,11 @@ def test_thin_roots_survive_shrinking(tmp_path):
     img = _read_png(render.save_error_figure(tmp_path / "thin.png", rgb, gt, pred, 1, CLASSES, COLORS))
     fn = np.rint(0.2 * 120 + 0.8 * np.asarray(FN_COLOR))[::-1]  # BGR, as OpenCV reads it
     assert (np.abs(img.astype(int) - fn).max(axis=2) <= 2).sum() > 400  # a line, not just the legend patch
-    comparison = _read_png(render.save_comparison_figure(tmp_path / "c.png", rgb, gt, pred, {"m": None}, CLASSES,
-                                                         COLORS, classes_to_show=["root"]))
+    comparison = _read_png(
+        render.save_comparison_figure(
+            tmp_path / "c.png", rgb, gt, pred, {"m": None}, CLASSES, COLORS, classes_to_show=["root"]
+        )
+    )
     assert (np.abs(comparison.astype(int) - fn).max(axis=2) <= 2).sum() > 300
 
 
@@ -310,10 +322,26 @@ def test_process_pool(tmp_path, seedling):
         for i in range(3):
             futures += [
                 pool.submit(render.save_error_figure, tmp_path / f"e{i}.png", rgb, gt, pred, i + 1, CLASSES, COLORS),
-                pool.submit(render.save_heatmap_figure, tmp_path / f"h{i}.png", rgb, cam, "root", "Score-CAM",
-                            region_contour=pred == 1),
-                pool.submit(render.save_comparison_figure, tmp_path / f"c{i}.png", rgb, gt, pred, _maps(cam),
-                            CLASSES, COLORS, title=f"sample {i}"),
+                pool.submit(
+                    render.save_heatmap_figure,
+                    tmp_path / f"h{i}.png",
+                    rgb,
+                    cam,
+                    "root",
+                    "Score-CAM",
+                    region_contour=pred == 1,
+                ),
+                pool.submit(
+                    render.save_comparison_figure,
+                    tmp_path / f"c{i}.png",
+                    rgb,
+                    gt,
+                    pred,
+                    _maps(cam),
+                    CLASSES,
+                    COLORS,
+                    title=f"sample {i}",
+                ),
             ]
         paths = [f.result() for f in futures]
     assert len(set(paths)) == 9

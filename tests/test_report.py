@@ -1,4 +1,5 @@
 """The evaluation report from sample records: long CSV, summary with intervals, paired differences, plots."""
+
 from __future__ import annotations
 
 import csv
@@ -13,20 +14,58 @@ from xai.pipeline.records import SampleRecord
 def _record(i: int, rng: np.random.Generator) -> SampleRecord:
     rows = []
     for cname in ("root", "seed"):
-        for variant, method, base in (("scorecam", "scorecam", 0.2), ("gradcam", "gradcam", 0.4),
-                                      ("random", "reference", 0.6)):
+        for variant, method, base in (
+            ("scorecam", "scorecam", 0.2),
+            ("gradcam", "gradcam", 0.4),
+            ("random", "reference", 0.6),
+        ):
             value = base + 0.01 * i if not (cname == "seed" and i == 0) else None
-            rows.append({"class": cname, "method": method, "variant": variant, "metric": "deletion_auc_linear",
-                         "value": value, "reason": None if value is not None else "class absent from its region"})
-            rows.append({"class": cname, "method": method, "variant": variant, "metric": "seconds",
-                         "value": 1.0 + base, "reason": None})
-    curves = {v: {"root": {"deletion_linear": list(np.linspace(1, 0, 11) ** (1 + k)),
-                           "insertion_linear": list(np.linspace(0, 1, 11))}}
-              for k, v in enumerate(("scorecam", "gradcam", "random"))}
-    sanity = {"scorecam": {"steps": ["segmentation_head", "decoder", "encoder.layer4"],
-                           "rho": {"root": [0.8, 0.3, 0.05], "seed": [0.7, 0.2, 0.0]}}}
-    return SampleRecord(id=f"sample{i}", index=i, name=f"img{i}.png", status="done", run_key={}, run={},
-                        metrics=rows, curves=curves, sanity=sanity if i < 2 else {})
+            rows.append(
+                {
+                    "class": cname,
+                    "method": method,
+                    "variant": variant,
+                    "metric": "deletion_auc_linear",
+                    "value": value,
+                    "reason": None if value is not None else "class absent from its region",
+                }
+            )
+            rows.append(
+                {
+                    "class": cname,
+                    "method": method,
+                    "variant": variant,
+                    "metric": "seconds",
+                    "value": 1.0 + base,
+                    "reason": None,
+                }
+            )
+    curves = {
+        v: {
+            "root": {
+                "deletion_linear": list(np.linspace(1, 0, 11) ** (1 + k)),
+                "insertion_linear": list(np.linspace(0, 1, 11)),
+            }
+        }
+        for k, v in enumerate(("scorecam", "gradcam", "random"))
+    }
+    sanity = {
+        "scorecam": {
+            "steps": ["segmentation_head", "decoder", "encoder.layer4"],
+            "rho": {"root": [0.8, 0.3, 0.05], "seed": [0.7, 0.2, 0.0]},
+        }
+    }
+    return SampleRecord(
+        id=f"sample{i}",
+        index=i,
+        name=f"img{i}.png",
+        status="done",
+        run_key={},
+        run={},
+        metrics=rows,
+        curves=curves,
+        sanity=sanity if i < 2 else {},
+    )
 
 
 def test_report_files_numbers_and_plots(tmp_path):

@@ -1,5 +1,6 @@
 """Cascading randomisation: the identity keeps ρ = 1, a randomised model sends Grad-CAM's ρ towards 0,
 the caller's model and the global RNG are left alone, and the cascade is cumulative and seeded."""
+
 from __future__ import annotations
 
 import math
@@ -16,8 +17,15 @@ from xai.errors import XAIError
 from xai.metrics.sanity import cascading_randomisation, randomisation_steps, randomised_copies, same_engine, spearman
 
 CLASSES = [0, 1, 2, 3, 4]
-FPN_STEPS = ["segmentation_head", "decoder", "encoder.layer4", "encoder.layer3", "encoder.layer2",
-             "encoder.layer1", "encoder.stem"]
+FPN_STEPS = [
+    "segmentation_head",
+    "decoder",
+    "encoder.layer4",
+    "encoder.layer3",
+    "encoder.layer2",
+    "encoder.layer1",
+    "encoder.stem",
+]
 
 
 def _case(h: int = 64, w: int = 128):
@@ -26,7 +34,7 @@ def _case(h: int = 64, w: int = 128):
     with torch.no_grad():
         pred = model(x).argmax(1)[0]
     valid = torch.ones(h, w, dtype=torch.bool)
-    valid[:, w - 8:] = False
+    valid[:, w - 8 :] = False
     return model, x, pred, valid
 
 
@@ -39,7 +47,7 @@ def test_identity_gives_1_and_the_randomised_model_near_0():
     finite = last[torch.isfinite(last)]
     assert finite.numel() >= 3
     assert abs(float(finite.mean())) < 0.2 and float(finite.abs().mean()) < 0.25 and float(finite.abs().max()) < 0.5
-    (name, rho), = cascading_randomisation(engine, x, CLASSES, valid, pred, steps=["none"])
+    ((name, rho),) = cascading_randomisation(engine, x, CLASSES, valid, pred, steps=["none"])
     assert name == "none" and torch.equal(rho, torch.ones(5, dtype=torch.float64))
 
 
@@ -62,14 +70,25 @@ def test_callers_model_and_global_rng_are_untouched_and_results_are_seeded():
 
 def _changed(original: torch.nn.Module, copy: torch.nn.Module, prefix: str) -> bool:
     new = copy.state_dict()
-    return any(not torch.equal(v, new[k]) for k, v in original.state_dict().items()
-               if k.startswith(prefix) and v.is_floating_point())
+    return any(
+        not torch.equal(v, new[k])
+        for k, v in original.state_dict().items()
+        if k.startswith(prefix) and v.is_floating_point()
+    )
 
 
 def test_the_cascade_is_cumulative_from_the_top():
     model = tiny_fpn()
-    groups = ["segmentation_head", "decoder", "encoder.layer4", "encoder.layer3", "encoder.layer2", "encoder.layer1",
-              "encoder.conv1", "encoder.bn1"]
+    groups = [
+        "segmentation_head",
+        "decoder",
+        "encoder.layer4",
+        "encoder.layer3",
+        "encoder.layer2",
+        "encoder.layer1",
+        "encoder.conv1",
+        "encoder.bn1",
+    ]
     seen = []
     for k, (name, copy) in enumerate(randomised_copies(model, seed=0)):
         assert copy is not model
@@ -97,8 +116,17 @@ def test_spearman_matches_the_loop_reference_with_ties():
 
 def test_same_engine_keeps_the_options_that_change_the_maps():
     model, other = tiny_fpn(seed=0), tiny_fpn(seed=1)
-    engine = xai.ScoreCAM(model, batch_size=4, max_activation_maps=3, baseline="none", weights="softmax",
-                          channel_selection="random", seed=7, precision="fp32", memory_format="contiguous")
+    engine = xai.ScoreCAM(
+        model,
+        batch_size=4,
+        max_activation_maps=3,
+        baseline="none",
+        weights="softmax",
+        channel_selection="random",
+        seed=7,
+        precision="fp32",
+        memory_format="contiguous",
+    )
     copy = same_engine(engine, other, region="gt")
     assert type(copy) is xai.ScoreCAM and copy.model is other and copy.region == "gt"
     assert copy.options.as_dict() == {**engine.options.as_dict(), "region": "gt"}

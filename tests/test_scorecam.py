@@ -1,17 +1,17 @@
 """ScoreCAM against the slow reference, and its behaviour: batch-size independence, one sweep for all
 classes, bounded masked inputs, channel selection, state restored, hooks removed, edge cases."""
+
 from __future__ import annotations
+
+import functools
 
 import pytest
 import torch
 
-import functools
-
 import xai
-from xai.errors import XAIError
-
 from tests.helpers import ConvNet, CountingModel, gt_batch, image_batch, tiny_convnet, tiny_fpn, top_variance_channels
 from tests.reference import scorecam_reference
+from xai.errors import XAIError
 
 # Numbers are compared with the reference in the default (contiguous) layout, where fp32 convolutions
 # do not depend on the batch; test_memory_formats_agree checks the layouts "auto" may pick.
@@ -39,17 +39,36 @@ def test_matches_reference(score, region, baseline, weights, activation):
     """Every option against the reference, on the 24 highest-variance channels (the reference picks them itself)."""
     model = tiny_fpn(activation=activation, seed=3)
     x, gt = image_batch(2, 32, 64, seed=5), gt_batch(2, 32, 64, seed=6)
-    cam = ScoreCAM(model, target_layer=LAYER, batch_size=20, max_activation_maps=24, score=score, region=region,
-                   baseline=baseline, weights=weights, precision="fp32")
+    cam = ScoreCAM(
+        model,
+        target_layer=LAYER,
+        batch_size=20,
+        max_activation_maps=24,
+        score=score,
+        region=region,
+        baseline=baseline,
+        weights=weights,
+        precision="fp32",
+    )
     classes = [0, 3]
     maps = cam(x, classes=classes, gt=gt)
     assert maps.shape == (2, 2, 32, 64) and maps.dtype == torch.float32
     for n in range(2):
-        channels = top_variance_channels(model, x[n:n + 1], LAYER, 24)
+        channels = top_variance_channels(model, x[n : n + 1], LAYER, 24)
         for j, c in enumerate(classes):
-            ref, ref_raw = scorecam_reference(model, x[n:n + 1], LAYER, c, score=score, region=region,
-                                              baseline=baseline, weights=weights, gt=gt[n:n + 1],
-                                              has_act=activation is not None, channels=channels)
+            ref, ref_raw = scorecam_reference(
+                model,
+                x[n : n + 1],
+                LAYER,
+                c,
+                score=score,
+                region=region,
+                baseline=baseline,
+                weights=weights,
+                gt=gt[n : n + 1],
+                has_act=activation is not None,
+                channels=channels,
+            )
             assert torch.allclose(maps[n, j], ref, atol=TOL), (n, c, (maps[n, j] - ref).abs().max())
             assert torch.allclose(cam.last.raw[n, j], ref_raw, atol=TOL * max(1.0, ref_raw.abs().max().item()))
 
@@ -64,14 +83,13 @@ def test_matches_reference_on_every_channel(fpn):
 
 def test_independent_of_batch_size_and_of_other_images(fpn):
     x = image_batch(3, 32, 64, seed=2)
-    results = [ScoreCAM(fpn, target_layer=LAYER, batch_size=b, max_activation_maps=16, precision="fp32")(x)
-               for b in (1, 7, 64)]
+    results = [
+        ScoreCAM(fpn, target_layer=LAYER, batch_size=b, max_activation_maps=16, precision="fp32")(x) for b in (1, 7, 64)
+    ]
     for r in results[1:]:
         assert torch.allclose(r, results[0], atol=TOL)
     alone = ScoreCAM(fpn, target_layer=LAYER, batch_size=16, max_activation_maps=16, precision="fp32")(x[1:2])
     assert torch.allclose(alone[0], results[0][1], atol=TOL)
-
-
 
 
 def test_one_sweep_serves_every_class_and_chunks_are_bounded(fpn):
@@ -141,13 +159,10 @@ def test_custom_score_callable(fpn):
     # same as the reference with logit scoring of class 2 over a box region
     box = torch.zeros(32, 64)
     box[5:10, 5:10] = 1
-    fixed = ScoreCAM(fpn, target_layer=LAYER, score=lambda o: (o[:, 2] * box).sum((1, 2))[:, None],
-                     precision="fp32", baseline="none")
+    fixed = ScoreCAM(
+        fpn, target_layer=LAYER, score=lambda o: (o[:, 2] * box).sum((1, 2))[:, None], precision="fp32", baseline="none"
+    )
     assert torch.allclose(fixed(x), maps, atol=1e-6)
-
-
-
-
 
 
 @pytest.mark.parametrize("h,w", [(17, 17), (21, 38), (40, 9)])
@@ -167,8 +182,6 @@ def test_non_square_smp_input(fpn):
     assert maps.shape == (1, 1, 64, 32)
     ref, _ = scorecam_reference(fpn, x, LAYER, 0, channels=top_variance_channels(fpn, x, LAYER, 12))
     assert torch.allclose(maps[0, 0], ref, atol=TOL)
-
-
 
 
 def test_constant_image_gives_zero_maps_not_nan(fpn):
@@ -234,11 +247,14 @@ def test_bf16_maps_correlate_with_fp32(fpn):
             assert b.std() > 0 and torch.corrcoef(torch.stack([a, b]))[0, 1] > 0.95
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"precision": "fp8"}, "unknown precision"),
-    ({"batch_size": 0}, "batch_size"),
-    ({"weights": "max"}, "unknown weights"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"precision": "fp8"}, "unknown precision"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"weights": "max"}, "unknown weights"),
+    ],
+)
 def test_bad_options_are_refused_in_one_line(fpn, kwargs, match):
     with pytest.raises(XAIError, match=match):
         ScoreCAM(fpn, **kwargs)
@@ -249,10 +265,19 @@ def test_options_dataclass_is_what_resume_and_manifest_see(fpn):
     from xai.precision import resolve_precision
 
     full = cam.options.as_dict()
-    assert full == {"target_layer": LAYER, "score": "prob", "region": "pred", "baseline": "zero", "weights": "raw",
-                    "max_activation_maps": 5, "channel_selection": "variance", "seed": 0,
-                    "precision": resolve_precision("auto", torch.device("cpu")), "batch_size": 7,
-                    "memory_format": "auto"}
+    assert full == {
+        "target_layer": LAYER,
+        "score": "prob",
+        "region": "pred",
+        "baseline": "zero",
+        "weights": "raw",
+        "max_activation_maps": 5,
+        "channel_selection": "variance",
+        "seed": 0,
+        "precision": resolve_precision("auto", torch.device("cpu")),
+        "batch_size": 7,
+        "memory_format": "auto",
+    }
     assert full["precision"] in ("fp32", "bf16")  # "auto" is resolved for the device, never stored
     assert "batch_size" not in cam.options.result_key() and "memory_format" not in cam.options.result_key()
 

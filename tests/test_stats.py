@@ -1,4 +1,5 @@
 """Bootstrap means and paired differences (xai.evaluation.stats)."""
+
 from __future__ import annotations
 
 import math

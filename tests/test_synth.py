@@ -1,4 +1,5 @@
 """xai.synth: deterministic synthetic seedlings in the users' data layout."""
+
 from __future__ import annotations
 
 import csv
@@ -117,8 +118,8 @@ def test_images_are_portrait_with_a_light_strip_between_dark_sides(tmp_path):
         h, w = rgb.shape[:2]
         assert h > w and 500 <= h <= 700 and 200 <= w <= 400
         col = rgb.astype(np.float32).mean(axis=(0, 2))  # mean brightness per column
-        centre = col[int(w * 0.4):int(w * 0.6)].mean()
-        left, right = col[: int(w * 0.08)].mean(), col[-int(w * 0.08):].mean()
+        centre = col[int(w * 0.4) : int(w * 0.6)].mean()
+        left, right = col[: int(w * 0.08)].mean(), col[-int(w * 0.08) :].mean()
         assert centre > left + 60 and centre > right + 60
 
 
@@ -137,13 +138,37 @@ def test_small_n_splits():
 
 def test_cli_writes_dataset_and_refuses_bad_input(tmp_path):
     out = tmp_path / "d"
-    proc = subprocess.run([sys.executable, "-m", "xai.synth", "--out", str(out), "--n", "3", "--seed", "1",
-                           "--size", "40", "80", "--rgb_masks"], capture_output=True, text=True, timeout=60, cwd=REPO)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "xai.synth",
+            "--out",
+            str(out),
+            "--n",
+            "3",
+            "--seed",
+            "1",
+            "--size",
+            "40",
+            "80",
+            "--rgb_masks",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr
     assert len(proc.stdout.strip().splitlines()) == 1 and "wrote 3" in proc.stdout
     assert (out / "dataset_split.csv").is_file()
-    bad = subprocess.run([sys.executable, "-m", "xai.synth", "--out", str(tmp_path / "e"), "--n", "0"],
-                         capture_output=True, text=True, timeout=60, cwd=REPO)
+    bad = subprocess.run(
+        [sys.executable, "-m", "xai.synth", "--out", str(tmp_path / "e"), "--n", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
     assert bad.returncode == 2 and bad.stderr.startswith("error: ") and len(bad.stderr.strip().splitlines()) == 1
 
 

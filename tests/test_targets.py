@@ -1,4 +1,5 @@
 """Regions and region scores (xai.targets) against their definitions."""
+
 from __future__ import annotations
 
 import pytest

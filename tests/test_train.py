@@ -1,4 +1,5 @@
 """xai.train: a tiny training run writes a safe checkpoint, metrics.json and (optionally) a whole-model pickle."""
+
 from __future__ import annotations
 
 import json
@@ -103,10 +104,24 @@ def test_bad_inputs_fail_in_one_line(tmp_path, tiny_data):
     with pytest.raises(XAIError, match="crop"):
         train.train(_tiny_config(tmp_path, tiny_data, "crop.yaml", crop=[30, 30]), tmp_path / "x.pth", progress=False)
 
-    proc = subprocess.run([sys.executable, "-m", "xai.train", "--config", str(cfg), "--data_root",
-                           str(tmp_path / "missing"), "--out", str(tmp_path / "x.pth")],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "xai.train",
+            "--config",
+            str(cfg),
+            "--data_root",
+            str(tmp_path / "missing"),
+            "--out",
+            str(tmp_path / "x.pth"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: data root not found") and len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x.pth").exists()

@@ -1,4 +1,5 @@
 """--variants: the spec syntax, checks against the registry, full counterparts of fast variants."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,24 +9,32 @@ from xai.evaluation.variants import full_counterparts, parse_variants
 
 
 def test_specs_parse_to_options():
-    vs = parse_variants("scorecam:layer=encoder.layer4,baseline=zero scorecam:maps=100,select=random "
-                        "scorecam gradcam:layer=decoder")
-    assert [v.label for v in vs] == ["scorecam:layer=encoder.layer4,baseline=zero", "scorecam:maps=100,select=random",
-                                     "scorecam", "gradcam:layer=decoder"]
+    vs = parse_variants(
+        "scorecam:layer=encoder.layer4,baseline=zero scorecam:maps=100,select=random scorecam gradcam:layer=decoder"
+    )
+    assert [v.label for v in vs] == [
+        "scorecam:layer=encoder.layer4,baseline=zero",
+        "scorecam:maps=100,select=random",
+        "scorecam",
+        "gradcam:layer=decoder",
+    ]
     assert dict(vs[0].overrides) == {"target_layer": "encoder.layer4", "baseline": "zero"}
     assert dict(vs[1].overrides) == {"max_activation_maps": 100, "channel_selection": "random"} and vs[1].fast
     assert full_counterparts(vs) == {"scorecam:maps=100,select=random": "scorecam"}
     assert parse_variants(["scorecam:maps=all"])[0].overrides == (("max_activation_maps", None),)
 
 
-@pytest.mark.parametrize("spec,message", [
-    ("gradcam:baseline=zero", "Grad-CAM takes no 'baseline'"),
-    ("scorecam:colour=red", "unknown key 'colour'"),
-    ("scorecam:maps=many", "maps must be a whole number"),
-    ("scorecam:layer", "is not key=value"),
-    ("nocam", "unknown method 'nocam'"),
-    ("scorecam scorecam", "given twice: scorecam"),
-])
+@pytest.mark.parametrize(
+    "spec,message",
+    [
+        ("gradcam:baseline=zero", "Grad-CAM takes no 'baseline'"),
+        ("scorecam:colour=red", "unknown key 'colour'"),
+        ("scorecam:maps=many", "maps must be a whole number"),
+        ("scorecam:layer", "is not key=value"),
+        ("nocam", "unknown method 'nocam'"),
+        ("scorecam scorecam", "given twice: scorecam"),
+    ],
+)
 def test_bad_specs_are_one_line(spec, message):
     with pytest.raises(XAIError, match=message):
         parse_variants(spec)

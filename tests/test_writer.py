@@ -1,4 +1,5 @@
 """The figure writer: N processes draw N figures at once; a sample finishes only when all its figures exist."""
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,10 @@ def _jobs(folder, sample, n=4):
     rng = np.random.default_rng(sample)
     rgb = rng.integers(0, 255, (80, 40, 3), dtype=np.uint8)
     cam = rng.random((80, 40)).astype(np.float32)
-    return [FigureJob("save_heatmap_figure", (folder / f"s{sample}_{k}.png", rgb, cam, "root", "Score-CAM"))
-            for k in range(n)]
+    return [
+        FigureJob("save_heatmap_figure", (folder / f"s{sample}_{k}.png", rgb, cam, "root", "Score-CAM"))
+        for k in range(n)
+    ]
 
 
 def test_two_processes_draw_and_samples_finish_in_order(tmp_path):
@@ -25,8 +28,12 @@ def test_two_processes_draw_and_samples_finish_in_order(tmp_path):
     try:
         for sample in range(3):
             jobs = _jobs(tmp_path, sample)
-            writer.submit(jobs, lambda seconds, error, s=sample, j=jobs: finished.append(
-                (s, error, all(job.args[0].is_file() for job in j))))
+            writer.submit(
+                jobs,
+                lambda seconds, error, s=sample, j=jobs: finished.append(
+                    (s, error, all(job.args[0].is_file() for job in j))
+                ),
+            )
         writer.close()
     finally:
         writer.shutdown()
@@ -38,9 +45,11 @@ def test_two_processes_draw_and_samples_finish_in_order(tmp_path):
 def test_a_failing_figure_is_reported_with_its_sample(tmp_path):
     got = []
     writer = FigureWriter(workers=1)
-    bad = FigureJob("save_heatmap_figure", (tmp_path / "bad.png", np.zeros((4, 4, 3), np.uint8),
-                                            np.full((4, 4), np.nan, np.float32), "root", "Score-CAM"))
-    writer.submit(_jobs(tmp_path, 0, 1) + [bad], lambda seconds, error: got.append(error))
+    bad = FigureJob(
+        "save_heatmap_figure",
+        (tmp_path / "bad.png", np.zeros((4, 4, 3), np.uint8), np.full((4, 4), np.nan, np.float32), "root", "Score-CAM"),
+    )
+    writer.submit([*_jobs(tmp_path, 0, 1), bad], lambda seconds, error: got.append(error))
     writer.close()
     assert len(got) == 1 and got[0].startswith("ValueError") and "NaN" in got[0]
     assert not (tmp_path / "bad.png").exists()

@@ -3,6 +3,7 @@
 Every registered CAM method is available as `xai.<ClassName>` (ScoreCAM, GradCAM, GradCAMPlusPlus,
 HiResCAM, LayerCAM, ...); see xai.methods.
 """
+
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version

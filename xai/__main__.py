@@ -1,4 +1,5 @@
 """python -m xai <command> ...: the same CLIs as seedling-xai and the two scripts."""
+
 import sys
 
 from xai.cli import console_main

@@ -1,11 +1,12 @@
 """Command-line interface shared by visualize_scorecam.py, visualize_pretrained_model.py and `seedling-xai`.
 
-    seedling-xai scorecam --model_path best_model_FPN.pth     (= python visualize_scorecam.py ...)
-    seedling-xai gradcam --model_path best_model_FPN.pth      (= python visualize_pretrained_model.py ...)
-    seedling-xai synth --out data/demo                        (= python -m xai.synth ...)
-    seedling-xai train --config demo                          (= python -m xai.train ...)
-    python -m xai ...                                         (= seedling-xai ...)
+seedling-xai scorecam --model_path best_model_FPN.pth     (= python visualize_scorecam.py ...)
+seedling-xai gradcam --model_path best_model_FPN.pth      (= python visualize_pretrained_model.py ...)
+seedling-xai synth --out data/demo                        (= python -m xai.synth ...)
+seedling-xai train --config demo                          (= python -m xai.train ...)
+python -m xai ...                                         (= seedling-xai ...)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,8 +15,9 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, NoReturn, Sequence
+from typing import Any, NoReturn
 
 from .errors import Terminated, XAIError
 
@@ -31,7 +33,9 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
     """Prints a default only where the help does not already explain it, and never a switch's False."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default in (False, argparse.SUPPRESS) or (action.default is None and "default:" in (action.help or "")):
+        if action.default in (False, argparse.SUPPRESS) or (
+            action.default is None and "default:" in (action.help or "")
+        ):
             return action.help or ""
         return super()._get_help_string(action) or ""
 
@@ -65,64 +69,132 @@ def build_parser(method: str, prog: str | None = None) -> argparse.ArgumentParse
 
     p = _Parser(prog=prog, description=DESCRIPTION[method], formatter_class=_Formatter)
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model_path", help="checkpoint (.pth or .safetensors): whole pickled model, state_dict "
-                        "or the project's format")
-    source.add_argument("--finalize", metavar="OUTPUT_DIR", help="only rebuild summary, manifest and gallery of a "
-                        "run folder from its samples/*.json (merges shards and resumed runs)")
+    source.add_argument(
+        "--model_path",
+        help="checkpoint (.pth or .safetensors): whole pickled model, state_dict or the project's format",
+    )
+    source.add_argument(
+        "--finalize",
+        metavar="OUTPUT_DIR",
+        help="only rebuild summary, manifest and gallery of a "
+        "run folder from its samples/*.json (merges shards and resumed runs)",
+    )
     how_many = p.add_mutually_exclusive_group()
-    how_many.add_argument("--num_samples", type=int, default=5, help="number of samples to visualise (first N of the split)")
+    how_many.add_argument(
+        "--num_samples", type=int, default=5, help="number of samples to visualise (first N of the split)"
+    )
     how_many.add_argument("--all", action="store_true", help="explain the whole split")
     p.add_argument("--split", default="test", choices=SPLITS, help="dataset split")
     p.add_argument("--output_dir", default=DEFAULT_OUTPUT[method], help="output directory")
     known = ", ".join(f"{n} ({i.label})" for n, i in methods().items())
-    p.add_argument("--methods", type=_method_list, default=None, metavar="M1,M2",
-                   help=f"methods to run, comma-separated, in the comparison figure's order: {known} "
-                        f"(default: {method}; with --compare: {','.join(COMPARE)})")
-    p.add_argument("--compare", action="store_true", help="run Grad-CAM and Score-CAM (or --methods) and write "
-                   "one comparison figure per sample")
-    p.add_argument("--batch_size", type=int, default=32, help="masked images per forward pass (Score-CAM); "
-                   "lower it on out-of-memory")
-    p.add_argument("--max_activation_maps", type=int, default=None,
-                   help="keep only the N activation maps of largest spatial variance (Score-CAM; faster)")
-    p.add_argument("--encoder", default=None, help="encoder architecture (default: the checkpoint's, else the "
-                   "config's, se_resnext50_32x4d)")
-    p.add_argument("--img_size", type=int, nargs=2, default=None, metavar=("WIDTH", "HEIGHT"),
-                   help="image size (default: the checkpoint's, else the config's, 512 256)")
-    p.add_argument("--config", default=None, help="a packaged config (phenocyte, demo) or a YAML file "
-                   "(default: phenocyte)")
+    p.add_argument(
+        "--methods",
+        type=_method_list,
+        default=None,
+        metavar="M1,M2",
+        help=f"methods to run, comma-separated, in the comparison figure's order: {known} "
+        f"(default: {method}; with --compare: {','.join(COMPARE)})",
+    )
+    p.add_argument(
+        "--compare",
+        action="store_true",
+        help="run Grad-CAM and Score-CAM (or --methods) and write one comparison figure per sample",
+    )
+    p.add_argument(
+        "--batch_size",
+        type=int,
+        default=32,
+        help="masked images per forward pass (Score-CAM); lower it on out-of-memory",
+    )
+    p.add_argument(
+        "--max_activation_maps",
+        type=int,
+        default=None,
+        help="keep only the N activation maps of largest spatial variance (Score-CAM; faster)",
+    )
+    p.add_argument(
+        "--encoder",
+        default=None,
+        help="encoder architecture (default: the checkpoint's, else the config's, se_resnext50_32x4d)",
+    )
+    p.add_argument(
+        "--img_size",
+        type=int,
+        nargs=2,
+        default=None,
+        metavar=("WIDTH", "HEIGHT"),
+        help="image size (default: the checkpoint's, else the config's, 512 256)",
+    )
+    p.add_argument(
+        "--config", default=None, help="a packaged config (phenocyte, demo) or a YAML file (default: phenocyte)"
+    )
     p.add_argument("--data_root", default=None, help="dataset root (default: the config's data_root)")
     p.add_argument("--arch", default=None, help="architecture for plain state_dicts (default: the config's, FPN)")
     p.add_argument("--classes", nargs="+", default=None, metavar="CLASS", help="explain only these classes, by name")
     p.add_argument("--target_layer", default=None, help="dotted module name (default: the config's, encoder.layer4)")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
-    p.add_argument("--precision", default="auto", choices=PRECISIONS,
-                   help="Score-CAM's masked forwards; auto: bf16 where the hardware runs it fast, else fp32")
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=PRECISIONS,
+        help="Score-CAM's masked forwards; auto: bf16 where the hardware runs it fast, else fp32",
+    )
     p.add_argument("--region", default="pred", choices=REGIONS, help="pixels whose class score is explained")
     p.add_argument("--score", default="prob", choices=SCORES, help="score the class probability or its logit")
     p.add_argument("--save_raw", action="store_true", help="also store un-normalised maps and weights in the npz")
     p.add_argument("--resume", action="store_true", help="keep samples whose outputs are complete")
     p.add_argument("--seed", type=int, default=0, help="seed of random channel selection")
-    p.add_argument("--baseline", default="zero", choices=["zero", "none"], help="Score-CAM: subtract the score "
-                   "of a zero image")
-    p.add_argument("--weights", default="raw", choices=["raw", "softmax"], help="Score-CAM: channel weights as "
-                   "measured or softmax-ed")
-    p.add_argument("--channel_selection", default="variance", choices=["variance", "random"],
-                   help="Score-CAM: which channels --max_activation_maps keeps")
-    p.add_argument("--trust_checkpoint", action="store_true",
-                   help="allow full unpickling of the checkpoint (runs code from the file: only for files you trust)")
+    p.add_argument(
+        "--baseline", default="zero", choices=["zero", "none"], help="Score-CAM: subtract the score of a zero image"
+    )
+    p.add_argument(
+        "--weights",
+        default="raw",
+        choices=["raw", "softmax"],
+        help="Score-CAM: channel weights as measured or softmax-ed",
+    )
+    p.add_argument(
+        "--channel_selection",
+        default="variance",
+        choices=["variance", "random"],
+        help="Score-CAM: which channels --max_activation_maps keeps",
+    )
+    p.add_argument(
+        "--trust_checkpoint",
+        action="store_true",
+        help="allow full unpickling of the checkpoint (runs code from the file: only for files you trust)",
+    )
     p.add_argument("--workers", type=int, default=2, help="processes drawing figures (0: draw in this process)")
-    p.add_argument("--evaluate", action="store_true", help="also measure how faithful each map is (deletion, "
-                   "insertion, ROAD, Average Drop/Increase, localisation, sanity check): metrics.csv, report.html")
-    p.add_argument("--variants", nargs="+", default=None, metavar="SPEC",
-                   help="engine settings evaluated beside --methods (implies --evaluate), e.g. "
-                        "'scorecam:layer=decoder,baseline=none gradcam:layer=encoder.layer3'; keys: layer, baseline, "
-                        "weights, maps, select, score, precision, seed, batch")
+    p.add_argument(
+        "--evaluate",
+        action="store_true",
+        help="also measure how faithful each map is (deletion, "
+        "insertion, ROAD, Average Drop/Increase, localisation, sanity check): metrics.csv, report.html",
+    )
+    p.add_argument(
+        "--variants",
+        nargs="+",
+        default=None,
+        metavar="SPEC",
+        help="engine settings evaluated beside --methods (implies --evaluate), e.g. "
+        "'scorecam:layer=decoder,baseline=none gradcam:layer=encoder.layer3'; keys: layer, baseline, "
+        "weights, maps, select, score, precision, seed, batch",
+    )
     p.add_argument("--eval_steps", type=int, default=50, help="steps S of the deletion and insertion curves")
-    p.add_argument("--sanity_samples", type=int, default=2, help="samples (per process) that also get the "
-                   "cascading-randomisation sanity check (0: none)")
-    p.add_argument("--shard", default=None, metavar="K/N", help="explain only every N-th sample from the K-th "
-                   "(job arrays; 0 <= K < N); merge with --finalize OUTPUT_DIR when all are done. Under torchrun "
-                   "the ranks share the samples by themselves")
+    p.add_argument(
+        "--sanity_samples",
+        type=int,
+        default=2,
+        help="samples (per process) that also get the cascading-randomisation sanity check (0: none)",
+    )
+    p.add_argument(
+        "--shard",
+        default=None,
+        metavar="K/N",
+        help="explain only every N-th sample from the K-th "
+        "(job arrays; 0 <= K < N); merge with --finalize OUTPUT_DIR when all are done. Under torchrun "
+        "the ranks share the samples by themselves",
+    )
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
     return p
 
@@ -193,8 +265,11 @@ def main(method: str, argv: Sequence[str] | None = None, prog: str | None = None
                 from .pipeline import finalize
 
                 manifest = finalize(args.finalize)
-                logger.info("finalized %d sample(s) in %s/ (index.html, summary.csv, manifest.json)",
-                            manifest["samples"]["explained"], Path(args.finalize))
+                logger.info(
+                    "finalized %d sample(s) in %s/ (index.html, summary.csv, manifest.json)",
+                    manifest["samples"]["explained"],
+                    Path(args.finalize),
+                )
                 return 0
             from .pipeline import RunOptions, run
             from .pipeline.distributed import parse_shard
@@ -202,18 +277,39 @@ def main(method: str, argv: Sequence[str] | None = None, prog: str | None = None
             shard = parse_shard(args.shard) if args.shard else None
 
             opts = RunOptions(
-                model_path=args.model_path, methods=_methods(args, method), output_dir=args.output_dir,
-                num_samples=args.num_samples, split=args.split, all=args.all, batch_size=args.batch_size,
-                max_activation_maps=args.max_activation_maps, encoder=args.encoder, arch=args.arch,
-                img_size=tuple(args.img_size) if args.img_size else None, config=args.config,
-                data_root=args.data_root, classes=args.classes, target_layer=args.target_layer, device=args.device,
-                precision=args.precision, region=args.region, score=args.score, baseline=args.baseline,
-                weights=args.weights, channel_selection=args.channel_selection, save_raw=args.save_raw,
-                resume=args.resume, seed=args.seed, trust_checkpoint=args.trust_checkpoint, workers=args.workers,
-                progress=not args.no_progress, evaluate=args.evaluate or bool(args.variants),
-                variants=tuple(args.variants or ()), eval_steps=args.eval_steps, sanity_samples=args.sanity_samples,
-                command=[sys.argv[0].split("/")[-1], *(argv if argv is not None
-                                                                                      else sys.argv[1:])],
+                model_path=args.model_path,
+                methods=_methods(args, method),
+                output_dir=args.output_dir,
+                num_samples=args.num_samples,
+                split=args.split,
+                all=args.all,
+                batch_size=args.batch_size,
+                max_activation_maps=args.max_activation_maps,
+                encoder=args.encoder,
+                arch=args.arch,
+                img_size=tuple(args.img_size) if args.img_size else None,
+                config=args.config,
+                data_root=args.data_root,
+                classes=args.classes,
+                target_layer=args.target_layer,
+                device=args.device,
+                precision=args.precision,
+                region=args.region,
+                score=args.score,
+                baseline=args.baseline,
+                weights=args.weights,
+                channel_selection=args.channel_selection,
+                save_raw=args.save_raw,
+                resume=args.resume,
+                seed=args.seed,
+                trust_checkpoint=args.trust_checkpoint,
+                workers=args.workers,
+                progress=not args.no_progress,
+                evaluate=args.evaluate or bool(args.variants),
+                variants=tuple(args.variants or ()),
+                eval_steps=args.eval_steps,
+                sanity_samples=args.sanity_samples,
+                command=[sys.argv[0].split("/")[-1], *(argv if argv is not None else sys.argv[1:])],
             )
             run(opts, shard)
     except XAIError as exc:
@@ -226,8 +322,10 @@ def main(method: str, argv: Sequence[str] | None = None, prog: str | None = None
         print("interrupted: completed samples are kept; rerun with --resume to continue", file=sys.stderr)
         return 130
     except torch.OutOfMemoryError as exc:
-        print(f"error: out of memory ({str(exc).splitlines()[0]}); lower --batch_size or --max_activation_maps",
-              file=sys.stderr)
+        print(
+            f"error: out of memory ({str(exc).splitlines()[0]}); lower --batch_size or --max_activation_maps",
+            file=sys.stderr,
+        )
         return 3
     return 0
 
@@ -245,9 +343,14 @@ def console_main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         lines = [f"  {name:<9} {what}" for name, what in COMMANDS.items()]
-        print("usage: seedling-xai {" + ",".join(COMMANDS) + "} ...\n\ncommands:\n" + "\n".join(lines)
-              + "\n\n'seedling-xai <command> --help' lists a command's options.",
-              file=sys.stdout if argv[:1] in (["-h"], ["--help"]) else sys.stderr)
+        print(
+            "usage: seedling-xai {"
+            + ",".join(COMMANDS)
+            + "} ...\n\ncommands:\n"
+            + "\n".join(lines)
+            + "\n\n'seedling-xai <command> --help' lists a command's options.",
+            file=sys.stdout if argv[:1] in (["-h"], ["--help"]) else sys.stderr,
+        )
         return 0 if argv[:1] in (["-h"], ["--help"]) else 2
     command, rest = argv[0], argv[1:]
     if command in DEFAULT_OUTPUT:

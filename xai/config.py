@@ -4,13 +4,15 @@ The default configs ship inside the package (xai/configs/*.yaml, read through im
 they work from a wheel as from the checkout): `phenocyte` (the users' setup, the default) and `demo`.
 A config is named by one of those names or by the path of a user's own YAML file.
 """
+
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 

@@ -5,14 +5,15 @@ Preprocessing: resize so the longest side is max(img_size) keeping the aspect ra
 the bottom/right up to at least img_size (width, height) and to a multiple of 32, then normalise with
 the encoder's mean/std. `Letterbox` keeps the geometry to map every result back onto the photograph.
 """
+
 from __future__ import annotations
 
 import csv
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -37,7 +38,7 @@ class Letterbox:
     padded_hw: tuple[int, int]
 
     @classmethod
-    def fit(cls, orig_hw: tuple[int, int], img_size: tuple[int, int], multiple: int = 32) -> "Letterbox":
+    def fit(cls, orig_hw: tuple[int, int], img_size: tuple[int, int], multiple: int = 32) -> Letterbox:
         """img_size is (width, height) as on the command line."""
         h, w = orig_hw
         if h <= 0 or w <= 0:
@@ -89,8 +90,17 @@ def _round_up(v: int, multiple: int) -> int:
 # others, se_resnext50_32x4d and the ResNets included, use ImageNet's mean/std on [0, 1] input.
 _HALF = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 _DPN = ((124 / 255, 117 / 255, 104 / 255), (1 / (0.0167 * 255),) * 3)
-_SPECIAL_NORMALIZATION = {"inceptionresnetv2": _HALF, "inceptionv4": _HALF, "xception": _HALF,
-                          "dpn68": _DPN, "dpn68b": _DPN, "dpn92": _DPN, "dpn98": _DPN, "dpn107": _DPN, "dpn131": _DPN}
+_SPECIAL_NORMALIZATION = {
+    "inceptionresnetv2": _HALF,
+    "inceptionv4": _HALF,
+    "xception": _HALF,
+    "dpn68": _DPN,
+    "dpn68b": _DPN,
+    "dpn92": _DPN,
+    "dpn98": _DPN,
+    "dpn107": _DPN,
+    "dpn131": _DPN,
+}
 
 
 def encoder_normalization(encoder: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -208,8 +218,10 @@ def read_split(root: Path, split: str, split_file: str = "dataset_split.csv") ->
             columns = [f.strip() for f in (reader.fieldnames or [])]
             if not {"img_name", "set"} <= set(columns):
                 missing = sorted({"img_name", "set"} - set(columns))
-                raise XAIError(f"{csv_path} has no column {' or '.join(missing)} (it needs img_name,set; "
-                               f"found {','.join(columns) or 'nothing'})")
+                raise XAIError(
+                    f"{csv_path} has no column {' or '.join(missing)} (it needs img_name,set; "
+                    f"found {','.join(columns) or 'nothing'})"
+                )
             reader.fieldnames = columns
             for row in reader:
                 name, subset = (row.get("img_name") or "").strip(), (row.get("set") or "").strip()
@@ -225,14 +237,24 @@ def read_split(root: Path, split: str, split_file: str = "dataset_split.csv") ->
     except (UnicodeDecodeError, csv.Error) as exc:
         raise XAIError(f"{csv_path} is not a readable UTF-8 CSV file: {exc}") from None
     if unnamed:
-        log.warning("%s: %d row(s) without an image name ignored (line %s)", csv_path, len(unnamed),
-                    ", ".join(map(str, unnamed[:5])))
+        log.warning(
+            "%s: %d row(s) without an image name ignored (line %s)",
+            csv_path,
+            len(unnamed),
+            ", ".join(map(str, unnamed[:5])),
+        )
     if unknown:
-        log.warning("%s: rows of set(s) %s ignored (sets are %s)", csv_path, ", ".join(sorted(unknown)),
-                    ", ".join(SPLITS))
+        log.warning(
+            "%s: rows of set(s) %s ignored (sets are %s)", csv_path, ", ".join(sorted(unknown)), ", ".join(SPLITS)
+        )
     if repeated:
-        log.warning("%s: %d repeated row(s) of split '%s' explained once: %s", csv_path, len(repeated), split,
-                    ", ".join(repeated[:5]))
+        log.warning(
+            "%s: %d repeated row(s) of split '%s' explained once: %s",
+            csv_path,
+            len(repeated),
+            split,
+            ", ".join(repeated[:5]),
+        )
     if not names:
         raise XAIError(f"split '{split}' of {csv_path} has no images")
     return names
@@ -246,10 +268,20 @@ class SegmentationDataset(torch.utils.data.Dataset):
     cannot be read yields {'name', 'index', 'error'} instead of raising, so a batch run can go on.
     """
 
-    def __init__(self, root: str | Path, split: str, *, palette: Sequence[tuple[int, int, int]],
-                 img_size: tuple[int, int], mean: Sequence[float] = IMAGENET_MEAN,
-                 std: Sequence[float] = IMAGENET_STD, split_file: str = "dataset_split.csv",
-                 names: Sequence[str] | None = None, skip_errors: bool = False, keep_original: bool = True):
+    def __init__(
+        self,
+        root: str | Path,
+        split: str,
+        *,
+        palette: Sequence[tuple[int, int, int]],
+        img_size: tuple[int, int],
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        split_file: str = "dataset_split.csv",
+        names: Sequence[str] | None = None,
+        skip_errors: bool = False,
+        keep_original: bool = True,
+    ):
         self.root = Path(root)
         self.split = split
         self.names = list(names) if names is not None else read_split(self.root, split, split_file)
@@ -269,8 +301,10 @@ class SegmentationDataset(torch.utils.data.Dataset):
         rgb = read_image(self.root / IMAGE_DIR / name)
         gt = read_mask(mask_path(self.root, name), self.palette)
         if gt.shape != rgb.shape[:2]:
-            raise SampleError(f"mask {mask_path(self.root, name)} is {gt.shape[1]}x{gt.shape[0]} "
-                              f"but its image is {rgb.shape[1]}x{rgb.shape[0]}")
+            raise SampleError(
+                f"mask {mask_path(self.root, name)} is {gt.shape[1]}x{gt.shape[0]} "
+                f"but its image is {rgb.shape[1]}x{rgb.shape[0]}"
+            )
         box = Letterbox.fit((rgb.shape[0], rgb.shape[1]), self.img_size)
         item = {
             "name": name,
@@ -290,7 +324,10 @@ class SegmentationDataset(torch.utils.data.Dataset):
             return self.load(index)
         except SampleError as exc:
             return {"name": self.names[index], "index": index, "error": str(exc)}
-        except Exception as exc:  # noqa: BLE001 - a decoder's own error on an odd file: skip the sample too
+        except Exception as exc:
             first = (str(exc).strip().splitlines() or [""])[0][:200]
-            return {"name": self.names[index], "index": index,
-                    "error": f"cannot read {self.names[index]}: {type(exc).__name__}: {first}"}
+            return {
+                "name": self.names[index],
+                "index": index,
+                "error": f"cannot read {self.names[index]}: {type(exc).__name__}: {first}",
+            }

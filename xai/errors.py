@@ -1,8 +1,10 @@
 """User-facing errors: one clear line, no traceback, non-zero exit."""
+
 from __future__ import annotations
 
 import sys
-from typing import Callable, NoReturn, Sequence
+from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 
 class XAIError(Exception):

@@ -1,13 +1,15 @@
 """A static HTML gallery of the figures of a run: one self-contained index.html, no JavaScript,
 no external resources, only relative links, so the folder can be moved, zipped or opened from disk.
 """
+
 from __future__ import annotations
 
 import html
 import os
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from .io import atomic_path
@@ -114,9 +116,16 @@ def _img(url: str, alt: str, caption: str | None = None) -> str:
     return f'<figure><a href="{u}"><img src="{u}" alt="{a}" loading="lazy"></a>{cap}</figure>'
 
 
-def write_gallery(output_dir: str | Path, samples: Sequence[Mapping[str, Any]], class_names: Sequence[str],
-                  title: str = "Segmentation explanations", *, kind_labels: Mapping[str, str] | None = None,
-                  links: Sequence[tuple[str, str]] = (), check_files: bool = False) -> Path:
+def write_gallery(
+    output_dir: str | Path,
+    samples: Sequence[Mapping[str, Any]],
+    class_names: Sequence[str],
+    title: str = "Segmentation explanations",
+    *,
+    kind_labels: Mapping[str, str] | None = None,
+    links: Sequence[tuple[str, str]] = (),
+    check_files: bool = False,
+) -> Path:
     """Write output_dir/index.html (atomically) and return its path.
 
     samples: [{"id": "sample0", "name": "<image name>",
@@ -158,17 +167,22 @@ def write_gallery(output_dir: str | Path, samples: Sequence[Mapping[str, Any]], 
             if c not in toc_classes:
                 toc_classes.append(c)
 
-        out = [f'<section class="sample" id="{html.escape(anchor, quote=True)}">',
-               f'<h2>{html.escape(name)}<a class="anchor" href="#{html.escape(anchor, quote=True)}" '
-               f'title="link to this sample">#</a></h2>']
+        out = [
+            f'<section class="sample" id="{html.escape(anchor, quote=True)}">',
+            f'<h2>{html.escape(name)}<a class="anchor" href="#{html.escape(anchor, quote=True)}" '
+            f'title="link to this sample">#</a></h2>',
+        ]
         if sid != name:
             out.append(f'<p class="meta">{html.escape(sid)}</p>')
         if classes:
             out.append('<div class="scroll"><table class="grid"><thead><tr><th></th>')
             for c in classes:
                 m = metrics.get(c)
-                mtxt = (f'<span class="metrics">IoU {_fmt(m.get("iou"))} · Dice {_fmt(m.get("dice"))}</span>'
-                        if isinstance(m, Mapping) else "")
+                mtxt = (
+                    f'<span class="metrics">IoU {_fmt(m.get("iou"))} · Dice {_fmt(m.get("dice"))}</span>'
+                    if isinstance(m, Mapping)
+                    else ""
+                )
                 out.append(f"<th>{html.escape(c)}{mtxt}</th>")
             out.append("</tr></thead><tbody>")
             for kind in kinds:
@@ -187,8 +201,10 @@ def write_gallery(output_dir: str | Path, samples: Sequence[Mapping[str, Any]], 
         comparison = sample.get("comparison")
         if comparison:
             url = url_of(comparison, f"sample {sid!r} comparison")
-            out.append('<div class="comparison"><h3>Comparison of methods</h3>'
-                       f"{_img(url, f'comparison of methods, {name}')}</div>")
+            out.append(
+                '<div class="comparison"><h3>Comparison of methods</h3>'
+                f"{_img(url, f'comparison of methods, {name}')}</div>"
+            )
         if not classes and not comparison:
             out.append('<p class="meta">No figures for this sample.</p>')
         out.append('<a class="top" href="#top">back to top</a></section>')
@@ -200,8 +216,9 @@ def write_gallery(output_dir: str | Path, samples: Sequence[Mapping[str, Any]], 
     toc += [f'<th class="num">IoU {html.escape(c)}</th>' for c in toc_classes]
     toc.append("</tr></thead><tbody>")
     for n, (anchor, name, _sid, metrics) in enumerate(toc_rows, 1):
-        toc.append(f'<tr><td class="num">{n}</td><td><a href="#{html.escape(anchor, quote=True)}">'
-                   f"{html.escape(name)}</a></td>")
+        toc.append(
+            f'<tr><td class="num">{n}</td><td><a href="#{html.escape(anchor, quote=True)}">{html.escape(name)}</a></td>'
+        )
         for c in toc_classes:
             m = metrics.get(c)
             toc.append(f'<td class="num">{_fmt(m.get("iou")) if isinstance(m, Mapping) else ""}</td>')
@@ -210,28 +227,33 @@ def write_gallery(output_dir: str | Path, samples: Sequence[Mapping[str, Any]], 
     if not toc_rows:
         toc = ['<p class="meta">No samples.</p>']
 
-    page = "\n".join([
-        "<!DOCTYPE html>",
-        '<html lang="en">',
-        "<head>",
-        '<meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{html.escape(title)}</title>",
-        f"<style>{_CSS}</style>",
-        "</head>",
-        '<body id="top">',
-        f"<h1>{html.escape(title)}</h1>",
-        f'<p class="meta">{len(toc_rows)} image{"s" if len(toc_rows) != 1 else ""}. '
-        "Click a figure to open it at full size. TP: correctly predicted pixels, FP: predicted but not in the "
-        "ground truth, FN: in the ground truth but missed.</p>",
-        *([f'<p class="meta">{" · ".join(_link(label, href, output_dir) for label, href in links)}</p>']
-          if links else []),
-        *toc,
-        *sections,
-        "</body>",
-        "</html>",
-        "",
-    ])
+    page = "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en">',
+            "<head>",
+            '<meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            f"<title>{html.escape(title)}</title>",
+            f"<style>{_CSS}</style>",
+            "</head>",
+            '<body id="top">',
+            f"<h1>{html.escape(title)}</h1>",
+            f'<p class="meta">{len(toc_rows)} image{"s" if len(toc_rows) != 1 else ""}. '
+            "Click a figure to open it at full size. TP: correctly predicted pixels, FP: predicted but not in the "
+            "ground truth, FN: in the ground truth but missed.</p>",
+            *(
+                [f'<p class="meta">{" · ".join(_link(label, href, output_dir) for label, href in links)}</p>']
+                if links
+                else []
+            ),
+            *toc,
+            *sections,
+            "</body>",
+            "</html>",
+            "",
+        ]
+    )
     index = output_dir / "index.html"
     with atomic_path(index) as tmp:
         tmp.write_text(page, encoding="utf-8")

@@ -6,6 +6,7 @@ process (`.<stem>.<host>.<pid>.<random>.part<suffix>`), so a later run can remov
 process left behind (remove_stale_parts) without touching those of processes still writing, such as
 other ranks or shards sharing the folder.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -15,8 +16,9 @@ import os
 import re
 import socket
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -44,8 +46,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{_HOST}.{os.getpid()}.", suffix=f".part{path.suffix}",
-                                   dir=path.parent)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{path.stem}.{_HOST}.{os.getpid()}.", suffix=f".part{path.suffix}", dir=path.parent
+        )
         os.close(fd)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are meant to be shared
     except OSError as exc:
@@ -65,8 +68,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 def _disk_error(exc: OSError, path: Path) -> Exception:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return DiskFullError(f"disk full while writing {path} ({os.strerror(exc.errno)}); free some space and "
-                             "rerun with --resume")
+        return DiskFullError(
+            f"disk full while writing {path} ({os.strerror(exc.errno)}); free some space and rerun with --resume"
+        )
     return exc
 
 
@@ -127,9 +131,8 @@ def write_json(path: str | Path, data: Any) -> None:
 
 
 def write_npz(path: str | Path, **arrays: Any) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
 
 
 def _json_default(obj: Any) -> Any:

@@ -1,9 +1,10 @@
 """Target layers by dotted name, activation hooks, and restoring a model's state after a call."""
+
 from __future__ import annotations
 
 import contextlib
 import difflib
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -19,8 +20,13 @@ def default_target_layer(model: nn.Module) -> str:
         return "encoder.layer4"
     encoder = getattr(model, "encoder", None)
     if isinstance(encoder, nn.Module):
-        stages = [n for n, m in encoder.named_children() if any(True for _ in m.parameters())
-                  and not n.endswith("pool") and n not in ("fc", "last_linear", "classifier", "head")]
+        stages = [
+            n
+            for n, m in encoder.named_children()
+            if any(True for _ in m.parameters())
+            and not n.endswith("pool")
+            and n not in ("fc", "last_linear", "classifier", "head")
+        ]
         if stages:
             return f"encoder.{stages[-1]}"
     convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
@@ -58,7 +64,7 @@ class ActivationCapture:
     def remove(self) -> None:
         self._handle.remove()
 
-    def __enter__(self) -> "ActivationCapture":
+    def __enter__(self) -> ActivationCapture:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -89,8 +95,9 @@ def preserved_state(model: nn.Module, channels_last: bool = False) -> Iterator[n
     tensor's memory format and the global grad mode are restored afterwards, also on error."""
     flags = [(m, m.training) for m in model.modules()]
     grad_enabled = torch.is_grad_enabled()
-    was_channels_last = [t for t in _tensors_4d(model) if t.is_contiguous(memory_format=torch.channels_last)
-                         and not t.is_contiguous()]
+    was_channels_last = [
+        t for t in _tensors_4d(model) if t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+    ]
     try:
         model.eval()
         if channels_last:

@@ -1,4 +1,5 @@
 """Building smp models and describing what their output is (probabilities or logits)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -8,17 +9,42 @@ from torch import nn
 
 from .errors import XAIError
 
-ARCHS = ("Unet", "UnetPlusPlus", "FPN", "PSPNet", "DeepLabV3", "DeepLabV3Plus", "Linknet", "MAnet", "PAN", "UPerNet", "Segformer")
+ARCHS = (
+    "Unet",
+    "UnetPlusPlus",
+    "FPN",
+    "PSPNet",
+    "DeepLabV3",
+    "DeepLabV3Plus",
+    "Linknet",
+    "MAnet",
+    "PAN",
+    "UPerNet",
+    "Segformer",
+)
 
 
-def build_model(arch: str, encoder: str, num_classes: int, activation: str | None = None,
-                in_channels: int = 3, **decoder_kwargs: Any) -> nn.Module:
+def build_model(
+    arch: str,
+    encoder: str,
+    num_classes: int,
+    activation: str | None = None,
+    in_channels: int = 3,
+    **decoder_kwargs: Any,
+) -> nn.Module:
     """An smp model with untrained weights (no download: encoder_weights=None)."""
     import segmentation_models_pytorch as smp
 
     try:
-        return smp.create_model(arch, encoder_name=encoder, encoder_weights=None, in_channels=in_channels,
-                                classes=num_classes, activation=activation, **decoder_kwargs)
+        return smp.create_model(
+            arch,
+            encoder_name=encoder,
+            encoder_weights=None,
+            in_channels=in_channels,
+            classes=num_classes,
+            activation=activation,
+            **decoder_kwargs,
+        )
     except KeyError as exc:
         raise XAIError(f"unknown architecture or encoder ({arch}, {encoder}): {exc}") from None
     except (ValueError, TypeError) as exc:

@@ -1,4 +1,5 @@
 """Precision policy: fp32 is exact; bf16/fp16 run the masked forwards under autocast."""
+
 from __future__ import annotations
 
 import contextlib
@@ -92,7 +93,7 @@ def prefers_channels_last(model: torch.nn.Module, example: torch.Tensor, precisi
             m.training = training
         with torch.inference_mode(False):
             model.to(memory_format=torch.contiguous_format)
-            for p, cl in zip(params, was_channels_last):
+            for p, cl in zip(params, was_channels_last, strict=True):
                 if cl:
                     p.data = p.data.contiguous(memory_format=torch.channels_last)
     cache[key] = best[True] < best[False]

@@ -10,6 +10,7 @@ sizes are estimated from character counts, never measured. Drawing uses `Figure`
 under a module lock, so threads may call the `save_*` functions; processes draw in parallel. Files are
 written through `xai.io.atomic_path` in the format of the path's suffix (.png, .pdf, .svg, ...).
 """
+
 from __future__ import annotations
 
 import math
@@ -36,8 +37,20 @@ from matplotlib.transforms import Affine2D
 from .io import atomic_path
 from .metrics import error_counts, iou_dice
 
-__all__ = ["ABSENT_TEXT", "DEFAULT_DPI", "FN_COLOR", "FP_COLOR", "TP_COLOR", "UNKNOWN_CLASS_COLOR", "colorize_classes",
-           "error_overlay", "heatmap_overlay", "save_comparison_figure", "save_error_figure", "save_heatmap_figure"]
+__all__ = [
+    "ABSENT_TEXT",
+    "DEFAULT_DPI",
+    "FN_COLOR",
+    "FP_COLOR",
+    "TP_COLOR",
+    "UNKNOWN_CLASS_COLOR",
+    "colorize_classes",
+    "error_overlay",
+    "heatmap_overlay",
+    "save_comparison_figure",
+    "save_error_figure",
+    "save_heatmap_figure",
+]
 
 TP_COLOR = (0, 200, 0)
 FP_COLOR = (220, 0, 0)
@@ -56,17 +69,32 @@ _MAX_W, _MAX_H, _MAX_GRID_H = 16.0, 11.5, 21.5  # figure limits, inches (single 
 _PANEL_H, _MIN_PANEL_H, _MIN_COL = 4.6, 1.4, 1.15  # inches
 _MARGIN, _GAP = 0.06, 0.07  # inches: around the figure, between columns
 _CHAR_W, _LINE_H, _BOLD = 0.58, 1.25, 1.12  # estimated character width and line height in font sizes; bold width
-_LEGEND: dict[str, Any] = {"frameon": False, "handlelength": 1.2, "handleheight": 0.7, "handletextpad": 0.6,
-                           "columnspacing": 1.0, "labelspacing": 0.4, "borderpad": 0.0, "borderaxespad": 0.0}
+_LEGEND: dict[str, Any] = {
+    "frameon": False,
+    "handlelength": 1.2,
+    "handleheight": 0.7,
+    "handletextpad": 0.6,
+    "columnspacing": 1.0,
+    "labelspacing": 0.4,
+    "borderpad": 0.0,
+    "borderaxespad": 0.0,
+}
 # zlib level 1, one row filter, run-length matching: about 2x faster than Pillow, files no larger
-_PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP,
-               cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
+_PNG_PARAMS = [
+    cv2.IMWRITE_PNG_COMPRESSION,
+    1,
+    cv2.IMWRITE_PNG_FILTER,
+    cv2.IMWRITE_PNG_FILTER_UP,
+    cv2.IMWRITE_PNG_STRATEGY,
+    cv2.IMWRITE_PNG_STRATEGY_RLE,
+]
 _VECTOR = {"pdf", "svg", "svgz", "eps", "ps", "pgf"}
 
 _MPL_LOCK = threading.Lock()  # matplotlib's caches are not documented as thread-safe
 
 
 # ---- arrays ------------------------------------------------------------------------------------------
+
 
 def _as_rgb(rgb: np.ndarray) -> np.ndarray:
     rgb = np.asarray(rgb)
@@ -97,8 +125,9 @@ def _check_cam(cam: np.ndarray, hw: tuple[int, ...], name: str = "cam") -> np.nd
     return cam
 
 
-def _paint(rgb: np.ndarray, layers: Sequence[tuple[np.ndarray, Sequence[int]]], alpha: float,
-           dim: float = _DIM) -> np.ndarray:
+def _paint(
+    rgb: np.ndarray, layers: Sequence[tuple[np.ndarray, Sequence[int]]], alpha: float, dim: float = _DIM
+) -> np.ndarray:
     """rgb dimmed to `dim`, each (mask, colour) blended over it with weight alpha (later layers win)."""
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
@@ -114,8 +143,9 @@ def _error_layers(gt: np.ndarray, pred: np.ndarray, c: int) -> list[tuple[np.nda
     return [(g & p, TP_COLOR), (p & ~g, FP_COLOR), (g & ~p, FN_COLOR)]
 
 
-def error_overlay(rgb: np.ndarray, gt: np.ndarray, pred: np.ndarray, class_idx: int,
-                  alpha: float = 0.6, dim: float = _DIM) -> np.ndarray:
+def error_overlay(
+    rgb: np.ndarray, gt: np.ndarray, pred: np.ndarray, class_idx: int, alpha: float = 0.6, dim: float = _DIM
+) -> np.ndarray:
     """HxWx3 uint8: TP green, FP red, FN blue blended (weight `alpha`) over the image; other pixels
     keep the image dimmed to `dim` of its brightness so the colours stand out."""
     rgb = _as_rgb(rgb)
@@ -183,6 +213,7 @@ def _class_index(cls: int | str, class_names: Sequence[str]) -> int:
 
 # ---- text estimates, layout ---------------------------------------------------------------------------
 
+
 def _wrap(text: str, width_px: float, fs: float, dpi: float) -> str:
     """text wrapped to an estimated width_px at font size fs."""
     chars = max(4, int(width_px * 72 / dpi / (_CHAR_W * fs)))
@@ -201,7 +232,7 @@ def _text_h(text: str, fs: float) -> float:
 def _legend_size(labels: Sequence[str], fs: float, ncol: int) -> tuple[float, float]:
     """Estimated (width, height) in points of a legend in ncol columns (filled column by column)."""
     rows = math.ceil(len(labels) / ncol)
-    cols = [labels[i:i + rows] for i in range(0, len(labels), rows)]
+    cols = [labels[i : i + rows] for i in range(0, len(labels), rows)]
     width = sum(1.8 * fs + max(_text_w(t, fs) for t in col) for col in cols) + (len(cols) - 1) * fs
     return width, rows * 1.2 * fs + (rows - 1) * 0.4 * fs
 
@@ -209,21 +240,35 @@ def _legend_size(labels: Sequence[str], fs: float, ncol: int) -> tuple[float, fl
 def _grid_shape(n: int, aspect: float, band_w: float, band_h: float) -> tuple[int, int, float]:
     """(rows, cols, panel height in inches) for n panels of aspect w/h: portrait images side by side,
     wide ones stacked so that panels stay large. band_w / band_h: inches taken by text per figure / row."""
+
     def fits(rows: int, cols: int) -> tuple[float, float]:  # the panel height the width allows, the height allows
         return min(_PANEL_H, (_MAX_W - band_w) / (cols * aspect)), _MAX_H / rows - band_h
 
     def score(rows: int, cols: int) -> float:  # panel area, less for empty cells and for each extra row
         return max(0.0, min(fits(rows, cols))) ** 2 * (n / rows / cols) ** 2 / (1 + 0.35 * (rows - 1))
 
-    rows, cols = max(((r, math.ceil(n / r)) for r in range(1, n + 1) if (r - 1) * math.ceil(n / r) < n),
-                     key=lambda shape: score(*shape))
+    rows, cols = max(
+        ((r, math.ceil(n / r)) for r in range(1, n + 1) if (r - 1) * math.ceil(n / r) < n),
+        key=lambda shape: score(*shape),
+    )
     by_w, by_h = fits(rows, cols)
     return rows, cols, min(by_w, max(by_h, _MIN_PANEL_H))  # many rows make a taller page, not tiny panels
 
 
-def _layout(dpi: float, aspect: float, cols: int, ph_in: float, titles: Sequence[str], fs: float, sup: str,
-            below: Mapping[int, tuple[float, float]] | None = None, min_col: float = _MIN_COL * 72,
-            left: float = 0.0, right: float = 0.0, bottom: float = 0.0) -> SimpleNamespace:
+def _layout(
+    dpi: float,
+    aspect: float,
+    cols: int,
+    ph_in: float,
+    titles: Sequence[str],
+    fs: float,
+    sup: str,
+    below: Mapping[int, tuple[float, float]] | None = None,
+    min_col: float = _MIN_COL * 72,
+    left: float = 0.0,
+    right: float = 0.0,
+    bottom: float = 0.0,
+) -> SimpleNamespace:
     """Page pixels of len(titles) panels (aspect w/h, ph_in inches high, row-major in `cols` columns at
     least min_col points wide), each under its title (font fs; "" for none) and above `below`
     {panel: (w, h) points, 3 points below it}; a suptitle (font fs + 2) on top; bands of left / right /
@@ -247,11 +292,24 @@ def _layout(dpi: float, aspect: float, cols: int, ph_in: float, titles: Sequence
         y = math.ceil(y + max((_text_h(titles[i], fs) + 5) * pt if titles[i] else 0 for i in cells))
         boxes += [(round(col_x[i % cols] + (col_w[i % cols] - pw) / 2), y, pw, ph) for i in cells]
         y += ph + max([below[i][1] + 3 for i in cells if i in below], default=0) * pt + (6 * pt if r + cols < n else 0)
-    return SimpleNamespace(W=width, H=math.ceil(y + bottom + margin), pw=pw, ph=ph, boxes=boxes, titles=titles, fs=fs,
-                           sup=sup, top=top, x1=x0 + grid_w, y1=y, col_w=[col_w[i % cols] for i in range(n)])
+    return SimpleNamespace(
+        W=width,
+        H=math.ceil(y + bottom + margin),
+        pw=pw,
+        ph=ph,
+        boxes=boxes,
+        titles=titles,
+        fs=fs,
+        sup=sup,
+        top=top,
+        x1=x0 + grid_w,
+        y1=y,
+        col_w=[col_w[i % cols] for i in range(n)],
+    )
 
 
 # ---- page: one RGB picture under matplotlib artists, placed in pixels from the top-left corner -------
+
 
 class _Page(Artist):
     """A figure of W x H page pixels: one RGB picture with k pixels per page pixel (`pixels`, top row
@@ -285,7 +343,7 @@ class _Page(Artist):
 
     def paste(self, box: Sequence[float], img: np.ndarray) -> None:
         x, y = round(box[0]) * self.k, round(box[1]) * self.k
-        self.pixels[y:y + img.shape[0], x:x + img.shape[1]] = img[..., :3]
+        self.pixels[y : y + img.shape[0], x : x + img.shape[1]] = img[..., :3]
 
     def text(self, x: float, y: float, text: str, fs: float, **kw: Any) -> None:
         self.fig.text(x, y, text, transform=self.T, fontsize=fs, parse_math=False, **kw)
@@ -294,39 +352,88 @@ class _Page(Artist):
         """A boxed message centred in the panel box (x, y, w, h); room: width the column offers."""
         x, y, w, h = box
         fs = max(5.0, min(fs, h * 72 / self.dpi / 2.4))  # a low panel gets a smaller box
-        self.text(x + w / 2, y + h / 2, _wrap(text, 0.85 * max(w, room) - self.px(fs), fs, self.dpi), fs,
-                  ha="center", va="center", multialignment="center", zorder=10,
-                  bbox={"boxstyle": "round,pad=0.5", "facecolor": "white", "edgecolor": "0.4", "alpha": 0.92})
+        self.text(
+            x + w / 2,
+            y + h / 2,
+            _wrap(text, 0.85 * max(w, room) - self.px(fs), fs, self.dpi),
+            fs,
+            ha="center",
+            va="center",
+            multialignment="center",
+            zorder=10,
+            bbox={"boxstyle": "round,pad=0.5", "facecolor": "white", "edgecolor": "0.4", "alpha": 0.92},
+        )
 
     def tag(self, x: float, y: float, text: str, fs: float, ha: str = "center") -> None:
         """White text on a dark rounded box, its bottom at y."""
-        self.text(x, y, text, fs, ha=ha, va="bottom", color="white", zorder=10,
-                  bbox={"boxstyle": "round,pad=0.3", "facecolor": "black", "alpha": 0.6, "edgecolor": "none"})
+        self.text(
+            x,
+            y,
+            text,
+            fs,
+            ha=ha,
+            va="bottom",
+            color="white",
+            zorder=10,
+            bbox={"boxstyle": "round,pad=0.3", "facecolor": "black", "alpha": 0.6, "edgecolor": "none"},
+        )
 
     def outline(self, mask: np.ndarray, at: Sequence[Sequence[float]], color: Any, lw: float) -> None:
         """The outline (level 0.5) of a panel-sized mask on the panels with top-left corners `at`."""
         if not mask.any() or mask.all():
             return
-        lines = [(np.asarray(ln) + 0.5) / self.k
-                 for ln in contour_generator(z=mask.astype(np.float32), line_type="Separate").lines(0.5)]
-        self.fig.add_artist(LineCollection([ln + xy[:2] for xy in at for ln in lines], colors=[color], linewidths=lw,
-                                           transform=self.T, capstyle="round", joinstyle="round"))
+        lines = [
+            (np.asarray(ln) + 0.5) / self.k
+            for ln in contour_generator(z=mask.astype(np.float32), line_type="Separate").lines(0.5)
+        ]
+        self.fig.add_artist(
+            LineCollection(
+                [ln + xy[:2] for xy in at for ln in lines],
+                colors=[color],
+                linewidths=lw,
+                transform=self.T,
+                capstyle="round",
+                joinstyle="round",
+            )
+        )
 
-    def legend(self, items: Sequence[tuple[Sequence[int], str]], x: float, y: float, fs: float, ncol: int = 1,
-               edge: bool = False) -> None:
+    def legend(
+        self,
+        items: Sequence[tuple[Sequence[int], str]],
+        x: float,
+        y: float,
+        fs: float,
+        ncol: int = 1,
+        edge: bool = False,
+    ) -> None:
         """Colour patches and labels, top-centred at (x, y)."""
-        handles = [Patch(facecolor="#{:02x}{:02x}{:02x}".format(*map(int, c)), edgecolor="0.5" if edge else "none",
-                         linewidth=0.5, label=label) for c, label in items]
-        self.fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(x, y), bbox_transform=self.T, fontsize=fs,
-                        ncols=ncol, **_LEGEND)
+        handles = [
+            Patch(
+                facecolor="#{:02x}{:02x}{:02x}".format(*map(int, c)),
+                edgecolor="0.5" if edge else "none",
+                linewidth=0.5,
+                label=label,
+            )
+            for c, label in items
+        ]
+        self.fig.legend(
+            handles=handles,
+            loc="upper center",
+            bbox_to_anchor=(x, y),
+            bbox_transform=self.T,
+            fontsize=fs,
+            ncols=ncol,
+            **_LEGEND,
+        )
 
     def colorbar(self, box: Sequence[float], cmap: str, fs: float, vertical: bool) -> None:
         """A 0-1 colour bar in the box (x, y, w, h), ticks right of it (vertical) or below."""
         x, y, w, h = box
         W, H = self.W + 0.25, self.H + 0.25
         cax = self.fig.add_axes((x / W, 1 - (y + h) / H, w / W, h / H))
-        bar = self.fig.colorbar(ScalarMappable(Normalize(0, 1), cmap), cax=cax,
-                                orientation="vertical" if vertical else "horizontal")
+        bar = self.fig.colorbar(
+            ScalarMappable(Normalize(0, 1), cmap), cax=cax, orientation="vertical" if vertical else "horizontal"
+        )
         bar.set_label(_CBAR_LABEL, fontsize=fs * 1.06)
         cax.tick_params(labelsize=fs, width=0.8)
 
@@ -341,8 +448,9 @@ class _Page(Artist):
             if self.fmt == "png":
                 canvas = FigureCanvasAgg(self.fig)
                 canvas.draw()
-                ok, png = cv2.imencode(".png", cv2.cvtColor(np.asarray(canvas.buffer_rgba()), cv2.COLOR_RGBA2BGR),
-                                       _PNG_PARAMS)
+                ok, png = cv2.imencode(
+                    ".png", cv2.cvtColor(np.asarray(canvas.buffer_rgba()), cv2.COLOR_RGBA2BGR), _PNG_PARAMS
+                )
                 if not ok:
                     raise RuntimeError(f"PNG encoding failed for {path}")
                 tmp.write_bytes(png.tobytes())
@@ -353,9 +461,20 @@ class _Page(Artist):
 
 # ---- figures -----------------------------------------------------------------------------------------
 
-def save_error_figure(path: str | Path, rgb: np.ndarray, gt: np.ndarray | None, pred: np.ndarray,
-                      class_idx: int | str, class_names: Sequence[str], colors: Sequence[Sequence[int]],
-                      title: str | None = None, *, alpha: float = 0.8, dpi: int = DEFAULT_DPI) -> Path:
+
+def save_error_figure(
+    path: str | Path,
+    rgb: np.ndarray,
+    gt: np.ndarray | None,
+    pred: np.ndarray,
+    class_idx: int | str,
+    class_names: Sequence[str],
+    colors: Sequence[Sequence[int]],
+    title: str | None = None,
+    *,
+    alpha: float = 0.8,
+    dpi: int = DEFAULT_DPI,
+) -> Path:
     """Input | ground truth | prediction | TP/FP/FN overlay of one class, with counts, IoU and Dice.
 
     Counts and scores are computed at full resolution; the pictures are resized for the page. If the
@@ -388,9 +507,16 @@ def save_error_figure(path: str | Path, rgb: np.ndarray, gt: np.ndarray | None, 
         fitting = [n for n in (3, 2) if (n == 2 or col_pt >= 3.2 * 72) and _legend_size(labels[2], 8.5, n)[0] <= col_pt]
         ncol[2] = fitting[0] if fitting else 1
     with _MPL_LOCK:
-        lay = _layout(dpi, aspect, cols, ph_in, ["input image", "ground truth", "prediction", ov_title], 10,
-                      title if title is not None else f"Segmentation errors for class '{cname}'",
-                      {i: _legend_size(t, 8.5, ncol[i]) for i, t in labels.items()})
+        lay = _layout(
+            dpi,
+            aspect,
+            cols,
+            ph_in,
+            ["input image", "ground truth", "prediction", ov_title],
+            10,
+            title if title is not None else f"Segmentation errors for class '{cname}'",
+            {i: _legend_size(t, 8.5, ncol[i]) for i, t in labels.items()},
+        )
         page = _Page(lay.W, lay.H, dpi, path)
         size = (lay.pw * page.k, lay.ph * page.k)
         b_in, b_gt, b_pr, b_ov = lay.boxes
@@ -415,10 +541,20 @@ def save_error_figure(path: str | Path, rgb: np.ndarray, gt: np.ndarray | None, 
         return page.save(path)
 
 
-def save_heatmap_figure(path: str | Path, rgb: np.ndarray, cam: np.ndarray | None, class_name: str,
-                        method: str, note: str | None = None, region_contour: np.ndarray | None = None, *,
-                        title: str | None = None, cmap: str = DEFAULT_CMAP, alpha: float = 0.5,
-                        dpi: int = DEFAULT_DPI) -> Path:
+def save_heatmap_figure(
+    path: str | Path,
+    rgb: np.ndarray,
+    cam: np.ndarray | None,
+    class_name: str,
+    method: str,
+    note: str | None = None,
+    region_contour: np.ndarray | None = None,
+    *,
+    title: str | None = None,
+    cmap: str = DEFAULT_CMAP,
+    alpha: float = 0.5,
+    dpi: int = DEFAULT_DPI,
+) -> Path:
     """Input | heatmap with colour bar | heatmap over the image.
 
     cam None: `note` (or "no explanation") replaces the heatmap in the last two panels; with a cam, a
@@ -436,8 +572,16 @@ def save_heatmap_figure(path: str | Path, rgb: np.ndarray, cam: np.ndarray | Non
     titles = ["input image", f"{method} heatmap{peak}", f"{method} over the image"]
     _, cols, ph_in = _grid_shape(3, hw[1] / hw[0], right / dpi + 0.4, (2 * _LINE_H * 10 + 11) / 72)
     with _MPL_LOCK:
-        lay = _layout(dpi, hw[1] / hw[0], cols, ph_in, titles, 10,
-                      title if title is not None else f"{method} explanation of class '{class_name}'", right=right)
+        lay = _layout(
+            dpi,
+            hw[1] / hw[0],
+            cols,
+            ph_in,
+            titles,
+            10,
+            title if title is not None else f"{method} explanation of class '{class_name}'",
+            right=right,
+        )
         b_in, b_hm, b_ov = lay.boxes
         # the colour bar: right of the grid, along 85% of the heatmap panels, long enough for its label
         top, bottom = min(b_hm[1], b_ov[1]), max(b_hm[1], b_ov[1]) + lay.ph
@@ -457,8 +601,13 @@ def save_heatmap_figure(path: str | Path, rgb: np.ndarray, cam: np.ndarray | Non
                 x, y, w, h = b_ov
                 wide = lay.col_w[2] > 1.05 * w
                 text = _wrap(note, 0.95 * (lay.col_w[2] if wide else w) - page.px(8), 8, dpi)
-                page.tag(x + w / 2 if wide else x + 0.02 * w + page.px(2.4), y + 0.99 * h - page.px(2.4), text, 8,
-                         ha="center" if wide else "left")
+                page.tag(
+                    x + w / 2 if wide else x + 0.02 * w + page.px(2.4),
+                    y + 0.99 * h - page.px(2.4),
+                    text,
+                    8,
+                    ha="center" if wide else "left",
+                )
         else:
             page.paste(b_hm, np.full((size[1], size[0], 3), 235, np.uint8))
             page.paste(b_ov, cv2.convertScaleAbs(show, alpha=0.45))
@@ -491,12 +640,23 @@ def _lookup_note(notes: Mapping[Any, Any] | None, method: str, cname: str) -> st
     return None if value is None or isinstance(value, Mapping) else str(value)
 
 
-def save_comparison_figure(path: str | Path, rgb: np.ndarray, gt: np.ndarray | None, pred: np.ndarray,
-                           maps: Mapping[str, Any], class_names: Sequence[str], colors: Sequence[Sequence[int]],
-                           classes_to_show: Sequence[int | str] | None = None,
-                           notes: Mapping[Any, Any] | None = None, *, title: str | None = None,
-                           cmap: str = DEFAULT_CMAP, alpha: float = 0.5, contour_on_maps: bool = True,
-                           dpi: int = DEFAULT_DPI) -> Path:
+def save_comparison_figure(
+    path: str | Path,
+    rgb: np.ndarray,
+    gt: np.ndarray | None,
+    pred: np.ndarray,
+    maps: Mapping[str, Any],
+    class_names: Sequence[str],
+    colors: Sequence[Sequence[int]],
+    classes_to_show: Sequence[int | str] | None = None,
+    notes: Mapping[Any, Any] | None = None,
+    *,
+    title: str | None = None,
+    cmap: str = DEFAULT_CMAP,
+    alpha: float = 0.5,
+    contour_on_maps: bool = True,
+    dpi: int = DEFAULT_DPI,
+) -> Path:
     """One row per class: image + ground-truth contour | TP/FP/FN of the prediction with IoU/Dice |
     one heatmap overlay per method; a shared colour bar; class names label the rows.
 
@@ -510,16 +670,18 @@ def save_comparison_figure(path: str | Path, rgb: np.ndarray, gt: np.ndarray | N
     rgb = _as_rgb(rgb)
     hw = rgb.shape[:2]
     gt, pred = None if gt is None else _as_ids(gt, hw, "gt"), _as_ids(pred, hw, "pred")
-    show = [_class_index(c, class_names) for c in (range(len(class_names)) if classes_to_show is None
-                                                   else classes_to_show)]
+    show = [
+        _class_index(c, class_names) for c in (range(len(class_names)) if classes_to_show is None else classes_to_show)
+    ]
     if not show:
         raise ValueError("classes_to_show is empty")
     methods = [str(m) for m in maps]
     per_method = {str(m): _method_maps(v, len(class_names), hw, str(m)) for m, v in maps.items()}
     colormaps[cmap]  # unknown colour maps fail here, before anything is drawn
     scores = {c: iou_dice(error_counts(gt, pred, c)) for c in show} if gt is not None else {}
-    captions = {c: f"IoU {_fmt(scores[c][0])} · Dice {_fmt(scores[c][1])}" if scores else "no ground truth"
-                for c in show}
+    captions = {
+        c: f"IoU {_fmt(scores[c][0])} · Dice {_fmt(scores[c][1])}" if scores else "no ground truth" for c in show
+    }
     error_items = [(colour, name) for colour, name, _ in _ERRORS]
 
     # the panel height that fits 16 x 21.5 in with the text around; fonts follow the panel width
@@ -535,20 +697,32 @@ def save_comparison_figure(path: str | Path, rgb: np.ndarray, gt: np.ndarray | N
     left = max((_LINE_H * (fs + 2) if rotate else _text_w(t, (fs + 1) * _BOLD)) for t in labels.values()) * pt
     bar_thick = min(max(6, (len(methods) * cw / pt) / max(12, 10 * len(methods))), 14) * pt
     bottom = max(legend[1] * pt, bar_thick + (7 + _LINE_H * 1.96 * fs) * pt if methods else 0) + 4 * pt
-    col_titles = ["image + ground truth" if gt is not None else "image (no ground truth)",
-                  "prediction: TP/FP/FN" if gt is not None else "prediction", *methods]
+    col_titles = [
+        "image + ground truth" if gt is not None else "image (no ground truth)",
+        "prediction: TP/FP/FN" if gt is not None else "prediction",
+        *methods,
+    ]
     with _MPL_LOCK:
-        lay = _layout(dpi, aspect, ncols, ph_in, col_titles + [""] * (ncols * (nrows - 1)), fs + 1,
-                      title if title is not None else "Explanations per class",
-                      {r * ncols + 1: (0, _text_h("I", fs)) for r in range(nrows)}, cw / pt,
-                      left + _GAP * dpi, bottom=bottom)
+        lay = _layout(
+            dpi,
+            aspect,
+            ncols,
+            ph_in,
+            col_titles + [""] * (ncols * (nrows - 1)),
+            fs + 1,
+            title if title is not None else "Explanations per class",
+            {r * ncols + 1: (0, _text_h("I", fs)) for r in range(nrows)},
+            cw / pt,
+            left + _GAP * dpi,
+            bottom=bottom,
+        )
         page = _Page(lay.W, lay.H, dpi, path)
         pw, ph = lay.pw, lay.ph
         size = (pw * page.k, ph * page.k)
         img = _fit(rgb, size)
         dimmed = cv2.convertScaleAbs(img, alpha=0.45)
         for r, c in enumerate(show):
-            b_img, b_err, *b_maps = lay.boxes[r * ncols:(r + 1) * ncols]
+            b_img, b_err, *b_maps = lay.boxes[r * ncols : (r + 1) * ncols]
             x0, y = b_img[:2]
             p = _fit(pred == c, size, "mask")
             page.paste(b_img, img)
@@ -565,8 +739,17 @@ def save_comparison_figure(path: str | Path, rgb: np.ndarray, gt: np.ndarray | N
                 page.paste(b_err, _paint(img, [(p, colors[c])], 0.8))
                 page.outline(p, [b_err], _visible(colors[c]), 0.8)
             page.text(b_err[0] + pw / 2, y + ph + 3 * pt, captions[c], fs, ha="center", va="top")
-            page.text(x0 + pw / 2 - cw / 2 - _GAP * dpi / 2, y + ph / 2, labels[c], fs + 2 if rotate else fs + 1,
-                      ha="right", va="center", rotation=90 if rotate else 0, fontweight="bold", multialignment="center")
+            page.text(
+                x0 + pw / 2 - cw / 2 - _GAP * dpi / 2,
+                y + ph / 2,
+                labels[c],
+                fs + 2 if rotate else fs + 1,
+                ha="right",
+                va="center",
+                rotation=90 if rotate else 0,
+                fontweight="bold",
+                multialignment="center",
+            )
             drawn = []
             for m, box in zip(methods, b_maps, strict=True):
                 cam = per_method[m][c]

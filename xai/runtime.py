@@ -1,4 +1,5 @@
 """Process-level settings that make long CPU runs fast; the CLIs apply them, library users may too."""
+
 from __future__ import annotations
 
 import ctypes

@@ -12,14 +12,15 @@ a lighting gradient, a little blur and sensor noise. The mask is drawn with the 
 Everything comes from numpy Generators seeded by (seed, image index): the same seed gives the same
 bytes. Masks are single-channel id PNGs, or RGB colour masks with the config palette (--rgb_masks).
 """
+
 from __future__ import annotations
 
 import argparse
 import csv
 import io
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -56,8 +57,14 @@ def _smooth_noise(rng: np.random.Generator, h: int, w: int, cells: tuple[int, in
     return np.clip(cv2.resize(grid, (w, h), interpolation=cv2.INTER_CUBIC), -1.0, 1.0)
 
 
-def _draw_tube(canvas: np.ndarray | None, mask: np.ndarray | None, path: np.ndarray, widths: np.ndarray,
-               colour: Sequence[float], class_id: int) -> None:
+def _draw_tube(
+    canvas: np.ndarray | None,
+    mask: np.ndarray | None,
+    path: np.ndarray,
+    widths: np.ndarray,
+    colour: Sequence[float],
+    class_id: int,
+) -> None:
     """A tube along `path` (N, 2) whose width varies per point: round-capped segments.
 
     Drawn anti-aliased in `colour` on `canvas` and with `class_id` on `mask` (either may be None).
@@ -173,7 +180,7 @@ def render_seedling(rng: np.random.Generator, size: tuple[int, int] = DEFAULT_SI
     ry = sy + seed_b * 0.5 + t * length
     root = np.stack([rx, ry], axis=1)
     root_w0 = _u(rng, 8.0, 11.0) * s
-    root_w = root_w0 * (1.0 - 0.4 * t ** 2)
+    root_w = root_w0 * (1.0 - 0.4 * t**2)
     root_col = np.array([_u(rng, 215, 240)] * 3) + rng.uniform(-5, 5, 3)
     # Translucent root: a coverage map blended over the strip within the root's bounding box.
     pad = int(np.ceil(root_w0)) + 2
@@ -222,8 +229,18 @@ def render_seedling(rng: np.random.Generator, size: tuple[int, int] = DEFAULT_SI
         cv2.ellipse(img, centre, axes, angle, 0, 360, col, -1, cv2.LINE_AA, _SHIFT)
         cv2.ellipse(mask, centre, _grow(axes), angle, 0, 360, COTYLEDON, -1, cv2.LINE_8, _SHIFT)
         # Darker midrib/shading along one edge.
-        cv2.ellipse(img, centre, (axes[0], max(1, axes[1] // 3)), angle, 0, 360,
-                    tuple(c * 0.8 for c in col), -1, cv2.LINE_AA, _SHIFT)
+        cv2.ellipse(
+            img,
+            centre,
+            (axes[0], max(1, axes[1] // 3)),
+            angle,
+            0,
+            360,
+            tuple(c * 0.8 for c in col),
+            -1,
+            cv2.LINE_AA,
+            _SHIFT,
+        )
 
     # Seed coat: a brownish ellipse at the junction of root and hypocotyl, drawn on top.
     centre = (int(round(sx * _ONE)), int(round(sy * _ONE)))
@@ -232,8 +249,18 @@ def render_seedling(rng: np.random.Generator, size: tuple[int, int] = DEFAULT_SI
     cv2.ellipse(img, centre, axes, seed_ang, 0, 360, brown, -1, cv2.LINE_AA, _SHIFT)
     cv2.ellipse(mask, centre, _grow(axes), seed_ang, 0, 360, SEED, -1, cv2.LINE_8, _SHIFT)
     hl_c = (int(round((sx - seed_a * 0.3) * _ONE)), int(round((sy - seed_b * 0.3) * _ONE)))
-    cv2.ellipse(img, hl_c, (max(1, axes[0] // 3), max(1, axes[1] // 3)), seed_ang, 0, 360,
-                tuple(c * 1.25 for c in brown), -1, cv2.LINE_AA, _SHIFT)
+    cv2.ellipse(
+        img,
+        hl_c,
+        (max(1, axes[0] // 3), max(1, axes[1] // 3)),
+        seed_ang,
+        0,
+        360,
+        tuple(c * 1.25 for c in brown),
+        -1,
+        cv2.LINE_AA,
+        _SHIFT,
+    )
 
     # Camera: a little blur, a global exposure change, sensor noise.
     k = 3 if s < 1.5 else 5
@@ -274,16 +301,20 @@ def _image_size(rng: np.random.Generator, size: tuple[int, int] | None) -> tuple
 
 def _encode_png(arr: np.ndarray, fast: bool = False) -> bytes:
     """PNG bytes; `fast` (for noisy photographs): Huffman-only deflate, about twice as fast, smaller."""
-    params = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY] \
-        if fast else [cv2.IMWRITE_PNG_COMPRESSION, 3]
+    params = (
+        [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY]
+        if fast
+        else [cv2.IMWRITE_PNG_COMPRESSION, 3]
+    )
     ok, buf = cv2.imencode(".png", arr, params)
     if not ok:
         raise XAIError("could not encode a PNG")
     return buf.tobytes()
 
 
-def make_dataset(out: str | Path, n: int, seed: int, size: tuple[int, int] | None = None,
-                 rgb_masks: bool = False) -> dict:
+def make_dataset(
+    out: str | Path, n: int, seed: int, size: tuple[int, int] | None = None, rgb_masks: bool = False
+) -> dict:
     """Write n synthetic samples and dataset_split.csv under `out`; return a small summary dict.
 
     size (width, height) fixes every image's size; None varies it around 300x600 (portrait).
@@ -327,7 +358,7 @@ def _write_samples(out: Path, n: int, seed: int, size: tuple[int, int] | None, r
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["img_name", "set"])
-    writer.writerows(zip(names, sets))
+    writer.writerows(zip(names, sets, strict=True))
     (out / "dataset_split.csv").write_text(buf.getvalue())
     return {"n": n, "train": sets.count("train"), "val": sets.count("val"), "test": sets.count("test")}
 
@@ -337,15 +368,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", required=True, help="dataset folder to write (images/, masks/, dataset_split.csv)")
     ap.add_argument("--n", type=int, default=240, help="number of samples (default 240)")
     ap.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
-    ap.add_argument("--size", type=int, nargs=2, metavar=("W", "H"), default=None,
-                    help="fixed image size (default: varied around 300x600)")
+    ap.add_argument(
+        "--size",
+        type=int,
+        nargs=2,
+        metavar=("W", "H"),
+        default=None,
+        help="fixed image size (default: varied around 300x600)",
+    )
     ap.add_argument("--rgb_masks", action="store_true", help="write RGB colour masks with the config palette")
     args = ap.parse_args(argv)
     cv2.setNumThreads(1)
     t0 = time.perf_counter()
     summary = make_dataset(args.out, args.n, args.seed, tuple(args.size) if args.size else None, args.rgb_masks)
-    print(f"wrote {summary['n']} synthetic seedlings to {args.out} (train {summary['train']}, val {summary['val']}, "
-          f"test {summary['test']}; {'rgb' if args.rgb_masks else 'id'} masks) in {time.perf_counter() - t0:.1f}s")
+    print(
+        f"wrote {summary['n']} synthetic seedlings to {args.out} (train {summary['train']}, val {summary['val']}, "
+        f"test {summary['test']}; {'rgb' if args.rgb_masks else 'id'} masks) in {time.perf_counter() - t0:.1f}s"
+    )
     return 0
 
 

@@ -5,9 +5,10 @@ region R_c of the class-c probability P_c (softmax over classes for a logit mode
 output when its head already ends in an activation; or the logit with score="logit").
 Regions: pred (pixels predicted as c on the input), gt, tp, fp, fn, all (every pixel).
 """
+
 from __future__ import annotations
 
-from typing import Callable, Sequence, Union
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -16,7 +17,7 @@ from .errors import XAIError
 REGIONS = ("pred", "gt", "tp", "fp", "fn", "all")
 SCORES = ("prob", "logit")
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
-Score = Union[str, ScoreFn]
+Score = str | ScoreFn
 
 
 def check_score(score: Score) -> None:
@@ -37,8 +38,9 @@ def class_scores_map(output: torch.Tensor, score: str, outputs_probabilities: bo
     return torch.softmax(output, dim=1)
 
 
-def region_masks(pred: torch.Tensor, gt: torch.Tensor | None, classes: Sequence[int], region: str,
-                 num_classes: int) -> torch.Tensor:
+def region_masks(
+    pred: torch.Tensor, gt: torch.Tensor | None, classes: Sequence[int], region: str, num_classes: int
+) -> torch.Tensor:
     """R (N×C'×H×W float32, 0/1) of each requested class. gt values outside [0, C) are ignored."""
     check_region(region)
     idx = torch.as_tensor(list(classes), device=pred.device).view(1, -1, 1, 1)
@@ -63,8 +65,9 @@ def region_masks(pred: torch.Tensor, gt: torch.Tensor | None, classes: Sequence[
     return (is_gt & ~is_pred).float()  # fn
 
 
-def region_score(P: torch.Tensor, regions: torch.Tensor, classes: Sequence[int],
-                 image_index: torch.Tensor | None = None) -> torch.Tensor:
+def region_score(
+    P: torch.Tensor, regions: torch.Tensor, classes: Sequence[int], image_index: torch.Tensor | None = None
+) -> torch.Tensor:
     """s (B×C'): Σ_p R_{n(b),j,p} · P_{b,classes[j],p}, with n(b) = image_index[b] (default b).
 
     Rows of one image share its regions by broadcasting: no B×C'×H×W copy of the regions is made.

@@ -17,6 +17,7 @@ each image (Letterbox.crop): padding pixels never count. The checkpoint with the
 the foreground classes (all classes but the first) is written with xai.checkpoint.save_checkpoint,
 and `<checkpoint stem>.metrics.json` beside it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,9 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -39,16 +41,16 @@ log = logging.getLogger(__name__)
 DEFAULT_CONFIG = "demo"  # packaged (xai/configs/demo.yaml)
 _IGNORE = 255  # target value of padding pixels in evaluation
 TRAIN_DEFAULTS: dict[str, Any] = {
-    "epochs": 10,          # passes over the train split
+    "epochs": 10,  # passes over the train split
     "batch_size": 8,
-    "lr": 2e-3,            # peak learning rate of AdamW with a one-cycle schedule
+    "lr": 2e-3,  # peak learning rate of AdamW with a one-cycle schedule
     "weight_decay": 1e-4,
-    "data_root": None,     # default: the config's data_root
+    "data_root": None,  # default: the config's data_root
     "seed": 0,
-    "threads": 2,          # torch CPU threads
-    "crop": None,          # [width, height] of random training crops (multiples of 32), or null: whole images
-    "fg_crop_prob": 0.8,   # share of crops centred on a foreground pixel
-    "eval_from": 1,        # first epoch evaluated on val (earlier ones are only trained; saves time)
+    "threads": 2,  # torch CPU threads
+    "crop": None,  # [width, height] of random training crops (multiples of 32), or null: whole images
+    "fg_crop_prob": 0.8,  # share of crops centred on a foreground pixel
+    "eval_from": 1,  # first epoch evaluated on val (earlier ones are only trained; saves time)
 }
 
 
@@ -134,7 +136,7 @@ class _Augment:
         # Centre the crop near (cx, cy) with a random offset, inside the padded image.
         y0 = int(np.clip(cy - ch // 2 + self.rng.integers(-ch // 4, ch // 4 + 1), 0, H - ch))
         x0 = int(np.clip(cx - cw // 2 + self.rng.integers(-cw // 4, cw // 4 + 1), 0, W - cw))
-        return image[:, y0:y0 + ch, x0:x0 + cw], mask[y0:y0 + ch, x0:x0 + cw]
+        return image[:, y0 : y0 + ch, x0 : x0 + cw], mask[y0 : y0 + ch, x0 : x0 + cw]
 
 
 def evaluate(model, items: list[tuple], num_classes: int, batch_size: int, pad_fill) -> np.ndarray:
@@ -152,14 +154,15 @@ def evaluate(model, items: list[tuple], num_classes: int, batch_size: int, pad_f
     model.eval()
     with torch.inference_mode():
         for b in range(0, len(items), batch_size):
-            chunk = items[b:b + batch_size]
+            chunk = items[b : b + batch_size]
             x = _stack([it[0] for it in chunk], pad_fill)
             pred = model(x).argmax(1)
             target = torch.full_like(pred, _IGNORE)
             for k, (_, gt, (rh, rw)) in enumerate(chunk):
                 target[k, :rh, :rw] = gt[:rh, :rw]
-            stats = smp.metrics.get_stats(pred, target, mode="multiclass", num_classes=num_classes,
-                                          ignore_index=_IGNORE)
+            stats = smp.metrics.get_stats(
+                pred, target, mode="multiclass", num_classes=num_classes, ignore_index=_IGNORE
+            )
             tp, fp, fn = tp + stats[0].sum(0), fp + stats[1].sum(0), fn + stats[2].sum(0)
     union = (tp + fp + fn).numpy()
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -172,9 +175,15 @@ def _mean_fg(iou: np.ndarray) -> float:
     return float(fg.mean()) if fg.size else 0.0
 
 
-def train(config: str | Path | None = None, out: str | Path | None = None, data_root: str | Path | None = None,
-          epochs: int | None = None, seed: int | None = None, whole_model_pickle: str | Path | None = None,
-          progress: bool = True) -> dict:
+def train(
+    config: str | Path | None = None,
+    out: str | Path | None = None,
+    data_root: str | Path | None = None,
+    epochs: int | None = None,
+    seed: int | None = None,
+    whole_model_pickle: str | Path | None = None,
+    progress: bool = True,
+) -> dict:
     """Train, keep the best epoch by mean foreground val IoU; return the metrics written to JSON."""
     t_start = time.perf_counter()  # "seconds" in the metrics: this call's wall time (imports included)
     cfg_path = config if config is not None else DEFAULT_CONFIG
@@ -209,11 +218,12 @@ def train(config: str | Path | None = None, out: str | Path | None = None, data_
 
     mean, std = encoder_normalization(cfg.encoder)
     palette = cfg.class_colors()
-    common: dict[str, Any] = dict(palette=palette, img_size=cfg.img_size, mean=mean, std=std,
-                                  split_file=cfg.split_file, keep_original=False)
+    common: dict[str, Any] = dict(
+        palette=palette, img_size=cfg.img_size, mean=mean, std=std, split_file=cfg.split_file, keep_original=False
+    )
     train_items = _preload(SegmentationDataset(root, "train", **common))
     val_items = _preload(SegmentationDataset(root, "val", **common))
-    pad_fill = torch.tensor([-m / s for m, s in zip(mean, std)]).view(3, 1, 1)  # a black pixel, normalised
+    pad_fill = torch.tensor([-m / s for m, s in zip(mean, std, strict=True)]).view(3, 1, 1)  # a black pixel, normalised
     nc = cfg.num_classes
 
     model = build_model(cfg.arch, cfg.encoder, nc, activation=None)
@@ -223,8 +233,9 @@ def train(config: str | Path | None = None, out: str | Path | None = None, data_
     steps_per_epoch = len(train_items) // bs  # full batches only (BatchNorm needs >1 value per channel);
     # the shuffle differs per epoch, so every image is used
     opt = torch.optim.AdamW(model.parameters(), lr=st["lr"], weight_decay=st["weight_decay"])
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=st["lr"], total_steps=st["epochs"] * steps_per_epoch,
-                                                pct_start=0.15)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=st["lr"], total_steps=st["epochs"] * steps_per_epoch, pct_start=0.15
+    )
     augment = _Augment(rng, st["crop"], st["fg_crop_prob"], nc)
     ce = torch.nn.CrossEntropyLoss()
     dice = smp.losses.DiceLoss(mode="multiclass", from_logits=True, smooth=1.0)
@@ -234,11 +245,17 @@ def train(config: str | Path | None = None, out: str | Path | None = None, data_
     for epoch in range(1, st["epochs"] + 1):
         model.train()
         order = rng.permutation(len(train_items))
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{st['epochs']}", leave=False, disable=not progress,
-                   file=sys.stderr, dynamic_ncols=True)
+        bar = tqdm(
+            range(steps_per_epoch),
+            desc=f"epoch {epoch}/{st['epochs']}",
+            leave=False,
+            disable=not progress,
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
         running = 0.0
         for step in bar:
-            idx = order[step * bs:(step + 1) * bs]
+            idx = order[step * bs : (step + 1) * bs]
             pairs = [augment(*train_items[int(i)]) for i in idx]
             x = _stack([p[0] for p in pairs], pad_fill)
             y = _stack([p[1] for p in pairs], 0)
@@ -254,29 +271,61 @@ def train(config: str | Path | None = None, out: str | Path | None = None, data_
         if epoch < min(st["eval_from"], st["epochs"]):
             history.append({"epoch": epoch, "loss": round(float(running), 5), "mean_foreground_iou": None})
             if progress:
-                log.info("epoch %d/%d loss %.3f (not evaluated) [%.0fs]", epoch, st["epochs"], running,
-                         time.perf_counter() - t_start)
+                log.info(
+                    "epoch %d/%d loss %.3f (not evaluated) [%.0fs]",
+                    epoch,
+                    st["epochs"],
+                    running,
+                    time.perf_counter() - t_start,
+                )
             continue
         iou = evaluate(model, val_items, nc, max(bs, 8), pad_fill)
         mfg = _mean_fg(iou)
         history.append({"epoch": epoch, "loss": round(float(running), 5), "mean_foreground_iou": round(mfg, 5)})
         improved = mfg > best["mean"]
         if improved:
-            best = {"mean": mfg, "epoch": epoch, "iou": iou,
-                    "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
-            val_iou = {c: (None if np.isnan(v) else round(float(v), 5)) for c, v in zip(cfg.classes, iou)}
-            save_checkpoint(out, model, arch=cfg.arch, encoder=cfg.encoder, classes=list(cfg.classes),
-                            img_size=cfg.img_size, activation=None, mean=mean, std=std,
-                            extra={"epoch": epoch, "val_iou": val_iou, "mean_foreground_iou": round(mfg, 5),
-                                   "train_seed": st["seed"]})
+            best = {
+                "mean": mfg,
+                "epoch": epoch,
+                "iou": iou,
+                "state": {k: v.detach().clone() for k, v in model.state_dict().items()},
+            }
+            val_iou = {c: (None if np.isnan(v) else round(float(v), 5)) for c, v in zip(cfg.classes, iou, strict=True)}
+            save_checkpoint(
+                out,
+                model,
+                arch=cfg.arch,
+                encoder=cfg.encoder,
+                classes=list(cfg.classes),
+                img_size=cfg.img_size,
+                activation=None,
+                mean=mean,
+                std=std,
+                extra={
+                    "epoch": epoch,
+                    "val_iou": val_iou,
+                    "mean_foreground_iou": round(mfg, 5),
+                    "train_seed": st["seed"],
+                },
+            )
         if progress:
-            per_class = " ".join(f"{c} {v:.3f}" for c, v in zip(cfg.classes[1:], iou[1:]))
-            log.info("epoch %d/%d loss %.3f val IoU %s | mean fg %.3f%s [%.0fs]", epoch, st["epochs"], running,
-                     per_class, mfg, " (best, saved)" if improved else "", time.perf_counter() - t_start)
+            per_class = " ".join(f"{c} {v:.3f}" for c, v in zip(cfg.classes[1:], iou[1:], strict=True))
+            log.info(
+                "epoch %d/%d loss %.3f val IoU %s | mean fg %.3f%s [%.0fs]",
+                epoch,
+                st["epochs"],
+                running,
+                per_class,
+                mfg,
+                " (best, saved)" if improved else "",
+                time.perf_counter() - t_start,
+            )
 
     seconds = time.perf_counter() - t_start
     metrics = {
-        "val_iou": {c: (None if np.isnan(v) else round(float(v), 5)) for c, v in zip(cfg.classes, best["iou"])},
+        "val_iou": {
+            c: (None if np.isnan(v) else round(float(v), 5)) for c, v in zip(cfg.classes, best["iou"], strict=True)
+        },
         "mean_foreground_iou": round(best["mean"], 5),
         "best_epoch": best["epoch"],
         "epochs": st["epochs"],
@@ -305,14 +354,21 @@ def train(config: str | Path | None = None, out: str | Path | None = None, data_
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m xai.train", description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default=DEFAULT_CONFIG, help="a packaged config name (demo, phenocyte) or a YAML "
-                    "file with a train: mapping (default: demo)")
+    ap.add_argument(
+        "--config",
+        default=DEFAULT_CONFIG,
+        help="a packaged config name (demo, phenocyte) or a YAML file with a train: mapping (default: demo)",
+    )
     ap.add_argument("--out", default=None, help="checkpoint to write (default best_model_<arch>.pth)")
     ap.add_argument("--data_root", default=None, help="dataset folder (default: train.data_root, else data_root)")
     ap.add_argument("--epochs", type=int, default=None, help="override train.epochs")
     ap.add_argument("--seed", type=int, default=None, help="override train.seed")
-    ap.add_argument("--whole_model_pickle", default=None, metavar="PATH",
-                    help="also write torch.save(model, PATH), the whole pickled model")
+    ap.add_argument(
+        "--whole_model_pickle",
+        default=None,
+        metavar="PATH",
+        help="also write torch.save(model, PATH), the whole pickled model",
+    )
     ap.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
     args = ap.parse_args(argv)
     # On a shared CPU, spinning OpenMP threads slow everyone (this run too) down: yield instead.
@@ -323,11 +379,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .cli import configure_logging
 
     with logging_redirect_tqdm(loggers=[configure_logging()]):
-        m = train(args.config, args.out, args.data_root, args.epochs, args.seed, args.whole_model_pickle,
-                  progress=not args.quiet)
+        m = train(
+            args.config,
+            args.out,
+            args.data_root,
+            args.epochs,
+            args.seed,
+            args.whole_model_pickle,
+            progress=not args.quiet,
+        )
     iou = " ".join(f"{c} {v:.3f}" for c, v in m["val_iou"].items() if v is not None)
-    print(f"wrote {m['checkpoint']} (epoch {m['best_epoch']}/{m['epochs']}, val IoU {iou}; mean foreground "
-          f"{m['mean_foreground_iou']:.3f}) and {m['metrics_path']} in {m['seconds']:.0f}s")
+    print(
+        f"wrote {m['checkpoint']} (epoch {m['best_epoch']}/{m['epochs']}, val IoU {iou}; mean foreground "
+        f"{m['mean_foreground_iou']:.3f}) and {m['metrics_path']} in {m['seconds']:.0f}s"
+    )
     return 0
 
 

@@ -14,6 +14,7 @@ Kinds of file (LoadedModel.kind):
 - trusted_pickle: only with trust_checkpoint=True, for files the safe reader refuses (e.g. a user's own model
   class): full unpickling, which runs code from the file; a model whose classes all exist here is used as is.
 """
+
 from __future__ import annotations
 
 from .format import FORMAT, save_checkpoint

@@ -1,4 +1,5 @@
 """Building the smp model a checkpoint names and loading its weights strictly, with one-line errors."""
+
 from __future__ import annotations
 
 import inspect
@@ -93,8 +94,16 @@ def guess_kwargs(arch: str, state: Mapping[str, torch.Tensor]) -> dict[str, Any]
     return kw
 
 
-def build_and_load(path: Path, arch: str, encoder: str, n: int, activation: str | None,
-                   state: dict[str, torch.Tensor], kwargs: Mapping[str, Any], notes: list[str]) -> nn.Module:
+def build_and_load(
+    path: Path,
+    arch: str,
+    encoder: str,
+    n: int,
+    activation: str | None,
+    state: dict[str, torch.Tensor],
+    kwargs: Mapping[str, Any],
+    notes: list[str],
+) -> nn.Module:
     """The smp model arch/encoder with n classes and `kwargs`, its weights loaded strictly from `state`.
 
     Unused encoder classifier weights are dropped and missing BatchNorm num_batches_tracked counters filled; any
@@ -102,7 +111,8 @@ def build_and_load(path: Path, arch: str, encoder: str, n: int, activation: str 
     """
     kwargs = dict(kwargs)
     in_channels = kwargs.pop("in_channels", None) or next(
-        (int(v.shape[1]) for k, v in state.items() if k.startswith("encoder.") and v.dim() == 4), 3)
+        (int(v.shape[1]) for k, v in state.items() if k.startswith("encoder.") and v.dim() == 4), 3
+    )
     try:
         model = build_model(arch, encoder, n, activation=activation, in_channels=in_channels, **kwargs)
     except XAIError as exc:
@@ -129,8 +139,10 @@ def build_and_load(path: Path, arch: str, encoder: str, n: int, activation: str 
             parts.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:3])})")
         if shapes:
             k = shapes[0]
-            parts.append(f"{len(shapes)} shape mismatches (e.g. {k}: checkpoint {tuple(state[k].shape)} vs model "
-                         f"{tuple(expected[k].shape)})")
+            parts.append(
+                f"{len(shapes)} shape mismatches (e.g. {k}: checkpoint {tuple(state[k].shape)} vs model "
+                f"{tuple(expected[k].shape)})"
+            )
         raise XAIError(f"{path}: the weights do not fit {arch}/{encoder} with {n} classes: {'; '.join(parts)}")
     try:
         model.load_state_dict(state, strict=True)

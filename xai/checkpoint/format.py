@@ -5,6 +5,7 @@ mean, std, model_kwargs (smp's init arguments, so loading never guesses decoder 
 A safetensors file holds only tensors, so the toolkit's own files can never carry code.
 LEGACY_FORMAT files ({"format", "state_dict", "meta"} written with torch.save) still load.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,10 +38,20 @@ class ProjectMeta:
     model_kwargs: dict[str, Any] | None
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, *, arch: str, encoder: str, classes: list[str],
-                    img_size: tuple[int, int], activation: str | None = None,
-                    mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
-                    model_kwargs: Mapping[str, Any] | None = None, extra: Mapping[str, Any] | None = None) -> None:
+def save_checkpoint(
+    path: str | Path,
+    model: nn.Module,
+    *,
+    arch: str,
+    encoder: str,
+    classes: list[str],
+    img_size: tuple[int, int],
+    activation: str | None = None,
+    mean: tuple[float, ...] | None = None,
+    std: tuple[float, ...] | None = None,
+    model_kwargs: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> None:
     """Write the project's format atomically: the weights as safetensors, their description in its header.
 
     model_kwargs: smp's init arguments; default: the model's own record of them (smp's _hub_mixin_config).
@@ -61,16 +72,18 @@ def save_checkpoint(path: str | Path, model: nn.Module, *, arch: str, encoder: s
         "activation": activation,
         "mean": [float(v) for v in mean] if mean is not None else None,
         "std": [float(v) for v in std] if std is not None else None,
-        "model_kwargs": ({k: v for k, v in model_kwargs.items() if k != "encoder_weights"}
-                         if model_kwargs is not None else None),
+        "model_kwargs": (
+            {k: v for k, v in model_kwargs.items() if k != "encoder_weights"} if model_kwargs is not None else None
+        ),
     }
     try:
         text = json.dumps(meta, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise XAIError(f"{path}: cannot store the checkpoint's description as JSON: {exc}") from None
     # Separate contiguous copies: safetensors refuses tensors that share memory.
-    state = {k: v.detach().to("cpu").clone(memory_format=torch.contiguous_format)
-             for k, v in model.state_dict().items()}
+    state = {
+        k: v.detach().to("cpu").clone(memory_format=torch.contiguous_format) for k, v in model.state_dict().items()
+    }
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata={"format": FORMAT, "meta": text})
 
@@ -117,8 +130,10 @@ def read_legacy(path: Path, obj: Mapping[str, Any]) -> tuple[dict[str, torch.Ten
 
 def _check_version(path: Path, found: str, expected: str) -> None:
     if found != expected:
-        raise XAIError(f"{path}: checkpoint format {found} is not supported here (expected {expected}); "
-                       "it was written by a different version of this tool")
+        raise XAIError(
+            f"{path}: checkpoint format {found} is not supported here (expected {expected}); "
+            "it was written by a different version of this tool"
+        )
 
 
 def parse_meta(path: Path, meta: Any) -> ProjectMeta:
@@ -127,13 +142,23 @@ def parse_meta(path: Path, meta: Any) -> ProjectMeta:
     arch, encoder, classes = meta.get("arch"), meta.get("encoder"), meta.get("classes")
     activation, kwargs = meta.get("activation"), meta.get("model_kwargs")
     img_size, mean, std = (meta.get(k) for k in ("img_size", "mean", "std"))
-    ok = (isinstance(arch, str) and isinstance(encoder, str) and isinstance(classes, list)
-          and all(isinstance(c, str) for c in classes) and (activation is None or isinstance(activation, str))
-          and (kwargs is None or (isinstance(kwargs, Mapping) and plain(kwargs)))
-          and all(v is None or (isinstance(v, list) and all(isinstance(x, (int, float)) for x in v))
-                  for v in (img_size, mean, std)))
+    ok = (
+        isinstance(arch, str)
+        and isinstance(encoder, str)
+        and isinstance(classes, list)
+        and all(isinstance(c, str) for c in classes)
+        and (activation is None or isinstance(activation, str))
+        and (kwargs is None or (isinstance(kwargs, Mapping) and plain(kwargs)))
+        and all(
+            v is None or (isinstance(v, list) and all(isinstance(x, (int, float)) for x in v))
+            for v in (img_size, mean, std)
+        )
+    )
     if not ok:
-        raise XAIError(f"{path}: damaged project checkpoint (its description lacks arch, encoder or classes, or has "
-                       "entries of the wrong type)")
-    return ProjectMeta(arch, encoder, list(classes), img_size, activation, mean, std,
-                       dict(kwargs) if kwargs is not None else None)
+        raise XAIError(
+            f"{path}: damaged project checkpoint (its description lacks arch, encoder or classes, or has "
+            "entries of the wrong type)"
+        )
+    return ProjectMeta(
+        arch, encoder, list(classes), img_size, activation, mean, std, dict(kwargs) if kwargs is not None else None
+    )

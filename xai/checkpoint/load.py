@@ -1,4 +1,5 @@
 """load_model: any checkpoint kind users have, read safely, as an smp model in eval mode."""
+
 from __future__ import annotations
 
 import hashlib
@@ -17,8 +18,18 @@ from .format import FORMAT, ProjectMeta, is_safetensors, read_legacy, read_safet
 from .safe_read import read_pickle
 
 KINDS = ("project", "state_dict", "whole_model", "trusted_pickle")
-_WRAPPED_STATE_KEYS = ("state_dict", "model_state_dict", "model", "net", "network", "model_state", "weights",
-                       "params", "ema_state_dict", "model_ema")
+_WRAPPED_STATE_KEYS = (
+    "state_dict",
+    "model_state_dict",
+    "model",
+    "net",
+    "network",
+    "model_state",
+    "weights",
+    "params",
+    "ema_state_dict",
+    "model_ema",
+)
 
 
 @dataclass
@@ -50,9 +61,16 @@ class _Request:
     notes: list[str] = field(default_factory=list)
 
 
-def load_model(path: str | Path, *, arch: str | None = None, encoder: str | None = None,
-               classes: Iterable[str] | None = None, activation: str | None = None,
-               trust_checkpoint: bool = False, map_location: Any = "cpu") -> LoadedModel:
+def load_model(
+    path: str | Path,
+    *,
+    arch: str | None = None,
+    encoder: str | None = None,
+    classes: Iterable[str] | None = None,
+    activation: str | None = None,
+    trust_checkpoint: bool = False,
+    map_location: Any = "cpu",
+) -> LoadedModel:
     """Load a segmentation model from any checkpoint kind (see the package docstring); in eval mode.
 
     arch/encoder/classes/activation are the config/flag values, used where the file does not say (plain state_dicts,
@@ -75,8 +93,10 @@ def load_model(path: str | Path, *, arch: str | None = None, encoder: str | None
     else:
         obj, how = read_pickle(path, trust=trust_checkpoint, map_location=map_location)
         if how == "fallback":
-            req.notes.append("read with the restricted fallback unpickler (pickle protocol 4+ or the pre-1.6 format, "
-                             "which torch's weights-only reader cannot parse)")
+            req.notes.append(
+                "read with the restricted fallback unpickler (pickle protocol 4+ or the pre-1.6 format, "
+                "which torch's weights-only reader cannot parse)"
+            )
         elif how == "trusted":
             req.notes.append("unpickled with --trust_checkpoint (full unpickling)")
         loaded = _interpret(req, obj, trusted=how == "trusted")
@@ -95,8 +115,12 @@ def _sha256(path: Path) -> str:
 
 
 def _is_state_dict(obj: Any) -> TypeGuard[Mapping[str, torch.Tensor]]:
-    return (isinstance(obj, Mapping) and len(obj) > 0 and all(isinstance(k, str) for k in obj)
-            and all(isinstance(v, torch.Tensor) for v in obj.values()))
+    return (
+        isinstance(obj, Mapping)
+        and len(obj) > 0
+        and all(isinstance(k, str) for k in obj)
+        and all(isinstance(v, torch.Tensor) for v in obj.values())
+    )
 
 
 def _interpret(req: _Request, obj: Any, *, trusted: bool) -> LoadedModel:
@@ -117,16 +141,20 @@ def _interpret(req: _Request, obj: Any, *, trusted: bool) -> LoadedModel:
                 req.notes.append(f"weights read from the checkpoint's '{key}' entry")
                 return _from_state_dict(req, dict(value))
         keys = ", ".join(sorted(map(str, obj))[:8])
-        raise XAIError(f"{req.path}: holds a dict without model weights (keys: {keys}); expected a model, a state_dict "
-                       "or a dict with 'model_state_dict'/'state_dict'")
+        raise XAIError(
+            f"{req.path}: holds a dict without model weights (keys: {keys}); expected a model, a state_dict "
+            "or a dict with 'model_state_dict'/'state_dict'"
+        )
     raise XAIError(f"{req.path}: holds a {type(obj).__name__}, not a model, a state_dict or a {FORMAT} checkpoint")
 
 
 def _from_project(req: _Request, state: dict[str, torch.Tensor], meta: ProjectMeta) -> LoadedModel:
     _check_count(req, len(meta.classes))
     arch = canonical_arch(meta.arch) or meta.arch
-    for what, given, saved in (("architecture", canonical_arch(req.arch) or req.arch, arch),
-                               ("encoder", req.encoder, meta.encoder)):
+    for what, given, saved in (
+        ("architecture", canonical_arch(req.arch) or req.arch, arch),
+        ("encoder", req.encoder, meta.encoder),
+    ):
         if given and given != saved:
             req.notes.append(f"{what} {saved} taken from the checkpoint (the config says {given})")
     if req.classes is not None and req.classes != meta.classes:
@@ -134,14 +162,28 @@ def _from_project(req: _Request, state: dict[str, torch.Tensor], meta: ProjectMe
     state = strip_prefixes(state, req.notes)
     kwargs = init_kwargs(arch, meta.model_kwargs) if meta.model_kwargs is not None else guess_kwargs(arch, state)
     model = build_and_load(req.path, arch, meta.encoder, len(meta.classes), meta.activation, state, kwargs, req.notes)
-    return _result(req, model, "project", arch, meta.encoder, len(meta.classes), meta.activation, kwargs,
-                   classes=meta.classes, img_size=meta.img_size, mean=meta.mean, std=meta.std)
+    return _result(
+        req,
+        model,
+        "project",
+        arch,
+        meta.encoder,
+        len(meta.classes),
+        meta.activation,
+        kwargs,
+        classes=meta.classes,
+        img_size=meta.img_size,
+        mean=meta.mean,
+        std=meta.std,
+    )
 
 
 def _from_state_dict(req: _Request, state: dict[str, torch.Tensor]) -> LoadedModel:
     if not req.arch or not req.encoder:
-        raise XAIError(f"{req.path}: holds only weights (a state_dict); name the architecture and encoder "
-                       "(config keys arch and encoder)")
+        raise XAIError(
+            f"{req.path}: holds only weights (a state_dict); name the architecture and encoder "
+            "(config keys arch and encoder)"
+        )
     state = strip_prefixes(state, req.notes)
     n = _class_count(req, state_classes(state))
     arch = canonical_arch(req.arch) or req.arch
@@ -163,8 +205,10 @@ def _from_tree(req: _Request, root: Any, trusted: bool) -> LoadedModel:
             req.notes.append(f"{what} {saved} taken from the checkpoint (the config says {given})")
     arch, encoder = file_arch or given_arch, info.encoder or req.encoder
     if not arch or not encoder:
-        raise XAIError(f"{req.path}: cannot tell which architecture/encoder this pickled model ({info.arch}) is; "
-                       "name them (config keys arch and encoder)")
+        raise XAIError(
+            f"{req.path}: cannot tell which architecture/encoder this pickled model ({info.arch}) is; "
+            "name them (config keys arch and encoder)"
+        )
     state = tree.collect_state(root)
     if not state:
         raise XAIError(f"{req.path}: the pickled model holds no weights")
@@ -177,8 +221,10 @@ def _from_tree(req: _Request, root: Any, trusted: bool) -> LoadedModel:
     else:
         kwargs, source = guess_kwargs(arch, state), "the weights' shapes"
     model = build_and_load(req.path, arch, encoder, n, act, state, kwargs, req.notes)
-    req.notes.append(f"rebuilt as {arch}/{encoder} with {n} classes and head activation {act} from the pickle's "
-                     f"weights (decoder settings from {source})")
+    req.notes.append(
+        f"rebuilt as {arch}/{encoder} with {n} classes and head activation {act} from the pickle's "
+        f"weights (decoder settings from {source})"
+    )
     return _result(req, model, "trusted_pickle" if trusted else "whole_model", arch, encoder, n, act, kwargs)
 
 
@@ -194,19 +240,29 @@ def _as_is(req: _Request, model: nn.Module) -> LoadedModel:
     else:
         convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
         if not convs:
-            raise XAIError(f"{req.path}: cannot tell the model's number of output classes; list the classes in the "
-                           "config")
+            raise XAIError(
+                f"{req.path}: cannot tell the model's number of output classes; list the classes in the config"
+            )
         n = int(convs[-1].out_channels)
     info = tree.describe(model)
-    return _result(req, model, "trusted_pickle", canonical_arch(info.arch) or info.arch, info.encoder, n,
-                   info.activation if info.activation_found else None, None)
+    return _result(
+        req,
+        model,
+        "trusted_pickle",
+        canonical_arch(info.arch) or info.arch,
+        info.encoder,
+        n,
+        info.activation if info.activation_found else None,
+        None,
+    )
 
 
 def _class_count(req: _Request, n: int | None) -> int:
     if n is None:
         if req.classes is None:
-            raise XAIError(f"{req.path}: cannot tell the number of output classes from the weights; list the classes "
-                           "in the config")
+            raise XAIError(
+                f"{req.path}: cannot tell the number of output classes from the weights; list the classes in the config"
+            )
         return len(req.classes)
     _check_count(req, n)
     return n
@@ -214,23 +270,43 @@ def _class_count(req: _Request, n: int | None) -> int:
 
 def _check_count(req: _Request, n: int) -> None:
     if req.classes is not None and len(req.classes) != n:
-        raise XAIError(f"{req.path}: checkpoint has {n} output classes but the config lists {len(req.classes)}: "
-                       f"{', '.join(req.classes)}")
+        raise XAIError(
+            f"{req.path}: checkpoint has {n} output classes but the config lists {len(req.classes)}: "
+            f"{', '.join(req.classes)}"
+        )
 
 
-def _result(req: _Request, model: nn.Module, kind: str, arch: str | None, encoder: str | None, n: int,
-            activation: str | None, model_kwargs: dict[str, Any] | None, *, classes: list[str] | None = None,
-            img_size: list[int] | None = None, mean: list[float] | None = None,
-            std: list[float] | None = None) -> LoadedModel:
+def _result(
+    req: _Request,
+    model: nn.Module,
+    kind: str,
+    arch: str | None,
+    encoder: str | None,
+    n: int,
+    activation: str | None,
+    model_kwargs: dict[str, Any] | None,
+    *,
+    classes: list[str] | None = None,
+    img_size: list[int] | None = None,
+    mean: list[float] | None = None,
+    std: list[float] | None = None,
+) -> LoadedModel:
     from ..modeling import outputs_probabilities
 
     classes = classes if classes is not None else req.classes
     return LoadedModel(
-        model=model.eval(), kind=kind, arch=arch, encoder=encoder,
-        classes=list(classes) if classes is not None else None, num_classes=int(n),
+        model=model.eval(),
+        kind=kind,
+        arch=arch,
+        encoder=encoder,
+        classes=list(classes) if classes is not None else None,
+        num_classes=int(n),
         img_size=tuple(int(v) for v in img_size) if img_size is not None else None,
         mean=tuple(float(v) for v in mean) if mean is not None else None,
         std=tuple(float(v) for v in std) if std is not None else None,
-        outputs_probabilities=outputs_probabilities(model), sha256=req.sha256, notes=req.notes,
-        activation=activation, model_kwargs=model_kwargs,
+        outputs_probabilities=outputs_probabilities(model),
+        sha256=req.sha256,
+        notes=req.notes,
+        activation=activation,
+        model_kwargs=model_kwargs,
     )

@@ -10,6 +10,7 @@
 3. trust=True (--trust_checkpoint), after the safe path refused the file: full torch.load(weights_only=False),
    which runs code from the file; classes missing here fall back to stand-ins.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -26,8 +27,10 @@ import torch
 from ..errors import XAIError
 from .standins import may_stand_in, stand_in, stand_ins
 
-_REFUSE = ("{path}: refusing to unpickle {names}: checkpoints can run code when unpickled; "
-           "pass --trust_checkpoint to permit full unpickling if you trust this file")
+_REFUSE = (
+    "{path}: refusing to unpickle {names}: checkpoints can run code when unpickled; "
+    "pass --trust_checkpoint to permit full unpickling if you trust this file"
+)
 
 
 class Refused(Exception):
@@ -47,8 +50,10 @@ def corrupt(path: Path, exc: BaseException) -> XAIError:
 def read_pickle(path: Path, *, trust: bool, map_location: Any) -> tuple[Any, str]:
     """(the unpickled object, how: 'weights_only', 'fallback' or 'trusted'); XAIError when refused or damaged."""
     if zipfile.is_zipfile(path) and _is_torchscript(path):
-        raise XAIError(f"{path}: is a TorchScript archive (torch.jit.save), which this tool does not load; "
-                       "save the model with torch.save (whole model or state_dict) instead")
+        raise XAIError(
+            f"{path}: is a TorchScript archive (torch.jit.save), which this tool does not load; "
+            "save the model with torch.save (whole model or state_dict) instead"
+        )
     try:
         return _read_safely(path)
     except Refused as exc:
@@ -92,9 +97,11 @@ def _read_safely(path: Path) -> tuple[Any, str]:
 
 def _callables() -> dict[str, Callable[..., Any]]:
     """The only real callables the fallback hands a pickle, as fresh wrappers: a BUILD aimed at one changes only it."""
+
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
         def call(*args: Any) -> Any:
             return fn(*args)
+
         return call
 
     def latin1(text: Any, encoding: Any = "latin1") -> bytes:  # protocol 2 writes bytes as _codecs.encode(s, 'latin1')
@@ -102,10 +109,17 @@ def _callables() -> dict[str, Callable[..., Any]]:
             raise pickle.UnpicklingError("_codecs.encode is allowed only as protocol 2 writes bytes")
         return text.encode("latin1")
 
-    rebuild = (torch._utils._rebuild_tensor_v2, torch._utils._rebuild_parameter,
-               torch._utils._rebuild_parameter_with_state)
-    return {"collections.OrderedDict": wrap(OrderedDict), "builtins.set": wrap(set), "_codecs.encode": latin1,
-            **{f"torch._utils.{f.__name__}": wrap(f) for f in rebuild}}
+    rebuild = (
+        torch._utils._rebuild_tensor_v2,
+        torch._utils._rebuild_parameter,
+        torch._utils._rebuild_parameter_with_state,
+    )
+    return {
+        "collections.OrderedDict": wrap(OrderedDict),
+        "builtins.set": wrap(set),
+        "_codecs.encode": latin1,
+        **{f"torch._utils.{f.__name__}": wrap(f) for f in rebuild},
+    }
 
 
 def _restricted_module(trust: bool) -> types.ModuleType:

@@ -4,6 +4,7 @@ A stand-in takes the place of one global while a pickle is read: the unpickler m
 call it, and fill it with BUILD state; it records what it was given and runs nothing else. A pickle read with
 stand-ins therefore runs no code of the classes it names, so nothing but the allowlist below needs vetting.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -13,11 +14,17 @@ from typing import Any, ClassVar
 # pretrainedmodels and efficientnet_pytorch).
 PACKAGES = ("torch", "torchvision", "timm", "segmentation_models_pytorch", "pretrainedmodels", "efficientnet_pytorch")
 # Data that training scripts store beside the weights ({"epoch", "best_iou": np.float64(...), "args": Namespace}).
-DATA_GLOBALS = frozenset({
-    "numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar",
-    "numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct",
-    "numpy.ndarray", "numpy.dtype", "argparse.Namespace",
-})
+DATA_GLOBALS = frozenset(
+    {
+        "numpy.core.multiarray.scalar",
+        "numpy._core.multiarray.scalar",
+        "numpy.core.multiarray._reconstruct",
+        "numpy._core.multiarray._reconstruct",
+        "numpy.ndarray",
+        "numpy.dtype",
+        "argparse.Namespace",
+    }
+)
 
 
 def may_stand_in(name: str) -> bool:
@@ -44,8 +51,9 @@ class StandIn:
         parts = state if isinstance(state, tuple) and len(state) == 2 else (state,)
         if all(p is None or isinstance(p, dict) for p in parts):
             for p in parts:
-                self.__dict__.update({k: v for k, v in (p or {}).items()
-                                      if isinstance(k, str) and not k.startswith("__")})
+                self.__dict__.update(
+                    {k: v for k, v in (p or {}).items() if isinstance(k, str) and not k.startswith("__")}
+                )
         else:
             self.__dict__["_standin_state"] = state
 

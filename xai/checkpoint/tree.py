@@ -2,6 +2,7 @@
 
 Works on stand-ins and real nn.Modules alike, reading only their __dict__ (never calling their methods).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
@@ -15,8 +16,15 @@ from .standins import StandIn
 
 _WRAPPERS = ("DataParallel", "DistributedDataParallel")
 # smp head activations by the class of Activation's inner module (or the head's last module in old smp).
-_ACTIVATIONS = {"Identity": None, "Sigmoid": "sigmoid", "LogSoftmax": "logsoftmax", "Tanh": "tanh",
-                "Upsample": None, "UpsamplingBilinear2d": None, "Conv2d": None}
+_ACTIVATIONS = {
+    "Identity": None,
+    "Sigmoid": "sigmoid",
+    "LogSoftmax": "logsoftmax",
+    "Tanh": "tanh",
+    "Upsample": None,
+    "UpsamplingBilinear2d": None,
+    "Conv2d": None,
+}
 
 
 def fields(obj: Any) -> dict[str, Any]:
@@ -31,8 +39,9 @@ def class_name(obj: Any) -> str:
 def is_module(obj: Any) -> bool:
     """An nn.Module, or a stand-in holding one's state (_modules and _parameters)."""
     d = fields(obj)
-    return isinstance(obj, nn.Module) or (isinstance(d.get("_modules"), Mapping)
-                                          and isinstance(d.get("_parameters"), Mapping))
+    return isinstance(obj, nn.Module) or (
+        isinstance(d.get("_modules"), Mapping) and isinstance(d.get("_parameters"), Mapping)
+    )
 
 
 def child(obj: Any, name: str) -> Any:
@@ -77,7 +86,7 @@ def collect_state(root: Any) -> dict[str, torch.Tensor]:
         skip = d.get("_non_persistent_buffers_set")
         skip = skip if isinstance(skip, (set, frozenset)) else set()
         for group in (d.get("_parameters"), d.get("_buffers")):
-            for k, v in (group.items() if isinstance(group, Mapping) else ()):
+            for k, v in group.items() if isinstance(group, Mapping) else ():
                 if isinstance(v, torch.Tensor) and k not in skip:
                     out[f"{path}{k}"] = v.detach()
     return out
@@ -87,10 +96,10 @@ def collect_state(root: Any) -> dict[str, torch.Tensor]:
 class Description:
     """What a pickled smp model says about itself."""
 
-    arch: str | None          # its class name (FPN, Unet...)
-    encoder: str | None       # smp names models '<arch>-<encoder>'
+    arch: str | None  # its class name (FPN, Unet...)
+    encoder: str | None  # smp names models '<arch>-<encoder>'
     activation_found: bool
-    activation: str | None    # smp's name for the head activation
+    activation: str | None  # smp's name for the head activation
     init_args: dict[str, Any] | None  # smp >= 0.4's _hub_mixin_config: the model's init arguments
 
 

@@ -9,6 +9,7 @@ randomisation check. Maps are evaluated at the model's input resolution on the p
 (padding excluded), min-max scaled over V. Regions R_c come from the unperturbed prediction, as the
 engines define them for the run's --region.
 """
+
 from __future__ import annotations
 
 import math
@@ -42,9 +43,15 @@ class EvaluationSettings:
     road_noise: float = 0.01  # in normalised units; the authors' 0.01 on [0, 1] images is 0.01 / std
 
     def describe(self) -> dict[str, Any]:
-        return {"steps": self.steps, "schedules": list(self.schedules), "road": self.road,
-                "road_noise": self.road_noise, "sanity_samples": self.sanity_samples,
-                "batch_size": self.batch_size, "seed": self.seed}
+        return {
+            "steps": self.steps,
+            "schedules": list(self.schedules),
+            "road": self.road,
+            "road_noise": self.road_noise,
+            "sanity_samples": self.sanity_samples,
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+        }
 
 
 @dataclass
@@ -77,16 +84,30 @@ def _scaled_on_valid(raw: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
 class Evaluator:
     """Evaluates the maps of one sample; engines are built once per run (`variants` → engines)."""
 
-    def __init__(self, model: torch.nn.Module, engines: dict[str, BaseCAM], variants: list[Variant],
-                 class_ids: list[int], class_names: list[str], region: str, settings: EvaluationSettings):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        engines: dict[str, BaseCAM],
+        variants: list[Variant],
+        class_ids: list[int],
+        class_names: list[str],
+        region: str,
+        settings: EvaluationSettings,
+    ):
         self.model, self.engines, self.variants = model, engines, variants
         self.class_ids, self.class_names, self.region, self.settings = class_ids, class_names, region, settings
         self.methods = {v.label: v.method for v in variants}
         self.full_of = full_counterparts(variants)
         self.sanity_done = 0
 
-    def evaluate(self, index: int, x: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor,
-                 results: dict[str, tuple[CAMResult, float]]) -> SampleEvaluation:
+    def evaluate(
+        self,
+        index: int,
+        x: torch.Tensor,
+        gt: torch.Tensor,
+        valid: torch.Tensor,
+        results: dict[str, tuple[CAMResult, float]],
+    ) -> SampleEvaluation:
         """x: 1×3×H×W (padded input); gt: 1×H×W ids (padding IGNORE); valid: H×W bool; results:
         already computed (CAMResult, seconds) by variant label (the run's figure methods), reused.
 
@@ -95,8 +116,14 @@ class Evaluator:
         with preserved_state(self.model, channels_last=prefers_channels_last(self.model, example, "fp32")):
             return self._evaluate(index, x, gt, valid, results)
 
-    def _evaluate(self, index: int, x: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor,
-                  results: dict[str, tuple[CAMResult, float]]) -> SampleEvaluation:
+    def _evaluate(
+        self,
+        index: int,
+        x: torch.Tensor,
+        gt: torch.Tensor,
+        valid: torch.Tensor,
+        results: dict[str, tuple[CAMResult, float]],
+    ) -> SampleEvaluation:
         ev = SampleEvaluation()
         names = [self.class_names[c] for c in self.class_ids]
         maps: dict[str, torch.Tensor] = {}
@@ -113,16 +140,28 @@ class Evaluator:
             maps[label] = _scaled_on_valid(result.raw[0].float().cpu(), valid)
             seconds[label] = secs
         assert prediction is not None
-        regions = (region_masks(prediction.cpu(), gt.cpu(), self.class_ids, self.region,
-                                len(self.class_names))[0] * valid.float()).bool()
-        maps["random"] = random_smooth_maps((len(self.class_ids), *valid.shape), seed=self.settings.seed + index) * valid
+        regions = (
+            region_masks(prediction.cpu(), gt.cpu(), self.class_ids, self.region, len(self.class_names))[0]
+            * valid.float()
+        ).bool()
+        maps["random"] = (
+            random_smooth_maps((len(self.class_ids), *valid.shape), seed=self.settings.seed + index) * valid
+        )
         maps["probability"] = probability_maps(self.model, x, self.class_ids).cpu() * valid
         methods = {**self.methods, "random": "reference", "probability": "reference"}
 
         def add(label: str, j: int, metric: str, value: Any, reason: str | None = None) -> None:
             v = _clean(value)
-            ev.rows.append({"class": names[j], "method": methods[label], "variant": label, "metric": metric,
-                            "value": v, "reason": reason if v is None else None})
+            ev.rows.append(
+                {
+                    "class": names[j],
+                    "method": methods[label],
+                    "variant": label,
+                    "metric": metric,
+                    "value": v,
+                    "reason": reason if v is None else None,
+                }
+            )
 
         faith = Faithfulness(self.model, x, self.class_ids, regions, valid, batch_size=self.settings.batch_size)
         for schedule in self.settings.schedules:
@@ -132,11 +171,13 @@ class Evaluator:
                     for j, res in enumerate(per_class):
                         add(label, j, f"{kind}_auc_{schedule}", res.auc, res.reason)
                         if res.curve is not None:
-                            ev.curves.setdefault(label, {}).setdefault(names[j], {})[f"{kind}_{schedule}"] = \
-                                [float(y) for y in res.curve[1]]
+                            ev.curves.setdefault(label, {}).setdefault(names[j], {})[f"{kind}_{schedule}"] = [
+                                float(y) for y in res.curve[1]
+                            ]
         if self.settings.road:
-            for label, per_class in faith.road(maps, noise=self.settings.road_noise,
-                                               seed=self.settings.seed + index).items():
+            for label, per_class in faith.road(
+                maps, noise=self.settings.road_noise, seed=self.settings.seed + index
+            ).items():
                 for j, res in enumerate(per_class):
                     add(label, j, "road_morf", res.morf, res.reason)
                     add(label, j, "road_lerf", res.lerf, res.reason)
@@ -148,8 +189,11 @@ class Evaluator:
         for label, m in maps.items():
             for j, c in enumerate(self.class_ids):
                 truth = (gt[0].cpu() == c) & valid
-                for metric, fn in (("energy_pointing_game", energy_pointing_game), ("pointing_game", pointing_game),
-                                   ("rank_accuracy", relevance_rank_accuracy)):
+                for metric, fn in (
+                    ("energy_pointing_game", energy_pointing_game),
+                    ("pointing_game", pointing_game),
+                    ("rank_accuracy", relevance_rank_accuracy),
+                ):
                     res = fn(m[j], truth, valid)
                     add(label, j, metric, res.value, res.reason)
             if label in seconds:
@@ -167,6 +211,8 @@ class Evaluator:
             self.sanity_done += 1
             for label, engine in self.engines.items():
                 steps = cascading_randomisation(engine, x, self.class_ids, valid, prediction, seed=self.settings.seed)
-                ev.sanity[label] = {"steps": [s for s, _ in steps],
-                                    "rho": {names[j]: [_clean(rho[j]) for _, rho in steps] for j in range(len(names))}}
+                ev.sanity[label] = {
+                    "steps": [s for s, _ in steps],
+                    "rho": {names[j]: [_clean(rho[j]) for _, rho in steps] for j in range(len(names))},
+                }
         return ev

@@ -6,6 +6,7 @@ bootstrap interval and n (xai.evaluation.stats); Score-CAM − Grad-CAM is a pai
 over the samples that have both. Plots: mean deletion and insertion curves per class (a line per
 variant, both schedules), and the cascading-randomisation curve (mean Spearman per step).
 """
+
 from __future__ import annotations
 
 import csv
@@ -13,8 +14,9 @@ import html
 import io
 import math
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -60,12 +62,15 @@ def _values(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, 
     return table
 
 
-def summarise(rows: list[dict[str, Any]], classes: Sequence[str], variants: Sequence[str],
-              metrics: Sequence[str]) -> dict[str, dict[str, dict[str, Estimate]]]:
+def summarise(
+    rows: list[dict[str, Any]], classes: Sequence[str], variants: Sequence[str], metrics: Sequence[str]
+) -> dict[str, dict[str, dict[str, Estimate]]]:
     """{class: {variant: {metric: Estimate}}}."""
     values = _values(rows)
-    return {c: {v: {m: bootstrap_mean(list(values.get((c, v, m), {}).values())) for m in metrics}
-                for v in variants} for c in classes}
+    return {
+        c: {v: {m: bootstrap_mean(list(values.get((c, v, m), {}).values())) for m in metrics} for v in variants}
+        for c in classes
+    }
 
 
 def _pair(variants: Sequence[str], methods: dict[str, str]) -> tuple[str, str] | None:
@@ -114,8 +119,9 @@ def _save(fig: Any, path: Path) -> None:
         fig.savefig(tmp, format="png", facecolor="white")
 
 
-def plot_curves(curves: dict[tuple[str, str, str], np.ndarray], cname: str, variants: Sequence[str],
-                path: Path) -> bool:
+def plot_curves(
+    curves: dict[tuple[str, str, str], np.ndarray], cname: str, variants: Sequence[str], path: Path
+) -> bool:
     """Mean deletion and insertion curves of one class (rows: schedules; a line per variant)."""
     if not any((cname, v, f"{k}_{s}") in curves for v in variants for k in CURVES for s in SCHEDULES):
         return False
@@ -125,14 +131,22 @@ def plot_curves(curves: dict[tuple[str, str, str], np.ndarray], cname: str, vari
     for i, schedule in enumerate(SCHEDULES):
         for j, kind in enumerate(CURVES):
             ax = axes[i, j]
-            for v, color in zip(variants, colors):
+            for v, color in zip(variants, colors, strict=True):
                 ys = curves.get((cname, v, f"{kind}_{schedule}"))
                 if ys is not None:
-                    ax.plot(np.linspace(0, 1, len(ys)), ys, label=v, color=color, lw=1.6,
-                            ls="--" if v in ("random", "probability") else "-")
+                    ax.plot(
+                        np.linspace(0, 1, len(ys)),
+                        ys,
+                        label=v,
+                        color=color,
+                        lw=1.6,
+                        ls="--" if v in ("random", "probability") else "-",
+                    )
             unit = "of the photograph's pixels" if schedule == "linear" else "of 2× the class's area"
-            ax.set_title(f"{kind.capitalize()} ({schedule}): {'lower' if kind == 'deletion' else 'higher'} AUC is better",
-                         fontsize=10)
+            ax.set_title(
+                f"{kind.capitalize()} ({schedule}): {'lower' if kind == 'deletion' else 'higher'} AUC is better",
+                fontsize=10,
+            )
             ax.set_xlabel(f"fraction {'deleted' if kind == 'deletion' else 'inserted'} ({unit})", fontsize=9)
             ax.set_ylabel(f"mean P({cname}) over its region", fontsize=9)
             ax.grid(alpha=0.3)
@@ -148,7 +162,7 @@ def plot_sanity(steps: list[str], sanity: dict[str, np.ndarray], path: Path) -> 
         return False
     fig = _figure(8, 4.5)
     ax = fig.subplots()
-    for (v, rho), color in zip(sanity.items(), _colors(len(sanity))):
+    for (v, rho), color in zip(sanity.items(), _colors(len(sanity)), strict=True):
         ax.plot(range(len(steps)), rho, marker="o", label=v, color=color, lw=1.6)
     ax.set_xticks(range(len(steps)), steps, rotation=30, ha="right", fontsize=8)
     ax.axhline(0, color="0.5", lw=0.8)
@@ -204,8 +218,13 @@ def write_report(out: Path, records: list[Any], settings: dict[str, Any]) -> dic
     values = _values(rows)
     paired = {}
     if pair:
-        paired = {c: {m: paired_difference(values.get((c, pair[0], m), {}), values.get((c, pair[1], m), {}))
-                      for m, _, _ in TABLE} for c in classes}
+        paired = {
+            c: {
+                m: paired_difference(values.get((c, pair[0], m), {}), values.get((c, pair[1], m), {}))
+                for m, _, _ in TABLE
+            }
+            for c in classes
+        }
     curves = _mean_curves(evaluated)
     steps, sanity = _sanity(evaluated)
     plots: dict[str, str] = {}
@@ -215,32 +234,59 @@ def write_report(out: Path, records: list[Any], settings: dict[str, Any]) -> dic
             plots[c] = rel
     sanity_plot = f"{REPORT_DIR}/sanity.png" if plot_sanity(steps, sanity, out / REPORT_DIR / "sanity.png") else None
 
-    write_json(out / "metrics.json", {
-        "settings": settings, "classes": classes, "variants": {v: methods[v] for v in variants},
-        "summary": {c: {v: {m: e.as_dict() for m, e in per.items() if e.n} for v, per in by_v.items()}
-                    for c, by_v in summary.items()},
-        "paired_difference": {"minuend": pair[0], "subtrahend": pair[1],
-                              "per_class": {c: {m: e.as_dict() for m, e in per.items() if e.n}
-                                            for c, per in paired.items()}} if pair else None,
-        "sanity": {"steps": steps, "mean_spearman": {v: [float(x) for x in rho] for v, rho in sanity.items()}},
-        "rows": rows,
-    })
-    sections = _sections(classes, variants, summary, paired, pair, plots, sanity_plot, steps, sanity, settings,
-                         len(evaluated))
+    write_json(
+        out / "metrics.json",
+        {
+            "settings": settings,
+            "classes": classes,
+            "variants": {v: methods[v] for v in variants},
+            "summary": {
+                c: {v: {m: e.as_dict() for m, e in per.items() if e.n} for v, per in by_v.items()}
+                for c, by_v in summary.items()
+            },
+            "paired_difference": {
+                "minuend": pair[0],
+                "subtrahend": pair[1],
+                "per_class": {c: {m: e.as_dict() for m, e in per.items() if e.n} for c, per in paired.items()},
+            }
+            if pair
+            else None,
+            "sanity": {"steps": steps, "mean_spearman": {v: [float(x) for x in rho] for v, rho in sanity.items()}},
+            "rows": rows,
+        },
+    )
+    sections = _sections(
+        classes, variants, summary, paired, pair, plots, sanity_plot, steps, sanity, settings, len(evaluated)
+    )
     write_text(out / "report.md", _markdown(sections))
     write_text(out / "report.html", _html(sections))
     return {"classes": classes, "variants": variants, "plots": plots, "sanity_plot": sanity_plot}
 
 
-def _sections(classes: list[str], variants: list[str], summary: dict[str, Any], paired: dict[str, Any],
-              pair: tuple[str, str] | None, plots: dict[str, str], sanity_plot: str | None, steps: list[str],
-              sanity: dict[str, np.ndarray], settings: dict[str, Any], n: int) -> list[tuple[str, Any]]:
+def _sections(
+    classes: list[str],
+    variants: list[str],
+    summary: dict[str, Any],
+    paired: dict[str, Any],
+    pair: tuple[str, str] | None,
+    plots: dict[str, str],
+    sanity_plot: str | None,
+    steps: list[str],
+    sanity: dict[str, np.ndarray],
+    settings: dict[str, Any],
+    n: int,
+) -> list[tuple[str, Any]]:
     """The report as (kind, content) items, rendered to Markdown and HTML alike."""
     s: list[tuple[str, Any]] = [("h1", f"Faithfulness of the explanations: {settings.get('model', '')}")]
-    s.append(("p", f"{n} sample(s) of the {settings.get('split', '?')} split; region "
-                   f"'{settings.get('region', 'pred')}'. Every cell is the mean over samples with a 95% bootstrap "
-                   "interval [low, high] and the number of samples n where the value exists (a class absent from "
-                   "its region has none)."))
+    s.append(
+        (
+            "p",
+            f"{n} sample(s) of the {settings.get('split', '?')} split; region "
+            f"'{settings.get('region', 'pred')}'. Every cell is the mean over samples with a 95% bootstrap "
+            "interval [low, high] and the number of samples n where the value exists (a class absent from "
+            "its region has none).",
+        )
+    )
     s.append(("list", settings.get("notes", [])))
     for c in classes:
         s.append(("h2", f"Class {c}"))
@@ -251,8 +297,13 @@ def _sections(classes: list[str], variants: list[str], summary: dict[str, Any], 
         extra = sorted(m for m in summary[c][variants[0]] if m.startswith("pearson"))
         fast = [[v, summary[c][v][m].text(4)] for v in variants for m in extra if summary[c][v][m].n]
         if fast:
-            s.append(("p", "Fast variants: Pearson correlation of each map with full Score-CAM's (same settings, "
-                           "all channels)."))
+            s.append(
+                (
+                    "p",
+                    "Fast variants: Pearson correlation of each map with full Score-CAM's (same settings, "
+                    "all channels).",
+                )
+            )
             s.append(("table", (["variant", "Pearson r vs full"], fast)))
         if pair and paired.get(c):
             diff = [[t, paired[c][m].text()] for m, t, _ in TABLE if paired[c][m].n]
@@ -263,8 +314,8 @@ def _sections(classes: list[str], variants: list[str], summary: dict[str, Any], 
             s.append(("img", (plots[c], f"Mean deletion and insertion curves, class {c}")))
     if sanity_plot:
         s.append(("h2", "Sanity check: cascading randomisation"))
-        rows = [[v] + [f"{x:.3f}" for x in rho] for v, rho in sanity.items()]
-        s.append(("table", (["variant"] + steps, rows)))
+        rows = [[v, *(f"{x:.3f}" for x in rho)] for v, rho in sanity.items()]
+        s.append(("table", (["variant", *steps], rows)))
         s.append(("img", (sanity_plot, "Cascading randomisation")))
     return s
 
@@ -311,6 +362,8 @@ def _html(sections: list[tuple[str, Any]]) -> str:
         elif kind == "img":
             src = html.escape(content[0], quote=True)
             body.append(f'<p><a href="{src}"><img src="{src}" alt="{html.escape(content[1], quote=True)}"></a></p>')
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f"<style>{_CSS}</style></head><body>\n" + "\n".join(body) + '\n<p><a href="index.html">gallery</a></p>'
-            "</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{_CSS}</style></head><body>\n" + "\n".join(body) + '\n<p><a href="index.html">gallery</a></p>'
+        "</body></html>\n"
+    )

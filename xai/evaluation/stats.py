@@ -4,11 +4,12 @@ For values v_1..v_n (one per sample; NaN entries are left out), the interval is 
 percentiles of the means of B resamples of n values drawn with replacement (seeded, so a report is
 reproducible). A paired difference uses the per-sample differences a_i − b_i of samples that have both.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -50,8 +51,7 @@ def bootstrap_mean(values: Sequence[float], resamples: int = RESAMPLES, seed: in
     return Estimate(float(v.mean()), float(low), float(high), int(v.size))
 
 
-def paired_difference(a: dict[str, float], b: dict[str, float], resamples: int = RESAMPLES,
-                      seed: int = 0) -> Estimate:
+def paired_difference(a: dict[str, float], b: dict[str, float], resamples: int = RESAMPLES, seed: int = 0) -> Estimate:
     """Mean of a_i − b_i over the keys (samples) where both are finite, with its bootstrap interval."""
     diffs = [a[k] - b[k] for k in sorted(a) if k in b and np.isfinite(a[k]) and np.isfinite(b[k])]
     return bootstrap_mean(diffs, resamples, seed)

@@ -10,6 +10,7 @@ number, or all), select (channel selection), score (prob|logit), precision, seed
 A key the method does not take is refused (Grad-CAM has no baseline). Keys left out take the run's
 options. A variant's label is its spec as written, normalised (`scorecam:layer=decoder`).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -20,9 +21,17 @@ from typing import Any
 from ..errors import XAIError
 from ..methods import get_method
 
-KEYS = {"layer": "target_layer", "baseline": "baseline", "weights": "weights", "maps": "max_activation_maps",
-        "select": "channel_selection", "score": "score", "precision": "precision", "seed": "seed",
-        "batch": "batch_size"}
+KEYS = {
+    "layer": "target_layer",
+    "baseline": "baseline",
+    "weights": "weights",
+    "maps": "max_activation_maps",
+    "select": "channel_selection",
+    "score": "score",
+    "precision": "precision",
+    "seed": "seed",
+    "batch": "batch_size",
+}
 _INTS = {"max_activation_maps", "seed", "batch_size"}
 _FAST = ("max_activation_maps", "channel_selection", "seed")  # what makes a fast variant of a full one
 

@@ -13,23 +13,32 @@ upsampling is for display. pytorch-grad-cam and torch-cam do the same, so maps a
 Min-max is per map; a constant map becomes all zeros. A class whose region is empty has s_c ≡ 0:
 its map is all zeros and `empty` flags it.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import XAIError
-from ..layers import ActivationCapture, InputCapture, LeafActivation, model_device, preserved_state, resolve_target_layer
+from ..layers import (
+    ActivationCapture,
+    InputCapture,
+    LeafActivation,
+    model_device,
+    preserved_state,
+    resolve_target_layer,
+)
 from ..modeling import final_activation, outputs_probabilities
 from ..targets import Score, check_region, check_score, class_scores_map, region_masks, region_score
 
-__all__ = ["BaseCAM", "GradientCAM", "CAMOptions", "CAMResult", "Forward", "minmax_per_map", "upsample"]
+__all__ = ["BaseCAM", "CAMOptions", "CAMResult", "Forward", "GradientCAM", "minmax_per_map", "upsample"]
 
 
 def minmax_per_map(cam: torch.Tensor) -> torch.Tensor:
@@ -117,8 +126,14 @@ class BaseCAM:
     uses_gradients: ClassVar[bool] = False
     default_layer: ClassVar[str | None] = None  # None: the encoder's deepest stage
 
-    def __init__(self, model: nn.Module, target_layer: str | None = None, score: Score = "prob",
-                 region: str = "pred", options: CAMOptions | None = None):
+    def __init__(
+        self,
+        model: nn.Module,
+        target_layer: str | None = None,
+        score: Score = "prob",
+        region: str = "pred",
+        options: CAMOptions | None = None,
+    ):
         check_score(score)
         check_region(region)
         self.model = model
@@ -145,13 +160,23 @@ class BaseCAM:
 
     # ---- the one path ----------------------------------------------------------------------------
 
-    def __call__(self, x: torch.Tensor, classes: Sequence[int] | None = None, gt: torch.Tensor | None = None,
-                 valid: torch.Tensor | None = None) -> torch.Tensor:
+    def __call__(
+        self,
+        x: torch.Tensor,
+        classes: Sequence[int] | None = None,
+        gt: torch.Tensor | None = None,
+        valid: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         self.last = self.explain(x, classes=classes, gt=gt, valid=valid)
         return self.last.maps
 
-    def explain(self, x: torch.Tensor, classes: Sequence[int] | None = None, gt: torch.Tensor | None = None,
-                valid: torch.Tensor | None = None) -> CAMResult:
+    def explain(
+        self,
+        x: torch.Tensor,
+        classes: Sequence[int] | None = None,
+        gt: torch.Tensor | None = None,
+        valid: torch.Tensor | None = None,
+    ) -> CAMResult:
         """valid (N×H×W bool, optional): the pixels that belong to the photograph (not padding);
         regions are restricted to them."""
         x = self._check_input(x)
@@ -170,9 +195,18 @@ class BaseCAM:
             raw = upsample(torch.relu(combined), (int(x.shape[-2]), int(x.shape[-1])))
             maps = minmax_per_map(raw)
         stats = {"channels": int(acts.shape[1]), **fwd.stats, "seconds": time.perf_counter() - t0}
-        return CAMResult(maps=maps, raw=raw, weights=weights, classes=fwd.classes, empty=empty,
-                         region=None if callable(self.score) else self.region, target_layer=self.target_layer,
-                         method=self.name, prediction=fwd.output.detach().argmax(1), stats=stats)
+        return CAMResult(
+            maps=maps,
+            raw=raw,
+            weights=weights,
+            classes=fwd.classes,
+            empty=empty,
+            region=None if callable(self.score) else self.region,
+            target_layer=self.target_layer,
+            method=self.name,
+            prediction=fwd.output.detach().argmax(1),
+            stats=stats,
+        )
 
     @staticmethod
     def _combine(weights: torch.Tensor, acts: torch.Tensor) -> torch.Tensor:
@@ -198,8 +232,9 @@ class BaseCAM:
     def device(self) -> torch.device:
         return model_device(self.model)
 
-    def _forward_with_layer(self, x: torch.Tensor, classes: Sequence[int] | None, gt: torch.Tensor | None,
-                            valid: torch.Tensor | None) -> Forward:
+    def _forward_with_layer(
+        self, x: torch.Tensor, classes: Sequence[int] | None, gt: torch.Tensor | None, valid: torch.Tensor | None
+    ) -> Forward:
         capture = LeafActivation(self.layer) if self.uses_gradients else ActivationCapture(self.layer)
         try:
             output, P = self.forward_scores(x)
@@ -230,8 +265,13 @@ class BaseCAM:
             return output, scored
         return output, class_scores_map(scored, self.score, self.outputs_probabilities)
 
-    def region_scores(self, P: torch.Tensor, regions: torch.Tensor | None, classes: Sequence[int],
-                      image_index: torch.Tensor | None = None) -> torch.Tensor:
+    def region_scores(
+        self,
+        P: torch.Tensor,
+        regions: torch.Tensor | None,
+        classes: Sequence[int],
+        image_index: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """s (B×C'): the region score of each class on each row of P, or the score callable's output."""
         if callable(self.score):
             s = self.score(P)
@@ -250,8 +290,9 @@ class BaseCAM:
             raise XAIError(f"class index {bad or ids} out of range: the model has {num_outputs} output classes")
         return ids
 
-    def _regions(self, output: torch.Tensor, gt: torch.Tensor | None, classes: list[int],
-                 valid: torch.Tensor | None) -> torch.Tensor:
+    def _regions(
+        self, output: torch.Tensor, gt: torch.Tensor | None, classes: list[int], valid: torch.Tensor | None
+    ) -> torch.Tensor:
         pred = output.argmax(1)
         if gt is not None:
             gt = torch.as_tensor(gt)
@@ -261,7 +302,9 @@ class BaseCAM:
             valid = torch.as_tensor(valid, device=regions.device)
             valid = valid.unsqueeze(0) if valid.dim() == 2 else valid
             if valid.shape != pred.shape:
-                raise XAIError(f"valid mask of shape {tuple(valid.shape)} does not match the input's {tuple(pred.shape)}")
+                raise XAIError(
+                    f"valid mask of shape {tuple(valid.shape)} does not match the input's {tuple(pred.shape)}"
+                )
             regions = regions * valid.unsqueeze(1).float()
         return regions
 
@@ -291,4 +334,3 @@ class GradientCAM(BaseCAM):
     def gradient_weights(self, grads: torch.Tensor, acts: torch.Tensor) -> torch.Tensor:
         """The method's weights from G (N×K×h×w×C') and A (N×K×h×w)."""
         raise NotImplementedError
-

@@ -3,6 +3,7 @@ of the region score's gradient,
 
     w_kc = (1 / hw) Σ_ij ∂s_c/∂A_k[i,j]            L_c = ReLU(Σ_k w_kc A_k)
 """
+
 from __future__ import annotations
 
 import torch

@@ -13,6 +13,7 @@ epsilon while Σ_ab A_k ≥ 0 (post-ReLU layers); a zero denominator (possible o
 negative activations) gives α = 0. pytorch-grad-cam adds 1e-6 to the uncancelled denominator, which
 lowers α for gradients below about 1e-3.
 """
+
 from __future__ import annotations
 
 import torch

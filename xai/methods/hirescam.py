@@ -3,6 +3,7 @@ Grad-CAM's spatial averaging, so the map is faithful to the model's computation 
 
     L_c = ReLU(Σ_k ∂s_c/∂A_k ⊙ A_k)
 """
+
 from __future__ import annotations
 
 import torch

@@ -3,6 +3,7 @@ stays fine-grained at shallow layers (thin roots at encoder.layer1/2, not only l
 
     L_c = ReLU(Σ_k ReLU(∂s_c/∂A_k) ⊙ A_k)
 """
+
 from __future__ import annotations
 
 import torch

@@ -5,19 +5,21 @@ module of that package is imported on first use of the registry, so adding a met
 The CLIs (--methods), the pipeline (engines, figure folders, summary columns), the gallery and the
 reports read method names, labels and folders from here and nowhere else.
 """
+
 from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from ..errors import XAIError
 
 if TYPE_CHECKING:
     from .base import BaseCAM
 
-__all__ = ["MethodInfo", "register", "methods", "get_method", "method_names"]
+__all__ = ["MethodInfo", "get_method", "method_names", "methods", "register"]
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ this model, device and input size, once per process. One sweep (K
 forwards per image, in chunks of batch_size) scores every class at once; masked inputs exist only
 chunk by chunk.
 """
+
 from __future__ import annotations
 
 import logging
@@ -56,26 +57,48 @@ class ScoreCAM(BaseCAM):
 
     default_layer = "encoder.layer4"
 
-    def __init__(self, model: nn.Module, target_layer: str | None = "encoder.layer4", batch_size: int = 32,
-                 max_activation_maps: int | None = None, score: Score = "prob", region: str = "pred",
-                 baseline: str = "zero", weights: str = "raw", precision: str = "auto",
-                 channel_selection: str = "variance", seed: int = 0, memory_format: str = "auto",
-                 progress: bool = False):
+    def __init__(
+        self,
+        model: nn.Module,
+        target_layer: str | None = "encoder.layer4",
+        batch_size: int = 32,
+        max_activation_maps: int | None = None,
+        score: Score = "prob",
+        region: str = "pred",
+        baseline: str = "zero",
+        weights: str = "raw",
+        precision: str = "auto",
+        channel_selection: str = "variance",
+        seed: int = 0,
+        memory_format: str = "auto",
+        progress: bool = False,
+    ):
         super().__init__(model, target_layer=target_layer, score=score, region=region)
         if int(batch_size) < 1:
             raise XAIError(f"batch_size must be at least 1, got {batch_size}")
         if max_activation_maps is not None and int(max_activation_maps) < 1:
             raise XAIError(f"max_activation_maps must be at least 1, got {max_activation_maps}")
-        for name, value, choices in (("baseline", baseline, BASELINES), ("weights", weights, WEIGHTINGS),
-                                     ("channel_selection", channel_selection, CHANNEL_SELECTIONS),
-                                     ("memory_format", memory_format, MEMORY_FORMATS)):
+        for name, value, choices in (
+            ("baseline", baseline, BASELINES),
+            ("weights", weights, WEIGHTINGS),
+            ("channel_selection", channel_selection, CHANNEL_SELECTIONS),
+            ("memory_format", memory_format, MEMORY_FORMATS),
+        ):
             if value not in choices:
                 raise XAIError(f"unknown {name} '{value}': choose one of {', '.join(choices)}")
         self.options = ScoreCAMOptions(
-            target_layer=self.target_layer, score=self._score_name(), region=region, baseline=baseline,
-            weights=weights, max_activation_maps=None if max_activation_maps is None else int(max_activation_maps),
-            channel_selection=channel_selection, seed=int(seed), precision=resolve_precision(precision, self.device),
-            batch_size=int(batch_size), memory_format=memory_format)
+            target_layer=self.target_layer,
+            score=self._score_name(),
+            region=region,
+            baseline=baseline,
+            weights=weights,
+            max_activation_maps=None if max_activation_maps is None else int(max_activation_maps),
+            channel_selection=channel_selection,
+            seed=int(seed),
+            precision=resolve_precision(precision, self.device),
+            batch_size=int(batch_size),
+            memory_format=memory_format,
+        )
         self.progress = progress
         self._channels_last = False
         self._batch: int | None = None  # lowered after an out-of-memory error, for the rest of the run
@@ -105,8 +128,12 @@ class ScoreCAM(BaseCAM):
         if self.options.weights == "softmax":
             w = torch.softmax(w.masked_fill(~selected.unsqueeze(-1), float("-inf")), dim=1)
             w = torch.nan_to_num(w, nan=0.0)
-        fwd.stats.update(forwards=int(selected.sum()), kept_channels=selected.sum(1).tolist(), precision=self.precision,
-                         channels_last=self._channels_last)
+        fwd.stats.update(
+            forwards=int(selected.sum()),
+            kept_channels=selected.sum(1).tolist(),
+            precision=self.precision,
+            channels_last=self._channels_last,
+        )
         return w
 
     def _baseline_output(self, fwd: Forward) -> torch.Tensor | None:
@@ -133,8 +160,9 @@ class ScoreCAM(BaseCAM):
         keep.scatter_(1, order[:, :limit], True)
         return keep & varying
 
-    def _sweep(self, fwd: Forward, acts: torch.Tensor, selected: torch.Tensor,
-               baseline: torch.Tensor | None) -> torch.Tensor:
+    def _sweep(
+        self, fwd: Forward, acts: torch.Tensor, selected: torch.Tensor, baseline: torch.Tensor | None
+    ) -> torch.Tensor:
         """w (N×K×C'): one masked forward per selected (image, channel), batch_size at a time (halved on
         out-of-memory errors, CUDA's or the CPU's MemoryError, down to 1).
 
@@ -156,7 +184,7 @@ class ScoreCAM(BaseCAM):
         start, step = 0, self._batch or step
         try:
             while start < pairs.shape[0]:
-                img, ch = pairs[start:start + step].unbind(1)
+                img, ch = pairs[start : start + step].unbind(1)
                 try:
                     masked = x[img] * minmax_per_map(upsample(acts[img, ch].unsqueeze(1), size))
                     if channels_last:
@@ -184,13 +212,19 @@ class ScoreCAM(BaseCAM):
     def _halve(self, step: int, exc: BaseException, device: torch.device) -> int:
         """Out of memory: retry the chunk at half the batch (kept for later samples), down to 1; say so once."""
         if step == 1:
-            raise XAIError(f"{self.label}: out of memory even with one masked image per forward pass "
-                           f"({type(exc).__name__}); use a smaller --img_size or another device") from None
+            raise XAIError(
+                f"{self.label}: out of memory even with one masked image per forward pass "
+                f"({type(exc).__name__}); use a smaller --img_size or another device"
+            ) from None
         if device.type == "cuda":
             torch.cuda.empty_cache()
         self._batch = step // 2
         if not self._warned_memory:
-            log.warning("out of memory at %d masked images per forward pass: continuing with smaller batches "
-                        "(set --batch_size %d to avoid the retries)", step, self._batch)
+            log.warning(
+                "out of memory at %d masked images per forward pass: continuing with smaller batches "
+                "(set --batch_size %d to avoid the retries)",
+                step,
+                self._batch,
+            )
             self._warned_memory = True
         return self._batch

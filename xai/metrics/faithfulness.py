@@ -24,6 +24,7 @@ changed), a class c with region R_c (fixed from the unperturbed prediction) and 
 
 An empty region R_c gives NaN with the reason "class absent from its region".
 """
+
 from __future__ import annotations
 
 import math
@@ -42,8 +43,21 @@ from ..modeling import outputs_probabilities as head_outputs_probabilities
 from ..targets import class_scores_map
 from .imputation import noisy_linear_impute
 
-__all__ = ["ABSENT", "SCHEDULES", "ZERO_SCORE", "CurveResult", "DropIncreaseResult", "Faithfulness", "RoadResult",
-           "average_drop_increase", "deletion", "gaussian_blur", "insertion", "pixel_counts", "road"]
+__all__ = [
+    "ABSENT",
+    "SCHEDULES",
+    "ZERO_SCORE",
+    "CurveResult",
+    "DropIncreaseResult",
+    "Faithfulness",
+    "RoadResult",
+    "average_drop_increase",
+    "deletion",
+    "gaussian_blur",
+    "insertion",
+    "pixel_counts",
+    "road",
+]
 
 SCHEDULES = ("linear", "area")
 ABSENT = "class absent from its region"
@@ -95,7 +109,7 @@ def gaussian_blur(x: torch.Tensor, kernel: int = 11, sigma: float = 5.0) -> torc
     if half >= min(x.shape[-2:]):
         raise XAIError(f"an image of {tuple(x.shape[-2:])} pixels is too small for a {kernel}×{kernel} blur")
     k = torch.arange(-half, half + 1, device=x.device, dtype=torch.float32)
-    g = torch.exp(-k ** 2 / (2 * sigma ** 2))
+    g = torch.exp(-(k**2) / (2 * sigma**2))
     g = g / g.sum()
     N, C, H, W = x.shape
     t = F.pad(x.float().reshape(N * C, 1, H, W), (half, half, half, half), mode="reflect")
@@ -151,9 +165,19 @@ class Faithfulness:
         average_drop_increase: 1 per map and class (0 for a map constant over V: the all-deleted image)
     """
 
-    def __init__(self, model: nn.Module, x: torch.Tensor, classes: Sequence[int], regions: torch.Tensor,
-                 valid: torch.Tensor, *, batch_size: int = 32, outputs_probabilities: bool | None = None,
-                 blur_kernel: int = 11, blur_sigma: float = 5.0):
+    def __init__(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        classes: Sequence[int],
+        regions: torch.Tensor,
+        valid: torch.Tensor,
+        *,
+        batch_size: int = 32,
+        outputs_probabilities: bool | None = None,
+        blur_kernel: int = 11,
+        blur_sigma: float = 5.0,
+    ):
         if int(batch_size) < 1:
             raise XAIError(f"batch_size must be at least 1, got {batch_size}")
         self.model = model
@@ -179,13 +203,15 @@ class Faithfulness:
         regions = torch.as_tensor(regions, device=self.device).bool()
         regions = regions[0] if regions.dim() == 4 and regions.shape[0] == 1 else regions
         if tuple(regions.shape) != (len(self.classes), *size):
-            raise XAIError(f"regions of shape {tuple(regions.shape)} do not match {len(self.classes)} classes "
-                           f"of {size} pixels")
+            raise XAIError(
+                f"regions of shape {tuple(regions.shape)} do not match {len(self.classes)} classes of {size} pixels"
+            )
         self.regions = regions & self.valid
         self.area = [int(a) for a in self.regions.flatten(1).sum(1)]
         self._weights = self.regions.double() / self.regions.flatten(1).sum(1).clamp_min(1).view(-1, 1, 1)
-        self.probabilities = head_outputs_probabilities(model) if outputs_probabilities is None \
-            else bool(outputs_probabilities)
+        self.probabilities = (
+            head_outputs_probabilities(model) if outputs_probabilities is None else bool(outputs_probabilities)
+        )
         self.batch_size = int(batch_size)
         self.blur_kernel, self.blur_sigma = int(blur_kernel), float(blur_sigma)
         self.forwards: dict[str, int] = {}
@@ -236,8 +262,10 @@ class Faithfulness:
             t = torch.as_tensor(m).detach().to(self.device, torch.float32)
             t = t[0] if t.dim() == 4 and t.shape[0] == 1 else t
             if tuple(t.shape) != (len(self.classes), *self.x.shape[-2:]):
-                raise XAIError(f"maps '{name}' of shape {tuple(t.shape)} do not match {len(self.classes)} classes "
-                               f"of {tuple(self.x.shape[-2:])} pixels")
+                raise XAIError(
+                    f"maps '{name}' of shape {tuple(t.shape)} do not match {len(self.classes)} classes "
+                    f"of {tuple(self.x.shape[-2:])} pixels"
+                )
             if not torch.isfinite(t).all():
                 raise XAIError(f"maps '{name}' hold NaN or infinite values")
             out[name] = t
@@ -248,18 +276,21 @@ class Faithfulness:
 
     # ---- the metrics ------------------------------------------------------------------------------
 
-    def deletion(self, maps: Mapping[str, torch.Tensor], steps: int = 50,
-                 schedule: str = "linear") -> dict[str, list[CurveResult]]:
+    def deletion(
+        self, maps: Mapping[str, torch.Tensor], steps: int = 50, schedule: str = "linear"
+    ) -> dict[str, list[CurveResult]]:
         """Deletion curves and AUCs (lower is better) of every map and class."""
         return self._curves("deletion", maps, steps, schedule)
 
-    def insertion(self, maps: Mapping[str, torch.Tensor], steps: int = 50,
-                  schedule: str = "linear") -> dict[str, list[CurveResult]]:
+    def insertion(
+        self, maps: Mapping[str, torch.Tensor], steps: int = 50, schedule: str = "linear"
+    ) -> dict[str, list[CurveResult]]:
         """Insertion curves and AUCs (higher is better) of every map and class."""
         return self._curves("insertion", maps, steps, schedule)
 
-    def _curves(self, kind: str, maps: Mapping[str, torch.Tensor], steps: int,
-                schedule: str) -> dict[str, list[CurveResult]]:
+    def _curves(
+        self, kind: str, maps: Mapping[str, torch.Tensor], steps: int, schedule: str
+    ) -> dict[str, list[CurveResult]]:
         maps = self._maps(maps)
         N = self.n_valid
         pixel_counts(schedule, steps, N, 0)  # refuses a bad schedule or step count even when no class is present
@@ -293,9 +324,17 @@ class Faithfulness:
                     out[name].append(CurveResult(math.nan, None, None, schedule, ABSENT))
                     continue
                 counts, points = plan[(name, j)]
-                s = torch.tensor([float(self._shared_score(first)[j]) if n == 0 else
-                                  float(self._shared_score(last)[j]) if n == N else points[n] for n in counts],
-                                 dtype=torch.float64)
+                s = torch.tensor(
+                    [
+                        float(self._shared_score(first)[j])
+                        if n == 0
+                        else float(self._shared_score(last)[j])
+                        if n == N
+                        else points[n]
+                        for n in counts
+                    ],
+                    dtype=torch.float64,
+                )
                 out[name].append(CurveResult(float(torch.trapezoid(s, t)), (t, s), torch.tensor(counts), schedule))
         return out
 
@@ -307,8 +346,13 @@ class Faithfulness:
             stored = self._points[(kind, name, j)] = (cam.clone(), {})
         return stored[1]
 
-    def road(self, maps: Mapping[str, torch.Tensor], percentiles: Iterable[int] = range(10, 100, 10),
-             noise: float = 0.01, seed: int = 0) -> dict[str, list[RoadResult]]:
+    def road(
+        self,
+        maps: Mapping[str, torch.Tensor],
+        percentiles: Iterable[int] = range(10, 100, 10),
+        noise: float = 0.01,
+        seed: int = 0,
+    ) -> dict[str, list[RoadResult]]:
         """ROAD MoRF and LeRF curves over the percentiles, their means and the gap (LeRF − MoRF)."""
         maps = self._maps(maps)
         ps = tuple(int(p) for p in percentiles)
@@ -345,10 +389,15 @@ class Faithfulness:
                 if (name, j) not in plan:
                     out[name].append(RoadResult(math.nan, math.nan, math.nan, ps, None, None, ABSENT))
                     continue
-                morf, lerf = (torch.tensor([float(self.y[j]) if k is None else float(scores[k, j]) for k in row],
-                                           dtype=torch.float64) for row in plan[(name, j)])
-                out[name].append(RoadResult(float(morf.mean()), float(lerf.mean()), float((lerf - morf).mean()),
-                                            ps, morf, lerf))
+                morf, lerf = (
+                    torch.tensor(
+                        [float(self.y[j]) if k is None else float(scores[k, j]) for k in row], dtype=torch.float64
+                    )
+                    for row in plan[(name, j)]
+                )
+                out[name].append(
+                    RoadResult(float(morf.mean()), float(lerf.mean()), float((lerf - morf).mean()), ps, morf, lerf)
+                )
         return out
 
     def average_drop_increase(self, maps: Mapping[str, torch.Tensor]) -> dict[str, list[DropIncreaseResult]]:
@@ -364,8 +413,9 @@ class Faithfulness:
             lo, hi = m[self.valid].amin(), m[self.valid].amax()
             return torch.where(self.valid, self.x[0] * (m - lo) / (hi - lo), self.x[0])
 
-        scores = self._scores("average_drop_increase", len(jobs),
-                              lambda a, b: torch.stack([scaled_input(*job) for job in jobs[a:b]]))
+        scores = self._scores(
+            "average_drop_increase", len(jobs), lambda a, b: torch.stack([scaled_input(*job) for job in jobs[a:b]])
+        )
         index = {job: k for k, job in enumerate(jobs)}
         out: dict[str, list[DropIncreaseResult]] = {}
         for name in maps:
@@ -373,8 +423,9 @@ class Faithfulness:
             for j in range(len(self.classes)):
                 y = float(self.y[j]) if self.area[j] > 0 else math.nan
                 if not y > 0:
-                    out[name].append(DropIncreaseResult(math.nan, math.nan, y, math.nan,
-                                                        ABSENT if self.area[j] == 0 else ZERO_SCORE))
+                    out[name].append(
+                        DropIncreaseResult(math.nan, math.nan, y, math.nan, ABSENT if self.area[j] == 0 else ZERO_SCORE)
+                    )
                     continue
                 if (name, j) in index:
                     o = float(scores[index[(name, j)], j])
@@ -384,29 +435,63 @@ class Faithfulness:
         return out
 
 
-def deletion(model: nn.Module, x: torch.Tensor, maps: Mapping[str, torch.Tensor], classes: Sequence[int],
-             regions: torch.Tensor, valid: torch.Tensor, *, steps: int = 50, schedule: str = "linear",
-             **options: Any) -> dict[str, list[CurveResult]]:
+def deletion(
+    model: nn.Module,
+    x: torch.Tensor,
+    maps: Mapping[str, torch.Tensor],
+    classes: Sequence[int],
+    regions: torch.Tensor,
+    valid: torch.Tensor,
+    *,
+    steps: int = 50,
+    schedule: str = "linear",
+    **options: Any,
+) -> dict[str, list[CurveResult]]:
     """Faithfulness(model, x, classes, regions, valid, **options).deletion(maps, steps, schedule)."""
     return Faithfulness(model, x, classes, regions, valid, **options).deletion(maps, steps, schedule)
 
 
-def insertion(model: nn.Module, x: torch.Tensor, maps: Mapping[str, torch.Tensor], classes: Sequence[int],
-              regions: torch.Tensor, valid: torch.Tensor, *, steps: int = 50, schedule: str = "linear",
-              **options: Any) -> dict[str, list[CurveResult]]:
+def insertion(
+    model: nn.Module,
+    x: torch.Tensor,
+    maps: Mapping[str, torch.Tensor],
+    classes: Sequence[int],
+    regions: torch.Tensor,
+    valid: torch.Tensor,
+    *,
+    steps: int = 50,
+    schedule: str = "linear",
+    **options: Any,
+) -> dict[str, list[CurveResult]]:
     """Faithfulness(model, x, classes, regions, valid, **options).insertion(maps, steps, schedule)."""
     return Faithfulness(model, x, classes, regions, valid, **options).insertion(maps, steps, schedule)
 
 
-def road(model: nn.Module, x: torch.Tensor, maps: Mapping[str, torch.Tensor], classes: Sequence[int],
-         regions: torch.Tensor, valid: torch.Tensor, *, percentiles: Iterable[int] = range(10, 100, 10),
-         noise: float = 0.01, seed: int = 0, **options: Any) -> dict[str, list[RoadResult]]:
+def road(
+    model: nn.Module,
+    x: torch.Tensor,
+    maps: Mapping[str, torch.Tensor],
+    classes: Sequence[int],
+    regions: torch.Tensor,
+    valid: torch.Tensor,
+    *,
+    percentiles: Iterable[int] = range(10, 100, 10),
+    noise: float = 0.01,
+    seed: int = 0,
+    **options: Any,
+) -> dict[str, list[RoadResult]]:
     """Faithfulness(model, x, classes, regions, valid, **options).road(maps, percentiles, noise, seed)."""
     return Faithfulness(model, x, classes, regions, valid, **options).road(maps, percentiles, noise, seed)
 
 
-def average_drop_increase(model: nn.Module, x: torch.Tensor, maps: Mapping[str, torch.Tensor],
-                          classes: Sequence[int], regions: torch.Tensor, valid: torch.Tensor,
-                          **options: Any) -> dict[str, list[DropIncreaseResult]]:
+def average_drop_increase(
+    model: nn.Module,
+    x: torch.Tensor,
+    maps: Mapping[str, torch.Tensor],
+    classes: Sequence[int],
+    regions: torch.Tensor,
+    valid: torch.Tensor,
+    **options: Any,
+) -> dict[str, list[DropIncreaseResult]]:
     """Faithfulness(model, x, classes, regions, valid, **options).average_drop_increase(maps)."""
     return Faithfulness(model, x, classes, regions, valid, **options).average_drop_increase(maps)

@@ -17,6 +17,7 @@ dense pseudo-inverse once a level has ≤ 64 cells. Jacobi preconditioning alone
 on the large holes of MoRF at 90% (128×256, even from a coarse-to-fine initial guess); the V-cycle
 needs 17–20.
 """
+
 from __future__ import annotations
 
 import logging
@@ -55,7 +56,7 @@ def _shifts(v: torch.Tensor) -> list[torch.Tensor]:
     """v[..., y+dy, x+dx] (0 outside the image) for each offset of _OFFSETS."""
     H, W = v.shape[-2:]
     p = F.pad(v, (1, 1, 1, 1))
-    return [p[..., 1 + dy:1 + dy + H, 1 + dx:1 + dx + W] for dy, dx in _OFFSETS]
+    return [p[..., 1 + dy : 1 + dy + H, 1 + dx : 1 + dx + W] for dy, dx in _OFFSETS]
 
 
 def push_pull_fill(values: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -72,9 +73,15 @@ def push_pull_fill(values: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return torch.where(known, own, up)
 
 
-def noisy_linear_impute(x: torch.Tensor, remove: torch.Tensor, valid: torch.Tensor | None = None,
-                        noise: float = 0.01, generator: torch.Generator | Sequence[torch.Generator] | None = None,
-                        tol: float = 1e-5, max_iter: int = 200) -> torch.Tensor:
+def noisy_linear_impute(
+    x: torch.Tensor,
+    remove: torch.Tensor,
+    valid: torch.Tensor | None = None,
+    noise: float = 0.01,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
+    tol: float = 1e-5,
+    max_iter: int = 200,
+) -> torch.Tensor:
     """M×C×H×W: x (1×C×H×W or C×H×W) with the pixels of each mask remove[m] (M×H×W or H×W bool,
     restricted to valid) imputed; every other pixel, padding included, keeps x's value.
 
@@ -94,11 +101,15 @@ def noisy_linear_impute(x: torch.Tensor, remove: torch.Tensor, valid: torch.Tens
     _, C, H, W = x.shape
     remove = torch.as_tensor(remove, device=x.device).bool()
     remove = remove.unsqueeze(0) if remove.dim() == 2 else remove
-    valid = torch.ones(H, W, dtype=torch.bool, device=x.device) if valid is None else \
-        torch.as_tensor(valid, device=x.device).bool()
+    valid = (
+        torch.ones(H, W, dtype=torch.bool, device=x.device)
+        if valid is None
+        else torch.as_tensor(valid, device=x.device).bool()
+    )
     if remove.dim() != 3 or tuple(remove.shape[-2:]) != (H, W) or tuple(valid.shape) != (H, W):
-        raise XAIError(f"masks of shape {tuple(remove.shape)} and valid of {tuple(valid.shape)} do not match "
-                       f"the image's {(H, W)}")
+        raise XAIError(
+            f"masks of shape {tuple(remove.shape)} and valid of {tuple(valid.shape)} do not match the image's {(H, W)}"
+        )
     M = remove.shape[0]
     if generator is not None and not isinstance(generator, torch.Generator) and len(generator) != M:
         raise XAIError(f"{len(generator)} generators given for {M} masks")
@@ -108,8 +119,9 @@ def noisy_linear_impute(x: torch.Tensor, remove: torch.Tensor, valid: torch.Tens
     d = _neighbour_sum(valid.float().view(1, 1, H, W))
     b = _neighbour_sum(xf * kept) * r
     levels = _hierarchy(r, d)
-    u, iterations = _conjugate_gradients(levels[0].apply, b, push_pull_fill(xf * kept, kept) * r,
-                                         lambda res: _vcycle(levels, 0, res), tol, max_iter)
+    u, iterations = _conjugate_gradients(
+        levels[0].apply, b, push_pull_fill(xf * kept, kept) * r, lambda res: _vcycle(levels, 0, res), tol, max_iter
+    )
     log.debug("noisy linear imputation: %d masks of %d×%d, %d iterations", M, H, W, iterations)
     out = torch.where(r.bool(), u, xf)
     if noise > 0:
@@ -143,8 +155,12 @@ def _fine_level(r: torch.Tensor, d: torch.Tensor) -> _Level:
 
 def _fine_coef(r: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
     """The finest operator's 9-point coefficients (9×M×1×H×W), for an image small enough to solve densely."""
-    return torch.stack([d * r if (dy, dx) == (0, 0) else -float(_STENCIL[dy + 1, dx + 1]) * r * shifted
-                        for (dy, dx), shifted in zip(_OFFSETS, _shifts(r), strict=True)])
+    return torch.stack(
+        [
+            d * r if (dy, dx) == (0, 0) else -float(_STENCIL[dy + 1, dx + 1]) * r * shifted
+            for (dy, dx), shifted in zip(_OFFSETS, _shifts(r), strict=True)
+        ]
+    )
 
 
 def _inverse(diag: torch.Tensor) -> torch.Tensor:
@@ -157,8 +173,14 @@ def _prolong(vc: torch.Tensor, fine: _Level) -> torch.Tensor:
     B, K, h, w = vc.shape
     H, W = fine.unknown.shape[-2:]
     kernel = _BILINEAR.to(vc.device, vc.dtype).view(1, 1, 3, 3).expand(B * K, 1, 3, 3)
-    up = F.conv_transpose2d(vc.reshape(1, B * K, h, w), kernel, stride=2, padding=1,
-                            output_padding=(H - (2 * h - 1), W - (2 * w - 1)), groups=B * K)
+    up = F.conv_transpose2d(
+        vc.reshape(1, B * K, h, w),
+        kernel,
+        stride=2,
+        padding=1,
+        output_padding=(H - (2 * h - 1), W - (2 * w - 1)),
+        groups=B * K,
+    )
     return up.view(B, K, H, W) * fine.unknown
 
 
@@ -199,8 +221,9 @@ def _galerkin(fine: _Level) -> _Level:
             e = ((iy % 3 == a) & (ix % 3 == c)).float().expand(M, 1, h, w)
             probes.append(_restrict(fine.apply(_prolong(e, fine)), fine))
     Y = torch.stack(probes)  # 9×M×1×h×w: Y[colour](I) = A_c[I, the neighbour of I with that colour]
-    coef = torch.stack([Y.gather(0, (3 * ((iy + dy) % 3) + (ix + dx) % 3).expand(1, M, 1, h, w))[0]
-                        for dy, dx in _OFFSETS])  # 9×M×1×h×w
+    coef = torch.stack(
+        [Y.gather(0, (3 * ((iy + dy) % 3) + (ix + dx) % 3).expand(1, M, 1, h, w))[0] for dy, dx in _OFFSETS]
+    )  # 9×M×1×h×w
     unknown = (coef[4] > 0).float()
     coef = coef * unknown
 
@@ -221,9 +244,14 @@ def _vcycle(levels: list[_Level], k: int, res: torch.Tensor) -> torch.Tensor:
     return z + _OMEGA * lv.l1_inv * (res - lv.apply(z))  # and one after, the same: the cycle is symmetric
 
 
-def _conjugate_gradients(apply: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, u: torch.Tensor,
-                         precond: Callable[[torch.Tensor], torch.Tensor], tol: float,
-                         max_iter: int) -> tuple[torch.Tensor, int]:
+def _conjugate_gradients(
+    apply: Callable[[torch.Tensor], torch.Tensor],
+    b: torch.Tensor,
+    u: torch.Tensor,
+    precond: Callable[[torch.Tensor], torch.Tensor],
+    tol: float,
+    max_iter: int,
+) -> tuple[torch.Tensor, int]:
     """Preconditioned CG on independent systems (each mask and channel of M×C×H×W); a system stops,
     frozen, once its relative residual is ≤ tol, so its answer does not depend on the others in the
     batch. Returns (solution, iterations run)."""
@@ -249,6 +277,11 @@ def _conjugate_gradients(apply: Callable[[torch.Tensor], torch.Tensor], b: torch
         p = z + beta * p
         rz = rz_new
     if bool(active.any()):
-        log.warning("noisy linear imputation: %d of %d systems did not reach tol=%g in %d iterations",
-                    int(active.sum()), active.numel(), tol, max_iter)
+        log.warning(
+            "noisy linear imputation: %d of %d systems did not reach tol=%g in %d iterations",
+            int(active.sum()),
+            active.numel(),
+            tol,
+            max_iter,
+        )
     return u, it

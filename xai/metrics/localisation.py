@@ -9,6 +9,7 @@ pixels V (padding excluded):
 
 An empty GT_c ∩ V or a map that is 0 on all of V gives NaN with the reason.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,15 +31,18 @@ class LocalisationResult:
     reason: str | None = None
 
 
-def _prepare(cam: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor | None
-             ) -> tuple[torch.Tensor, torch.Tensor] | LocalisationResult:
+def _prepare(
+    cam: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor] | LocalisationResult:
     """(L over V, GT over V) as flat tensors in raster order, or the NaN result that applies."""
     cam = torch.as_tensor(cam).detach().float().cpu()
     gt = torch.as_tensor(gt).bool().cpu()
     valid = torch.ones_like(gt) if valid is None else torch.as_tensor(valid).bool().cpu()
     if cam.dim() != 2 or cam.shape != gt.shape or cam.shape != valid.shape:
-        raise XAIError(f"map {tuple(cam.shape)}, ground truth {tuple(gt.shape)} and valid {tuple(valid.shape)} "
-                       "must be H×W of the same size")
+        raise XAIError(
+            f"map {tuple(cam.shape)}, ground truth {tuple(gt.shape)} and valid {tuple(valid.shape)} "
+            "must be H×W of the same size"
+        )
     values, truth = cam[valid], gt[valid]
     if not torch.isfinite(values).all() or bool((values < 0).any()):
         raise XAIError("a map for localisation metrics must be finite and ≥ 0 on the photograph")
@@ -68,8 +72,9 @@ def pointing_game(cam: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor | Non
     return LocalisationResult(float(bool(truth[values == values.max()].any())))
 
 
-def relevance_rank_accuracy(cam: torch.Tensor, gt: torch.Tensor,
-                            valid: torch.Tensor | None = None) -> LocalisationResult:
+def relevance_rank_accuracy(
+    cam: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor | None = None
+) -> LocalisationResult:
     """|top-K(L over V) ∩ GT| / K with K = |GT ∩ V| (stable descending order)."""
     prepared = _prepare(cam, gt, valid)
     if isinstance(prepared, LocalisationResult):

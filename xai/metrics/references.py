@@ -1,10 +1,11 @@
 """Reference maps shown beside the methods in every table:
 
-    random smooth map   U ~ uniform[0,1) at ⌈H/f⌉×⌈W/f⌉ cells (f = 16, at least 2×2), seeded, upsampled
-                        bilinearly to H×W and min-max scaled per map: what a map that knows nothing scores
-    probability map     P_c(x), the model's own predicted probability of class c on x: the trivial
-                        explanation of a segmentation model
+random smooth map   U ~ uniform[0,1) at ⌈H/f⌉×⌈W/f⌉ cells (f = 16, at least 2×2), seeded, upsampled
+                    bilinearly to H×W and min-max scaled per map: what a map that knows nothing scores
+probability map     P_c(x), the model's own predicted probability of class c on x: the trivial
+                    explanation of a segmentation model
 """
+
 from __future__ import annotations
 
 import math
@@ -23,8 +24,9 @@ from ..targets import class_scores_map
 __all__ = ["probability_maps", "random_smooth_maps"]
 
 
-def random_smooth_maps(shape: Sequence[int], seed: int = 0, factor: int = 16,
-                       device: torch.device | str | None = None) -> torch.Tensor:
+def random_smooth_maps(
+    shape: Sequence[int], seed: int = 0, factor: int = 16, device: torch.device | str | None = None
+) -> torch.Tensor:
     """Maps of `shape` (…×H×W) in [0,1]: seeded low-resolution uniform noise, bilinear Up, min-max."""
     shape = tuple(int(s) for s in shape)
     if len(shape) < 2 or min(shape) < 1 or factor < 1:
@@ -38,8 +40,9 @@ def random_smooth_maps(shape: Sequence[int], seed: int = 0, factor: int = 16,
     return minmax_per_map(up).view(*lead, H, W).to(device or "cpu")
 
 
-def probability_maps(model: nn.Module, x: torch.Tensor, classes: Sequence[int],
-                     outputs_probabilities: bool | None = None) -> torch.Tensor:
+def probability_maps(
+    model: nn.Module, x: torch.Tensor, classes: Sequence[int], outputs_probabilities: bool | None = None
+) -> torch.Tensor:
     """C'×H×W: P_c(x) of one image x (1×3×H×W or 3×H×W) for each class, on the model's device
     (softmax of the logits, or the model's own output when its head ends in an activation)."""
     x = torch.as_tensor(x)

@@ -18,6 +18,7 @@ region fixed to the original model's prediction (region="gt", gt = that predicti
 A method that depends on the weights falls towards ρ = 0; the step "none" (no randomisation, only
 asked for explicitly) gives ρ = 1.
 """
+
 from __future__ import annotations
 
 import copy
@@ -115,9 +116,15 @@ def randomised_copies(model: nn.Module, seed: int = 0) -> Iterator[tuple[str, nn
         yield name, copied
 
 
-def cascading_randomisation(engine: BaseCAM, x: torch.Tensor, classes: Sequence[int], valid: torch.Tensor,
-                            region_pred: torch.Tensor, seed: int = 0,
-                            steps: Sequence[str] | None = None) -> list[tuple[str, torch.Tensor]]:
+def cascading_randomisation(
+    engine: BaseCAM,
+    x: torch.Tensor,
+    classes: Sequence[int],
+    valid: torch.Tensor,
+    region_pred: torch.Tensor,
+    seed: int = 0,
+    steps: Sequence[str] | None = None,
+) -> list[tuple[str, torch.Tensor]]:
     """[(step name, C' tensor of ρ per class, NaN where undefined)] for the cascade of
     randomisation_steps(engine.model), or for the named steps (in cascade order; "none": no
     randomisation). x: 1×3×H×W; valid: H×W bool; region_pred: the original prediction (H×W ids)."""

@@ -6,9 +6,10 @@ For ground truth G_c and prediction P_c (boolean H×W masks of class c):
     IoU = TP / (TP + FP + FN),  Dice = 2·TP / (2·TP + FP + FN)        (None when TP + FP + FN = 0)
     energy_in(L, M) = Σ_{p ∈ M} L_p / Σ_p L_p                          (None when Σ_p L_p = 0)
 """
+
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -30,8 +31,11 @@ def error_counts(gt: np.ndarray, pred: np.ndarray, class_idx: int) -> dict[str, 
     if gt.shape != pred.shape:
         raise ValueError(f"pred has shape {pred.shape} but gt has {gt.shape}")
     g, p = gt == class_idx, pred == class_idx
-    return {"tp": int(np.count_nonzero(g & p)), "fp": int(np.count_nonzero(p & ~g)),
-            "fn": int(np.count_nonzero(g & ~p))}
+    return {
+        "tp": int(np.count_nonzero(g & p)),
+        "fp": int(np.count_nonzero(p & ~g)),
+        "fn": int(np.count_nonzero(g & ~p)),
+    }
 
 
 def iou_dice(counts: Mapping[str, int]) -> tuple[float | None, float | None]:

@@ -9,13 +9,19 @@
 `run(RunOptions)` does both. Nothing here imports torch at package import (figure worker processes
 import xai.pipeline.writer without it).
 """
+
 from __future__ import annotations
 
 from typing import Any
 
-_LAZY = {"RunOptions": "xai.pipeline.options", "run": "xai.pipeline.runner", "finalize": "xai.pipeline.finalize_stage",
-         "explain": "xai.pipeline.explain_stage", "prepare": "xai.pipeline.setup",
-         "SampleRecord": "xai.pipeline.records"}
+_LAZY = {
+    "RunOptions": "xai.pipeline.options",
+    "run": "xai.pipeline.runner",
+    "finalize": "xai.pipeline.finalize_stage",
+    "explain": "xai.pipeline.explain_stage",
+    "prepare": "xai.pipeline.setup",
+    "SampleRecord": "xai.pipeline.records",
+}
 
 __all__ = list(_LAZY)
 

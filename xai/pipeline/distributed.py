@@ -8,13 +8,14 @@ GPUs, gloo on CPUs), takes its shard and its own device (cuda:LOCAL_RANK), and a
 runs finalize over everyone's records. A rank that torchrun restarts (--max-restarts) resumes from the
 records on disk.
 """
+
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Sequence
 
 import torch
 
@@ -31,7 +32,7 @@ class Shard:
 
     def take(self, indices: Sequence[int]) -> list[int]:
         """Positions index, index + count, ... of indices: balanced, each sample in exactly one shard."""
-        return list(indices[self.index::self.count])
+        return list(indices[self.index :: self.count])
 
     def __str__(self) -> str:
         return f"{self.index}/{self.count}"

@@ -1,12 +1,14 @@
 """The explain stage: per sample, every engine, the maps on the photograph, its files and its record."""
+
 from __future__ import annotations
 
 import logging
 import os
 import socket
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import torch
@@ -65,7 +67,7 @@ def explain_sample(item: dict[str, Any], setup: Setup) -> Explained:
     box = item["letterbox"]
     x = item["image"].unsqueeze(0).to(setup.device)
     valid = torch.zeros(box.padded_hw, dtype=torch.bool)
-    valid[:box.resized_hw[0], :box.resized_hw[1]] = True
+    valid[: box.resized_hw[0], : box.resized_hw[1]] = True
     gt_padded = item["mask"].masked_fill(~valid, IGNORE).unsqueeze(0)  # padding belongs to no class
     maps: dict[str, dict[int, np.ndarray | None]] = {}
     notes: dict[str, dict[int, str]] = {}
@@ -84,8 +86,9 @@ def explain_sample(item: dict[str, Any], setup: Setup) -> Explained:
         for j, c in enumerate(result.classes):
             if bool(result.empty[0, j]):
                 maps[method][c] = None
-                notes[method][c] = (f"class '{setup.class_names[c]}' absent from its region ({result.region}): "
-                                    "nothing to explain")
+                notes[method][c] = (
+                    f"class '{setup.class_names[c]}' absent from its region ({result.region}): nothing to explain"
+                )
             else:
                 maps[method][c] = _minmax(box.to_original(result.raw[0, j].cpu().numpy()))
         if setup.opts.save_raw:
@@ -95,9 +98,18 @@ def explain_sample(item: dict[str, Any], setup: Setup) -> Explained:
     evaluation = None
     if setup.evaluator is not None:
         evaluation = setup.evaluator.evaluate(item["index"], x, gt_padded.to(x.device), valid, results)
-    return Explained(index=item["index"], name=item["name"], rgb=item["rgb"], gt=item["gt"],
-                     pred=box.to_original(pred_padded, nearest=True), maps=maps, notes=notes, seconds=seconds,
-                     raw_extra=raw_extra, evaluation=evaluation)
+    return Explained(
+        index=item["index"],
+        name=item["name"],
+        rgb=item["rgb"],
+        gt=item["gt"],
+        pred=box.to_original(pred_padded, nearest=True),
+        maps=maps,
+        notes=notes,
+        seconds=seconds,
+        raw_extra=raw_extra,
+        evaluation=evaluation,
+    )
 
 
 def summary_rows(ex: Explained, setup: Setup) -> list[dict[str, Any]]:
@@ -120,8 +132,17 @@ def _explained_region(ex: Explained, c: int, setup: Setup) -> np.ndarray | None:
     """The pixels whose class-c score was explained, on the photograph (None for region 'all' or empty)."""
     if setup.opts.region == "all":
         return None
-    mask = region_masks(torch.from_numpy(ex.pred.astype(np.int64))[None], torch.from_numpy(ex.gt.astype(np.int64))[None],
-                        [c], setup.opts.region, len(setup.class_names))[0, 0].bool().numpy()
+    mask = (
+        region_masks(
+            torch.from_numpy(ex.pred.astype(np.int64))[None],
+            torch.from_numpy(ex.gt.astype(np.int64))[None],
+            [c],
+            setup.opts.region,
+            len(setup.class_names),
+        )[0, 0]
+        .bool()
+        .numpy()
+    )
     return mask if mask.any() else None
 
 
@@ -131,31 +152,55 @@ def figure_jobs(ex: Explained, files: SampleFiles, setup: Setup) -> list[FigureJ
     jobs = []
     for c in setup.class_ids:
         cname = names[c]
-        jobs.append(FigureJob("save_error_figure", (out / files.figures["tpfpfn"][cname], ex.rgb, ex.gt, ex.pred, c,
-                                                    names, colors), {"title": f"{ex.name}: {cname}"}))
+        jobs.append(
+            FigureJob(
+                "save_error_figure",
+                (out / files.figures["tpfpfn"][cname], ex.rgb, ex.gt, ex.pred, c, names, colors),
+                {"title": f"{ex.name}: {cname}"},
+            )
+        )
         contour = _explained_region(ex, c, setup)
         for method in ex.maps:
             label = setup.label(method)
-            jobs.append(FigureJob("save_heatmap_figure",
-                                  (out / files.figures[method][cname], ex.rgb, ex.maps[method][c], cname, label),
-                                  {"note": ex.notes[method].get(c), "region_contour": contour,
-                                   "title": f"{ex.name}: {label} of {cname} (region {region})"}))
+            jobs.append(
+                FigureJob(
+                    "save_heatmap_figure",
+                    (out / files.figures[method][cname], ex.rgb, ex.maps[method][c], cname, label),
+                    {
+                        "note": ex.notes[method].get(c),
+                        "region_contour": contour,
+                        "title": f"{ex.name}: {label} of {cname} (region {region})",
+                    },
+                )
+            )
     if files.comparison:
         labels = {m: setup.label(m) for m in ex.maps}
         method_maps = {labels[m]: [ex.maps[m].get(c) for c in range(len(names))] for m in ex.maps}
         notes = {(labels[m], names[c]): text for m in ex.maps for c, text in ex.notes[m].items()}
-        jobs.append(FigureJob("save_comparison_figure", (out / files.comparison, ex.rgb, ex.gt, ex.pred, method_maps,
-                                                         names, colors),
-                              {"classes_to_show": list(setup.class_ids), "notes": notes,
-                               "title": f"{ex.name}: {' vs '.join(labels.values())} (region {region})"}))
+        jobs.append(
+            FigureJob(
+                "save_comparison_figure",
+                (out / files.comparison, ex.rgb, ex.gt, ex.pred, method_maps, names, colors),
+                {
+                    "classes_to_show": list(setup.class_ids),
+                    "notes": notes,
+                    "title": f"{ex.name}: {' vs '.join(labels.values())} (region {region})",
+                },
+            )
+        )
     return jobs
 
 
 def write_raw(ex: Explained, files: SampleFiles, setup: Setup) -> None:
     """raw_maps/sample{i}.npz: per method a C×H×W stack (zeros where a class was not explained), pred, gt."""
-    raw: dict[str, Any] = {"classes": np.array(setup.class_names), "class_ids": np.array(setup.class_ids),
-                           "image_name": np.array(ex.name), "region": np.array(setup.opts.region),
-                           "pred": ex.pred.astype(np.uint8), "gt": ex.gt.astype(np.uint8)}
+    raw: dict[str, Any] = {
+        "classes": np.array(setup.class_names),
+        "class_ids": np.array(setup.class_ids),
+        "image_name": np.array(ex.name),
+        "region": np.array(setup.opts.region),
+        "pred": ex.pred.astype(np.uint8),
+        "gt": ex.gt.astype(np.uint8),
+    }
     for method, per_class in ex.maps.items():
         stack = np.zeros((len(setup.class_names), *ex.pred.shape), dtype=np.float32)
         for c, cam in per_class.items():
@@ -168,16 +213,24 @@ def write_raw(ex: Explained, files: SampleFiles, setup: Setup) -> None:
 
 def worker_identity() -> dict[str, Any]:
     """Who explains: host, rank (torchrun's RANK, else 0), process, and when this explain stage began."""
-    return {"host": socket.gethostname(), "rank": int(os.environ.get("RANK", "0")), "pid": os.getpid(),
-            "session": round(time.time(), 3)}
+    return {
+        "host": socket.gethostname(),
+        "rank": int(os.environ.get("RANK", "0")),
+        "pid": os.getpid(),
+        "session": round(time.time(), 3),
+    }
 
 
 def complete(setup: Setup, index: int) -> bool:
     """True when the sample's record says done under this run's key and every file it lists exists."""
     files = setup.layout.sample(index)
     record = read_record(setup.layout.path(files.record))
-    return (record is not None and record.status == DONE and record.run_key == setup.run_key
-            and all(setup.layout.path(p).is_file() for p in files.all()))
+    return (
+        record is not None
+        and record.status == DONE
+        and record.run_key == setup.run_key
+        and all(setup.layout.path(p).is_file() for p in files.all())
+    )
 
 
 def _first_line(exc: BaseException) -> str:
@@ -194,8 +247,14 @@ def _loader(setup: Setup, indices: list[int]) -> Iterable[dict[str, Any]]:
     """Prefetch images in a worker process while the model runs."""
     subset = torch.utils.data.Subset(setup.dataset, indices)
     workers = 1 if len(indices) > 1 else 0
-    return torch.utils.data.DataLoader(subset, batch_size=None, shuffle=False, num_workers=workers,
-                                       prefetch_factor=2 if workers else None, collate_fn=_identity)
+    return torch.utils.data.DataLoader(
+        subset,
+        batch_size=None,
+        shuffle=False,
+        num_workers=workers,
+        prefetch_factor=2 if workers else None,
+        collate_fn=_identity,
+    )
 
 
 def explain(setup: Setup, indices: list[int] | None = None) -> ExplainStats:
@@ -222,7 +281,7 @@ def explain(setup: Setup, indices: list[int] | None = None) -> ExplainStats:
     maps_per_sample = len(setup.class_ids) * len(setup.engines)
     interrupted: KeyboardInterrupt | None = None
     try:
-        for item in (_loader(setup, todo) if todo else []):
+        for item in _loader(setup, todo) if todo else []:
             started = time.time()
             files = layout.sample(item["index"])
             if "error" in item:
@@ -234,21 +293,42 @@ def explain(setup: Setup, indices: list[int] | None = None) -> ExplainStats:
                 ex = explain_sample(item, setup)
             except (DiskFullError, KeyboardInterrupt):
                 raise
-            except Exception as exc:  # noqa: BLE001 - a sample the model cannot take is skipped, like a bad image
-                _skip(setup, item["index"], item["name"], f"the model failed on this sample: {_first_line(exc)}",
-                      worker, started, stats)
+            except Exception as exc:
+                _skip(
+                    setup,
+                    item["index"],
+                    item["name"],
+                    f"the model failed on this sample: {_first_line(exc)}",
+                    worker,
+                    started,
+                    stats,
+                )
                 bar.update(1)
                 continue
             model_seconds = time.perf_counter() - t0
             stats.model_seconds += model_seconds
             write_raw(ex, files, setup)
-            record = SampleRecord(id=sample_id(ex.index), index=ex.index, name=ex.name, status=DONE,
-                                  run_key=setup.run_key, run=setup.run_info, rows=summary_rows(ex, setup),
-                                  figures=files.figures, comparison=files.comparison, raw=files.raw,
-                                  seconds={**ex.seconds, "model": model_seconds}, started=started, worker=worker)
+            record = SampleRecord(
+                id=sample_id(ex.index),
+                index=ex.index,
+                name=ex.name,
+                status=DONE,
+                run_key=setup.run_key,
+                run=setup.run_info,
+                rows=summary_rows(ex, setup),
+                figures=files.figures,
+                comparison=files.comparison,
+                raw=files.raw,
+                seconds={**ex.seconds, "model": model_seconds},
+                started=started,
+                worker=worker,
+            )
             if ex.evaluation is not None:
-                record.metrics, record.curves, record.sanity = (ex.evaluation.rows, ex.evaluation.curves,
-                                                                ex.evaluation.sanity)
+                record.metrics, record.curves, record.sanity = (
+                    ex.evaluation.rows,
+                    ex.evaluation.curves,
+                    ex.evaluation.sanity,
+                )
             writer.submit(figure_jobs(ex, files, setup), _finisher(setup, record, files, stats))
             bar.update(1)
             done_maps = (bar.n - len(stats.skipped)) * maps_per_sample
@@ -279,8 +359,15 @@ def explain(setup: Setup, indices: list[int] | None = None) -> ExplainStats:
 def _finisher(setup: Setup, record: SampleRecord, files: SampleFiles, stats: ExplainStats):
     def done(render_seconds: float, error: str | None) -> None:
         if error is not None:
-            _skip(setup, record.index, record.name, f"a figure could not be drawn: {error}", record.worker,
-                  record.started, stats)
+            _skip(
+                setup,
+                record.index,
+                record.name,
+                f"a figure could not be drawn: {error}",
+                record.worker,
+                record.started,
+                stats,
+            )
             return
         record.seconds["render"] = render_seconds
         record.finished = time.time()
@@ -290,11 +377,21 @@ def _finisher(setup: Setup, record: SampleRecord, files: SampleFiles, stats: Exp
     return done
 
 
-def _skip(setup: Setup, index: int, name: str, error: str, worker: dict[str, Any], started: float,
-          stats: ExplainStats) -> None:
+def _skip(
+    setup: Setup, index: int, name: str, error: str, worker: dict[str, Any], started: float, stats: ExplainStats
+) -> None:
     """A record saying why the sample was skipped (finalize lists it; --resume tries it again)."""
     stats.skipped.append({"sample": sample_id(index), "image": name, "error": error})
-    record = SampleRecord(id=sample_id(index), index=index, name=name, status=SKIPPED, run_key=setup.run_key,
-                          run=setup.run_info, started=started, finished=time.time(), worker=worker, error=error)
+    record = SampleRecord(
+        id=sample_id(index),
+        index=index,
+        name=name,
+        status=SKIPPED,
+        run_key=setup.run_key,
+        run=setup.run_info,
+        started=started,
+        finished=time.time(),
+        worker=worker,
+        error=error,
+    )
     record.save(setup.layout.path(setup.layout.sample(index).record))
-

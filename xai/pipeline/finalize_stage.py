@@ -3,6 +3,7 @@
 Running it again on the same folder gives the same files, and it needs nothing but that folder:
 `--finalize OUTPUT_DIR` merges shards, ranks and resumed sessions after the fact.
 """
+
 from __future__ import annotations
 
 import csv
@@ -46,9 +47,21 @@ def _timing(done: list[SampleRecord]) -> dict[str, Any]:
     for r in done:
         w = r.worker or {}
         ident = (str(w.get("host", "?")), int(w.get("rank", 0)), int(w.get("pid", 0)), float(w.get("session", 0)))
-        entry = workers.setdefault(ident, {"host": ident[0], "rank": ident[1], "pid": ident[2], "session": ident[3],
-                                           "device": r.run.get("device"), "samples": 0, "model_seconds": 0.0,
-                                           "render_seconds": 0.0, "first_start": r.started, "last_finish": r.finished})
+        entry = workers.setdefault(
+            ident,
+            {
+                "host": ident[0],
+                "rank": ident[1],
+                "pid": ident[2],
+                "session": ident[3],
+                "device": r.run.get("device"),
+                "samples": 0,
+                "model_seconds": 0.0,
+                "render_seconds": 0.0,
+                "first_start": r.started,
+                "last_finish": r.finished,
+            },
+        )
         entry["samples"] += 1
         entry["model_seconds"] += float(r.seconds.get("model", 0.0))
         entry["render_seconds"] += float(r.seconds.get("render", 0.0))
@@ -59,9 +72,13 @@ def _timing(done: list[SampleRecord]) -> dict[str, Any]:
     model = sum(w["model_seconds"] for w in workers.values())
     render = sum(w["render_seconds"] for w in workers.values())
     elapsed = (max(r.finished for r in done) - min(r.started for r in done)) if done else 0.0
-    return {"elapsed_seconds": elapsed, "model_seconds": model, "render_seconds": render,
-            "seconds_per_sample": model / len(done) if done else None,
-            "workers": [workers[k] for k in sorted(workers)]}
+    return {
+        "elapsed_seconds": elapsed,
+        "model_seconds": model,
+        "render_seconds": render,
+        "seconds_per_sample": model / len(done) if done else None,
+        "workers": [workers[k] for k in sorted(workers)],
+    }
 
 
 def finalize(out: str | Path) -> dict[str, Any]:
@@ -87,28 +104,59 @@ def finalize(out: str | Path) -> dict[str, Any]:
         from ..evaluation.report import write_report
 
         evaluation = run.get("evaluation") or {}
-        notes = [f"model {Path(run['checkpoint']['path']).name} ({run['checkpoint'].get('arch')}/"
-                 f"{run['checkpoint'].get('encoder')}), device {run.get('device')}",
-                 *[f"reference '{k}': {v}" for k, v in (evaluation.get("references") or {}).items()]]
-        settings = {"model": Path(run["checkpoint"]["path"]).name, "split": run.get("split"),
-                    "region": run.get("region"), **(evaluation.get("settings") or {}), "notes": notes}
+        notes = [
+            f"model {Path(run['checkpoint']['path']).name} ({run['checkpoint'].get('arch')}/"
+            f"{run['checkpoint'].get('encoder')}), device {run.get('device')}",
+            *[f"reference '{k}': {v}" for k, v in (evaluation.get("references") or {}).items()],
+        ]
+        settings = {
+            "model": Path(run["checkpoint"]["path"]).name,
+            "split": run.get("split"),
+            "region": run.get("region"),
+            **(evaluation.get("settings") or {}),
+            "notes": notes,
+        }
         report = write_report(out, done, settings)
 
     labels = {ERROR_KIND: ERROR_LABEL, **{m: info["label"] for m, info in run.get("methods", {}).items()}}
-    gallery = [{"id": r.id, "name": r.name, "figures": r.figures, "comparison": r.comparison,
-                "metrics": {row["class"]: {"iou": row.get("iou"), "dice": row.get("dice")} for row in r.rows}}
-               for r in done]
+    gallery = [
+        {
+            "id": r.id,
+            "name": r.name,
+            "figures": r.figures,
+            "comparison": r.comparison,
+            "metrics": {row["class"]: {"iou": row.get("iou"), "dice": row.get("dice")} for row in r.rows},
+        }
+        for r in done
+    ]
     method_labels = [info["label"] for info in run.get("methods", {}).values()]
     title = f"{' vs '.join(method_labels)}: {Path(run['checkpoint']['path']).name}, {run['split']} split"
     links = [("Faithfulness report", "report.html"), ("metrics.csv", "metrics.csv")] if report else []
-    write_gallery(out, gallery, run.get("class_names", run.get("classes", [])), title=title, kind_labels=labels,
-                  links=links)
+    write_gallery(
+        out, gallery, run.get("class_names", run.get("classes", [])), title=title, kind_labels=labels, links=links
+    )
     manifest = {
-        **{k: run.get(k) for k in ("command", "versions", "config", "checkpoint", "device", "data_root", "split",
-                                   "region", "classes", "methods", "engines")},
-        "samples": {"explained": len(done), "skipped": [{"sample": r.id, "image": r.name, "error": r.error}
-                                                        for r in skipped],
-                    "runs_mixed": len(keys) > 1},
+        **{
+            k: run.get(k)
+            for k in (
+                "command",
+                "versions",
+                "config",
+                "checkpoint",
+                "device",
+                "data_root",
+                "split",
+                "region",
+                "classes",
+                "methods",
+                "engines",
+            )
+        },
+        "samples": {
+            "explained": len(done),
+            "skipped": [{"sample": r.id, "image": r.name, "error": r.error} for r in skipped],
+            "runs_mixed": len(keys) > 1,
+        },
         "timing": _timing(done),
         "evaluation": {**(run.get("evaluation") or {}), "report": "report.html"} if report else None,
     }

@@ -7,6 +7,7 @@
 Method folders come from the registry (scorecam_maps, gradcam_maps, ...). Paths in records are
 relative to the output folder, so a run folder can be moved or merged.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -50,9 +51,12 @@ class Layout:
         figures = {ERROR_KIND: {n: f"{ERROR_DIR}/{sid}_{ERROR_KIND}_{n}.png" for n in names}}
         for method, folder in self.method_folders:
             figures[method] = {n: f"{folder}/{sid}_{method}_{n}.png" for n in names}
-        return SampleFiles(figures=figures,
-                           comparison=f"{COMPARE_DIR}/{sid}_comparison.png" if self.comparison else None,
-                           raw=f"{RAW_DIR}/{sid}.npz", record=f"{SAMPLE_DIR}/{sid}.json")
+        return SampleFiles(
+            figures=figures,
+            comparison=f"{COMPARE_DIR}/{sid}_comparison.png" if self.comparison else None,
+            raw=f"{RAW_DIR}/{sid}.npz",
+            record=f"{SAMPLE_DIR}/{sid}.json",
+        )
 
     def path(self, relative: str) -> Path:
         return self.out / relative

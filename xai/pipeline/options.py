@@ -1,9 +1,10 @@
 """What a run is asked to do, from the command line (xai.cli) or from Python."""
+
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 
 @dataclass

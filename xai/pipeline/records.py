@@ -4,6 +4,7 @@ A record carries the run it belongs to (`run`: command, versions, config, checkp
 options) and the key its results depend on (`run_key`), so that records from shards, ranks or resumed
 sessions can be merged and checked without any other file.
 """
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """A whole run: prepare, explain (this process's share of the samples), finalize."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,8 +27,12 @@ def run(opts: RunOptions, shard: Shard | None = None) -> dict[str, Any] | None:
         if ranks is not None:
             if shard is not None:
                 raise XAIError("--shard and torchrun both split the samples: use one of them")
-            opts = dataclasses.replace(opts, device=ranks.device(opts.device), resume=opts.resume or ranks.restarted,
-                                       progress=opts.progress and ranks.rank == 0)
+            opts = dataclasses.replace(
+                opts,
+                device=ranks.device(opts.device),
+                resume=opts.resume or ranks.restarted,
+                progress=opts.progress and ranks.rank == 0,
+            )
             shard = ranks.shard
         setup = prepare(opts)
         for note in setup.notes:
@@ -46,16 +51,27 @@ def run(opts: RunOptions, shard: Shard | None = None) -> dict[str, Any] | None:
                 log.info("rank %d explained %d sample(s); rank 0 writes the summaries", ranks.rank, stats.explained)
                 return None
         elif shard is not None:
-            log.info("shard %s: explained %d of its %d sample(s) in %s/; when every shard is done: "
-                     "--finalize %s", shard, stats.explained, len(indices), setup.layout.out, setup.layout.out)
+            log.info(
+                "shard %s: explained %d of its %d sample(s) in %s/; when every shard is done: --finalize %s",
+                shard,
+                stats.explained,
+                len(indices),
+                setup.layout.out,
+                setup.layout.out,
+            )
             return None
         manifest = finalize(setup.layout.out)
         if manifest["samples"]["runs_mixed"]:
-            log.warning("note: %s holds samples written with other options or another checkpoint; summary and "
-                        "gallery show all of them (rerun with --resume to redo them under this run's options)",
-                        setup.layout.out)
-        log.info("wrote %d sample(s) to %s/ (index.html, summary.csv, manifest.json)",
-                 manifest["samples"]["explained"], setup.layout.out)
+            log.warning(
+                "note: %s holds samples written with other options or another checkpoint; summary and "
+                "gallery show all of them (rerun with --resume to redo them under this run's options)",
+                setup.layout.out,
+            )
+        log.info(
+            "wrote %d sample(s) to %s/ (index.html, summary.csv, manifest.json)",
+            manifest["samples"]["explained"],
+            setup.layout.out,
+        )
         return manifest
     finally:
         if ranks is not None:

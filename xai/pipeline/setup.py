@@ -1,4 +1,5 @@
 """Everything a run resolves once: config, model, data, engines, class names and colours, layout, run info."""
+
 from __future__ import annotations
 
 import inspect
@@ -66,19 +67,26 @@ def _data_root(opts: RunOptions, cfg: Config) -> Path:
         return root
     fallback = Path(cfg.fallback_data_root) if cfg.fallback_data_root else None
     if fallback is not None and fallback.is_dir():
-        log.warning("note: %s not found in %s; using the synthetic demo dataset %s", cfg.data_root, Path.cwd(), fallback)
+        log.warning(
+            "note: %s not found in %s; using the synthetic demo dataset %s", cfg.data_root, Path.cwd(), fallback
+        )
         return fallback
     tried = f"{root}" + (f" nor {fallback}" if fallback is not None else "")
-    raise XAIError(f"data root not found: neither --data_root nor the config's {tried} exists in {Path.cwd()} "
-                   "(pass --data_root, or make a synthetic dataset: seedling-xai synth --out data/demo)")
+    raise XAIError(
+        f"data root not found: neither --data_root nor the config's {tried} exists in {Path.cwd()} "
+        "(pass --data_root, or make a synthetic dataset: seedling-xai synth --out data/demo)"
+    )
 
 
 def build_engine(method: str, model: torch.nn.Module, opts: RunOptions, target_layer: str | None) -> BaseCAM:
     """The method's engine with the options its constructor takes (looked up by parameter name)."""
     cls = get_method(method).cls
     params = inspect.signature(cls.__init__).parameters
-    kwargs = {name: getattr(opts, name) for name in params if name not in ("self", "model", "target_layer", "progress")
-              and hasattr(opts, name)}
+    kwargs = {
+        name: getattr(opts, name)
+        for name in params
+        if name not in ("self", "model", "target_layer", "progress") and hasattr(opts, name)
+    }
     return cls(model, target_layer=target_layer, **kwargs)
 
 
@@ -88,9 +96,15 @@ def _versions() -> dict[str, str]:
     import numpy as np
     import segmentation_models_pytorch as smp
 
-    return {"xai": __version__, "python": platform.python_version(), "torch": torch.__version__,
-            "segmentation_models_pytorch": smp.__version__, "numpy": np.__version__, "opencv": cv2.__version__,
-            "matplotlib": matplotlib.__version__}
+    return {
+        "xai": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "segmentation_models_pytorch": smp.__version__,
+        "numpy": np.__version__,
+        "opencv": cv2.__version__,
+        "matplotlib": matplotlib.__version__,
+    }
 
 
 def prepare(opts: RunOptions) -> Setup:
@@ -103,25 +117,47 @@ def prepare(opts: RunOptions) -> Setup:
         get_method(m)
     cfg = load_config(opts.config)
     device = pick_device(opts.device)
-    loaded = load_model(opts.model_path, arch=opts.arch or cfg.arch, encoder=opts.encoder or cfg.encoder,
-                        classes=list(cfg.classes), trust_checkpoint=opts.trust_checkpoint)
+    loaded = load_model(
+        opts.model_path,
+        arch=opts.arch or cfg.arch,
+        encoder=opts.encoder or cfg.encoder,
+        classes=list(cfg.classes),
+        trust_checkpoint=opts.trust_checkpoint,
+    )
     if opts.encoder and loaded.kind == "project" and loaded.encoder and opts.encoder != loaded.encoder:
-        raise XAIError(f"{opts.model_path} was trained with encoder {loaded.encoder}, but --encoder {opts.encoder} was given")
+        raise XAIError(
+            f"{opts.model_path} was trained with encoder {loaded.encoder}, but --encoder {opts.encoder} was given"
+        )
     class_names = list(loaded.classes) if loaded.classes else list(cfg.classes)
     unsafe = [c for c in class_names if not SAFE_NAME.match(str(c))]
     if unsafe:
-        raise XAIError(f"class name(s) {', '.join(map(repr, unsafe))} cannot be used in file names "
-                       "(letters, digits, '_', '-', '.' only)")
+        raise XAIError(
+            f"class name(s) {', '.join(map(repr, unsafe))} cannot be used in file names "
+            "(letters, digits, '_', '-', '.' only)"
+        )
     img_size = tuple(opts.img_size) if opts.img_size else tuple(loaded.img_size or cfg.img_size)
     if len(img_size) != 2 or not all(isinstance(v, int) and v > 0 for v in img_size):
         raise XAIError(f"image size must be two positive integers (width height), got {list(img_size)}")
-    mean, std = (loaded.mean, loaded.std) if loaded.mean and loaded.std else encoder_normalization(loaded.encoder or cfg.encoder)
+    mean, std = (
+        (loaded.mean, loaded.std)
+        if loaded.mean and loaded.std
+        else encoder_normalization(loaded.encoder or cfg.encoder)
+    )
     loaded.model.to(device).eval()
 
     root = _data_root(opts, cfg)
     names = read_split(root, opts.split, cfg.split_file)
-    dataset = SegmentationDataset(root, opts.split, palette=cfg.class_colors(), img_size=(img_size[0], img_size[1]),
-                                  mean=mean, std=std, split_file=cfg.split_file, names=names, skip_errors=True)
+    dataset = SegmentationDataset(
+        root,
+        opts.split,
+        palette=cfg.class_colors(),
+        img_size=(img_size[0], img_size[1]),
+        mean=mean,
+        std=std,
+        split_file=cfg.split_file,
+        names=names,
+        skip_errors=True,
+    )
     if not opts.all and opts.num_samples < 1:
         raise XAIError(f"--num_samples must be at least 1, got {opts.num_samples}")
     indices = list(range(len(names))) if opts.all else list(range(min(opts.num_samples, len(names))))
@@ -138,34 +174,77 @@ def prepare(opts: RunOptions) -> Setup:
 
     target_layer = opts.target_layer or cfg.target_layer
     engines = {m: build_engine(m, loaded.model, opts, target_layer) for m in opts.methods}
-    layout = Layout(out=Path(opts.output_dir), class_names=tuple(class_names), class_ids=tuple(class_ids),
-                    method_folders=tuple((m, get_method(m).folder) for m in opts.methods),
-                    comparison=opts.comparison)
+    layout = Layout(
+        out=Path(opts.output_dir),
+        class_names=tuple(class_names),
+        class_ids=tuple(class_ids),
+        method_folders=tuple((m, get_method(m).folder) for m in opts.methods),
+        comparison=opts.comparison,
+    )
     evaluator, evaluation = None, None
     if opts.evaluate or opts.variants:
-        evaluator, evaluation = _evaluator(opts, loaded.model, engines, class_ids, class_names, target_layer,
-                                           road_noise=0.01 / (sum(std) / len(std)))
+        evaluator, evaluation = _evaluator(
+            opts, loaded.model, engines, class_ids, class_names, target_layer, road_noise=0.01 / (sum(std) / len(std))
+        )
     engine_options = {m: e.options.as_dict() for m, e in engines.items()}
-    run_key = {"checkpoint": loaded.sha256, "classes": [class_names[c] for c in class_ids],
-               "img_size": list(img_size), "methods": list(opts.methods),
-               "engines": {m: e.options.result_key() for m, e in engines.items()}, "evaluation": evaluation}
-    run_info = {
-        "command": list(opts.command), "versions": _versions(), "config": cfg.to_dict(),
-        "checkpoint": {"path": str(opts.model_path), "sha256": loaded.sha256, "kind": loaded.kind,
-                       "arch": loaded.arch, "encoder": loaded.encoder},
-        "device": str(device), "data_root": str(root), "split": opts.split, "region": opts.region,
-        "classes": [class_names[c] for c in class_ids], "class_names": class_names, "colors": [list(c) for c in colors],
-        "methods": {m: {"label": get_method(m).label, "folder": get_method(m).folder} for m in opts.methods},
-        "engines": engine_options, "evaluation": evaluation,
+    run_key = {
+        "checkpoint": loaded.sha256,
+        "classes": [class_names[c] for c in class_ids],
+        "img_size": list(img_size),
+        "methods": list(opts.methods),
+        "engines": {m: e.options.result_key() for m, e in engines.items()},
+        "evaluation": evaluation,
     }
-    return Setup(opts=opts, cfg=cfg, loaded=loaded, device=device, dataset=dataset, indices=indices,
-                 class_names=class_names, class_ids=class_ids, colors=colors, engines=engines, layout=layout,
-                 run_info=json.loads(json.dumps(run_info)), run_key=json.loads(json.dumps(run_key)),
-                 notes=list(loaded.notes or []), evaluator=evaluator)
+    run_info = {
+        "command": list(opts.command),
+        "versions": _versions(),
+        "config": cfg.to_dict(),
+        "checkpoint": {
+            "path": str(opts.model_path),
+            "sha256": loaded.sha256,
+            "kind": loaded.kind,
+            "arch": loaded.arch,
+            "encoder": loaded.encoder,
+        },
+        "device": str(device),
+        "data_root": str(root),
+        "split": opts.split,
+        "region": opts.region,
+        "classes": [class_names[c] for c in class_ids],
+        "class_names": class_names,
+        "colors": [list(c) for c in colors],
+        "methods": {m: {"label": get_method(m).label, "folder": get_method(m).folder} for m in opts.methods},
+        "engines": engine_options,
+        "evaluation": evaluation,
+    }
+    return Setup(
+        opts=opts,
+        cfg=cfg,
+        loaded=loaded,
+        device=device,
+        dataset=dataset,
+        indices=indices,
+        class_names=class_names,
+        class_ids=class_ids,
+        colors=colors,
+        engines=engines,
+        layout=layout,
+        run_info=json.loads(json.dumps(run_info)),
+        run_key=json.loads(json.dumps(run_key)),
+        notes=list(loaded.notes or []),
+        evaluator=evaluator,
+    )
 
 
-def _evaluator(opts: RunOptions, model: torch.nn.Module, engines: dict[str, BaseCAM], class_ids: list[int],
-               class_names: list[str], target_layer: str | None, road_noise: float) -> tuple[Any, dict[str, Any]]:
+def _evaluator(
+    opts: RunOptions,
+    model: torch.nn.Module,
+    engines: dict[str, BaseCAM],
+    class_ids: list[int],
+    class_names: list[str],
+    target_layer: str | None,
+    road_noise: float,
+) -> tuple[Any, dict[str, Any]]:
     """The evaluator of --evaluate: the run's methods and --variants, each an engine built once."""
     from ..evaluation.evaluate import REFERENCES, EvaluationSettings, Evaluator
     from ..evaluation.variants import Variant, parse_variants
@@ -181,10 +260,17 @@ def _evaluator(opts: RunOptions, model: torch.nn.Module, engines: dict[str, Base
         if v.label not in built:
             vo = v.options(opts)
             built[v.label] = build_engine(v.method, model, vo, vo.target_layer or target_layer)
-    settings = EvaluationSettings(steps=opts.eval_steps, sanity_samples=opts.sanity_samples,
-                                  batch_size=opts.batch_size, seed=opts.seed, road_noise=road_noise)
+    settings = EvaluationSettings(
+        steps=opts.eval_steps,
+        sanity_samples=opts.sanity_samples,
+        batch_size=opts.batch_size,
+        seed=opts.seed,
+        road_noise=road_noise,
+    )
     evaluator = Evaluator(model, built, variants, class_ids, class_names, opts.region, settings)
-    described = {"settings": settings.describe(), "references": REFERENCES,
-                 "variants": {v.label: {"method": v.method, "options": built[v.label].options.as_dict()}
-                              for v in variants}}
+    described = {
+        "settings": settings.describe(),
+        "references": REFERENCES,
+        "variants": {v.label: {"method": v.method, "options": built[v.label].options.as_dict()} for v in variants},
+    }
     return evaluator, json.loads(json.dumps(described))

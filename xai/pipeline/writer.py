@@ -7,14 +7,16 @@ stays bounded. workers=0 renders in the calling process (no pool).
 
 This module must not import torch: worker processes import it to unpickle their jobs.
 """
+
 from __future__ import annotations
 
 import multiprocessing
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 FIGURES = ("save_error_figure", "save_heatmap_figure", "save_comparison_figure")
 
@@ -67,8 +69,9 @@ class FigureWriter:
         self.workers = max(0, int(workers))
         self.pool: ProcessPoolExecutor | None = None
         if self.workers:
-            ctx = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods()
-                                              else "spawn")
+            ctx = multiprocessing.get_context(
+                "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+            )
             self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_worker_start)
         self.pending: list[_Pending] = []
         self.render_seconds = 0.0
@@ -83,7 +86,7 @@ class FigureWriter:
                     spent, pid = render_figure(job)
                     seconds += spent
                     self.pids.add(pid)
-            except Exception as exc:  # noqa: BLE001 - reported per sample, the run goes on
+            except Exception as exc:
                 if getattr(exc, "fatal", False):
                     raise
                 error = f"{type(exc).__name__}: {exc}"

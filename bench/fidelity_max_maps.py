@@ -1,0 +1,95 @@
+#!/usr/bin/env python
+"""Fidelity of Faster Score-CAM: maps with --max_activation_maps N against all channels.
+
+Seed 000 promises "minimal quality loss" at N = 100-200. On FPN/se_resnext50_32x4d (random, seeded
+weights: the correlation needs no training) at encoder.layer4 (2048 channels), per image and class:
+Pearson correlation of the [0,1] map with N channels (variance or random selection) against the map
+with all channels, and the seconds each took.
+
+    .venv/bin/python bench/fidelity_max_maps.py --images 3 --size 512 256
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def pearson(a: torch.Tensor, b: torch.Tensor) -> float | None:
+    a, b = a.flatten().double(), b.flatten().double()
+    if a.std() == 0 or b.std() == 0:
+        return None if a.std() == b.std() == 0 else 0.0
+    return float(torch.corrcoef(torch.stack([a, b]))[0, 1])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--encoder", default="se_resnext50_32x4d")
+    p.add_argument("--layer", default="encoder.layer4")
+    p.add_argument("--images", type=int, default=3)
+    p.add_argument("--size", type=int, nargs=2, default=[512, 256], metavar=("W", "H"))
+    p.add_argument("--maps", type=int, nargs="+", default=[100, 200])
+    p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = p.parse_args()
+    from xai import ScoreCAM
+    from xai.data import Letterbox, normalize
+    from xai.modeling import build_model
+    from xai.runtime import tune_cpu_allocator
+    from xai.synth import render_seedling
+
+    tune_cpu_allocator()
+    torch.manual_seed(0)
+    model = build_model("FPN", args.encoder, 5).to(args.device).eval()
+    w, h = args.size
+    print(
+        f"FPN/{args.encoder} (random weights), {args.layer}, {args.images} synthetic seedlings at {w}x{h}, "
+        f"device {args.device}"
+    )
+    results: dict[str, list[float]] = {}
+    seconds: dict[str, list[float]] = {}
+    for i in range(args.images):
+        rgb, _ = render_seedling(np.random.default_rng(i))
+        box = Letterbox.fit(rgb.shape[:2], (w, h))
+        x = normalize(box.apply_image(rgb), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))[None].to(args.device)
+        maps = {}
+        for label, n, sel in [("all", None, "variance")] + [
+            (f"{n} {s}", n, s) for n in args.maps for s in ("variance", "random")
+        ]:
+            cam = ScoreCAM(
+                model,
+                target_layer=args.layer,
+                batch_size=args.batch_size,
+                max_activation_maps=n,
+                channel_selection=sel,
+                precision="fp32",
+            )
+            t0 = time.perf_counter()
+            maps[label] = cam(x)[0].cpu()
+            seconds.setdefault(label, []).append(time.perf_counter() - t0)
+        for label, m in maps.items():
+            if label == "all":
+                continue
+            for c in range(5):
+                r = pearson(maps["all"][c], m[c])
+                if r is not None:
+                    results.setdefault(label, []).append(r)
+        print(f"image {i}: " + ", ".join(f"{k} {v[-1]:.0f}s" for k, v in seconds.items()), flush=True)
+    print(f"{'maps':<14}{'min r':>8}{'median r':>10}{'mean r':>8}{'n':>4}{'s/image':>9}")
+    print(f"{'all':<14}{'':>8}{'':>10}{'':>8}{'':>4}{np.mean(seconds['all']):>9.1f}")
+    for label, rs in results.items():
+        print(
+            f"{label:<14}{min(rs):>8.4f}{np.median(rs):>10.4f}{np.mean(rs):>8.4f}{len(rs):>4}"
+            f"{np.mean(seconds[label]):>9.1f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
