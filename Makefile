@@ -20,7 +20,7 @@ lint: install
 	$(PY) -m ruff format --check xai tests bench
 
 typecheck: install
-	$(PY) -m mypy xai
+	$(PY) -m mypy xai tests
 
 wheel-check: install
 	tests/check_wheel.sh $(PY)

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))  # TEMPORARY: `from conftest import` in tests not yet moved
-
-from tests.helpers import gt_batch, image_batch, tiny_fpn  # noqa: F401 (gt_batch, image_batch: until every test imports tests.helpers)
+from tests.helpers import tiny_fpn
 
 torch.set_num_threads(2)
 

@@ -21,6 +21,7 @@ def tiny_fpn(activation: str | None = None, seed: int = 0, classes: int = 5) -> 
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
+                assert m.running_mean is not None and m.running_var is not None
                 m.running_mean.uniform_(-0.1, 0.1)
                 m.running_var.uniform_(0.5, 1.5)
     return model.eval()
@@ -76,7 +77,7 @@ class CountingModel(torch.nn.Module):
 
 def top_variance_channels(model: torch.nn.Module, x: torch.Tensor, layer: str, n: int) -> list[int]:
     """The n channels of largest spatial variance of `layer` on one image (what max_activation_maps keeps)."""
-    acts = {}
+    acts: dict[str, torch.Tensor] = {}
     h = dict(model.named_modules())[layer].register_forward_hook(lambda m, i, o: acts.__setitem__("a", o))
     with torch.no_grad():
         model(x)

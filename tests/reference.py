@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 def _acts_and_output(model, x, layer_name):
     layer = dict(model.named_modules())[layer_name]
-    store = {}
+    store: dict[str, torch.Tensor] = {}
     h = layer.register_forward_hook(lambda m, i, o: store.__setitem__("a", o))
     try:
         out = model(x)
@@ -40,7 +40,7 @@ def _region(pred, gt, c, region):
 def _logits_of(model, x):
     """The input of the final activation of an smp head (its logits)."""
     act = model.segmentation_head[-1]
-    store = {}
+    store: dict[str, torch.Tensor] = {}
     h = act.register_forward_hook(lambda m, i, o: store.__setitem__("z", i[0]))
     try:
         model(x)

@@ -428,7 +428,7 @@ def _save_as_smp_03(model: nn.Module, path: Path, ran: list[str], wrap=lambda m:
         OldFPN.__module__, OldFPN.__name__, OldFPN.__qualname__ = old.__name__, "FPN", "FPN"
         senet.SEResNeXtBottleneck = SEResNeXtBottleneck
         old.FPN = OldFPN
-        for m in model.encoder.modules():
+        for m in model.get_submodule("encoder").modules():
             if type(m) is BasicBlock:
                 m.__class__ = SEResNeXtBottleneck
         model.__class__ = OldFPN

@@ -46,8 +46,8 @@ def test_compare_run_writes_every_file(tiny_run):
         assert list(raw["classes"]) == CLASSES and str(raw["region"]) == "pred"
         assert str(raw["image_name"]) == _split_names(data)[i]
         assert np.isfinite(raw["scorecam"]).all()
-        for c in range(5):  # scaled to [0, 1] on the photograph (padding cropped), or all zeros
-            m = raw["scorecam"][c]
+        for k in range(5):  # scaled to [0, 1] on the photograph (padding cropped), or all zeros
+            m = raw["scorecam"][k]
             assert (m.min() == 0 and m.max() in (0.0, 1.0)) or abs(m.max() - 1) < 1e-6
         assert "scorecam_weights" in raw and "scorecam_raw" in raw
         # maps are on the original photograph: the image's size, not the padded input's
@@ -202,6 +202,7 @@ def test_methods_choose_what_runs_and_what_the_comparison_shows(tiny_run):
 )
 def test_option_conflicts_are_one_line(tiny_run, tmp_path, capfd, extra, message):
     _base, data, ckpt = tiny_run
+    code: str | int | None
     try:
         code = main("scorecam", _args(ckpt, data, tmp_path / "o", *extra))
     except SystemExit as exc:  # argparse's own checks

@@ -114,7 +114,9 @@ def test_bad_samples_are_named_and_skippable(tmp_path):
     lenient = SegmentationDataset(tmp_path, "val", palette=PALETTE, img_size=(64, 32), skip_errors=True)
     errors = [lenient[i].get("error") for i in range(len(lenient))]
     assert errors[0] is None
-    assert "mask not found" in errors[1] and "unreadable image" in errors[2] and "image not found" in errors[3]
+    missing, unreadable, absent = errors[1:4]
+    assert isinstance(missing, str) and isinstance(unreadable, str) and isinstance(absent, str)
+    assert "mask not found" in missing and "unreadable image" in unreadable and "image not found" in absent
 
 
 def test_split_file_errors(tmp_path):

@@ -117,7 +117,12 @@ def test_finalize_rebuilds_the_report_and_resume_keeps_the_metrics(tiny_run, eva
     import xai.pipeline.explain_stage as stage
 
     real, calls = stage.explain_sample, []
-    stage.explain_sample = lambda item, setup: calls.append(item["index"]) or real(item, setup)
+
+    def counted(item, setup):
+        calls.append(item["index"])
+        return real(item, setup)
+
+    stage.explain_sample = counted
     try:
         assert main("scorecam", args) == 0
         assert calls == []  # complete under the same evaluation settings

@@ -47,6 +47,7 @@ def test_a_map_on_the_patch_beats_a_map_elsewhere(schedule):
     assert ins["on"][1].auc > ins["off"][1].auc + 0.1
     assert dele["on"][1].schedule == schedule
     n = dele["on"][1].pixels
+    assert n is not None
     total = 1792 if schedule == "linear" else 2 * 4 * 56  # |V|, or 2|R_1|
     assert int(n[0]) == 0 and int(n[-1]) == total and int(n[10]) == total // 2
 
@@ -56,10 +57,12 @@ def test_road_removing_the_patch_first_hurts_more_than_removing_it_last():
     road = Faithfulness(model, x, [0, 1], regions, valid).road(maps)
     on = road["on"][1]
     assert on.morf < on.lerf - 0.2 and on.gap > 0.2
+    assert on.morf_curve is not None and on.lerf_curve is not None
     assert math.isclose(on.gap, float((on.lerf_curve - on.morf_curve).mean()), abs_tol=1e-12)
     assert on.percentiles == tuple(range(10, 100, 10)) and on.morf_curve.shape == (9,)
     assert road["off"][1].gap < on.gap
     flat = Faithfulness(model, x, [0, 1], regions, valid).road({"flat": torch.full((2, H, W), 0.5)})["flat"][1]
+    assert flat.morf_curve is not None and flat.lerf_curve is not None
     assert flat.gap == 0.0 and torch.equal(flat.morf_curve, flat.lerf_curve)  # same pixels, same noise
 
 
@@ -67,8 +70,12 @@ def test_curve_endpoints_are_x_the_all_mean_image_and_the_blurred_image():
     model, x, valid, maps, regions = _patch_case()
     rec = ref.RecordingModel(model)
     faith = Faithfulness(rec, x, [0, 1], regions, valid, batch_size=8)
-    dele = faith.deletion(maps, steps=10)["on"][1].curve[1]
-    ins = faith.insertion(maps, steps=10)["on"][1].curve[1]
+    dele_curve, ins_curve = (
+        faith.deletion(maps, steps=10)["on"][1].curve,
+        faith.insertion(maps, steps=10)["on"][1].curve,
+    )
+    assert dele_curve is not None and ins_curve is not None
+    dele, ins = dele_curve[1], ins_curve[1]
     deleted = torch.where(valid, torch.zeros_like(x), x)[0]
     blurred = torch.where(valid, ref.blur(x[0]).float(), x[0])
     s = lambda image: ref.score(model, image, 1, regions[1])  # noqa: E731
@@ -125,8 +132,10 @@ def test_everything_matches_the_loop_references():
     for name, m in maps.items():
         for j in (0, 1):
             morf, lerf = ref.road(model, x[0], m[j], j, regions[j], valid, percentiles=(20, 50, 80))
-            assert torch.allclose(road[name][j].morf_curve, torch.tensor(morf, dtype=torch.float64), atol=1e-4)
-            assert torch.allclose(road[name][j].lerf_curve, torch.tensor(lerf, dtype=torch.float64), atol=1e-4)
+            got_morf, got_lerf = road[name][j].morf_curve, road[name][j].lerf_curve
+            assert got_morf is not None and got_lerf is not None
+            assert torch.allclose(got_morf, torch.tensor(morf, dtype=torch.float64), atol=1e-4)
+            assert torch.allclose(got_lerf, torch.tensor(lerf, dtype=torch.float64), atol=1e-4)
             drop, increase = ref.drop_increase(model, x[0], m[j], j, regions[j], valid)
             assert math.isclose(adi[name][j].drop, drop, abs_tol=1e-3) and adi[name][j].increase == increase
 
@@ -139,7 +148,9 @@ def _all_numbers(faith: Faithfulness, maps) -> torch.Tensor:
             for per_class in getattr(faith, kind)(maps, steps=12, schedule=schedule).values():
                 values += [torch.cat([r.curve[1], torch.tensor([r.auc])]) for r in per_class[:2]]
     for per_class in faith.road(maps, percentiles=(25, 75)).values():
-        values += [torch.cat([r.morf_curve, r.lerf_curve]) for r in per_class[:2]]
+        for r in per_class[:2]:
+            assert r.morf_curve is not None and r.lerf_curve is not None
+            values.append(torch.cat([r.morf_curve, r.lerf_curve]))
     for per_class in faith.average_drop_increase(maps).values():
         values += [torch.tensor([r.drop, r.increase, r.o]) for r in per_class[:2]]
     return torch.cat(values)

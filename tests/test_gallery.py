@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import cv2
@@ -48,9 +49,9 @@ def _dummy_png(path: Path) -> str:
 def test_gallery(tmp_path):
     out = tmp_path / "run"
     evil = '<b>seed & "root"</b>.png'
-    samples = []
+    samples: list[dict[str, Any]] = []
     for k, name in enumerate(["plant 1.png", evil]):
-        figs = {}
+        figs: dict[str, dict[str, str]] = {}
         for kind in ("tpfpfn", "scorecam", "gradcam"):
             figs[kind] = {}
             for c in ("root", "seed"):

@@ -21,7 +21,9 @@ def test_linear_head_gives_the_logit_map_like_gradcam():
     x = image_batch(1, 12, 20)
     hires = HiResCAM(model, target_layer="features.1", score="logit", region="all")(x)
     grad = GradCAM(model, target_layer="features.1", score="logit", region="all")(x)
-    logits = model.head(activations(model, x)).detach() - model.head.bias.detach()[None, :, None, None]
+    bias = model.head.bias
+    assert bias is not None
+    logits = model.head(activations(model, x)).detach() - bias.detach()[None, :, None, None]
     expected = minmax(torch.relu(logits))
     assert torch.allclose(hires, expected, atol=1e-5) and torch.allclose(grad, expected, atol=1e-5)
 

@@ -3,6 +3,8 @@ checks, one combine for channel and element-wise weights, custom scores."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 
@@ -17,7 +19,7 @@ LAYER = "encoder.layer2"
 
 def make(name, model, **kw):
     info = methods()[name]
-    extra = {"max_activation_maps": 8, "precision": "fp32"} if name == "scorecam" else {}
+    extra: dict[str, Any] = {"max_activation_maps": 8, "precision": "fp32"} if name == "scorecam" else {}
     return info.cls(model, target_layer=LAYER, **extra, **kw)
 
 

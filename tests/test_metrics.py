@@ -30,6 +30,6 @@ def test_error_counts_validation():
     with pytest.raises(ValueError):
         error_counts(np.zeros((4, 4), np.uint8), np.zeros((5, 4), np.uint8), 1)
     with pytest.raises(ValueError):
-        error_counts(None, np.zeros((4, 4), np.uint8), 1)
+        error_counts(None, np.zeros((4, 4), np.uint8), 1)  # type: ignore[arg-type]  # no ground truth must be refused
     with pytest.raises(ValueError):
         error_counts(np.zeros((4, 4), np.float32), np.zeros((4, 4), np.uint8), 1)

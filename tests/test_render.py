@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import multiprocessing
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -231,11 +233,12 @@ def test_extreme_aspect_ratios_stay_on_the_page(tmp_path):
         pred = np.roll(gt, 2, axis=1)
         cam = rng.random((h, w)).astype(np.float32)
         maps = {"Grad-CAM": np.stack([cam] * len(CLASSES)), "Score-CAM": None}
-        for name, draw, args, kwargs in (
+        cases: tuple[tuple[str, Callable[..., Path], tuple[Any, ...], dict[str, Any]], ...] = (
             ("e", render.save_error_figure, (rgb, gt, pred, 1, CLASSES, COLORS), {"title": "x" * 120}),
             ("h", render.save_heatmap_figure, (rgb, cam, "root", "Score-CAM"), {"note": "a note " * 20}),
             ("c", render.save_comparison_figure, (rgb, gt, pred, maps, CLASSES, COLORS), {}),
-        ):
+        )
+        for name, draw, args, kwargs in cases:
             img = _assert_figure(draw(tmp_path / f"{name}_{h}x{w}.png", *args, **kwargs))
             assert img.shape[1] <= 16 * render.DEFAULT_DPI + 10, (name, img.shape)  # at most 16 inches wide
             assert img.shape[0] <= 22 * render.DEFAULT_DPI, (name, img.shape)
@@ -294,7 +297,7 @@ def test_thin_roots_survive_shrinking(tmp_path):
 def test_thread_safety(tmp_path, seedling):
     rgb, gt, pred, cam = seedling
     maps = _maps(cam)
-    jobs = []
+    jobs: list[tuple[Callable[..., Path], tuple[Any, ...]]] = []
     for i in range(8):
         path = tmp_path / f"fig{i}.png"
         if i % 4 == 0:

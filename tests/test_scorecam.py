@@ -199,9 +199,11 @@ def test_all_zero_activations_cost_no_forward_and_give_zeros():
 
 def _Named_zero():
     net = ConvNet(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(4, 2, 1)))
+    conv = net.features[0]
+    assert isinstance(conv, torch.nn.Conv2d) and conv.bias is not None
     with torch.no_grad():
-        net.features[0].weight.zero_()
-        net.features[0].bias.fill_(-1.0)  # ReLU output is exactly 0 everywhere
+        conv.weight.zero_()
+        conv.bias.fill_(-1.0)  # ReLU output is exactly 0 everywhere
     return net
 
 

@@ -21,7 +21,7 @@ def test_bootstrap_interval_covers_the_mean_and_shrinks_with_n():
 
 
 def test_nan_values_are_left_out_and_small_n_says_so():
-    e = bootstrap_mean([1.0, float("nan"), 3.0, None])
+    e = bootstrap_mean([1.0, float("nan"), 3.0, None])  # None is left out like NaN
     assert e.n == 2 and e.mean == 2.0
     one = bootstrap_mean([5.0])
     assert one.n == 1 and math.isnan(one.low) and one.text() == "5.000 (n=1)"

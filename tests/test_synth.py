@@ -75,7 +75,7 @@ def test_masks_carry_all_classes_and_match_images(tmp_path):
         rgb = xdata.read_image(img_path)
         ids = xdata.read_mask(xdata.mask_path(tmp_path, img_path.name), PALETTE)
         raw = cv2.imread(str(xdata.mask_path(tmp_path, img_path.name)), cv2.IMREAD_UNCHANGED)
-        assert raw.ndim == 2 and raw.dtype == np.uint8  # single-channel id PNG
+        assert raw is not None and raw.ndim == 2 and raw.dtype == np.uint8  # single-channel id PNG
         assert ids.shape == rgb.shape[:2]
         assert set(np.unique(ids).tolist()) == {0, 1, 2, 3, 4}
         assert (ids == 0).mean() > 0.8  # background elsewhere
@@ -102,7 +102,7 @@ def test_rgb_masks_round_trip_to_the_same_ids(tmp_path):
     palette = cfg.class_colors()
     for img_path in sorted((tmp_path / "ids" / "images").iterdir()):
         raw = cv2.imread(str(xdata.mask_path(tmp_path / "rgb", img_path.name)), cv2.IMREAD_UNCHANGED)
-        assert raw.ndim == 3 and raw.shape[2] == 3
+        assert raw is not None and raw.ndim == 3 and raw.shape[2] == 3
         ids = xdata.read_mask(xdata.mask_path(tmp_path / "ids", img_path.name), palette)
         from_rgb = xdata.read_mask(xdata.mask_path(tmp_path / "rgb", img_path.name), palette)
         assert np.array_equal(ids, from_rgb)

@@ -23,17 +23,16 @@ def _jobs(folder, sample, n=4):
 
 
 def test_two_processes_draw_and_samples_finish_in_order(tmp_path):
-    finished = []
+    finished: list[tuple[int, str | None, bool]] = []
     writer = FigureWriter(workers=2)
     try:
         for sample in range(3):
             jobs = _jobs(tmp_path, sample)
-            writer.submit(
-                jobs,
-                lambda seconds, error, s=sample, j=jobs: finished.append(
-                    (s, error, all(job.args[0].is_file() for job in j))
-                ),
-            )
+
+            def done(seconds: float, error: str | None, s: int = sample, j: list[FigureJob] = jobs) -> None:
+                finished.append((s, error, all(job.args[0].is_file() for job in j)))
+
+            writer.submit(jobs, done)
         writer.close()
     finally:
         writer.shutdown()
@@ -51,7 +50,9 @@ def test_a_failing_figure_is_reported_with_its_sample(tmp_path):
     )
     writer.submit([*_jobs(tmp_path, 0, 1), bad], lambda seconds, error: got.append(error))
     writer.close()
-    assert len(got) == 1 and got[0].startswith("ValueError") and "NaN" in got[0]
+    assert len(got) == 1
+    error = got[0]
+    assert error is not None and error.startswith("ValueError") and "NaN" in error
     assert not (tmp_path / "bad.png").exists()
 
 

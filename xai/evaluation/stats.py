@@ -38,7 +38,7 @@ class Estimate:
         return {"mean": clean(self.mean), "ci_low": clean(self.low), "ci_high": clean(self.high), "n": self.n}
 
 
-def bootstrap_mean(values: Sequence[float], resamples: int = RESAMPLES, seed: int = 0) -> Estimate:
+def bootstrap_mean(values: Sequence[float | None], resamples: int = RESAMPLES, seed: int = 0) -> Estimate:
     """Mean and 95% bootstrap interval of the finite values (NaN interval for fewer than 2)."""
     v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=np.float64)
     if v.size == 0:

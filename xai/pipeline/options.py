@@ -43,6 +43,7 @@ class RunOptions:
     evaluate: bool = False
     variants: tuple[str, ...] = ()  # xai.evaluation.variants specs, evaluated beside `methods`
     eval_steps: int = 50
+    road: bool = True  # ROAD in --evaluate (its imputation is the costliest part on a CPU)
     sanity_samples: int = 2
     command: list[str] = field(default_factory=lambda: list(sys.argv))
 

@@ -262,6 +262,7 @@ def _evaluator(
             built[v.label] = build_engine(v.method, model, vo, vo.target_layer or target_layer)
     settings = EvaluationSettings(
         steps=opts.eval_steps,
+        road=opts.road,
         sanity_samples=opts.sanity_samples,
         batch_size=opts.batch_size,
         seed=opts.seed,
