@@ -109,6 +109,8 @@ def scorecam_reference(
         z = torch.full((K,), float("-inf"))
         z[used] = w[used]
         w = torch.softmax(z, 0) if used.any() else torch.zeros(K)
+    elif weights == "centred":  # w_k − mean of w over the measured channels; 0 for the others
+        w = torch.where(used, w - w[used].mean(), torch.zeros(K)) if used.any() else torch.zeros(K)
     combo = torch.zeros(acts.shape[-2:])
     for k in range(K):
         combo += w[k] * acts[0, k]

@@ -31,6 +31,8 @@ GRID = [
     ("prob", "pred", "zero", "raw", "sigmoid"),
     ("logit", "gt", "zero", "raw", "sigmoid"),
     ("prob", "fn", "none", "softmax", "sigmoid"),
+    ("prob", "pred", "zero", "centred", None),
+    ("logit", "gt", "none", "centred", "sigmoid"),
 ]
 
 
@@ -207,7 +209,7 @@ def _Named_zero():
     return net
 
 
-@pytest.mark.parametrize("weights", ["raw", "softmax"])
+@pytest.mark.parametrize("weights", ["raw", "softmax", "centred"])
 def test_class_absent_from_region_gives_zero_map_and_flag(fpn, weights):
     x = image_batch(1, 32, 64)
     absent = 4
@@ -349,3 +351,18 @@ def test_out_of_memory_at_one_image_is_one_line(fpn):
     cam = ScoreCAM(FailsAfterTwo(fpn), target_layer="inner." + LAYER, batch_size=4, max_activation_maps=4)
     with pytest.raises(XAIError, match="out of memory even with one masked image per forward pass"):
         cam(image_batch(1, 32, 64))
+
+
+def test_centred_weights_make_the_baseline_irrelevant(fpn):
+    """w_kc − mean_k w_kc: subtracting s_c(f(0)) from every channel shifts all w_kc alike and cancels."""
+    x = image_batch(1, 32, 64, seed=2)
+    maps = {
+        b: ScoreCAM(fpn, target_layer=LAYER, precision="fp32", weights="centred", baseline=b, max_activation_maps=24)(x)
+        for b in ("zero", "none")
+    }
+    assert torch.allclose(maps["zero"], maps["none"], atol=TOL)
+    raw = ScoreCAM(fpn, target_layer=LAYER, precision="fp32", baseline="zero", max_activation_maps=24)
+    raw(x)
+    assert raw.last is not None
+    background = int(raw.last.prediction[0].flatten().mode().values)
+    assert maps["zero"][0, background].max() == 1.0  # not blank where the zero baseline can blank raw weights

@@ -64,6 +64,7 @@ def _method_list(text: str) -> tuple[str, ...]:
 def build_parser(method: str, prog: str | None = None) -> argparse.ArgumentParser:
     from .data import SPLITS
     from .methods import methods
+    from .methods.scorecam import BASELINES, CHANNEL_SELECTIONS, WEIGHTINGS
     from .precision import PRECISIONS
     from .targets import REGIONS, SCORES
 
@@ -145,18 +146,18 @@ def build_parser(method: str, prog: str | None = None) -> argparse.ArgumentParse
     p.add_argument("--resume", action="store_true", help="keep samples whose outputs are complete")
     p.add_argument("--seed", type=int, default=0, help="seed of random channel selection")
     p.add_argument(
-        "--baseline", default="zero", choices=["zero", "none"], help="Score-CAM: subtract the score of a zero image"
+        "--baseline", default="zero", choices=BASELINES, help="Score-CAM: subtract the score of a zero image"
     )
     p.add_argument(
         "--weights",
         default="raw",
-        choices=["raw", "softmax"],
-        help="Score-CAM: channel weights as measured or softmax-ed",
+        choices=WEIGHTINGS,
+        help="Score-CAM: channel weights as measured, softmax-ed, or centred (minus their mean over channels)",
     )
     p.add_argument(
         "--channel_selection",
         default="variance",
-        choices=["variance", "random"],
+        choices=CHANNEL_SELECTIONS,
         help="Score-CAM: which channels --max_activation_maps keeps",
     )
     p.add_argument(

@@ -59,7 +59,11 @@ class SampleEvaluation:
     rows: list[dict[str, Any]] = field(default_factory=list)
     curves: dict[str, dict[str, dict[str, list[float]]]] = field(default_factory=dict)
     sanity: dict[str, dict[str, Any]] = field(default_factory=dict)
-    forwards: dict[str, int] = field(default_factory=dict)
+    forwards: dict[str, int] = field(default_factory=dict)  # images run through the model, per metric
+    seconds: float = 0.0  # the evaluation's wall time (maps of --variants included, sanity check included)
+
+    def cost(self) -> dict[str, Any]:
+        return {"forwards": dict(self.forwards), "seconds": self.seconds}
 
 
 def _clean(value: Any) -> float | None:
@@ -114,7 +118,10 @@ class Evaluator:
         The model stays in the memory layout measured faster (xai.precision) for all the forwards."""
         example = x[:1].expand(min(4, self.settings.batch_size), -1, -1, -1)
         with preserved_state(self.model, channels_last=prefers_channels_last(self.model, example, "fp32")):
-            return self._evaluate(index, x, gt, valid, results)
+            t0 = time.perf_counter()
+            ev = self._evaluate(index, x, gt, valid, results)
+            ev.seconds = time.perf_counter() - t0
+            return ev
 
     def _evaluate(
         self,

@@ -105,6 +105,36 @@ def _sanity(records: Iterable[Any]) -> tuple[list[str], dict[str, np.ndarray]]:
     return steps, {v: np.mean(np.asarray(x), axis=0) for v, x in acc.items()}
 
 
+def evaluation_cost(records: Iterable[Any]) -> dict[str, Any] | None:
+    """Mean forwards per sample by metric, per evaluated (map, class) pair, and seconds per sample."""
+    per_metric: dict[str, list[int]] = defaultdict(list)
+    seconds, per_pair, n = [], [], 0
+    for r in records:
+        cost = getattr(r, "evaluation_cost", None) or {}
+        if not cost.get("forwards"):
+            continue
+        n += 1
+        for metric, count in cost["forwards"].items():
+            per_metric[metric].append(int(count))
+        seconds.append(float(cost.get("seconds", 0.0)))
+        pairs = {
+            (row["variant"], row["class"])
+            for row in r.metrics
+            if row["metric"] == "deletion_auc_linear" and row.get("value") is not None
+        }
+        perturbed = sum(c for m, c in cost["forwards"].items() if m not in ("unperturbed", "shared"))
+        if pairs:
+            per_pair.append(perturbed / len(pairs))
+    if not n:
+        return None
+    return {
+        "samples": n,
+        "forwards_per_sample": {m: float(np.sum(v)) / n for m, v in per_metric.items()},
+        "forwards_per_map_and_class": float(np.mean(per_pair)) if per_pair else None,
+        "seconds_per_sample": float(np.mean(seconds)),
+    }
+
+
 def _figure(width: float, height: float):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -227,6 +257,7 @@ def write_report(out: Path, records: list[Any], settings: dict[str, Any]) -> dic
         }
     curves = _mean_curves(evaluated)
     steps, sanity = _sanity(evaluated)
+    cost = evaluation_cost(evaluated)
     plots: dict[str, str] = {}
     for c in classes:
         rel = f"{REPORT_DIR}/curves_{c}.png"
@@ -252,11 +283,12 @@ def write_report(out: Path, records: list[Any], settings: dict[str, Any]) -> dic
             if pair
             else None,
             "sanity": {"steps": steps, "mean_spearman": {v: [float(x) for x in rho] for v, rho in sanity.items()}},
+            "cost": cost,
             "rows": rows,
         },
     )
     sections = _sections(
-        classes, variants, summary, paired, pair, plots, sanity_plot, steps, sanity, settings, len(evaluated)
+        classes, variants, summary, paired, pair, plots, sanity_plot, steps, sanity, settings, len(evaluated), cost
     )
     write_text(out / "report.md", _markdown(sections))
     write_text(out / "report.html", _html(sections))
@@ -275,6 +307,7 @@ def _sections(
     sanity: dict[str, np.ndarray],
     settings: dict[str, Any],
     n: int,
+    cost: dict[str, Any] | None = None,
 ) -> list[tuple[str, Any]]:
     """The report as (kind, content) items, rendered to Markdown and HTML alike."""
     s: list[tuple[str, Any]] = [("h1", f"Faithfulness of the explanations: {settings.get('model', '')}")]
@@ -312,6 +345,24 @@ def _sections(
                 s.append(("table", (["metric", "difference"], diff)))
         if c in plots:
             s.append(("img", (plots[c], f"Mean deletion and insertion curves, class {c}")))
+    if cost:
+        s.append(("h2", "Cost of the evaluation"))
+        per_pair = cost["forwards_per_map_and_class"]
+        s.append(
+            (
+                "p",
+                f"Mean over {cost['samples']} sample(s): {sum(cost['forwards_per_sample'].values()):.0f} forward "
+                f"passes and {cost['seconds_per_sample']:.1f} s per sample"
+                + (f", {per_pair:.1f} perturbed forwards per map and class" if per_pair is not None else "")
+                + " (the maps of --variants and the sanity check included in the seconds).",
+            )
+        )
+        s.append(
+            (
+                "table",
+                (["metric", "forwards per sample"], [[m, f"{v:.1f}"] for m, v in cost["forwards_per_sample"].items()]),
+            )
+        )
     if sanity_plot:
         s.append(("h2", "Sanity check: cascading randomisation"))
         rows = [[v, *(f"{x:.3f}" for x in rho)] for v, rho in sanity.items()]

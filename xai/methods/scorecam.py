@@ -8,12 +8,20 @@ s_c of class c (xai.targets):
     L_c  = ReLU(Σ_k w_kc A_k)                    (then Up and min-max, as every method: xai.methods.base)
 
 weights="softmax" replaces w_kc by a softmax over the kept channels (as pytorch-grad-cam and torch-cam
-do). A channel with max == min gets w = 0 and costs no forward pass. max_activation_maps N keeps the N
-channels of largest spatial variance (Faster Score-CAM) or a seeded random subset. memory_format
-"auto" runs the masked forwards in whichever layout (contiguous or channels_last) measured faster for
-this model, device and input size, once per process. One sweep (K
-forwards per image, in chunks of batch_size) scores every class at once; masked inputs exist only
-chunk by chunk.
+do); weights="centred" by w_kc − mean_k' w_k'c over the kept channels, so that only channels that raise
+the class score more than the average channel does count. That removes the activation floor every
+channel shares (raw weights are nearly all positive, so raw Score-CAM spreads its energy over the whole
+photograph) and makes the baseline irrelevant (subtracting s_c(f(x_b)) shifts every w_kc alike).
+
+A channel with max == min gets w = 0 and costs no forward pass. max_activation_maps N keeps the N
+channels of largest spatial variance (Faster Score-CAM) or a seeded random subset. memory_format "auto"
+runs the masked forwards in whichever layout (contiguous or channels_last) measured faster for this
+model, device and input size, once per process. One sweep (K forwards per image, in chunks of
+batch_size) scores every class at once; masked inputs exist only chunk by chunk.
+
+On a CPU, call xai.runtime.tune_cpu_allocator() once at the start of the program (the CLIs do): glibc
+otherwise returns every freed feature map to the OS, and the masked forwards run up to 2x slower. The
+library does not change the allocator of a host program by itself.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ from .registry import register
 
 log = logging.getLogger(__name__)
 BASELINES = ("zero", "none")
-WEIGHTINGS = ("raw", "softmax")
+WEIGHTINGS = ("raw", "softmax", "centred")
 CHANNEL_SELECTIONS = ("variance", "random")
 MEMORY_FORMATS = ("auto", "contiguous", "channels_last")
 
@@ -128,6 +136,10 @@ class ScoreCAM(BaseCAM):
         if self.options.weights == "softmax":
             w = torch.softmax(w.masked_fill(~selected.unsqueeze(-1), float("-inf")), dim=1)
             w = torch.nan_to_num(w, nan=0.0)
+        elif self.options.weights == "centred":
+            kept = selected.unsqueeze(-1).float()
+            mean = (w * kept).sum(1, keepdim=True) / kept.sum(1, keepdim=True).clamp_min(1)
+            w = (w - mean) * kept
         fwd.stats.update(
             forwards=int(selected.sum()),
             kept_channels=selected.sum(1).tolist(),

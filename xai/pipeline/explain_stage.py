@@ -324,10 +324,11 @@ def explain(setup: Setup, indices: list[int] | None = None) -> ExplainStats:
                 worker=worker,
             )
             if ex.evaluation is not None:
-                record.metrics, record.curves, record.sanity = (
+                record.metrics, record.curves, record.sanity, record.evaluation_cost = (
                     ex.evaluation.rows,
                     ex.evaluation.curves,
                     ex.evaluation.sanity,
+                    ex.evaluation.cost(),
                 )
             writer.submit(figure_jobs(ex, files, setup), _finisher(setup, record, files, stats))
             bar.update(1)

@@ -39,6 +39,7 @@ class SampleRecord:
     metrics: list[dict[str, Any]] = field(default_factory=list)  # --evaluate: long rows (xai.evaluation)
     curves: dict[str, Any] = field(default_factory=dict)  # variant -> class -> curve name -> values
     sanity: dict[str, Any] = field(default_factory=dict)  # variant -> steps, Spearman per class
+    evaluation_cost: dict[str, Any] = field(default_factory=dict)  # forwards per metric, seconds
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
