@@ -5,8 +5,9 @@
    given an inert stand-in through torch.serialization.safe_globals. Any other global is refused, naming it.
 2. Fallback, only for files torch's weights-only reader cannot parse (pickle protocol 4+ framing, the pre-1.6
    format): torch.load(weights_only=False, pickle_module=...) with Python's documented "restricting globals"
-   pattern: find_class returns a stand-in, or a fresh wrapper of one of the few callables in _callables() that
-   rebuild tensors, and refuses any other name.
+   pattern: find_class returns a stand-in, or a fresh wrapper of one of the few globals in _CALLABLES (the
+   tensor-rebuilding functions every torch pickle names, which torch's own weights-only reader allows, found
+   the way any unpickler finds them), and refuses any other name. No opcode is inspected by hand.
 3. trust=True (--trust_checkpoint), after the safe path refused the file: full torch.load(weights_only=False),
    which runs code from the file; classes missing here fall back to stand-ins.
 """
@@ -17,7 +18,6 @@ import pickle
 import types
 import warnings
 import zipfile
-from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -95,43 +95,43 @@ def _read_safely(path: Path) -> tuple[Any, str]:
         raise corrupt(path, exc) from None
 
 
-def _callables() -> dict[str, Callable[..., Any]]:
-    """The only real callables the fallback hands a pickle, as fresh wrappers: a BUILD aimed at one changes only it."""
+# Globals that torch.save writes to rebuild tensors and parameters; the fallback lets a file name these
+# and nothing else that can be called (by name only: the functions are resolved by the unpickler).
+_TENSOR_REBUILDERS = ("_rebuild_tensor_v2", "_rebuild_parameter", "_rebuild_parameter_with_state")
+_CALLABLES = frozenset(
+    {"collections.OrderedDict", "builtins.set", "_codecs.encode"}
+    | {f"torch._utils.{name}" for name in _TENSOR_REBUILDERS}
+)
 
-    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
-        def call(*args: Any) -> Any:
-            return fn(*args)
 
-        return call
+def _wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A fresh wrapper per file: a BUILD aimed at it changes only the wrapper."""
 
-    def latin1(text: Any, encoding: Any = "latin1") -> bytes:  # protocol 2 writes bytes as _codecs.encode(s, 'latin1')
-        if not isinstance(text, str) or encoding != "latin1":
-            raise pickle.UnpicklingError("_codecs.encode is allowed only as protocol 2 writes bytes")
-        return text.encode("latin1")
+    def call(*args: Any) -> Any:
+        return fn(*args)
 
-    rebuild = (
-        torch._utils._rebuild_tensor_v2,
-        torch._utils._rebuild_parameter,
-        torch._utils._rebuild_parameter_with_state,
-    )
-    return {
-        "collections.OrderedDict": wrap(OrderedDict),
-        "builtins.set": wrap(set),
-        "_codecs.encode": latin1,
-        **{f"torch._utils.{f.__name__}": wrap(f) for f in rebuild},
-    }
+    return call
+
+
+def _latin1(text: Any, encoding: Any = "latin1") -> bytes:
+    """_codecs.encode as protocol 2 uses it to write bytes, and nothing else."""
+    if not isinstance(text, str) or encoding != "latin1":
+        raise pickle.UnpicklingError("_codecs.encode is allowed only as protocol 2 writes bytes")
+    return text.encode("latin1")
 
 
 def _restricted_module(trust: bool) -> types.ModuleType:
     """A pickle module for torch.load whose Unpickler finds only stand-ins and _callables() (or, trusted, any
     importable global, with stand-ins for missing ones)."""
-    real = _callables()
+    real: dict[str, Callable[..., Any]] = {}
     made: dict[str, type] = {}
 
     class Unpickler(pickle.Unpickler):
         def find_class(self, module: str, name: str) -> Any:
             full = f"{'builtins' if module == '__builtin__' else module}.{name}"  # protocol <= 2 names
-            if full in real:
+            if full in _CALLABLES:
+                if full not in real:
+                    real[full] = _latin1 if full == "_codecs.encode" else _wrap(super().find_class(module, name))
                 return real[full]
             if trust:
                 try:
