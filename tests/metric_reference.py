@@ -81,9 +81,11 @@ def trapezoid(ys: list[float]) -> float:
     return sum((ys[i] + ys[i + 1]) / 2 / S for i in range(S))
 
 
-def blur(x: torch.Tensor, kernel: int = 11, sigma: float = 5.0) -> torch.Tensor:
-    """3×H×W Gaussian blur with reflect padding, one output pixel at a time."""
+def blur(x: torch.Tensor, kernel: int = 11, sigma: float = 5.0, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """3×H×W Gaussian blur with reflect padding, one output pixel at a time; with valid (H×W bool), the
+    weighted mean over the window's valid pixels only (pixels outside valid keep x)."""
     C, H, W = x.shape
+    v = torch.ones(H, W, dtype=torch.bool) if valid is None else valid.bool()
     half = kernel // 2
     g = [math.exp(-k * k / (2 * sigma * sigma)) for k in range(-half, half + 1)]
     total = sum(g) ** 2
@@ -92,14 +94,18 @@ def blur(x: torch.Tensor, kernel: int = 11, sigma: float = 5.0) -> torch.Tensor:
     for c in range(C):
         for i in range(H):
             for j in range(W):
-                out[c, i, j] = (
-                    sum(
-                        g[a + half] * g[b + half] * float(x[c, reflect(i + a, H), reflect(j + b, W)])
-                        for a in range(-half, half + 1)
-                        for b in range(-half, half + 1)
-                    )
-                    / total
-                )
+                if not v[i, j]:
+                    out[c, i, j] = float(x[c, i, j])
+                    continue
+                num = den = 0.0
+                for a in range(-half, half + 1):
+                    for b in range(-half, half + 1):
+                        ii, jj = reflect(i + a, H), reflect(j + b, W)
+                        if v[ii, jj]:
+                            weight = g[a + half] * g[b + half] / total
+                            num += weight * float(x[c, ii, jj])
+                            den += weight
+                out[c, i, j] = num / den
     return out
 
 
@@ -119,7 +125,7 @@ def curve(
     total = len(pixels) if schedule == "linear" else min(len(pixels), 2 * int(region.sum()))
     start = x.clone().double()
     if kind == "insertion":
-        blurred = blur(x)
+        blurred = blur(x, valid=valid)
         for i, j in pixels:
             start[:, i, j] = blurred[:, i, j]
     ys = []

@@ -13,7 +13,7 @@ from tests.helpers import CountingModel, tiny_convnet
 from tests.metric_reference import one_thread  # noqa: F401 (autouse fixture)
 from xai.errors import XAIError
 from xai.metrics import faithfulness as fm
-from xai.metrics.faithfulness import ABSENT, Faithfulness
+from xai.metrics.faithfulness import ABSENT, Faithfulness, gaussian_blur
 
 H, W = 32, 64
 PATCH = (8, 16, 8, 16)  # rows 8..15, columns 8..15
@@ -77,13 +77,28 @@ def test_curve_endpoints_are_x_the_all_mean_image_and_the_blurred_image():
     assert dele_curve is not None and ins_curve is not None
     dele, ins = dele_curve[1], ins_curve[1]
     deleted = torch.where(valid, torch.zeros_like(x), x)[0]
-    blurred = torch.where(valid, ref.blur(x[0]).float(), x[0])
+    blurred = ref.blur(x[0], valid=valid).float()
     s = lambda image: ref.score(model, image, 1, regions[1])  # noqa: E731
     assert math.isclose(float(dele[0]), s(x[0]), abs_tol=1e-6)
     assert math.isclose(float(dele[-1]), s(deleted), abs_tol=1e-6)
     assert math.isclose(float(ins[0]), s(blurred), abs_tol=1e-5)
     assert math.isclose(float(ins[-1]), s(x[0]), abs_tol=1e-6)
     assert any(torch.equal(batch[0], deleted) for batch in rec.inputs if batch.shape[0] == 1)
+
+
+def test_insertion_start_is_blurred_over_the_photograph_only():
+    """Padding values neither enter the blur of V nor change: the start image on V is the same whatever
+    the padding holds, and equals the plain blur where the window lies inside V."""
+    model, x, valid, _, regions = _patch_case()
+    other = x.clone()
+    other[:, :, :, 56:] = -7.0
+    a = Faithfulness(model, x, [0, 1], regions, valid).shared_image("blurred")[0]
+    b = Faithfulness(model, other, [0, 1], regions, valid).shared_image("blurred")[0]
+    assert torch.allclose(a[:, valid], b[:, valid], atol=1e-6)
+    assert torch.equal(b[:, ~valid], other[0][:, ~valid])
+    plain = gaussian_blur(x)[0]
+    assert torch.allclose(a[:, :, :40], plain[:, :, :40], atol=1e-6)  # 40 + 5 < 56: the window never reaches padding
+    assert not torch.allclose(a[:, :, 50:56], plain[:, :, 50:56], atol=1e-3)
 
 
 def test_padding_is_never_perturbed():
@@ -271,3 +286,31 @@ def test_module_functions_equal_the_object_and_bad_arguments_are_refused():
         Faithfulness(model, x, [0, 5], regions[:2], valid)
     with pytest.raises(XAIError, match="no pixel"):
         Faithfulness(model, x, [0, 1, 2], regions, torch.zeros(12, 16, dtype=torch.bool))
+
+
+class _OutOfMemoryAbove(torch.nn.Module):
+    """The model, but a batch larger than `limit` raises MemoryError (the CPU's out-of-memory error)."""
+
+    def __init__(self, model: torch.nn.Module, limit: int):
+        super().__init__()
+        self.model, self.limit, self.refused = model, limit, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] > self.limit:
+            self.refused += 1
+            raise MemoryError("injected")
+        return self.model(x)
+
+
+def test_out_of_memory_halves_the_batch_and_changes_no_number(caplog):
+    model, x, valid, maps, regions = _patch_case()
+    expected = _all_numbers(Faithfulness(model, x, [0, 1], regions, valid, batch_size=16), maps)
+    tight = _OutOfMemoryAbove(model, limit=3)
+    faith = Faithfulness(tight, x, [0, 1], regions, valid, batch_size=16)
+    with caplog.at_level("WARNING", logger="xai.metrics.faithfulness"):
+        got = _all_numbers(faith, maps)
+    assert faith.batch_size == 2 and tight.refused == 3  # 16 -> 8 -> 4 -> 2, then it fits
+    assert sum("out of memory" in r.message for r in caplog.records) == 3
+    assert got.shape == expected.shape and torch.allclose(got, expected, atol=1e-9, equal_nan=True)
+    with pytest.raises(XAIError, match="out of memory even with one perturbed image"):
+        Faithfulness(_OutOfMemoryAbove(model, limit=0), x, [0, 1], regions, valid, batch_size=4)

@@ -4,10 +4,11 @@ Per sample, for each evaluated variant (the run's methods, --variants, and the t
 class: deletion and insertion AUC (linear and area schedules) with their curves, ROAD, Average
 Drop/Increase, the energy pointing game, the pointing game and relevance rank accuracy against the
 ground truth, the seconds the map took, and for fast Score-CAM variants the Pearson correlation with
-the full variant's map. The first `sanity_samples` samples of each process also get the cascading
-randomisation check. Maps are evaluated at the model's input resolution on the photograph's pixels V
-(padding excluded), min-max scaled over V. Regions R_c come from the unperturbed prediction, as the
-engines define them for the run's --region.
+the full variant's map. The samples at split positions 0..sanity_samples−1 also get the cascading
+randomisation check (the same samples however the run is split over processes or resumed). Maps are
+evaluated at the model's input resolution on the photograph's pixels V (padding excluded), min-max
+scaled over V. Regions R_c come from the unperturbed prediction, as the engines define them for the
+run's --region.
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ class Evaluator:
         self.class_ids, self.class_names, self.region, self.settings = class_ids, class_names, region, settings
         self.methods = {v.label: v.method for v in variants}
         self.full_of = full_counterparts(variants)
-        self.sanity_done = 0
+        self.batch_size = settings.batch_size  # lowered for the rest of the run after an out-of-memory error
 
     def evaluate(
         self,
@@ -170,7 +171,7 @@ class Evaluator:
                 }
             )
 
-        faith = Faithfulness(self.model, x, self.class_ids, regions, valid, batch_size=self.settings.batch_size)
+        faith = Faithfulness(self.model, x, self.class_ids, regions, valid, batch_size=self.batch_size)
         for schedule in self.settings.schedules:
             for kind in ("deletion", "insertion"):
                 per_map = getattr(faith, kind)(maps, steps=self.settings.steps, schedule=schedule)
@@ -214,8 +215,8 @@ class Evaluator:
                 else:
                     add(fast, j, "pearson_vs_full", None, "a constant map (nothing to correlate)")
         ev.forwards = dict(faith.forwards)
-        if self.sanity_done < self.settings.sanity_samples:
-            self.sanity_done += 1
+        self.batch_size = faith.batch_size
+        if index < self.settings.sanity_samples:
             for label, engine in self.engines.items():
                 steps = cascading_randomisation(engine, x, self.class_ids, valid, prediction, seed=self.settings.seed)
                 ev.sanity[label] = {

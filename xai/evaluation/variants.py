@@ -5,7 +5,7 @@ Syntax: space-separated specs `method[:key=value[,key=value...]]`, for example
     scorecam:layer=encoder.layer4,baseline=zero scorecam:layer=decoder gradcam:layer=encoder.layer3
     scorecam:maps=100,select=random scorecam:maps=100,select=variance
 
-Keys: layer (target layer), baseline (zero|none), weights (raw|softmax), maps (max_activation_maps: a
+Keys: layer (target layer), baseline (zero|none), weights (raw|softmax|centred), maps (max_activation_maps: a
 number, or all), select (channel selection), score (prob|logit), precision, seed, batch (batch size).
 A key the method does not take is refused (Grad-CAM has no baseline). Keys left out take the run's
 options. A variant's label is its spec as written, normalised (`scorecam:layer=decoder`).

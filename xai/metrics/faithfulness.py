@@ -9,7 +9,9 @@ changed), a class c with region R_c (fixed from the unperturbed prediction) and 
     deletion / insertion (Petsiuk et al., BMVC 2018): the pixels of V ordered by L_c, largest first
         (stable: ties in raster order); step i = 0..S changes the first n_i of them in all channels:
         deletion sets them to 0 (the dataset's mean colour), insertion starts from the Gaussian blur of
-        x (11×11, σ = 5, reflect padding; padding pixels keep x) and puts x back there.
+        x over V (11×11, σ = 5, reflect padding at the image border; a normalised convolution, so that
+        padding pixels neither enter nor change: blur(x·1_V)/blur(1_V) on V, x elsewhere) and puts x
+        back there.
         AUC = trapezoid of s_c over t_i = i/S. Lower deletion and higher insertion are better.
         linear: n_i = round(i·|V|/S);  area: n_i = round(i/S · min(|V|, 2|R_c|))    (round half up)
     ROAD (Rong et al., ICML 2022): for p in the percentiles, the round(p·|V|/100) most relevant pixels
@@ -27,6 +29,7 @@ An empty region R_c gives NaN with the reason "class absent from its region".
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -59,6 +62,7 @@ __all__ = [
     "road",
 ]
 
+log = logging.getLogger(__name__)
 SCHEDULES = ("linear", "area")
 ABSENT = "class absent from its region"
 ZERO_SCORE = "the class's score on the unperturbed image is 0"
@@ -100,9 +104,17 @@ class DropIncreaseResult:
     reason: str | None = None
 
 
-def gaussian_blur(x: torch.Tensor, kernel: int = 11, sigma: float = 5.0) -> torch.Tensor:
+def gaussian_blur(
+    x: torch.Tensor, kernel: int = 11, sigma: float = 5.0, valid: torch.Tensor | None = None
+) -> torch.Tensor:
     """Each channel of N×C×H×W convolved with g⊗g, g_k ∝ exp(−k²/2σ²) for |k| ≤ (kernel−1)/2, Σg = 1,
-    reflect padding at the image border."""
+    reflect padding at the image border. With valid (H×W bool), a normalised convolution over it:
+    blur(x·1_V) / blur(1_V) on V (pixels outside V carry no weight), x outside V."""
+    if valid is not None:
+        v = valid.to(x.device, torch.float32).expand(1, 1, *x.shape[-2:])
+        num = gaussian_blur(x.float() * v, kernel, sigma)
+        den = gaussian_blur(v, kernel, sigma)
+        return torch.where(valid.to(x.device).bool(), num / den.clamp_min(torch.finfo(torch.float32).tiny), x.float())
     if kernel < 1 or kernel % 2 == 0 or sigma <= 0:
         raise XAIError(f"the blur needs an odd kernel size and σ > 0, got {kernel} and {sigma}")
     half = kernel // 2
@@ -232,20 +244,44 @@ class Faithfulness:
         return torch.einsum("bchw,chw->bc", P.double(), self._weights)  # float64: sums of many pixels
 
     def _scores(self, metric: str, count: int, build: Callable[[int, int], torch.Tensor]) -> torch.Tensor:
-        """count×C' scores (CPU) of the inputs build(a, b) returns for [a, b), batch_size at a time."""
+        """count×C' scores (CPU) of the inputs build(a, b) returns for [a, b), batch_size at a time; out of
+        memory (CUDA's, or the CPU's MemoryError), the batch is halved for the rest of the run, down to 1."""
         chunks = []
         with preserved_state(self.model), torch.inference_mode():
-            for a in range(0, count, self.batch_size):
-                chunks.append(self._score(build(a, min(count, a + self.batch_size))).cpu())
+            a = 0
+            while a < count:
+                b = min(count, a + self.batch_size)
+                try:
+                    chunks.append(self._score(build(a, b)).cpu())
+                except (torch.OutOfMemoryError, MemoryError) as exc:
+                    self._halve(exc, b - a)
+                    continue
+                a = b
         self.forwards[metric] = self.forwards.get(metric, 0) + count
         return torch.cat(chunks) if chunks else torch.zeros(0, len(self.classes), dtype=torch.float64)
+
+    def _halve(self, exc: BaseException, failed: int) -> None:
+        """After `failed` images did not fit: half as many per forward from now on."""
+        if failed <= 1:
+            raise XAIError(
+                f"out of memory even with one perturbed image per forward pass ({type(exc).__name__}); "
+                "use a smaller --img_size or another device"
+            ) from None
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        self.batch_size = failed // 2
+        log.warning(
+            "evaluation: out of memory, continuing with %d perturbed images per forward pass (lower --batch_size "
+            "to avoid the retries)",
+            self.batch_size,
+        )
 
     def shared_image(self, name: str) -> torch.Tensor:
         """1×3×H×W: "x"; "blurred", insertion's start (blur on V, x on padding); "deleted" (V set to 0)."""
         if name == "x":
             return self.x
         if name == "blurred":
-            return torch.where(self.valid, gaussian_blur(self.x, self.blur_kernel, self.blur_sigma), self.x)
+            return gaussian_blur(self.x, self.blur_kernel, self.blur_sigma, self.valid)
         if name == "deleted":
             return torch.where(self.valid, torch.zeros_like(self.x), self.x)
         raise XAIError(f"unknown shared image '{name}'")
