@@ -223,3 +223,19 @@ def test_console_entry_points_run_the_same_cli(tiny_run):
         cwd=base,
     )
     assert proc.returncode == 2 and proc.stderr.strip() == f"error: model file not found: {base / 'nope.pth'}"
+
+
+def test_a_file_the_run_cannot_write_is_one_line(tiny_run, tmp_path, capsys, monkeypatch):
+    """Permissions or a read-only disk (an OSError other than a full disk): one line naming the file, exit 2."""
+    import xai.pipeline.explain_stage as stage
+
+    _base, data, ckpt = tiny_run
+
+    def read_only(path, **arrays):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(stage, "write_npz", read_only)
+    assert main("gradcam", run_args(ckpt, data, tmp_path / "ro")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: ") and err[-1].endswith("sample0.npz: Permission denied")
+    assert "Traceback" not in "\n".join(err)

@@ -54,6 +54,31 @@ def test_resume_after_an_interrupted_run(tiny_run, tmp_path, monkeypatch):
     assert calls == []
 
 
+def test_resume_redoes_samples_of_another_split(tiny_run, tmp_path, monkeypatch):
+    """Sample i of the test split is not sample i of the train split: --resume keeps nothing across splits."""
+    _base, data, ckpt = tiny_run
+    out = tmp_path / "splits"
+    assert main("gradcam", run_args(ckpt, data, out)) == 0
+    calls = _explained_calls(monkeypatch)
+    assert main("gradcam", run_args(ckpt, data, out, "--split", "train", "--resume")) == 0
+    assert calls == [0, 1]
+    rows = json.loads((out / "summary.json").read_text())
+    train = json.loads((out / "manifest.json").read_text())["split"]
+    assert train == "train" and len({r["image"] for r in rows}) == 2
+
+
+def test_a_shorter_fresh_run_owns_the_summaries(tiny_run, tmp_path):
+    """Rerunning with fewer samples (no --resume) leaves no record of the longer run in summary or gallery."""
+    _base, data, ckpt = tiny_run
+    out = tmp_path / "shorter"
+    assert main("gradcam", run_args(ckpt, data, out, "--split", "train", "--num_samples", "3")) == 0
+    assert len(json.loads((out / "summary.json").read_text())) == 15
+    assert main("gradcam", run_args(ckpt, data, out, "--split", "train", "--num_samples", "1")) == 0
+    assert [p.name for p in (out / "samples").iterdir()] == ["sample0.json"]
+    assert {r["sample"] for r in json.loads((out / "summary.json").read_text())} == {"sample0"}
+    assert "sample2_" not in (out / "index.html").read_text()
+
+
 def test_unreadable_sample_is_skipped_listed_and_retried(tiny_run, tmp_path, monkeypatch, capsys):
     _base, data, ckpt = tiny_run
     broken = tmp_path / "data"

@@ -30,12 +30,11 @@ COMPARE = ("gradcam", "scorecam")
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Prints a default only where the help does not already explain it, and never a switch's False."""
+    """Prints a default only where it says something: not where the help already explains it, not a
+    switch's False, not an unset None."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default in (False, argparse.SUPPRESS) or (
-            action.default is None and "default:" in (action.help or "")
-        ):
+        if action.default in (None, False, argparse.SUPPRESS) or "default:" in (action.help or ""):
             return action.help or ""
         return super()._get_help_string(action) or ""
 
@@ -111,7 +110,7 @@ def build_parser(method: str, prog: str | None = None) -> argparse.ArgumentParse
         "--max_activation_maps",
         type=int,
         default=None,
-        help="keep only the N activation maps of largest spatial variance (Score-CAM; faster)",
+        help="keep only the N activation maps of largest spatial variance (Score-CAM; faster; default: all)",
     )
     p.add_argument(
         "--encoder",
@@ -192,7 +191,7 @@ def build_parser(method: str, prog: str | None = None) -> argparse.ArgumentParse
         "--sanity_samples",
         type=int,
         default=2,
-        help="samples (per process) that also get the cascading-randomisation sanity check (0: none)",
+        help="the first N samples of the split also get the cascading-randomisation sanity check (0: none)",
     )
     p.add_argument(
         "--shard",
@@ -329,6 +328,10 @@ def main(method: str, argv: Sequence[str] | None = None, prog: str | None = None
     except KeyboardInterrupt:
         print("interrupted: completed samples are kept; rerun with --resume to continue", file=sys.stderr)
         return 130
+    except OSError as exc:  # a file the run cannot read or write (permissions, a read-only or vanished disk)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     except torch.OutOfMemoryError as exc:
         print(
             f"error: out of memory ({str(exc).splitlines()[0]}); lower --batch_size or --max_activation_maps",

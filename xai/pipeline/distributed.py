@@ -97,9 +97,13 @@ def join_torchrun(requested_device: str | None) -> Ranks | None:
     gpu = torch.cuda.is_available() and requested_device not in ("cpu",)
     backend = "nccl" if gpu else "gloo"
     ranks = Ranks(rank=rank, world_size=world, local_rank=local, backend=backend)
-    if gpu:
-        torch.cuda.set_device(torch.device(ranks.device(requested_device)))
-    if not dist.is_initialized():
-        dist.init_process_group(backend=backend, timeout=BARRIER_TIMEOUT)
+    try:
+        if gpu:
+            torch.cuda.set_device(torch.device(ranks.device(requested_device)))
+        if not dist.is_initialized():
+            dist.init_process_group(backend=backend, timeout=BARRIER_TIMEOUT)
+    except (RuntimeError, ValueError) as exc:  # rendezvous, NCCL or device errors: one line, not a traceback
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise XAIError(f"rank {rank} of {world} could not join the torchrun job ({backend}): {first}") from None
     log.info("rank %d of %d (%s, device %s)", rank, world, backend, ranks.device(requested_device))
     return ranks

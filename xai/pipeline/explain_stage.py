@@ -222,12 +222,14 @@ def worker_identity() -> dict[str, Any]:
 
 
 def complete(setup: Setup, index: int) -> bool:
-    """True when the sample's record says done under this run's key and every file it lists exists."""
+    """True when the sample's record says done, for the same image, under this run's key (checkpoint,
+    split, data root, options), and every file it lists exists."""
     files = setup.layout.sample(index)
     record = read_record(setup.layout.path(files.record))
     return (
         record is not None
         and record.status == DONE
+        and record.name == setup.dataset.names[index]
         and record.run_key == setup.run_key
         and all(setup.layout.path(p).is_file() for p in files.all())
     )

@@ -10,6 +10,7 @@ from ..errors import XAIError
 from .distributed import Shard, join_torchrun
 from .explain_stage import explain
 from .finalize_stage import finalize
+from .layout import SAMPLE_DIR
 from .options import RunOptions
 from .setup import prepare
 
@@ -37,6 +38,8 @@ def run(opts: RunOptions, shard: Shard | None = None) -> dict[str, Any] | None:
         setup = prepare(opts)
         for note in setup.notes:
             log.warning("note: %s", note)
+        if ranks is None and shard is None and not opts.resume:
+            _drop_other_records(setup)
         indices = shard.take(setup.indices) if shard is not None else setup.indices
         try:
             stats = explain(setup, indices)
@@ -76,6 +79,19 @@ def run(opts: RunOptions, shard: Shard | None = None) -> dict[str, Any] | None:
     finally:
         if ranks is not None:
             ranks.close()
+
+
+def _drop_other_records(setup: Any) -> None:
+    """A fresh single-process run owns its folder's summaries: records of samples it was not asked for
+    (an earlier, longer run) are removed, so summary and gallery show this run only. Shards, ranks and
+    --resume keep every record (they merge)."""
+    wanted = {setup.layout.sample(i).record for i in setup.indices}
+    folder = setup.layout.out / SAMPLE_DIR
+    stale = [p for p in sorted(folder.glob("sample*.json")) if f"{SAMPLE_DIR}/{p.name}" not in wanted]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    if stale:
+        log.info("removed %d sample record(s) of an earlier run that this run does not redo", len(stale))
 
 
 def _report_skipped(skipped: list[dict[str, str]]) -> None:

@@ -181,9 +181,9 @@ def prepare(opts: RunOptions) -> Setup:
         method_folders=tuple((m, get_method(m).folder) for m in opts.methods),
         comparison=opts.comparison,
     )
-    evaluator, evaluation = None, None
+    evaluator, evaluation, evaluation_key = None, None, None
     if opts.evaluate or opts.variants:
-        evaluator, evaluation = _evaluator(
+        evaluator, evaluation, evaluation_key = _evaluator(
             opts, loaded.model, engines, class_ids, class_names, target_layer, road_noise=0.01 / (sum(std) / len(std))
         )
     engine_options = {m: e.options.as_dict() for m, e in engines.items()}
@@ -193,7 +193,9 @@ def prepare(opts: RunOptions) -> Setup:
         "img_size": list(img_size),
         "methods": list(opts.methods),
         "engines": {m: e.options.result_key() for m, e in engines.items()},
-        "evaluation": evaluation,
+        "evaluation": evaluation_key,
+        "split": opts.split,
+        "data_root": str(root),
     }
     run_info = {
         "command": list(opts.command),
@@ -244,8 +246,9 @@ def _evaluator(
     class_names: list[str],
     target_layer: str | None,
     road_noise: float,
-) -> tuple[Any, dict[str, Any]]:
-    """The evaluator of --evaluate: the run's methods and --variants, each an engine built once."""
+) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """The evaluator of --evaluate: the run's methods and --variants, each an engine built once; with its
+    description (manifest) and what its numbers depend on (resume key: no batch sizes)."""
     from ..evaluation.evaluate import REFERENCES, EvaluationSettings, Evaluator
     from ..evaluation.variants import Variant, parse_variants
 
@@ -274,4 +277,8 @@ def _evaluator(
         "references": REFERENCES,
         "variants": {v.label: {"method": v.method, "options": built[v.label].options.as_dict()} for v in variants},
     }
-    return evaluator, json.loads(json.dumps(described))
+    key = {
+        "settings": {k: v for k, v in settings.describe().items() if k != "batch_size"},
+        "variants": {v.label: {"method": v.method, "options": built[v.label].options.result_key()} for v in variants},
+    }
+    return evaluator, json.loads(json.dumps(described)), json.loads(json.dumps(key))
