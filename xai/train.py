@@ -1,6 +1,6 @@
 """Train an smp segmentation model on a dataset in the users' layout (the demo model, or a quick baseline).
 
-    python -m xai.train --config demo [--out best_model_FPN.pth] [--data_root DIR]
+    python -m xai.train --config demo [--out best_model_FPN.safetensors] [--data_root DIR]
                         [--epochs E] [--seed S] [--whole_model_pickle PATH]
 
 Architecture, encoder, classes and img_size come from the config; training settings from its `train:`
@@ -198,7 +198,7 @@ def train(
     root = _resolve_root(data_root or st["data_root"] or cfg.data_root)
     if not root.is_dir():
         raise XAIError(f"data root not found: {root} (make one with: python -m xai.synth --out {root})")
-    out = Path(out) if out is not None else Path(f"best_model_{cfg.arch}.pth")
+    out = Path(out) if out is not None else Path(f"best_model_{cfg.arch}.safetensors")
     if out.is_dir():
         raise XAIError(f"--out {out} is a folder; give a checkpoint file name")
     metrics_path = out.with_name(f"{out.stem}.metrics.json")
@@ -226,6 +226,7 @@ def train(
     pad_fill = torch.tensor([-m / s for m, s in zip(mean, std, strict=True)]).view(3, 1, 1)  # a black pixel, normalised
     nc = cfg.num_classes
 
+    model_kwargs = {"encoder_name": cfg.encoder, "in_channels": 3, "classes": nc, "activation": None}
     model = build_model(cfg.arch, cfg.encoder, nc, activation=None)
     if len(train_items) < 2:
         raise XAIError(f"the train split of {root} has {len(train_items)} image; training needs at least 2")
@@ -301,6 +302,7 @@ def train(
                 activation=None,
                 mean=mean,
                 std=std,
+                model_kwargs=model_kwargs,
                 extra={
                     "epoch": epoch,
                     "val_iou": val_iou,
@@ -359,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=DEFAULT_CONFIG,
         help="a packaged config name (demo, phenocyte) or a YAML file with a train: mapping (default: demo)",
     )
-    ap.add_argument("--out", default=None, help="checkpoint to write (default best_model_<arch>.pth)")
+    ap.add_argument("--out", default=None, help="checkpoint to write (default: best_model_<arch>.safetensors)")
     ap.add_argument("--data_root", default=None, help="dataset folder (default: train.data_root, else data_root)")
     ap.add_argument("--epochs", type=int, default=None, help="override train.epochs")
     ap.add_argument("--seed", type=int, default=None, help="override train.seed")
