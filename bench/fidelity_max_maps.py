@@ -3,8 +3,8 @@
 
 Seed 000 promises "minimal quality loss" at N = 100-200. On FPN/se_resnext50_32x4d (random, seeded
 weights: the correlation needs no training) at encoder.layer4 (2048 channels), per image and class:
-Pearson correlation of the [0,1] map with N channels (variance or random selection) against the map
-with all channels, and the seconds each took.
+Pearson correlation of the [0,1] map with N channels (variance, energy or random selection) against
+the map with all channels, and the seconds each took.
 
     .venv/bin/python bench/fidelity_max_maps.py --images 3 --size 512 256
 """
@@ -36,6 +36,9 @@ def main() -> None:
     p.add_argument("--images", type=int, default=3)
     p.add_argument("--size", type=int, nargs=2, default=[512, 256], metavar=("W", "H"))
     p.add_argument("--maps", type=int, nargs="+", default=[100, 200])
+    p.add_argument("--selections", nargs="+", default=["variance", "energy", "random"])
+    p.add_argument("--weights", default="raw", help="Score-CAM weights (raw, softmax, centred)")
+    p.add_argument("--baseline", default="zero")
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = p.parse_args()
@@ -51,7 +54,7 @@ def main() -> None:
     w, h = args.size
     print(
         f"FPN/{args.encoder} (random weights), {args.layer}, {args.images} synthetic seedlings at {w}x{h}, "
-        f"device {args.device}"
+        f"device {args.device}, weights {args.weights}, baseline {args.baseline}"
     )
     results: dict[str, list[float]] = {}
     seconds: dict[str, list[float]] = {}
@@ -61,7 +64,7 @@ def main() -> None:
         x = normalize(box.apply_image(rgb), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))[None].to(args.device)
         maps = {}
         for label, n, sel in [("all", None, "variance")] + [
-            (f"{n} {s}", n, s) for n in args.maps for s in ("variance", "random")
+            (f"{n} {s}", n, s) for n in args.maps for s in args.selections
         ]:
             cam = ScoreCAM(
                 model,
@@ -69,6 +72,8 @@ def main() -> None:
                 batch_size=args.batch_size,
                 max_activation_maps=n,
                 channel_selection=sel,
+                weights=args.weights,
+                baseline=args.baseline,
                 precision="fp32",
             )
             t0 = time.perf_counter()

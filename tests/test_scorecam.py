@@ -118,6 +118,23 @@ def test_max_activation_maps_keeps_highest_variance_channels(fpn):
     assert torch.allclose(maps[0, 0], ref, atol=TOL)
 
 
+def test_energy_selection_keeps_the_channels_of_largest_mean_square(fpn):
+    x = image_batch(1, 32, 64, seed=4)
+    cam = ScoreCAM(fpn, target_layer=LAYER, max_activation_maps=8, channel_selection="energy", precision="fp32")
+    cam(x, classes=[1])
+    acts: dict[str, torch.Tensor] = {}
+    h = dict(fpn.named_modules())[LAYER].register_forward_hook(lambda m, i, o: acts.__setitem__("a", o))
+    with torch.no_grad():
+        fpn(x)
+    h.remove()
+    energy = acts["a"][0].flatten(1).square().mean(1)
+    top = set(energy.argsort(descending=True)[:8].tolist())
+    assert cam.last is not None
+    used = set(cam.last.weights[0, :, 0].nonzero().flatten().tolist())
+    assert used <= top and len(used) >= 6
+    assert top != set(top_variance_channels(fpn, x, LAYER, 8))  # a different criterion on this input
+
+
 def test_random_selection_is_seeded(fpn):
     x = image_batch(1, 32, 64)
     a = ScoreCAM(fpn, target_layer=LAYER, max_activation_maps=5, channel_selection="random", seed=7)

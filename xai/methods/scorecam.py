@@ -14,7 +14,8 @@ channel shares (raw weights are nearly all positive, so raw Score-CAM spreads it
 photograph) and makes the baseline irrelevant (subtracting s_c(f(x_b)) shifts every w_kc alike).
 
 A channel with max == min gets w = 0 and costs no forward pass. max_activation_maps N keeps the N
-channels of largest spatial variance (Faster Score-CAM) or a seeded random subset. memory_format "auto"
+channels of largest spatial variance (Faster Score-CAM), of largest energy mean(A_k²), or a seeded random
+subset. memory_format "auto"
 runs the masked forwards in whichever layout (contiguous or channels_last) measured faster for this
 model, device and input size, once per process. One sweep (K forwards per image, in chunks of
 batch_size) scores every class at once; masked inputs exist only chunk by chunk.
@@ -41,7 +42,7 @@ from .registry import register
 log = logging.getLogger(__name__)
 BASELINES = ("zero", "none")
 WEIGHTINGS = ("raw", "softmax", "centred")
-CHANNEL_SELECTIONS = ("variance", "random")
+CHANNEL_SELECTIONS = ("variance", "random", "energy")
 MEMORY_FORMATS = ("auto", "contiguous", "channels_last")
 
 
@@ -165,6 +166,8 @@ class ScoreCAM(BaseCAM):
             return varying
         if self.options.channel_selection == "variance":
             order = flat.var(-1, unbiased=False).argsort(dim=1, descending=True, stable=True)
+        elif self.options.channel_selection == "energy":  # mean of A_k²: what a channel can add to Σ_k w_kc A_k
+            order = flat.square().mean(-1).argsort(dim=1, descending=True, stable=True)
         else:
             gen = torch.Generator().manual_seed(self.options.seed)
             order = torch.stack([torch.randperm(k, generator=gen) for _ in range(acts.shape[0])]).to(acts.device)
