@@ -1,0 +1,62 @@
+"""tune_cpu_allocator: a bool, idempotent, the two mallopt settings it asks glibc for, a no-op elsewhere."""
+
+from __future__ import annotations
+
+import pytest
+
+import xai.runtime as runtime
+
+
+class _FakeLibc:
+    def __init__(self, result: int = 1):
+        self.calls: list[tuple[int, int]] = []
+        self.result = result
+
+    def mallopt(self, param: int, value: int) -> int:
+        self.calls.append((param, value))
+        return self.result
+
+
+def test_is_a_bool_and_idempotent_here():
+    first = runtime.tune_cpu_allocator()
+    assert isinstance(first, bool)
+    assert runtime.tune_cpu_allocator() is first
+
+
+def test_sets_mmap_and_trim_thresholds_once(monkeypatch):
+    libc = _FakeLibc()
+    loaded = []
+    monkeypatch.setattr(runtime, "_tuned", False)
+    monkeypatch.setattr(runtime.sys, "platform", "linux")
+
+    def cdll(name: str) -> _FakeLibc:
+        loaded.append(name)
+        return libc
+
+    monkeypatch.setattr(runtime.ctypes, "CDLL", cdll)
+    assert runtime.tune_cpu_allocator(keep_bytes=1000) is True
+    assert libc.calls == [(-3, 1000), (-1, 2000)]  # M_MMAP_THRESHOLD, then M_TRIM_THRESHOLD at twice it
+    assert runtime.tune_cpu_allocator(keep_bytes=5) is True
+    assert len(loaded) == 1 and len(libc.calls) == 2, "a second call changes nothing"
+
+
+def test_a_refused_setting_reports_false(monkeypatch):
+    libc = _FakeLibc(result=0)
+    monkeypatch.setattr(runtime, "_tuned", False)
+    monkeypatch.setattr(runtime.sys, "platform", "linux")
+    monkeypatch.setattr(runtime.ctypes, "CDLL", lambda name: libc)
+    assert runtime.tune_cpu_allocator() is False
+    assert runtime.tune_cpu_allocator() is False and len(libc.calls) == 2, "not tuned: it tries again"
+
+
+@pytest.mark.parametrize("platform,libc_error", [("darwin", None), ("win32", None), ("linux", OSError)])
+def test_no_op_without_glibc(monkeypatch, platform, libc_error):
+    def cdll(name):
+        if libc_error is None:
+            raise AssertionError("libc loaded off Linux")
+        raise libc_error("no libc")
+
+    monkeypatch.setattr(runtime, "_tuned", False)
+    monkeypatch.setattr(runtime.sys, "platform", platform)
+    monkeypatch.setattr(runtime.ctypes, "CDLL", cdll)
+    assert runtime.tune_cpu_allocator() is False

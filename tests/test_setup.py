@@ -1,0 +1,123 @@
+"""prepare(): what a run resolves once (classes, samples, engines, layout, run key), and what it refuses."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import tiny_fpn
+from xai.checkpoint import save_checkpoint
+from xai.config import DEFAULT_CLASSES
+from xai.errors import XAIError
+from xai.pipeline.options import RunOptions
+from xai.pipeline.setup import prepare
+
+CLASSES = list(DEFAULT_CLASSES)
+
+
+def _opts(tiny_run, tmp_path, **kw) -> RunOptions:
+    _base, data, ckpt = tiny_run
+    values = {
+        "model_path": str(ckpt),
+        "data_root": str(data),
+        "output_dir": str(tmp_path / "out"),
+        "methods": ("gradcam",),
+        "num_samples": 2,
+        "progress": False,
+        "command": ["test"],
+        **kw,
+    }
+    return RunOptions(**values)
+
+
+def test_defaults_come_from_the_checkpoint_and_the_config(tiny_run, tmp_path):
+    setup = prepare(_opts(tiny_run, tmp_path))
+    assert setup.class_names == CLASSES and setup.class_ids == [0, 1, 2, 3, 4]
+    assert setup.colors == [setup.cfg.palette[c] for c in CLASSES]
+    assert setup.indices == [0, 1] and len(setup.dataset) == 2  # the tiny test split has two images
+    assert setup.dataset[0]["image"].shape[-2:] == (64, 64)  # the checkpoint's img_size, not the config's
+    assert list(setup.engines) == ["gradcam"] and setup.engines["gradcam"].options.target_layer == "encoder.layer4"
+    assert setup.run_info["checkpoint"]["kind"] == "project" and setup.run_info["checkpoint"]["encoder"] == "resnet18"
+    assert any("resnet18 taken from the checkpoint" in n for n in setup.notes)
+    assert not setup.model.training
+    assert not setup.layout.comparison and setup.layout.method_folders == (("gradcam", "gradcam_maps"),)
+
+
+def test_chosen_classes_methods_and_options_reach_engines_and_layout(tiny_run, tmp_path):
+    opts = _opts(
+        tiny_run,
+        tmp_path,
+        methods=("scorecam", "gradcam"),
+        classes=("seed", "root"),
+        target_layer="encoder.layer3",
+        max_activation_maps=4,
+        batch_size=3,
+    )
+    setup = prepare(opts)
+    assert setup.class_ids == [4, 1] and setup.layout.class_ids == (4, 1)
+    assert setup.run_key["classes"] == setup.run_info["classes"] == ["seed", "root"]
+    assert list(setup.engines) == ["scorecam", "gradcam"] and setup.layout.comparison
+    scorecam = setup.engines["scorecam"].options.as_dict()
+    assert scorecam["max_activation_maps"] == 4 and scorecam["batch_size"] == 3
+    assert {e.options.target_layer for e in setup.engines.values()} == {"encoder.layer3"}
+    assert setup.label("scorecam") == "Score-CAM"
+    assert setup.layout.sample(0).figures["scorecam"]["seed"] == "scorecam_maps/sample0_scorecam_seed.png"
+
+
+def test_indices_follow_num_samples_all_and_the_split(tiny_run, tmp_path):
+    assert prepare(_opts(tiny_run, tmp_path, num_samples=1)).indices == [0]
+    assert prepare(_opts(tiny_run, tmp_path, num_samples=50)).indices == [0, 1]  # capped at the split's size
+    assert prepare(_opts(tiny_run, tmp_path, split="train", all=True, num_samples=0)).indices == list(range(10))
+
+
+def test_run_key_holds_what_the_maps_depend_on_only(tiny_run, tmp_path):
+    base = prepare(_opts(tiny_run, tmp_path, methods=("scorecam",), max_activation_maps=4, batch_size=2))
+    bigger_batches = prepare(_opts(tiny_run, tmp_path, methods=("scorecam",), max_activation_maps=4, batch_size=8))
+    other_split = prepare(_opts(tiny_run, tmp_path, methods=("scorecam",), max_activation_maps=4, split="train"))
+    assert bigger_batches.run_key == base.run_key  # the batch size does not change the maps
+    assert base.run_info["engines"] != bigger_batches.run_info["engines"]  # but the manifest says it
+    assert other_split.run_key == {**base.run_key, "split": "train"}
+    assert base.run_key["checkpoint"] == base.loaded.sha256 and base.run_key["img_size"] == [64, 64]
+
+
+@pytest.mark.parametrize(
+    "kw,message",
+    [
+        ({"num_samples": 0}, "--num_samples must be at least 1, got 0"),
+        ({"num_samples": -3}, "--num_samples must be at least 1, got -3"),
+        (
+            {"classes": ("root", "leaf", "stem")},
+            f"unknown class(es) leaf, stem; the model's classes are {', '.join(CLASSES)}",
+        ),
+        ({"img_size": (64, 0)}, "image size must be two positive integers (width height), got [64, 0]"),
+        ({"img_size": (64,)}, "image size must be two positive integers (width height), got [64]"),
+        ({"methods": ()}, "no method to run"),
+        ({"methods": ("gradcam", "nocam")}, "unknown method 'nocam'"),
+        ({"encoder": "resnet34"}, "was trained with encoder resnet18, but --encoder resnet34 was given"),
+        ({"target_layer": "encoder.layer9"}, "unknown target layer 'encoder.layer9'"),
+        ({"evaluate": True, "eval_steps": 1}, "--eval_steps must be at least 2, got 1"),
+    ],
+)
+def test_bad_options_are_one_xai_error(tiny_run, tmp_path, kw, message):
+    with pytest.raises(XAIError) as err:
+        prepare(_opts(tiny_run, tmp_path, **kw))
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_class_names_unfit_for_file_names_are_refused(tiny_run, tmp_path):
+    ckpt = tmp_path / "slash.pth"
+    classes = ["background", "root/tip", "hypocotyl", "cotyledon", "seed"]
+    save_checkpoint(ckpt, tiny_fpn(seed=0), arch="FPN", encoder="resnet18", classes=classes, img_size=(64, 64))
+    with pytest.raises(XAIError, match=r"class name\(s\) 'root/tip' cannot be used in file names"):
+        prepare(_opts(tiny_run, tmp_path, model_path=str(ckpt)))
+
+
+def test_data_root_falls_back_to_the_demo_dataset(tiny_run, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the config's data/phenocyte_seg and data/demo are relative to here
+    with pytest.raises(XAIError, match="seedling-xai synth --out data/demo"):
+        prepare(_opts(tiny_run, tmp_path, data_root=None))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "demo").symlink_to(tiny_run[1], target_is_directory=True)
+    setup = prepare(_opts(tiny_run, tmp_path, data_root=None))
+    assert setup.run_key["data_root"] == "data/demo" and setup.indices == [0, 1]
+    with pytest.raises(XAIError, match="data root not found: "):
+        prepare(_opts(tiny_run, tmp_path, data_root=str(tmp_path / "nowhere")))
