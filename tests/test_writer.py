@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
+import pytest
 
 from xai.pipeline.writer import FigureJob, FigureWriter
 
@@ -72,3 +74,32 @@ def test_abort_drops_what_is_queued(tmp_path):
     writer.abort()
     assert got == [] or got == [None]  # the first sample may have finished before the abort
     assert writer.pool is None
+
+
+def test_a_sample_finishes_as_soon_as_its_figures_exist(tmp_path):
+    """No later submit is needed: a run killed while the model works on the next sample keeps this one."""
+    finished = threading.Event()
+    writer = FigureWriter(workers=1)
+    try:
+        writer.submit(_jobs(tmp_path, 0, 2), lambda seconds, error: finished.set())
+        assert finished.wait(timeout=120)  # the finisher thread called done by itself
+        assert writer.pending == [] and (tmp_path / "s0_1.png").is_file()
+    finally:
+        writer.shutdown()
+
+
+def test_an_error_in_done_is_raised_in_the_calling_thread(tmp_path):
+    called = threading.Event()
+
+    def done(seconds: float, error: str | None) -> None:
+        called.set()
+        raise OSError(28, "No space left on device")
+
+    writer = FigureWriter(workers=1)
+    try:
+        writer.submit(_jobs(tmp_path, 0, 1), done)
+        assert called.wait(timeout=120)
+        with pytest.raises(OSError, match="No space left"):
+            writer.close()
+    finally:
+        writer.shutdown()

@@ -1,9 +1,10 @@
 """Figures rendered in worker processes while the model works on the next sample.
 
 Each figure is one job (`render_figure`), so N workers draw N figures at once, also of one sample. A
-sample's record is written by the main process once all its figures exist (FigureWriter.poll/close),
-so a record on disk always means a complete sample. At most `2 × workers` samples wait, so memory
-stays bounded. workers=0 renders in the calling process (no pool).
+sample is finished (its `done` callback writes its record) as soon as all its figures exist, by a
+finisher thread of this process, in submission order: a record on disk always means a complete
+sample, and a run killed while the model works on a long sample loses only that sample. At most
+`2 × workers` samples wait, so memory stays bounded. workers=0 renders in the calling process.
 
 This module must not import torch: worker processes import it to unpickle their jobs.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, wait
@@ -63,20 +65,51 @@ class _Pending:
 
 class FigureWriter:
     """A pool of figure processes. submit(jobs, done) queues one sample's figures; done(seconds, error)
-    runs in the calling thread once they are all drawn (or one failed), in submission order."""
+    runs once they are all drawn (or one failed), in submission order, one call at a time: in the
+    finisher thread as soon as the figures exist, or in the calling thread when it waits for them
+    (submit with a full queue, close). An exception from done (a full disk) is raised in the calling
+    thread by the next submit, poll or close."""
 
     def __init__(self, workers: int):
         self.workers = max(0, int(workers))
         self.pool: ProcessPoolExecutor | None = None
+        self.pending: list[_Pending] = []
+        self.render_seconds = 0.0
+        self.wait_seconds = 0.0
+        self.pids: set[int] = set()  # processes that drew figures
+        self._lock = threading.RLock()  # guards pending and serialises the done callbacks
+        self._changed = threading.Condition(self._lock)
+        self._failure: BaseException | None = None
+        self._stopping = False
+        self._finisher: threading.Thread | None = None
         if self.workers:
             ctx = multiprocessing.get_context(
                 "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
             )
             self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_worker_start)
-        self.pending: list[_Pending] = []
-        self.render_seconds = 0.0
-        self.wait_seconds = 0.0
-        self.pids: set[int] = set()  # processes that drew figures
+            self._finisher = threading.Thread(target=self._finish_when_drawn, name="figure-finisher", daemon=True)
+            self._finisher.start()
+
+    def _notify(self, _future: Future | None = None) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+    def _finish_when_drawn(self) -> None:
+        """The finisher thread: finish the oldest sample once all its figures are drawn."""
+        with self._changed:
+            while not self._stopping:
+                if self._failure is None and self.pending and all(f.done() for f in self.pending[0].futures):
+                    try:
+                        self._finish_oldest(block=False)
+                    except BaseException as exc:  # handed to the calling thread
+                        self._failure = exc
+                    continue
+                self._changed.wait()
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
 
     def submit(self, jobs: list[FigureJob], done: Callable[[float, str | None], None]) -> None:
         if self.pool is None:
@@ -94,21 +127,42 @@ class FigureWriter:
             done(seconds, error)
             return
         t0 = time.perf_counter()
+        self._raise_failure()
         while len(self.pending) >= 2 * self.workers:
             self._finish_oldest(block=True)
         self.wait_seconds += time.perf_counter() - t0
-        self.pending.append(_Pending([self.pool.submit(render_figure, job) for job in jobs], done))
+        futures = [self.pool.submit(render_figure, job) for job in jobs]
+        with self._lock:
+            self.pending.append(_Pending(futures, done))
+        for fut in futures:
+            fut.add_done_callback(self._notify)
         self.poll()
 
     def poll(self) -> None:
-        """Finish every sample at the head of the queue whose figures are all drawn."""
-        while self.pending and all(f.done() for f in self.pending[0].futures):
-            self._finish_oldest(block=False)
+        """Finish every sample at the head of the queue whose figures are all drawn (the finisher thread
+        does this by itself; here it happens at once, and a failure of the finisher is raised)."""
+        with self._lock:
+            self._raise_failure()
+            while self.pending and all(f.done() for f in self.pending[0].futures):
+                self._finish_oldest(block=False)
 
     def _finish_oldest(self, block: bool) -> None:
-        item = self.pending.pop(0)
-        if block:
-            wait(item.futures)
+        """Finish the oldest sample; block: wait for its figures first. Nobody waits while holding the
+        lock (the pool's result thread takes it to wake the finisher)."""
+        while True:
+            with self._lock:
+                self._raise_failure()
+                if not self.pending:
+                    return
+                head = self.pending[0]
+                if all(f.done() for f in head.futures):
+                    self._finish(self.pending.pop(0))
+                    return
+                if not block:
+                    return
+            wait(head.futures)  # the finisher may finish it meanwhile: then the loop sees the next head
+
+    def _finish(self, item: _Pending) -> None:
         seconds, error = 0.0, None
         for fut in item.futures:
             exc = fut.exception()
@@ -126,20 +180,30 @@ class FigureWriter:
     def close(self) -> None:
         """Wait for every queued figure and finish every sample."""
         t0 = time.perf_counter()
-        while self.pending:
-            self._finish_oldest(block=True)
-        self.wait_seconds += time.perf_counter() - t0
+        try:
+            while self.pending:
+                self._finish_oldest(block=True)
+            self._raise_failure()
+        finally:
+            self.wait_seconds += time.perf_counter() - t0
         self.shutdown()
 
     def abort(self) -> None:
         """Drop what is queued (no record is written for it) and stop the workers."""
-        for item in self.pending:
-            for fut in item.futures:
-                fut.cancel()
-        self.pending.clear()
+        with self._lock:
+            for item in self.pending:
+                for fut in item.futures:
+                    fut.cancel()
+            self.pending.clear()
         self.shutdown()
 
     def shutdown(self) -> None:
+        with self._changed:
+            self._stopping = True
+            self._changed.notify_all()
+        if self._finisher is not None and self._finisher is not threading.current_thread():
+            self._finisher.join()
+            self._finisher = None
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
