@@ -40,8 +40,10 @@ $(DEMO_CKPT): $(DEMO_DATA)/dataset_split.csv
 demo: install $(DEMO_CKPT)
 	$(PY) visualize_scorecam.py --model_path $(DEMO_CKPT)
 	$(PY) visualize_pretrained_model.py --model_path $(DEMO_CKPT)
-	$(PY) visualize_scorecam.py --model_path $(DEMO_CKPT) --compare --output_dir comparison_visualizations
-	@echo "demo done: open scorecam_visualizations/index.html, pretrained_visualizations/index.html, comparison_visualizations/index.html"
+	$(PY) visualize_scorecam.py --model_path $(DEMO_CKPT) --compare --evaluate --num_samples 3 --sanity_samples 1 \
+		--output_dir comparison_visualizations
+	@echo "demo done: open scorecam_visualizations/index.html, pretrained_visualizations/index.html,"
+	@echo "           comparison_visualizations/index.html and its faithfulness report comparison_visualizations/report.html"
 
 bench: install
 	$(PY) bench/bench_scorecam.py

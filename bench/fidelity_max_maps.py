@@ -34,6 +34,7 @@ def main() -> None:
     p.add_argument("--encoder", default="se_resnext50_32x4d")
     p.add_argument("--layer", default="encoder.layer4")
     p.add_argument("--images", type=int, default=3)
+    p.add_argument("--first", type=int, default=0, help="seed of the first synthetic image (to split a long run)")
     p.add_argument("--size", type=int, nargs=2, default=[512, 256], metavar=("W", "H"))
     p.add_argument("--maps", type=int, nargs="+", default=[100, 200])
     p.add_argument("--selections", nargs="+", default=["variance", "energy", "random"])
@@ -58,7 +59,7 @@ def main() -> None:
     )
     results: dict[str, list[float]] = {}
     seconds: dict[str, list[float]] = {}
-    for i in range(args.images):
+    for i in range(args.first, args.first + args.images):
         rgb, _ = render_seedling(np.random.default_rng(i))
         box = Letterbox.fit(rgb.shape[:2], (w, h))
         x = normalize(box.apply_image(rgb), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))[None].to(args.device)

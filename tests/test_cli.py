@@ -167,11 +167,12 @@ def test_scripts_run_as_users_type_them(tiny_run):
         ("--split", "test"),
         ("--output_dir", "scorecam_visualizations"),
         ("--batch_size", "32"),
-        ("--max_activation_maps", "None"),
     ):
         text = " ".join(help_text.split())
         entry = text[text.index(f" {flag} ") :]
         assert entry[entry.index("(default:") :].startswith(f"(default: {default})"), flag
+    assert "(default: None)" not in text
+    assert "Score-CAM; faster; default: all)" in text
 
 
 def test_methods_choose_what_runs_and_what_the_comparison_shows(tiny_run):

@@ -1,0 +1,90 @@
+#!/usr/bin/env python
+"""The README's defaults table from a run's metrics.json (bench/defaults_evidence.sh writes one).
+
+Per class: every variant's mean over the samples (95% bootstrap interval in the report itself) of
+deletion and insertion AUC (linear and area schedules), Average Drop/Increase, the energy pointing
+game and seconds per sample; the best non-reference variant of each column in bold; then, per metric,
+which variant wins on how many classes.
+
+    .venv/bin/python bench/defaults_table.py runs/defaults_evidence/metrics.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections import Counter
+from pathlib import Path
+
+COLUMNS = [
+    ("deletion_auc_linear", "Del. lin ↓", "lower"),
+    ("deletion_auc_area", "Del. area ↓", "lower"),
+    ("insertion_auc_linear", "Ins. lin ↑", "higher"),
+    ("insertion_auc_area", "Ins. area ↑", "higher"),
+    ("average_drop", "Avg Drop % ↓", "lower"),
+    ("average_increase", "Avg Inc. % ↑", "higher"),
+    ("energy_pointing_game", "Energy PG ↑", "higher"),
+    ("seconds", "s / sample", "lower"),
+]
+REFERENCES = ("random", "probability")
+
+
+def short(label: str) -> str:
+    """scorecam:layer=encoder.layer4,baseline=zero -> Score-CAM layer4 zero (the runs' own labels are long)."""
+    method, _, rest = label.partition(":")
+    name = {"scorecam": "Score-CAM", "gradcam": "Grad-CAM"}.get(method, method)
+    opts = dict(kv.split("=", 1) for kv in rest.split(",") if kv)
+    layer = opts.pop("layer", "encoder.layer4").replace("encoder.", "")
+    parts = [name, layer] if method not in REFERENCES else [label]
+    if method == "scorecam":
+        weights = opts.pop("weights", "raw")
+        parts.append(opts.pop("baseline", "zero") if weights != "centred" else "(any baseline)")
+        if weights != "raw":
+            parts.append(weights)
+    parts += [f"{k}={v}" for k, v in opts.items()]
+    return " ".join(parts)
+
+
+def fmt(value: float | None, metric: str) -> str:
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return f"{value:.1f}" if metric in ("average_drop", "average_increase", "seconds") else f"{value:.3f}"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("metrics", type=Path)
+    p.add_argument("--classes", nargs="+", default=None, help="default: every class in the file")
+    args = p.parse_args()
+    data = json.loads(args.metrics.read_text())
+    summary = data["summary"]
+    variants = list(data["variants"])
+    wins: dict[str, Counter] = {m: Counter() for m, _, _ in COLUMNS}
+    for cname in args.classes or data["classes"]:
+        per = summary[cname]
+        n = max((e.get("n", 0) for v in per.values() for e in v.values()), default=0)
+        print(f"\n**{cname}** (n = {n} test images with the class in its region)\n")
+        print("| variant | " + " | ".join(t for _, t, _ in COLUMNS) + " |")
+        print("|---|" + "---|" * len(COLUMNS))
+        best = {}
+        for metric, _, better in COLUMNS:
+            vals = {v: per.get(v, {}).get(metric, {}).get("mean") for v in variants if v not in REFERENCES}
+            vals = {v: x for v, x in vals.items() if x is not None and math.isfinite(x)}
+            if vals:
+                best[metric] = (min if better == "lower" else max)(vals, key=vals.__getitem__)
+                if metric != "seconds":
+                    wins[metric][best[metric]] += 1
+        for v in variants:
+            cells = []
+            for metric, _, _ in COLUMNS:
+                text = fmt(per.get(v, {}).get(metric, {}).get("mean"), metric)
+                cells.append(f"**{text}**" if best.get(metric) == v else text)
+            print(f"| {short(v)} | " + " | ".join(cells) + " |")
+    print("\nWins per metric (classes on which a variant is best, references excluded):\n")
+    for metric, title, _ in COLUMNS[:-1]:
+        print(f"- {title}: " + ", ".join(f"{short(v)} {k}" for v, k in wins[metric].most_common()))
+
+
+if __name__ == "__main__":
+    main()
