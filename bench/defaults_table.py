@@ -4,18 +4,24 @@
 Per class: every variant's mean over the samples (95% bootstrap interval in the report itself) of
 deletion and insertion AUC (linear and area schedules), Average Drop/Increase, the energy pointing
 game and seconds per sample; the best non-reference variant of each column in bold; then, per metric,
-which variant wins on how many classes.
+which variant wins on how many classes. With --paired A:B (variant labels as in the run), the paired
+per-sample differences A − B of each metric per class with their 95% bootstrap intervals, read from
+metrics.csv beside metrics.json (an interval that excludes 0 is a difference the samples support).
 
-    .venv/bin/python bench/defaults_table.py runs/defaults_evidence/metrics.json
+    .venv/bin/python bench/defaults_table.py runs/defaults_evidence/metrics.json \
+        --paired scorecam:layer=decoder,weights=centred@scorecam:layer=decoder,baseline=zero
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import math
 from collections import Counter
 from pathlib import Path
+
+from xai.evaluation.stats import paired_difference
 
 COLUMNS = [
     ("deletion_auc_linear", "Del. lin ↓", "lower"),
@@ -52,10 +58,34 @@ def fmt(value: float | None, metric: str) -> str:
     return f"{value:.1f}" if metric in ("average_drop", "average_increase", "seconds") else f"{value:.3f}"
 
 
+def paired(metrics_csv: Path, a: str, b: str, classes: list[str]) -> None:
+    """Print A − B per class and metric (mean [95% interval] over the samples that have both)."""
+    values: dict[tuple[str, str, str], dict[str, float]] = {}
+    with metrics_csv.open(newline="") as f:
+        for row in csv.DictReader(f):
+            if row["variant"] in (a, b) and row["value"] not in ("", "nan"):
+                values.setdefault((row["variant"], row["class"], row["metric"]), {})[row["sample"]] = float(
+                    row["value"]
+                )
+    print(f"\nPaired difference {short(a)} − {short(b)} (mean [95% bootstrap interval], n):\n")
+    print("| class | " + " | ".join(t for m, t, _ in COLUMNS if m != "seconds") + " |")
+    print("|---|" + "---|" * (len(COLUMNS) - 1))
+    for cname in classes:
+        cells = []
+        for metric, _, _ in COLUMNS[:-1]:
+            est = paired_difference(values.get((a, cname, metric), {}), values.get((b, cname, metric), {}))
+            digits = 1 if metric.startswith("average") else 3
+            cells.append(
+                "n/a" if est.n == 0 else f"{est.mean:+.{digits}f} [{est.low:+.{digits}f}, {est.high:+.{digits}f}]"
+            )
+        print(f"| {cname} | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("metrics", type=Path)
     p.add_argument("--classes", nargs="+", default=None, help="default: every class in the file")
+    p.add_argument("--paired", nargs="*", default=[], metavar="A@B", help="variant pairs to difference")
     args = p.parse_args()
     data = json.loads(args.metrics.read_text())
     summary = data["summary"]
@@ -84,6 +114,11 @@ def main() -> None:
     print("\nWins per metric (classes on which a variant is best, references excluded):\n")
     for metric, title, _ in COLUMNS[:-1]:
         print(f"- {title}: " + ", ".join(f"{short(v)} {k}" for v, k in wins[metric].most_common()))
+    for pair in args.paired:
+        a, sep, b = pair.partition("@")
+        if not sep or a not in variants or b not in variants:
+            raise SystemExit(f"error: --paired wants A@B with two of the run's variants: {', '.join(variants)}")
+        paired(args.metrics.with_name("metrics.csv"), a, b, args.classes or data["classes"])
 
 
 if __name__ == "__main__":

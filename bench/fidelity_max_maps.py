@@ -2,11 +2,12 @@
 """Fidelity of Faster Score-CAM: maps with --max_activation_maps N against all channels.
 
 Seed 000 promises "minimal quality loss" at N = 100-200. On FPN/se_resnext50_32x4d (random, seeded
-weights: the correlation needs no training) at encoder.layer4 (2048 channels), per image and class:
-Pearson correlation of the [0,1] map with N channels (variance, energy or random selection) against
-the map with all channels, and the seconds each took.
+weights) at encoder.layer4 (2048 channels), or on a trained checkpoint (--model_path), per image and
+class: Pearson correlation of the [0,1] map with N channels (variance, energy or random selection)
+against the map with all channels, and the seconds each took. Inputs are synthetic seedlings.
 
     .venv/bin/python bench/fidelity_max_maps.py --images 3 --size 512 256
+    .venv/bin/python bench/fidelity_max_maps.py --model_path best_model_FPN.safetensors --weights centred
 """
 
 from __future__ import annotations
@@ -31,11 +32,14 @@ def pearson(a: torch.Tensor, b: torch.Tensor) -> float | None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model_path", default=None, help="a trained checkpoint (default: random weights)")
     p.add_argument("--encoder", default="se_resnext50_32x4d")
     p.add_argument("--layer", default="encoder.layer4")
     p.add_argument("--images", type=int, default=3)
     p.add_argument("--first", type=int, default=0, help="seed of the first synthetic image (to split a long run)")
-    p.add_argument("--size", type=int, nargs=2, default=[512, 256], metavar=("W", "H"))
+    p.add_argument(
+        "--size", type=int, nargs=2, default=None, metavar=("W", "H"), help="default: the model's, or 512 256"
+    )
     p.add_argument("--maps", type=int, nargs="+", default=[100, 200])
     p.add_argument("--selections", nargs="+", default=["variance", "energy", "random"])
     p.add_argument("--weights", default="raw", help="Score-CAM weights (raw, softmax, centred)")
@@ -43,7 +47,7 @@ def main() -> None:
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = p.parse_args()
-    from xai import ScoreCAM
+    from xai import ScoreCAM, load_model
     from xai.data import Letterbox, normalize
     from xai.modeling import build_model
     from xai.runtime import tune_cpu_allocator
@@ -51,10 +55,18 @@ def main() -> None:
 
     tune_cpu_allocator()
     torch.manual_seed(0)
-    model = build_model("FPN", args.encoder, 5).to(args.device).eval()
-    w, h = args.size
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    size: tuple[int, ...] = tuple(args.size or (512, 256))
+    if args.model_path:
+        loaded = load_model(args.model_path)
+        model, name = loaded.model.to(args.device).eval(), f"{args.model_path} ({loaded.arch}/{loaded.encoder})"
+        mean, std = loaded.mean or mean, loaded.std or std
+        size = tuple(args.size or loaded.img_size or size)
+    else:
+        model, name = build_model("FPN", args.encoder, 5).to(args.device).eval(), f"FPN/{args.encoder} (random weights)"
+    w, h = size
     print(
-        f"FPN/{args.encoder} (random weights), {args.layer}, {args.images} synthetic seedlings at {w}x{h}, "
+        f"{name}, {args.layer}, {args.images} synthetic seedlings at {w}x{h}, "
         f"device {args.device}, weights {args.weights}, baseline {args.baseline}"
     )
     results: dict[str, list[float]] = {}
@@ -62,7 +74,7 @@ def main() -> None:
     for i in range(args.first, args.first + args.images):
         rgb, _ = render_seedling(np.random.default_rng(i))
         box = Letterbox.fit(rgb.shape[:2], (w, h))
-        x = normalize(box.apply_image(rgb), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))[None].to(args.device)
+        x = normalize(box.apply_image(rgb), mean, std)[None].to(args.device)
         maps = {}
         for label, n, sel in [("all", None, "variance")] + [
             (f"{n} {s}", n, s) for n in args.maps for s in args.selections

@@ -58,6 +58,15 @@ def test_compare_run_writes_every_file(tiny_run):
     assert manifest["samples"] == {"explained": 2, "skipped": [], "runs_mixed": False}
     assert manifest["timing"]["render_seconds"] > 0 and len(manifest["timing"]["workers"]) == 1
     assert manifest["engines"]["scorecam"]["max_activation_maps"] == 4
+    # the evidence-chosen defaults (README, "Choosing the defaults"): decoder output, centred weights
+    assert (
+        manifest["engines"]["scorecam"]["target_layer"] == manifest["engines"]["gradcam"]["target_layer"] == "decoder"
+    )
+    assert manifest["engines"]["scorecam"]["weights"] == "centred"
+    for i in range(2):  # every predicted class gets a map (raw weights with the zero baseline can blank one)
+        raw = np.load(out / "raw_maps" / f"sample{i}.npz")
+        for k in range(5):
+            assert raw["scorecam"][k].max() == float((raw["pred"] == k).any()), (i, k)
     assert set(manifest["engines"]["scorecam"]) == {
         "target_layer",
         "score",

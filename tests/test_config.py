@@ -13,7 +13,7 @@ def test_packaged_configs_and_defaults():
     cfg = load_config()
     assert cfg.classes == ("background", "root", "hypocotyl", "cotyledon", "seed")
     assert cfg.encoder == "se_resnext50_32x4d" and cfg.img_size == (512, 256) and cfg.arch == "FPN"
-    assert cfg.target_layer == "encoder.layer4" and cfg.data_root == "data/phenocyte_seg"
+    assert cfg.target_layer == "decoder" and cfg.data_root == "data/phenocyte_seg"
     demo = load_config("demo")
     assert demo.encoder == "resnet18" and demo.img_size == (128, 256) and demo.train["epochs"] == 6
 

@@ -35,7 +35,7 @@ def test_defaults_come_from_the_checkpoint_and_the_config(tiny_run, tmp_path):
     assert setup.colors == [setup.cfg.palette[c] for c in CLASSES]
     assert setup.indices == [0, 1] and len(setup.dataset) == 2  # the tiny test split has two images
     assert setup.dataset[0]["image"].shape[-2:] == (64, 64)  # the checkpoint's img_size, not the config's
-    assert list(setup.engines) == ["gradcam"] and setup.engines["gradcam"].options.target_layer == "encoder.layer4"
+    assert list(setup.engines) == ["gradcam"] and setup.engines["gradcam"].options.target_layer == "decoder"
     assert setup.run_info["checkpoint"]["kind"] == "project" and setup.run_info["checkpoint"]["encoder"] == "resnet18"
     assert any("resnet18 taken from the checkpoint" in n for n in setup.notes)
     assert not setup.model.training

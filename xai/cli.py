@@ -131,7 +131,7 @@ def build_parser(method: str, prog: str | None = None) -> argparse.ArgumentParse
     p.add_argument("--data_root", default=None, help="dataset root (default: the config's data_root)")
     p.add_argument("--arch", default=None, help="architecture for plain state_dicts (default: the config's, FPN)")
     p.add_argument("--classes", nargs="+", default=None, metavar="CLASS", help="explain only these classes, by name")
-    p.add_argument("--target_layer", default=None, help="dotted module name (default: the config's, encoder.layer4)")
+    p.add_argument("--target_layer", default=None, help="dotted module name (default: the config's, decoder)")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     p.add_argument(
         "--precision",
@@ -145,13 +145,17 @@ def build_parser(method: str, prog: str | None = None) -> argparse.ArgumentParse
     p.add_argument("--resume", action="store_true", help="keep samples whose outputs are complete")
     p.add_argument("--seed", type=int, default=0, help="seed of random channel selection")
     p.add_argument(
-        "--baseline", default="zero", choices=BASELINES, help="Score-CAM: subtract the score of a zero image"
+        "--baseline",
+        default="zero",
+        choices=BASELINES,
+        help="Score-CAM with --weights raw or softmax: subtract the score of a zero image (zero) or not (none)",
     )
     p.add_argument(
         "--weights",
-        default="raw",
+        default="centred",
         choices=WEIGHTINGS,
-        help="Score-CAM: channel weights as measured, softmax-ed, or centred (minus their mean over channels)",
+        help="Score-CAM: channel weights centred (minus their mean over channels; no baseline needed), "
+        "as measured (raw, the paper's), or softmax-ed",
     )
     p.add_argument(
         "--channel_selection",

@@ -40,7 +40,7 @@ class Config:
     arch: str = "FPN"
     encoder: str = "se_resnext50_32x4d"
     img_size: tuple[int, int] = (512, 256)  # (width, height)
-    target_layer: str | None = "encoder.layer4"
+    target_layer: str | None = "decoder"
     train: dict[str, Any] = field(default_factory=dict)
 
     @property
