@@ -7,7 +7,10 @@ class: Pearson correlation of the [0,1] map with N channels (variance, energy or
 against the map with all channels, and the seconds each took. Inputs are synthetic seedlings.
 
     .venv/bin/python bench/fidelity_max_maps.py --images 3 --size 512 256
-    .venv/bin/python bench/fidelity_max_maps.py --model_path best_model_FPN.safetensors --weights centred
+    .venv/bin/python bench/fidelity_max_maps.py --model_path best_model_FPN.safetensors --weights raw centred
+
+With several --weights, each weighting reuses the masked forwards of the first (the sweep depends only on
+the kept channels and the baseline), so seconds are those of the first weighting.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ def main() -> None:
     )
     p.add_argument("--maps", type=int, nargs="+", default=[100, 200])
     p.add_argument("--selections", nargs="+", default=["variance", "energy", "random"])
-    p.add_argument("--weights", default="raw", help="Score-CAM weights (raw, softmax, centred)")
+    p.add_argument("--weights", nargs="+", default=["raw"], help="Score-CAM weightings (raw, softmax, centred)")
     p.add_argument("--baseline", default="zero")
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -69,43 +72,57 @@ def main() -> None:
         f"{name}, {args.layer}, {args.images} synthetic seedlings at {w}x{h}, "
         f"device {args.device}, weights {args.weights}, baseline {args.baseline}"
     )
+    sweeps: dict[bytes, torch.Tensor] = {}
+
+    class SharedSweepScoreCAM(ScoreCAM):
+        """The engine, with each image's sweep (w per kept channel) computed once for all weightings."""
+
+        def _sweep(self, fwd, acts, selected, baseline):
+            key = selected.cpu().numpy().tobytes()
+            if key not in sweeps:
+                sweeps[key] = super()._sweep(fwd, acts, selected, baseline)
+            return sweeps[key].clone()
+
     results: dict[str, list[float]] = {}
     seconds: dict[str, list[float]] = {}
     for i in range(args.first, args.first + args.images):
         rgb, _ = render_seedling(np.random.default_rng(i))
         box = Letterbox.fit(rgb.shape[:2], (w, h))
         x = normalize(box.apply_image(rgb), mean, std)[None].to(args.device)
+        sweeps.clear()
         maps = {}
-        for label, n, sel in [("all", None, "variance")] + [
-            (f"{n} {s}", n, s) for n in args.maps for s in args.selections
-        ]:
-            cam = ScoreCAM(
-                model,
-                target_layer=args.layer,
-                batch_size=args.batch_size,
-                max_activation_maps=n,
-                channel_selection=sel,
-                weights=args.weights,
-                baseline=args.baseline,
-                precision="fp32",
-            )
-            t0 = time.perf_counter()
-            maps[label] = cam(x)[0].cpu()
-            seconds.setdefault(label, []).append(time.perf_counter() - t0)
-        for label, m in maps.items():
-            if label == "all":
-                continue
-            for c in range(5):
-                r = pearson(maps["all"][c], m[c])
-                if r is not None:
-                    results.setdefault(label, []).append(r)
+        for weighting in args.weights:
+            for label, n, sel in [("all", None, "variance")] + [
+                (f"{n} {s}", n, s) for n in args.maps for s in args.selections
+            ]:
+                cam = SharedSweepScoreCAM(
+                    model,
+                    target_layer=args.layer,
+                    batch_size=args.batch_size,
+                    max_activation_maps=n,
+                    channel_selection=sel,
+                    weights=weighting,
+                    baseline=args.baseline,
+                    precision="fp32",
+                )
+                t0 = time.perf_counter()
+                maps[weighting, label] = cam(x)[0].cpu()
+                if weighting == args.weights[0]:
+                    seconds.setdefault(label, []).append(time.perf_counter() - t0)
+            for label in seconds:
+                if label == "all":
+                    continue
+                for c in range(5):
+                    r = pearson(maps[weighting, "all"][c], maps[weighting, label][c])
+                    if r is not None:
+                        results.setdefault(f"{weighting}: {label}", []).append(r)
         print(f"image {i}: " + ", ".join(f"{k} {v[-1]:.0f}s" for k, v in seconds.items()), flush=True)
-    print(f"{'maps':<14}{'min r':>8}{'median r':>10}{'mean r':>8}{'n':>4}{'s/image':>9}")
-    print(f"{'all':<14}{'':>8}{'':>10}{'':>8}{'':>4}{np.mean(seconds['all']):>9.1f}")
+    print(f"{'weights: maps':<22}{'min r':>8}{'median r':>10}{'mean r':>8}{'n':>4}{'s/image':>9}")
+    print(f"{'all':<22}{'':>8}{'':>10}{'':>8}{'':>4}{np.mean(seconds['all']):>9.1f}")
     for label, rs in results.items():
         print(
-            f"{label:<14}{min(rs):>8.4f}{np.median(rs):>10.4f}{np.mean(rs):>8.4f}{len(rs):>4}"
-            f"{np.mean(seconds[label]):>9.1f}"
+            f"{label:<22}{min(rs):>8.4f}{np.median(rs):>10.4f}{np.mean(rs):>8.4f}{len(rs):>4}"
+            f"{np.mean(seconds[label.split(': ', 1)[1]]):>9.1f}"
         )
 
 

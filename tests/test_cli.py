@@ -176,6 +176,7 @@ def test_scripts_run_as_users_type_them(tiny_run):
         ("--split", "test"),
         ("--output_dir", "scorecam_visualizations"),
         ("--batch_size", "32"),
+        ("--seed", "0"),
     ):
         text = " ".join(help_text.split())
         entry = text[text.index(f" {flag} ") :]

@@ -52,6 +52,9 @@ def test_resume_after_an_interrupted_run(tiny_run, tmp_path, monkeypatch):
     calls.clear()  # the batch size does not change the maps: everything is kept
     assert main("scorecam", run_args(ckpt, data, out, "--resume", "--region", "all", "--batch_size", "3")) == 0
     assert calls == []
+    # npz files written without --save_raw lack the raw maps: --save_raw redoes them
+    assert main("scorecam", run_args(ckpt, data, out, "--resume", "--region", "all", "--save_raw")) == 0
+    assert calls == [0, 1]
 
 
 def test_resume_redoes_samples_of_another_split(tiny_run, tmp_path, monkeypatch):

@@ -34,7 +34,8 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
     switch's False, not an unset None."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default in (None, False, argparse.SUPPRESS) or "default:" in (action.help or ""):
+        unset = action.default is None or action.default is False or action.default == argparse.SUPPRESS
+        if unset or "default:" in (action.help or ""):
             return action.help or ""
         return super()._get_help_string(action) or ""
 
@@ -143,7 +144,13 @@ def build_parser(method: str, prog: str | None = None) -> argparse.ArgumentParse
     p.add_argument("--score", default="prob", choices=SCORES, help="score the class probability or its logit")
     p.add_argument("--save_raw", action="store_true", help="also store un-normalised maps and weights in the npz")
     p.add_argument("--resume", action="store_true", help="keep samples whose outputs are complete")
-    p.add_argument("--seed", type=int, default=0, help="seed of random channel selection")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of random channel selection and of the evaluation's random parts "
+        "(reference map, ROAD noise, sanity check)",
+    )
     p.add_argument(
         "--baseline",
         default="zero",

@@ -225,6 +225,7 @@ class Faithfulness:
             head_outputs_probabilities(model) if outputs_probabilities is None else bool(outputs_probabilities)
         )
         self.batch_size = int(batch_size)
+        self._warned_memory = False
         self.blur_kernel, self.blur_sigma = int(blur_kernel), float(blur_sigma)
         self.forwards: dict[str, int] = {}
         self._shared: dict[str, torch.Tensor] = {}
@@ -270,11 +271,13 @@ class Faithfulness:
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
         self.batch_size = failed // 2
-        log.warning(
-            "evaluation: out of memory, continuing with %d perturbed images per forward pass (lower --batch_size "
-            "to avoid the retries)",
-            self.batch_size,
-        )
+        if not self._warned_memory:
+            self._warned_memory = True
+            log.warning(
+                "evaluation: out of memory, continuing with %d perturbed images per forward pass, halved again if "
+                "needed (lower --batch_size to avoid the retries)",
+                self.batch_size,
+            )
 
     def shared_image(self, name: str) -> torch.Tensor:
         """1×3×H×W: "x"; "blurred", insertion's start (blur on V, x on padding); "deleted" (V set to 0)."""

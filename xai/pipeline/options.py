@@ -32,7 +32,7 @@ class RunOptions:
     region: str = "pred"
     score: str = "prob"
     baseline: str = "zero"
-    weights: str = "raw"
+    weights: str = "centred"
     channel_selection: str = "variance"
     save_raw: bool = False
     resume: bool = False

@@ -196,6 +196,7 @@ def prepare(opts: RunOptions) -> Setup:
         "evaluation": evaluation_key,
         "split": opts.split,
         "data_root": str(root),
+        "save_raw": opts.save_raw,
     }
     run_info = {
         "command": list(opts.command),
