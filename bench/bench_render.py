@@ -1,5 +1,6 @@
-"""Figure speed: the original xai/render.py (git HEAD) against the current one, then the current
-one's throughput in worker processes.
+"""Figure speed: the hand-laid-out xai/render.py of commit 7e5257a (1,108 lines: measured fonts, a
+panel solver, drawing under one lock) against the current one, then the current one's throughput in
+worker processes.
 
 Inputs: one synthetic 300x600 seedling photograph (xai.synth) with 5 classes, a prediction that
 misses the root tip and is shifted by 3 px, gaussian maps. Kinds: error figure (one class), heatmap
@@ -11,7 +12,7 @@ CPU seconds a worker spends per figure, so that a busy machine (figures/s below 
 figure) shows as such.
 
     .venv/bin/python bench/bench_render.py
-    .venv/bin/python bench/bench_render.py --before /tmp/render_old.py --reps 9 --figures 80
+    .venv/bin/python bench/bench_render.py --before /tmp/render_old.py --reps 9 --figures 80   # a file, or a git revision
 """
 
 from __future__ import annotations
@@ -79,14 +80,14 @@ def jobs(mod: ModuleType, x: dict[str, Any]) -> dict[str, Callable[[Path], Any]]
     }
 
 
-def load_before(path: str | None) -> ModuleType:
-    """The original render module (git HEAD's xai/render.py unless a file is given), as xai._render_before."""
+def load_before(path: str) -> ModuleType:
+    """The render module to compare with (a file, or a git revision's xai/render.py), as xai._render_before."""
     with tempfile.TemporaryDirectory() as tmp:
-        if path is None:
-            path = str(Path(tmp) / "render_before.py")
+        if not Path(path).is_file():
+            revision, path = path, str(Path(tmp) / "render_before.py")
             Path(path).write_text(
                 subprocess.run(
-                    ["git", "show", "HEAD:xai/render.py"], cwd=ROOT, check=True, capture_output=True, text=True
+                    ["git", "show", f"{revision}:xai/render.py"], cwd=ROOT, check=True, capture_output=True, text=True
                 ).stdout
             )
         spec = importlib.util.spec_from_file_location("xai._render_before", path)
@@ -141,7 +142,7 @@ def throughput(workers: int, n: int, x: dict[str, Any], folder: Path) -> tuple[f
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--before", help="the original render module (default: git show HEAD:xai/render.py)")
+    ap.add_argument("--before", default="7e5257a", help="render module to compare with: a file or a git revision")
     ap.add_argument("--reps", type=int, default=7, help="timed runs per figure kind")
     ap.add_argument("--figures", type=int, default=40, help="single figures per throughput run")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
