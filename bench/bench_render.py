@@ -12,7 +12,7 @@ CPU seconds a worker spends per figure, so that a busy machine (figures/s below 
 figure) shows as such.
 
     .venv/bin/python bench/bench_render.py
-    .venv/bin/python bench/bench_render.py --before /tmp/render_old.py --reps 9 --figures 80   # a file, or a git revision
+    .venv/bin/python bench/bench_render.py --before /tmp/render_old.py --reps 9 --figures 80  # file or revision
 """
 
 from __future__ import annotations
