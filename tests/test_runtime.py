@@ -60,3 +60,23 @@ def test_no_op_without_glibc(monkeypatch, platform, libc_error):
     monkeypatch.setattr(runtime.sys, "platform", platform)
     monkeypatch.setattr(runtime.ctypes, "CDLL", cdll)
     assert runtime.tune_cpu_allocator() is False
+
+
+def test_children_started_inside_leave_job_signals_to_this_process():
+    import signal
+    import subprocess
+    import sys
+
+    from xai.runtime import children_leave_signals_to_this_process
+
+    probe = [
+        sys.executable,
+        "-c",
+        "import signal; print(signal.SIGTERM in signal.pthread_sigmask(signal.SIG_BLOCK, []))",
+    ]
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    with children_leave_signals_to_this_process():
+        inside = subprocess.run(probe, capture_output=True, text=True, check=True).stdout.strip()
+    assert inside == "True"
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == before  # this process's mask is restored
+    assert subprocess.run(probe, capture_output=True, text=True, check=True).stdout.strip() == "False"

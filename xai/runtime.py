@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
+import signal
 import sys
+from collections.abc import Iterator
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _tuned = False
@@ -30,3 +33,20 @@ def tune_cpu_allocator(keep_bytes: int = 1 << 30) -> bool:
         return False
     _tuned = bool(mallopt(_M_MMAP_THRESHOLD, int(keep_bytes))) and bool(mallopt(_M_TRIM_THRESHOLD, 2 * int(keep_bytes)))
     return _tuned
+
+
+@contextlib.contextmanager
+def children_leave_signals_to_this_process() -> Iterator[None]:
+    """Processes started inside (loader and figure workers, a forkserver and what it forks) inherit SIGINT
+    and SIGTERM blocked, so that a signal sent to a job's whole process group (Ctrl-C in a terminal, a
+    scheduler's preemption) reaches only this process, which then finishes or drops its samples and ends
+    them. Without it a worker killed mid-message can leave this process waiting for the rest forever.
+    Signals that arrive meanwhile stay pending here and are handled when the block ends."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)

@@ -6,7 +6,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +16,7 @@ import torch
 from ..errors import XAIError
 from ..io import DiskFullError, remove_stale_parts, write_npz
 from ..metrics import CLASS_METRICS, MAP_METRICS
+from ..runtime import children_leave_signals_to_this_process
 from ..targets import region_masks
 from .layout import SampleFiles, sample_id
 from .records import DONE, SKIPPED, SampleRecord, read_record
@@ -245,11 +246,12 @@ def _identity(item: Any) -> Any:
     return item
 
 
-def _loader(setup: Setup, indices: list[int]) -> Iterable[dict[str, Any]]:
-    """Prefetch images in a worker process while the model runs."""
+def _loader(setup: Setup, indices: list[int]) -> Iterator[dict[str, Any]]:
+    """Prefetch images in a worker process while the model runs (a worker that leaves Ctrl-C and SIGTERM
+    to this process: xai.runtime.children_leave_signals_to_this_process)."""
     subset = torch.utils.data.Subset(setup.dataset, indices)
     workers = 1 if len(indices) > 1 else 0
-    return torch.utils.data.DataLoader(
+    loader = torch.utils.data.DataLoader(
         subset,
         batch_size=None,
         shuffle=False,
@@ -257,6 +259,8 @@ def _loader(setup: Setup, indices: list[int]) -> Iterable[dict[str, Any]]:
         prefetch_factor=2 if workers else None,
         collate_fn=_identity,
     )
+    with children_leave_signals_to_this_process():
+        return iter(loader)
 
 
 def explain(setup: Setup, indices: list[int] | None = None) -> ExplainStats:

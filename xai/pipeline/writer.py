@@ -20,6 +20,8 @@ from concurrent.futures import Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..runtime import children_leave_signals_to_this_process
+
 FIGURES = ("save_error_figure", "save_heatmap_figure", "save_comparison_figure")
 
 
@@ -44,7 +46,8 @@ def render_figure(job: FigureJob) -> tuple[float, int]:
 
 
 def _worker_start() -> None:
-    """Workers leave Ctrl-C to the main process, which finishes or drops samples as a whole; each is one
+    """Workers leave Ctrl-C and SIGTERM (sent to a job's whole process group) to the main process, which
+    finishes or drops samples as a whole and then shuts the pool down; each is one
     unit of parallelism (OpenCV's own thread pool in every worker oversubscribed the cores: on 2 cores,
     2 workers drew 1.05x the figures of 1, and 2x with one OpenCV thread each); matplotlib and its fonts
     load once, before the first job."""
@@ -53,6 +56,7 @@ def _worker_start() -> None:
     import cv2
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # besides the mask they start with (xai.runtime)
     cv2.setNumThreads(1)
     from .. import render  # noqa: F401
 
@@ -131,7 +135,8 @@ class FigureWriter:
         while len(self.pending) >= 2 * self.workers:
             self._finish_oldest(block=True)
         self.wait_seconds += time.perf_counter() - t0
-        futures = [self.pool.submit(render_figure, job) for job in jobs]
+        with children_leave_signals_to_this_process():  # workers start on demand
+            futures = [self.pool.submit(render_figure, job) for job in jobs]
         with self._lock:
             self.pending.append(_Pending(futures, done))
         for fut in futures:
