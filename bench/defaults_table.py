@@ -37,7 +37,8 @@ REFERENCES = ("random", "probability")
 
 
 def short(label: str) -> str:
-    """scorecam:layer=encoder.layer4,baseline=zero -> Score-CAM layer4 zero (the runs' own labels are long)."""
+    """scorecam:layer=encoder.layer4,baseline=zero -> Score-CAM layer4 zero (the runs' own labels are long).
+    Unlabelled settings are read as bench/defaults_evidence.sh pins them (encoder.layer4, raw, zero)."""
     method, _, rest = label.partition(":")
     name = {"scorecam": "Score-CAM", "gradcam": "Grad-CAM"}.get(method, method)
     opts = dict(kv.split("=", 1) for kv in rest.split(",") if kv)
@@ -67,7 +68,7 @@ def paired(metrics_csv: Path, a: str, b: str, classes: list[str]) -> None:
                 values.setdefault((row["variant"], row["class"], row["metric"]), {})[row["sample"]] = float(
                     row["value"]
                 )
-    print(f"\nPaired difference {short(a)} − {short(b)} (mean [95% bootstrap interval], n):\n")
+    print(f"\nPaired difference {short(a)} − {short(b)} (mean [95% bootstrap interval]):\n")
     print("| class | " + " | ".join(t for m, t, _ in COLUMNS if m != "seconds") + " |")
     print("|---|" + "---|" * (len(COLUMNS) - 1))
     for cname in classes:

@@ -72,16 +72,18 @@ def main() -> None:
         f"{name}, {args.layer}, {args.images} synthetic seedlings at {w}x{h}, "
         f"device {args.device}, weights {args.weights}, baseline {args.baseline}"
     )
-    sweeps: dict[bytes, torch.Tensor] = {}
+    sweeps: dict[str, torch.Tensor] = {}
 
     class SharedSweepScoreCAM(ScoreCAM):
-        """The engine, with each image's sweep (w per kept channel) computed once for all weightings."""
+        """The engine, with each image's sweep of one variant (w per kept channel) computed once, by the
+        first weighting (which is timed), and reused by the others."""
+
+        variant = ""
 
         def _sweep(self, fwd, acts, selected, baseline):
-            key = selected.cpu().numpy().tobytes()
-            if key not in sweeps:
-                sweeps[key] = super()._sweep(fwd, acts, selected, baseline)
-            return sweeps[key].clone()
+            if self.variant not in sweeps:
+                sweeps[self.variant] = super()._sweep(fwd, acts, selected, baseline)
+            return sweeps[self.variant].clone()
 
     results: dict[str, list[float]] = {}
     seconds: dict[str, list[float]] = {}
@@ -105,6 +107,7 @@ def main() -> None:
                     baseline=args.baseline,
                     precision="fp32",
                 )
+                cam.variant = label
                 t0 = time.perf_counter()
                 maps[weighting, label] = cam(x)[0].cpu()
                 if weighting == args.weights[0]:
@@ -112,7 +115,7 @@ def main() -> None:
             for label in seconds:
                 if label == "all":
                     continue
-                for c in range(5):
+                for c in range(maps[weighting, "all"].shape[0]):
                     r = pearson(maps[weighting, "all"][c], maps[weighting, label][c])
                     if r is not None:
                         results.setdefault(f"{weighting}: {label}", []).append(r)

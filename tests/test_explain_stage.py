@@ -169,6 +169,9 @@ def test_sigterm_finishes_what_is_explained_and_writes_the_summaries(tiny_run, t
 def test_sigterm_to_the_whole_process_group_keeps_the_finished_sample(tiny_run, tmp_path):
     """A scheduler's SIGTERM reaches the loader and figure workers too: they leave it to the main process, so
     the sample whose figures are being drawn still gets its record, and nothing hangs or is half written."""
+    import contextlib
+    import os
+    import signal
     import subprocess
     import sys
     from pathlib import Path
@@ -176,22 +179,29 @@ def test_sigterm_to_the_whole_process_group_keeps_the_finished_sample(tiny_run, 
     _base, data, ckpt = tiny_run
     out = tmp_path / "group"
     args = run_args(ckpt, data, out, "--split", "train", "--num_samples", "4")
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "tests.group_terminator", *args],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         cwd=Path(__file__).resolve().parent.parent,
-        timeout=240,  # a hang fails here
         start_new_session=True,  # its own process group, as a batch job has
     )
-    assert proc.returncode == 143, proc.stderr
-    assert proc.stderr.strip().splitlines()[-1].startswith("terminated (SIGTERM)")
-    assert "Traceback" not in proc.stderr
+    try:
+        _, stderr = proc.communicate(timeout=240)  # a hang fails here
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of the group
+    assert proc.returncode == 143, stderr
+    assert stderr.strip().splitlines()[-1].startswith("terminated (SIGTERM)")
+    assert "Traceback" not in stderr
     assert [p.name for p in sorted((out / "samples").iterdir())] == ["sample0.json"]
+    assert json.loads((out / "samples" / "sample0.json").read_text())["status"] == "done"
     assert len(list((out / "gradcam_maps").glob("sample0_*.png"))) == 5
     assert not list(out.rglob("*.part*"))
     assert main("gradcam", run_args(ckpt, data, out, "--split", "train", "--num_samples", "4", "--resume")) == 0
-    assert len(list((out / "samples").iterdir())) == 4
+    statuses = [json.loads(p.read_text())["status"] for p in sorted((out / "samples").iterdir())]
+    assert statuses == ["done"] * 4
 
 
 def test_a_sample_the_model_cannot_take_is_skipped(tiny_run, tmp_path, monkeypatch, capsys):

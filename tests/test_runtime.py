@@ -79,4 +79,21 @@ def test_children_started_inside_leave_job_signals_to_this_process():
         inside = subprocess.run(probe, capture_output=True, text=True, check=True).stdout.strip()
     assert inside == "True"
     assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == before  # this process's mask is restored
-    assert subprocess.run(probe, capture_output=True, text=True, check=True).stdout.strip() == "False"
+    outside = subprocess.run(probe, capture_output=True, text=True, check=True).stdout.strip()
+    assert outside == str(signal.SIGTERM in before)
+
+
+def test_a_worker_leaves_the_job_process_group_and_can_be_stopped_alone():
+    import subprocess
+    import sys
+
+    from xai.runtime import children_leave_signals_to_this_process
+
+    probe = (
+        "import os, signal; from xai.runtime import leave_the_job_process_group as leave; leave(); "
+        "print(os.getpgid(0) == os.getpid(), signal.SIGTERM in signal.pthread_sigmask(signal.SIG_BLOCK, []), "
+        "signal.getsignal(signal.SIGTERM) == signal.SIG_DFL, signal.getsignal(signal.SIGINT) == signal.SIG_IGN)"
+    )
+    with children_leave_signals_to_this_process():
+        child = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert child.stdout.split() == ["True", "False", "True", "True"]  # own group, SIGTERM deliverable again

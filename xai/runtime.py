@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -41,12 +42,30 @@ def children_leave_signals_to_this_process() -> Iterator[None]:
     and SIGTERM blocked, so that a signal sent to a job's whole process group (Ctrl-C in a terminal, a
     scheduler's preemption) reaches only this process, which then finishes or drops its samples and ends
     them. Without it a worker killed mid-message can leave this process waiting for the rest forever.
-    Signals that arrive meanwhile stay pending here and are handled when the block ends."""
+    The block is per thread: this process still receives both (in another thread, and its handler runs
+    in the main thread as usual). Workers call leave_the_job_process_group() first thing, so that they
+    can still be stopped one by one (terminate()) while group signals miss them."""
     if not hasattr(signal, "pthread_sigmask"):
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, [])  # no signal handler runs on a query
     try:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def leave_the_job_process_group() -> None:
+    """In a worker started under children_leave_signals_to_this_process: its own process group (a
+    terminal's Ctrl-C and a scheduler's group SIGTERM go to the main process only), a SIGTERM that
+    arrived before this point discarded, then SIGTERM back to its default so that the main process can
+    stop the worker; SIGINT stays ignored."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return
+    with contextlib.suppress(OSError):  # already a group or session leader
+        os.setpgid(0, 0)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # discards a pending SIGTERM
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})

@@ -16,7 +16,7 @@ import torch
 from ..errors import XAIError
 from ..io import DiskFullError, remove_stale_parts, write_npz
 from ..metrics import CLASS_METRICS, MAP_METRICS
-from ..runtime import children_leave_signals_to_this_process
+from ..runtime import children_leave_signals_to_this_process, leave_the_job_process_group
 from ..targets import region_masks
 from .layout import SampleFiles, sample_id
 from .records import DONE, SKIPPED, SampleRecord, read_record
@@ -224,7 +224,8 @@ def worker_identity() -> dict[str, Any]:
 
 def complete(setup: Setup, index: int) -> bool:
     """True when the sample's record says done, for the same image, under this run's key (checkpoint,
-    split, data root, options), and every file it lists exists."""
+    split, data root, options), its npz holds the raw maps if --save_raw asks for them, and every file
+    it lists exists."""
     files = setup.layout.sample(index)
     record = read_record(setup.layout.path(files.record))
     return (
@@ -232,6 +233,7 @@ def complete(setup: Setup, index: int) -> bool:
         and record.status == DONE
         and record.name == setup.dataset.names[index]
         and record.run_key == setup.run_key
+        and (not setup.opts.save_raw or bool(record.run.get("save_raw")))
         and all(setup.layout.path(p).is_file() for p in files.all())
     )
 
@@ -246,6 +248,10 @@ def _identity(item: Any) -> Any:
     return item
 
 
+def _loader_worker_start(_worker_id: int) -> None:
+    leave_the_job_process_group()
+
+
 def _loader(setup: Setup, indices: list[int]) -> Iterator[dict[str, Any]]:
     """Prefetch images in a worker process while the model runs (a worker that leaves Ctrl-C and SIGTERM
     to this process: xai.runtime.children_leave_signals_to_this_process)."""
@@ -258,6 +264,7 @@ def _loader(setup: Setup, indices: list[int]) -> Iterator[dict[str, Any]]:
         num_workers=workers,
         prefetch_factor=2 if workers else None,
         collate_fn=_identity,
+        worker_init_fn=_loader_worker_start if workers else None,
     )
     with children_leave_signals_to_this_process():
         return iter(loader)

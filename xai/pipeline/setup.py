@@ -196,7 +196,6 @@ def prepare(opts: RunOptions) -> Setup:
         "evaluation": evaluation_key,
         "split": opts.split,
         "data_root": str(root),
-        "save_raw": opts.save_raw,
     }
     run_info = {
         "command": list(opts.command),
@@ -213,6 +212,7 @@ def prepare(opts: RunOptions) -> Setup:
         "data_root": str(root),
         "split": opts.split,
         "region": opts.region,
+        "save_raw": opts.save_raw,
         "classes": [class_names[c] for c in class_ids],
         "class_names": class_names,
         "colors": [list(c) for c in colors],

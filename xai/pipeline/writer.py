@@ -20,7 +20,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..runtime import children_leave_signals_to_this_process
+from ..runtime import children_leave_signals_to_this_process, leave_the_job_process_group
 
 FIGURES = ("save_error_figure", "save_heatmap_figure", "save_comparison_figure")
 
@@ -51,12 +51,9 @@ def _worker_start() -> None:
     unit of parallelism (OpenCV's own thread pool in every worker oversubscribed the cores: on 2 cores,
     2 workers drew 1.05x the figures of 1, and 2x with one OpenCV thread each); matplotlib and its fonts
     load once, before the first job."""
-    import signal
-
     import cv2
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # besides the mask they start with (xai.runtime)
+    leave_the_job_process_group()
     cv2.setNumThreads(1)
     from .. import render  # noqa: F401
 
@@ -135,8 +132,15 @@ class FigureWriter:
         while len(self.pending) >= 2 * self.workers:
             self._finish_oldest(block=True)
         self.wait_seconds += time.perf_counter() - t0
-        with children_leave_signals_to_this_process():  # workers start on demand
-            futures = [self.pool.submit(render_figure, job) for job in jobs]
+        futures: list[Future] = []
+        try:
+            with children_leave_signals_to_this_process():  # workers start on demand
+                for job in jobs:
+                    futures.append(self.pool.submit(render_figure, job))
+        except BaseException:  # Ctrl-C or SIGTERM mid-submit: the sample is dropped, its figures too
+            for fut in futures:
+                fut.cancel()
+            raise
         with self._lock:
             self.pending.append(_Pending(futures, done))
         for fut in futures:
