@@ -21,19 +21,23 @@ import math
 from collections import Counter
 from pathlib import Path
 
+from xai.evaluation.evaluate import REFERENCES
+from xai.evaluation.report import TABLE
 from xai.evaluation.stats import paired_difference
 
-COLUMNS = [
-    ("deletion_auc_linear", "Del. lin ↓", "lower"),
-    ("deletion_auc_area", "Del. area ↓", "lower"),
-    ("insertion_auc_linear", "Ins. lin ↑", "higher"),
-    ("insertion_auc_area", "Ins. area ↑", "higher"),
-    ("average_drop", "Avg Drop % ↓", "lower"),
-    ("average_increase", "Avg Inc. % ↑", "higher"),
-    ("energy_pointing_game", "Energy PG ↑", "higher"),
-    ("seconds", "s / sample", "lower"),
+# (metric, short column title); which way is better comes from the report's own table
+TITLES = [
+    ("deletion_auc_linear", "Del. lin ↓"),
+    ("deletion_auc_area", "Del. area ↓"),
+    ("insertion_auc_linear", "Ins. lin ↑"),
+    ("insertion_auc_area", "Ins. area ↑"),
+    ("average_drop", "Avg Drop % ↓"),
+    ("average_increase", "Avg Inc. % ↑"),
+    ("energy_pointing_game", "Energy PG ↑"),
+    ("seconds", "s / sample"),
 ]
-REFERENCES = ("random", "probability")
+BETTER = {metric: better for metric, _, better in TABLE}
+COLUMNS = [(metric, title, BETTER[metric]) for metric, title in TITLES]
 
 
 def short(label: str) -> str:
