@@ -48,7 +48,7 @@ def children_leave_signals_to_this_process() -> Iterator[None]:
     if not hasattr(signal, "pthread_sigmask"):
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, [])  # no signal handler runs on a query
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, [])  # a handler raising here leaves the mask as it was
     try:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         yield
