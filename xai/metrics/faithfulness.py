@@ -22,7 +22,8 @@ changed), a class c with region R_c (fixed from the unperturbed prediction) and 
         the same for MoRF and LeRF, for every map (common random numbers) and every batch size.
     Average Drop / Increase (Chattopadhay et al., 2018): Y = s_c(x), O = s_c(x ⊙ L̂_c) with L̂_c the
         map min-max scaled over V (a constant map scales to 0) and padding multiplied by 1:
-        drop = max(0, Y − O)/Y · 100, increase = 100 · 1[O > Y].
+        drop = max(0, Y − O)/Y · 100, increase = 100 · 1[O > Y·(1 + 10⁻⁶)]: a difference below float32's
+        resolution is a tie (the same O can come out a few ulps above or below Y at another batch size).
 
 An empty region R_c gives NaN with the reason "class absent from its region".
 """
@@ -66,6 +67,7 @@ log = logging.getLogger(__name__)
 SCHEDULES = ("linear", "area")
 ABSENT = "class absent from its region"
 ZERO_SCORE = "the class's score on the unperturbed image is 0"
+TIE = 1e-6  # relative: O within float32 resolution of Y is not an increase
 
 
 @dataclass
@@ -470,7 +472,7 @@ class Faithfulness:
                     o = float(scores[index[(name, j)], j])
                 else:  # a constant map scales to 0: the all-deleted image
                     o = float(self._shared_score("deleted")[j])
-                out[name].append(DropIncreaseResult(max(0.0, y - o) / y * 100, 100.0 * (o > y), y, o))
+                out[name].append(DropIncreaseResult(max(0.0, y - o) / y * 100, 100.0 * (o > y * (1 + TIE)), y, o))
         return out
 
 
