@@ -137,8 +137,14 @@ def measure(args) -> dict:
         result["seconds"] = time.perf_counter() - t0
         torch.save(maps.cpu(), args.maps_out)
     elif args.what == "engine":
-        cam = ScoreCAM(
-            model, target_layer=args.layer, batch_size=args.batch_size, max_activation_maps=args.maps, precision="fp32"
+        cam = ScoreCAM(  # the paper's weights: what the one-sweep-per-class baseline computes
+            model,
+            target_layer=args.layer,
+            batch_size=args.batch_size,
+            max_activation_maps=args.maps,
+            precision="fp32",
+            weights="raw",
+            baseline="zero",
         )
         t0 = time.perf_counter()
         maps = cam(x)

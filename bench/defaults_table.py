@@ -22,7 +22,7 @@ from collections import Counter
 from pathlib import Path
 
 from xai.evaluation.evaluate import REFERENCES
-from xai.evaluation.report import TABLE
+from xai.evaluation.measures import measures
 from xai.evaluation.stats import paired_difference
 
 # (metric, short column title); which way is better comes from the report's own table
@@ -36,7 +36,7 @@ TITLES = [
     ("energy_pointing_game", "Energy PG ↑"),
     ("seconds", "s / sample"),
 ]
-BETTER = {metric: better for metric, _, better in TABLE}
+BETTER = {m.name: m.better for m in measures("main")}
 COLUMNS = [(metric, title, BETTER[metric]) for metric, title in TITLES]
 
 

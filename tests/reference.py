@@ -74,13 +74,14 @@ def scorecam_reference(
     score="prob",
     region="pred",
     baseline="zero",
-    weights="raw",
+    weights="centred",
     gt=None,
     has_act=False,
     channels=None,
 ):
-    """L_c for one image x (1×3×H×W): Up(ReLU(Σ_k w_k A_k)), w_k = s(f(x⊙H_k)) − s(f(0)).
-    Returns (min-max scaled map, raw map)."""
+    """L_c for one image x (1×3×H×W): Up(ReLU(Σ_k w_k A_k)), w_k = s(f(x⊙H_k)) − s(f(0)) (raw; softmax or
+    centred over the measured channels, centred by default as the library's). Returns (min-max scaled map,
+    raw map)."""
     model.eval()
     H, W = x.shape[-2:]
     acts, out = _acts_and_output(model, x, layer)

@@ -17,6 +17,8 @@ import torch
 from tests.helpers import run_args
 from xai.cli import main
 from xai.config import DEFAULT_CLASSES
+from xai.data import Letterbox
+from xai.mapfile import load_maps
 
 ROOT = Path(__file__).resolve().parent.parent
 CLASSES = list(DEFAULT_CLASSES)
@@ -42,16 +44,20 @@ def test_compare_run_writes_every_file(tiny_run):
                 assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
         assert (out / "comparison" / f"sample{i}_comparison.png").is_file()
         raw = np.load(out / "raw_maps" / f"sample{i}.npz")
-        assert raw["scorecam"].shape == raw["gradcam"].shape == (5, *raw["pred"].shape)
+        assert raw["scorecam"].shape == raw["gradcam"].shape == (5, *raw["pred_input"].shape) == (5, 64, 64)
         assert list(raw["classes"]) == CLASSES and str(raw["region"]) == "pred"
         assert str(raw["image_name"]) == _split_names(data)[i]
         assert np.isfinite(raw["scorecam"]).all()
-        for k in range(5):  # scaled to [0, 1] on the photograph (padding cropped), or all zeros
+        box = Letterbox.from_array(raw["letterbox"])
+        valid = box.valid()
+        for k in range(5):  # at the input resolution, scaled to [0, 1] on the photograph's pixels, 0 on padding
             m = raw["scorecam"][k]
             assert (m.min() == 0 and m.max() in (0.0, 1.0)) or abs(m.max() - 1) < 1e-6
+            assert not m[~valid].any()
         assert "scorecam_weights" in raw and "scorecam_raw" in raw
-        # maps are on the original photograph: the image's size, not the padded input's
-        assert raw["pred"].shape == (120, 60)
+        # pred and gt are on the original photograph, and so are the maps mapped back through the letterbox
+        assert raw["pred"].shape == raw["gt"].shape == box.orig_hw == (120, 60)
+        assert load_maps(out / "raw_maps" / f"sample{i}.npz").on_photograph("scorecam").shape == (5, 120, 60)
     assert not list(out.rglob("*.part*")), "temporary files left behind"
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["checkpoint"]["sha256"] and manifest["versions"]["torch"] == torch.__version__
@@ -65,11 +71,14 @@ def test_compare_run_writes_every_file(tiny_run):
     assert manifest["engines"]["scorecam"]["weights"] == "centred"
     for i in range(2):  # every predicted class gets a map (raw weights with the zero baseline can blank one)
         raw = np.load(out / "raw_maps" / f"sample{i}.npz")
+        on_photo = Letterbox.from_array(raw["letterbox"]).valid()
         for k in range(5):
-            assert raw["scorecam"][k].max() == float((raw["pred"] == k).any()), (i, k)
+            assert raw["scorecam"][k].max() == float(((raw["pred_input"] == k) & on_photo).any()), (i, k)
     assert set(manifest["engines"]["scorecam"]) == {
         "target_layer",
         "score",
+        "score_reduction",
+        "progress",
         "region",
         "baseline",
         "weights",
@@ -80,7 +89,7 @@ def test_compare_run_writes_every_file(tiny_run):
         "memory_format",
         "batch_size",
     }  # the options dataclass, nothing private
-    assert set(manifest["engines"]["gradcam"]) == {"target_layer", "score", "region"}
+    assert set(manifest["engines"]["gradcam"]) == {"target_layer", "score", "score_reduction", "region", "progress"}
     with open(out / "summary.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 10 and {"iou", "dice", "tp", "fp", "fn", "scorecam_energy_in_gt", "gradcam_seconds"} <= set(
@@ -182,7 +191,7 @@ def test_scripts_run_as_users_type_them(tiny_run):
         entry = text[text.index(f" {flag} ") :]
         assert entry[entry.index("(default:") :].startswith(f"(default: {default})"), flag
     assert "(default: None)" not in text
-    assert "Score-CAM; faster; default: all)" in text
+    assert "chosen by channel_selection (faster; all: no limit) [scorecam] (default: all)" in text
 
 
 def test_methods_choose_what_runs_and_what_the_comparison_shows(tiny_run):
@@ -238,14 +247,14 @@ def test_console_entry_points_run_the_same_cli(tiny_run):
 
 def test_a_file_the_run_cannot_write_is_one_line(tiny_run, tmp_path, capsys, monkeypatch):
     """Permissions or a read-only disk (an OSError other than a full disk): one line naming the file, exit 2."""
-    import xai.pipeline.explain_stage as stage
+    import xai.mapfile as mapfile
 
     _base, data, ckpt = tiny_run
 
     def read_only(path, **arrays):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(stage, "write_npz", read_only)
+    monkeypatch.setattr(mapfile, "write_npz", read_only)
     assert main("gradcam", run_args(ckpt, data, tmp_path / "ro")) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: ") and err[-1].endswith("sample0.npz: Permission denied")

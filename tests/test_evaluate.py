@@ -74,7 +74,8 @@ def test_every_variant_class_and_metric_has_a_value_or_a_reason(evaluated):
 
 def test_report_sanity_and_gallery_link(evaluated):
     summary = json.loads((evaluated / "metrics.json").read_text())
-    assert summary["paired_difference"]["minuend"] == "scorecam"
+    pairs = [(p["minuend"], p["subtrahend"]) for p in summary["paired_differences"]]
+    assert pairs == [("gradcam", v) for v in ("scorecam", *VARIANTS)]  # the first method against each other one
     assert summary["sanity"]["steps"][0] == "segmentation_head" and summary["sanity"]["steps"][-1] == "encoder.stem"
     html = (evaluated / "report.html").read_text()
     assert "Class root" in html and "Cascading randomisation" in html

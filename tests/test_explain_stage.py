@@ -109,16 +109,18 @@ def test_unreadable_sample_is_skipped_listed_and_retried(tiny_run, tmp_path, mon
 
 def test_a_figure_that_cannot_be_drawn_skips_its_sample(tiny_run, tmp_path, monkeypatch, capsys):
     _base, data, ckpt = tiny_run
-    import xai.render as render
+    import dataclasses
 
-    real = render.save_error_figure
+    import xai.pipeline.outputs as outputs
+
+    real = outputs.ERROR_OUTPUT.draw
 
     def fails_for_sample1(path, *a, **k):
         if "sample1_" in str(path):
             raise ValueError("injected")
         return real(path, *a, **k)
 
-    monkeypatch.setattr(render, "save_error_figure", fails_for_sample1)
+    monkeypatch.setattr(outputs, "ERROR_OUTPUT", dataclasses.replace(outputs.ERROR_OUTPUT, draw=fails_for_sample1))
     out = tmp_path / "out"
     assert main("gradcam", run_args(ckpt, data, out, "--workers", "0")) == 0
     assert "a figure could not be drawn: ValueError: injected" in capsys.readouterr().err

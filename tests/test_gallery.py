@@ -69,7 +69,7 @@ def test_gallery(tmp_path):
                 "id": f"sample{k}",
                 "name": name,
                 "figures": figs,
-                "comparison": comparison,
+                "sample_figures": {"comparison": comparison},
                 "metrics": {"root": {"iou": 0.5, "dice": 2 / 3}, "seed": {"iou": None, "dice": None}},
             }
         )
@@ -79,7 +79,7 @@ def test_gallery(tmp_path):
     index = write_gallery(out, samples, CLASSES, title="Run <1>")
     assert index == out / "index.html" and index.is_file()
     text = index.read_text(encoding="utf-8")
-    assert "<b>seed" not in text and "&lt;b&gt;seed &amp; &quot;root&quot;&lt;/b&gt;" in text
+    assert "<b>seed" not in text and "&lt;b&gt;seed &amp; &#34;root&#34;&lt;/b&gt;" in text  # jinja2 escapes " as &#34;
     assert "Run &lt;1&gt;" in text
     assert "0.500" in text and "0.667" in text
 

@@ -12,6 +12,7 @@ from xai.layers import (
     ActivationCapture,
     InputCapture,
     LeafActivation,
+    deepest_encoder_stage,
     default_target_layer,
     model_device,
     preserved_state,
@@ -49,8 +50,9 @@ class _TupleOut(nn.Module):
         return None, self.conv(x), x
 
 
-def test_default_layer_is_the_deepest_encoder_stage(fpn):
-    assert default_target_layer(fpn) == "encoder.layer4"
+def test_default_layer_is_the_decoder_else_the_deepest_encoder_stage(fpn):
+    assert default_target_layer(fpn) == "decoder"  # what the evidence chose (README, "Choosing the defaults")
+    assert deepest_encoder_stage(fpn) == "encoder.layer4"
     assert default_target_layer(_Wrapped()) == "encoder.stage2"  # not act (no weights), pool nor classifier
     assert default_target_layer(tiny_convnet()) == "features.4"  # no encoder: the last convolution
     with pytest.raises(XAIError, match="no convolution layer"):
@@ -60,7 +62,17 @@ def test_default_layer_is_the_deepest_encoder_stage(fpn):
 @pytest.mark.parametrize("name", [None, "", "auto", "default"])
 def test_no_name_resolves_to_the_default_layer(fpn, name):
     resolved, module = resolve_target_layer(fpn, name)
-    assert resolved == "encoder.layer4" and module is fpn.encoder.layer4
+    assert resolved == "decoder" and module is fpn.decoder
+
+
+def test_a_module_or_a_list_of_one_resolves_to_its_name(fpn):
+    """pytorch-grad-cam's spelling: target_layers=[model.encoder.layer4]."""
+    assert resolve_target_layer(fpn, fpn.encoder.layer3) == ("encoder.layer3", fpn.encoder.layer3)
+    assert resolve_target_layer(fpn, [fpn.encoder.layer4]) == ("encoder.layer4", fpn.encoder.layer4)
+    with pytest.raises(XAIError, match="not a submodule of the model"):
+        resolve_target_layer(fpn, nn.Conv2d(1, 1, 1))
+    with pytest.raises(XAIError, match="one target layer is explained at a time"):
+        resolve_target_layer(fpn, [fpn.encoder.layer3, fpn.encoder.layer4])
 
 
 def test_a_dotted_name_resolves_to_its_module(fpn):

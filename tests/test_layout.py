@@ -5,17 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from xai.pipeline.layout import Layout, sample_id
+from xai.pipeline.outputs import output_kinds
 
 CLASSES = ("background", "root", "hypocotyl", "cotyledon", "seed")
+METHODS = (("scorecam", "Score-CAM", "scorecam_maps"), ("gradcam", "Grad-CAM", "gradcam_maps"))
 
 
-def _layout(class_ids=(1, 4), methods=(("scorecam", "scorecam_maps"), ("gradcam", "gradcam_maps")), comparison=True):
+def _layout(class_ids=(1, 4), methods=METHODS, comparison=True):
     return Layout(
         out=Path("runs/a"),
         class_names=CLASSES,
         class_ids=tuple(class_ids),
-        method_folders=tuple(methods),
-        comparison=comparison,
+        kinds=tuple(output_kinds(methods, comparison)),
     )
 
 
@@ -33,7 +34,7 @@ def test_figures_per_kind_and_explained_class():
     assert files.figures["scorecam"]["root"] == "scorecam_maps/sample7_scorecam_root.png"
     assert files.figures["gradcam"]["seed"] == "gradcam_maps/sample7_gradcam_seed.png"
     assert all(list(per_class) == ["root", "seed"] for per_class in files.figures.values())
-    assert files.comparison == "comparison/sample7_comparison.png"
+    assert files.sample_figures == {"comparison": "comparison/sample7_comparison.png"}
     assert files.raw == "raw_maps/sample7.npz" and files.record == "samples/sample7.json"
 
 
@@ -49,8 +50,8 @@ def test_all_lists_every_file_once():
 
 
 def test_one_method_has_no_comparison():
-    files = _layout(methods=(("gradcam", "gradcam_maps"),), comparison=False).sample(1)
-    assert files.comparison is None and list(files.figures) == ["tpfpfn", "gradcam"]
+    files = _layout(methods=(("gradcam", "Grad-CAM", "gradcam_maps"),), comparison=False).sample(1)
+    assert files.sample_figures == {} and list(files.figures) == ["tpfpfn", "gradcam"]
     assert len(files.all()) == 2 * 2 + 2 and None not in files.all()
 
 

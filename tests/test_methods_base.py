@@ -10,8 +10,8 @@ import torch
 
 from tests.helpers import image_batch
 from xai.errors import XAIError
+from xai.maps import minmax
 from xai.methods import BaseCAM, Forward, methods
-from xai.methods.base import minmax_per_map
 
 METHODS = sorted(methods())
 LAYER = "encoder.layer2"
@@ -101,7 +101,12 @@ def test_valid_mask_keeps_padding_out_of_every_region(fpn, name):
     valid[:, :, :40] = True
     cam = make(name, fpn, region="all")
     ref = make(name, fpn, score=lambda out: torch.softmax(out, 1)[:, :, :, :40].sum((2, 3)))
-    assert torch.allclose(cam(x, valid=valid), ref(x), atol=1e-4)
+    maps = cam(x, valid=valid)
+    ref(x)
+    assert ref.last is not None
+    # the same attribution, and the one normalisation: min-max over the photograph's pixels, 0 on padding
+    assert torch.allclose(maps, minmax(ref.last.raw, valid[:, None]), atol=1e-4)
+    assert not maps[..., 40:].any() and torch.allclose(maps[..., :40].amax((-2, -1)), torch.ones(1, 5))
 
 
 class Fixed(BaseCAM):
@@ -130,7 +135,7 @@ def test_channel_and_element_wise_weights_combine_as_the_formula_says():
     maps = Fixed(model, w)(x)
     for c in range(3):
         L = torch.relu(w[0, 0, c] * A[0, 0] + w[0, 1, c] * A[0, 1])
-        assert torch.allclose(maps[0, c], minmax_per_map(L), atol=1e-6)
+        assert torch.allclose(maps[0, c], minmax(L), atol=1e-6)
     # the same weights spread over every cell give the same maps (N×K×h×w×C')
     wide = w[:, :, None, None, :].expand(1, 2, 8, 10, 3).contiguous()
     assert torch.allclose(Fixed(model, wide)(x), maps, atol=1e-6)

@@ -28,7 +28,7 @@ def _full() -> SampleRecord:
         3,
         rows=[{"class": "root", "iou": 0.25, "dice": 0.4}],
         figures={"gradcam": {"root": "gradcam_maps/sample3_gradcam_root.png"}},
-        comparison="comparison/sample3_comparison.png",
+        sample_figures={"comparison": "comparison/sample3_comparison.png"},
         raw="raw_maps/sample3.npz",
         seconds={"gradcam": 0.5, "model": 0.1, "render": 1.25},
         started=1700000000.5,
@@ -54,11 +54,17 @@ def test_to_json_from_json_round_trip():
 
 def test_from_json_ignores_unknown_keys_and_fills_defaults():
     data = {**_record(1).to_json(), "written_by_a_newer_version": 1}
-    for key in ("rows", "metrics", "comparison", "started"):
+    for key in ("rows", "metrics", "sample_figures", "started"):
         del data[key]
     record = SampleRecord.from_json(data)
     assert record == _record(1)
-    assert record.rows == [] and record.comparison is None and record.started == 0.0
+    assert record.rows == [] and record.sample_figures == {} and record.started == 0.0
+
+
+def test_records_of_earlier_releases_keep_their_comparison():
+    data = {**_record(2).to_json(), "comparison": "comparison/sample2_comparison.png"}
+    del data["sample_figures"]
+    assert SampleRecord.from_json(data).sample_figures == {"comparison": "comparison/sample2_comparison.png"}
 
 
 def test_save_then_read_record(tmp_path):

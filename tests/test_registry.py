@@ -39,6 +39,7 @@ def test_a_new_method_registers_itself_everywhere(monkeypatch):
         """Every channel counts the same."""
 
         def weights(self, fwd: Forward) -> torch.Tensor:
+            assert fwd.activations is not None
             return torch.ones(fwd.activations.shape[0], fwd.activations.shape[1], len(fwd.classes))
 
     info = get_method("meancam")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import multiprocessing
+import pathlib
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import cv2
+import matplotlib.figure
 import numpy as np
 import pytest
 
@@ -267,10 +269,10 @@ def test_failed_write_leaves_no_file(tmp_path, seedling, monkeypatch):
         raise RuntimeError("killed while writing")
 
     with monkeypatch.context() as m:
-        m.setattr(render.Path, "write_bytes", half_then_boom)
+        m.setattr(pathlib.Path, "write_bytes", half_then_boom)
         with pytest.raises(OSError, match="disk full"):
             render.save_error_figure(tmp_path / "err.png", rgb, gt, pred, 1, CLASSES, COLORS)
-    monkeypatch.setattr(render.Figure, "savefig", boom)
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", boom)
     with pytest.raises(RuntimeError):
         render.save_heatmap_figure(tmp_path / "hm.pdf", rgb, cam, "root", "Score-CAM")
     assert list(tmp_path.iterdir()) == []

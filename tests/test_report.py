@@ -83,7 +83,7 @@ def test_report_files_numbers_and_plots(tmp_path):
     root = summary["summary"]["root"]["scorecam"]["deletion_auc_linear"]
     assert root["n"] == 4 and abs(root["mean"] - (0.2 + 0.015)) < 1e-9 and root["ci_low"] <= root["mean"]
     assert summary["summary"]["seed"]["scorecam"]["deletion_auc_linear"]["n"] == 3
-    paired = summary["paired_difference"]
+    (paired,) = summary["paired_differences"]  # default: the first variant against each other one
     assert (paired["minuend"], paired["subtrahend"]) == ("scorecam", "gradcam")
     assert abs(paired["per_class"]["root"]["deletion_auc_linear"]["mean"] - (-0.2)) < 1e-9
     assert summary["sanity"]["steps"] == ["segmentation_head", "decoder", "encoder.layer4"]
@@ -91,7 +91,9 @@ def test_report_files_numbers_and_plots(tmp_path):
     md = (tmp_path / "report.md").read_text()
     assert "## Class root" in md and "Paired difference scorecam − gradcam" in md and "![" in md
     html = (tmp_path / "report.html").read_text()
-    assert "<table>" in html and 'src="report/curves_root.png"' in html and 'src="report/sanity.png"' in html
+    assert (
+        '<table class="data">' in html and 'src="report/curves_root.png"' in html and 'src="report/sanity.png"' in html
+    )
     for png in ("report/curves_root.png", "report/sanity.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (tmp_path / "report" / "curves_seed.png").exists()  # no curves recorded for seed

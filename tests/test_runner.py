@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from xai.pipeline.distributed import Shard
 from xai.pipeline.layout import Layout
 from xai.pipeline.options import RunOptions
+from xai.pipeline.outputs import output_kinds
 from xai.pipeline.records import DONE, read_records
 from xai.pipeline.runner import _drop_other_records, run
 
@@ -54,8 +55,7 @@ def test_run_writes_every_file_and_returns_the_manifest(tiny_run, tmp_path):
         out=out,
         class_names=("background", "root", "hypocotyl", "cotyledon", "seed"),
         class_ids=(1,),
-        method_folders=(("gradcam", "gradcam_maps"),),
-        comparison=False,
+        kinds=tuple(output_kinds([("gradcam", "Grad-CAM", "gradcam_maps")], comparison=False)),
     )
     for r in records:
         files = layout.sample(r.index)
@@ -93,7 +93,7 @@ def test_drop_other_records_matches_whole_names(tmp_path):
     names = ["sample1.json", "sample10.json", "sample2.json", "sample12.json", "sample1.json.part", "sample1.npz"]
     for name in names:
         (samples / name).write_text("{}", encoding="utf-8")
-    layout = Layout(tmp_path, ("a", "b"), (0, 1), (("gradcam", "gradcam_maps"),), False)
+    layout = Layout(tmp_path, ("a", "b"), (0, 1), tuple(output_kinds([("gradcam", "Grad-CAM", "gradcam_maps")], False)))
     _drop_other_records(SimpleNamespace(layout=layout, indices=[1, 2]))
     assert sorted(p.name for p in samples.iterdir()) == [
         "sample1.json",
@@ -101,5 +101,5 @@ def test_drop_other_records_matches_whole_names(tmp_path):
         "sample1.npz",
         "sample2.json",
     ]
-    _drop_other_records(SimpleNamespace(layout=Layout(tmp_path / "new", ("a",), (0,), (), False), indices=[0]))
+    _drop_other_records(SimpleNamespace(layout=Layout(tmp_path / "new", ("a",), (0,), ()), indices=[0]))
     assert not (tmp_path / "new").exists()  # a folder without records is left as it is

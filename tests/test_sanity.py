@@ -59,7 +59,7 @@ def test_callers_model_and_global_rng_are_untouched_and_results_are_seeded():
     a = cascading_randomisation(engine, x, [1, 2, 3], valid, pred, seed=3, steps=["decoder", "encoder.layer3"])
     assert torch.equal(torch.random.get_rng_state(), rng)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
-    assert engine.model is model and engine.region == "pred" and not model.training
+    assert engine.model is model and engine.options.region == "pred" and not model.training
     b = cascading_randomisation(engine, x, [1, 2, 3], valid, pred, seed=3, steps=["encoder.layer3", "decoder"])
     c = cascading_randomisation(engine, x, [1, 2, 3], valid, pred, seed=4, steps=["decoder", "encoder.layer3"])
     assert [n for n, _ in a] == ["decoder", "encoder.layer3"] == [n for n, _ in b]  # cascade order
@@ -128,11 +128,11 @@ def test_same_engine_keeps_the_options_that_change_the_maps():
         memory_format="contiguous",
     )
     copy = same_engine(engine, other, region="gt")
-    assert type(copy) is xai.ScoreCAM and copy.model is other and copy.region == "gt"
-    assert copy.options.as_dict() == {**engine.options.as_dict(), "region": "gt"}
+    assert type(copy) is xai.ScoreCAM and copy.model is other and copy.options.region == "gt"
+    assert copy.options.describe() == {**engine.options.describe(), "region": "gt"}
     score = lambda P: P.mean(dim=(2, 3))  # noqa: E731
     grad = same_engine(xai.GradCAM(model, target_layer="encoder.layer3", score=score), other)
-    assert grad.score is score and grad.target_layer == "encoder.layer3"
+    assert isinstance(grad, xai.GradCAM) and grad.options.score is score and grad.target_layer == "encoder.layer3"
 
 
 def test_an_unknown_step_is_refused():

@@ -11,7 +11,7 @@ import torch
 import xai
 from tests.helpers import ConvNet, CountingModel, gt_batch, image_batch, tiny_convnet, tiny_fpn, top_variance_channels
 from tests.reference import scorecam_reference
-from xai.errors import XAIError
+from xai.errors import OutOfMemory, XAIError
 
 # Numbers are compared with the reference in the default (contiguous) layout, where fp32 convolutions
 # do not depend on the batch; test_memory_formats_agree checks the layouts "auto" may pick.
@@ -253,7 +253,7 @@ def test_one_channel_target_layer():
 def test_sigmoid_model_scores_its_own_output(sigmoid_fpn):
     x = image_batch(1, 32, 64)
     cam = ScoreCAM(sigmoid_fpn, target_layer=LAYER, precision="fp32")
-    assert cam.outputs_probabilities
+    assert cam.scored.probabilities
     ref, _ = scorecam_reference(sigmoid_fpn, x, LAYER, 2, has_act=True)
     assert torch.allclose(cam(x, classes=[2])[0, 0], ref, atol=TOL)
 
@@ -285,13 +285,15 @@ def test_options_dataclass_is_what_resume_and_manifest_see(fpn):
     cam = xai.ScoreCAM(fpn, target_layer=LAYER, batch_size=7, max_activation_maps=5, precision="auto")
     from xai.precision import resolve_precision
 
-    full = cam.options.as_dict()
+    full = cam.options.describe()
     assert full == {
         "target_layer": LAYER,
         "score": "prob",
+        "score_reduction": "sum",
         "region": "pred",
+        "progress": False,
         "baseline": "zero",
-        "weights": "raw",
+        "weights": "centred",
         "max_activation_maps": 5,
         "channel_selection": "variance",
         "seed": 0,
@@ -348,7 +350,7 @@ def test_out_of_memory_halves_the_batch_and_says_so_once(fpn, error, caplog):
     assert torch.allclose(maps, expected, atol=TOL)
     assert max(model.batches[2:]) == 4  # 32 -> 16 -> 8 -> 4
     warnings = [r for r in caplog.records if "out of memory" in r.getMessage()]
-    assert len(warnings) == 1 and "continuing with smaller batches" in warnings[0].getMessage()
+    assert len(warnings) == 1 and "continuing with 16, halved again if needed" in warnings[0].getMessage()
 
 
 def test_out_of_memory_at_one_image_is_one_line(fpn):
@@ -366,8 +368,9 @@ def test_out_of_memory_at_one_image_is_one_line(fpn):
             return self.inner(x)
 
     cam = ScoreCAM(FailsAfterTwo(fpn), target_layer="inner." + LAYER, batch_size=4, max_activation_maps=4)
-    with pytest.raises(XAIError, match="out of memory even with one masked image per forward pass"):
+    with pytest.raises(OutOfMemory, match=r"out of memory in Score-CAM sweep on cpu even with 1 image\(s\)") as err:
         cam(image_batch(1, 32, 64))
+    assert err.value.batch == 1 and "--img_size" in err.value.cli_message() and "--" not in str(err.value)
 
 
 def test_centred_weights_make_the_baseline_irrelevant(fpn):

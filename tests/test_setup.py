@@ -14,8 +14,12 @@ from xai.pipeline.setup import prepare
 CLASSES = list(DEFAULT_CLASSES)
 
 
+METHOD_OPTIONS = {"target_layer", "max_activation_maps", "batch_size", "weights", "region"}
+
+
 def _opts(tiny_run, tmp_path, **kw) -> RunOptions:
     _base, data, ckpt = tiny_run
+    method_options = {k: kw.pop(k) for k in list(kw) if k in METHOD_OPTIONS}
     values = {
         "model_path": str(ckpt),
         "data_root": str(data),
@@ -24,6 +28,7 @@ def _opts(tiny_run, tmp_path, **kw) -> RunOptions:
         "num_samples": 2,
         "progress": False,
         "command": ["test"],
+        "method_options": method_options,
         **kw,
     }
     return RunOptions(**values)
@@ -39,7 +44,10 @@ def test_defaults_come_from_the_checkpoint_and_the_config(tiny_run, tmp_path):
     assert setup.run_info["checkpoint"]["kind"] == "project" and setup.run_info["checkpoint"]["encoder"] == "resnet18"
     assert any("resnet18 taken from the checkpoint" in n for n in setup.notes)
     assert not setup.model.training
-    assert not setup.layout.comparison and setup.layout.method_folders == (("gradcam", "gradcam_maps"),)
+    assert [(k.name, k.folder, k.per) for k in setup.layout.kinds] == [
+        ("tpfpfn", "tpfpfn_maps", "class"),
+        ("gradcam", "gradcam_maps", "class"),
+    ]  # one method: no comparison grid
 
 
 def test_chosen_classes_methods_and_options_reach_engines_and_layout(tiny_run, tmp_path):
@@ -55,8 +63,8 @@ def test_chosen_classes_methods_and_options_reach_engines_and_layout(tiny_run, t
     setup = prepare(opts)
     assert setup.class_ids == [4, 1] and setup.layout.class_ids == (4, 1)
     assert setup.run_key["classes"] == setup.run_info["classes"] == ["seed", "root"]
-    assert list(setup.engines) == ["scorecam", "gradcam"] and setup.layout.comparison
-    scorecam = setup.engines["scorecam"].options.as_dict()
+    assert list(setup.engines) == ["scorecam", "gradcam"] and setup.layout.kinds[-1].name == "comparison"
+    scorecam = setup.engines["scorecam"].options.describe()
     assert scorecam["max_activation_maps"] == 4 and scorecam["batch_size"] == 3
     assert {e.options.target_layer for e in setup.engines.values()} == {"encoder.layer3"}
     assert setup.label("scorecam") == "Score-CAM"
@@ -77,6 +85,16 @@ def test_run_key_holds_what_the_maps_depend_on_only(tiny_run, tmp_path):
     assert base.run_info["engines"] != bigger_batches.run_info["engines"]  # but the manifest says it
     assert other_split.run_key == {**base.run_key, "split": "train"}
     assert base.run_key["checkpoint"] == base.loaded.sha256 and base.run_key["img_size"] == [64, 64]
+    centred = prepare(_opts(tiny_run, tmp_path, methods=("scorecam",), max_activation_maps=4, weights="raw"))
+    assert centred.run_key["engines"]["scorecam"] == {**base.run_key["engines"]["scorecam"], "weights": "raw"}
+
+
+def test_profiles_and_the_config_set_the_methods_defaults(tiny_run, tmp_path):
+    paper = prepare(_opts(tiny_run, tmp_path, methods=("scorecam", "gradcam"), profile="paper"))
+    assert paper.engines["scorecam"].options.weights == "raw" and paper.engines["scorecam"].options.baseline == "zero"
+    default = prepare(_opts(tiny_run, tmp_path, methods=("scorecam",)))
+    assert default.engines["scorecam"].options.weights == "centred"
+    assert default.engines["scorecam"].options.target_layer == "decoder"  # the config's, not the encoder's
 
 
 @pytest.mark.parametrize(
@@ -84,12 +102,16 @@ def test_run_key_holds_what_the_maps_depend_on_only(tiny_run, tmp_path):
     [
         ({"num_samples": 0}, "--num_samples must be at least 1, got 0"),
         ({"num_samples": -3}, "--num_samples must be at least 1, got -3"),
+        ({"methods": ("scorecam",), "batch_size": 0}, "--batch_size must be at least 1, got 0"),
+        ({"methods": ("scorecam",), "weights": "max"}, "unknown --weights 'max': choose one of centred, raw, softmax"),
+        ({"profile": "newest"}, "unknown --profile 'newest': choose one of default, paper"),
+        ({"evaluate": True, "pairs": ("gradcam@nocam",)}, "--pairs wants A@B with two different evaluated variants"),
         (
             {"classes": ("root", "leaf", "stem")},
             f"unknown class(es) leaf, stem; the model's classes are {', '.join(CLASSES)}",
         ),
-        ({"img_size": (64, 0)}, "image size must be two positive integers (width height), got [64, 0]"),
-        ({"img_size": (64,)}, "image size must be two positive integers (width height), got [64]"),
+        ({"img_size": (64, 0)}, "--img_size must be two positive integers (width height), got [64, 0]"),
+        ({"img_size": (64,)}, "--img_size must be two positive integers (width height), got [64]"),
         ({"methods": ()}, "no method to run"),
         ({"methods": ("gradcam", "nocam")}, "unknown method 'nocam'"),
         ({"encoder": "resnet34"}, "was trained with encoder resnet18, but --encoder resnet34 was given"),
@@ -98,9 +120,11 @@ def test_run_key_holds_what_the_maps_depend_on_only(tiny_run, tmp_path):
     ],
 )
 def test_bad_options_are_one_xai_error(tiny_run, tmp_path, kw, message):
+    """One line; the library names its options (num_samples), the command line its flags (--num_samples)."""
     with pytest.raises(XAIError) as err:
         prepare(_opts(tiny_run, tmp_path, **kw))
-    assert message in str(err.value) and "\n" not in str(err.value)
+    assert message in err.value.cli_message() and "\n" not in str(err.value)
+    assert message.replace("--", "") in str(err.value) and "--" not in str(err.value)
 
 
 def test_class_names_unfit_for_file_names_are_refused(tiny_run, tmp_path):

@@ -8,6 +8,7 @@ import threading
 import numpy as np
 import pytest
 
+from xai.figures import save_heatmap_figure
 from xai.pipeline.writer import FigureJob, FigureWriter
 
 CLASSES = ["background", "root", "hypocotyl", "cotyledon", "seed"]
@@ -19,8 +20,7 @@ def _jobs(folder, sample, n=4):
     rgb = rng.integers(0, 255, (80, 40, 3), dtype=np.uint8)
     cam = rng.random((80, 40)).astype(np.float32)
     return [
-        FigureJob("save_heatmap_figure", (folder / f"s{sample}_{k}.png", rgb, cam, "root", "Score-CAM"))
-        for k in range(n)
+        FigureJob(save_heatmap_figure, folder / f"s{sample}_{k}.png", (rgb, cam, "root", "Score-CAM")) for k in range(n)
     ]
 
 
@@ -32,7 +32,7 @@ def test_two_processes_draw_and_samples_finish_in_order(tmp_path):
             jobs = _jobs(tmp_path, sample)
 
             def done(seconds: float, error: str | None, s: int = sample, j: list[FigureJob] = jobs) -> None:
-                finished.append((s, error, all(job.args[0].is_file() for job in j)))
+                finished.append((s, error, all(job.path.is_file() for job in j)))
 
             writer.submit(jobs, done)
         writer.close()
@@ -47,8 +47,9 @@ def test_a_failing_figure_is_reported_with_its_sample(tmp_path):
     got = []
     writer = FigureWriter(workers=1)
     bad = FigureJob(
-        "save_heatmap_figure",
-        (tmp_path / "bad.png", np.zeros((4, 4, 3), np.uint8), np.full((4, 4), np.nan, np.float32), "root", "Score-CAM"),
+        save_heatmap_figure,
+        tmp_path / "bad.png",
+        (np.zeros((4, 4, 3), np.uint8), np.full((4, 4), np.nan, np.float32), "root", "Score-CAM"),
     )
     writer.submit([*_jobs(tmp_path, 0, 1), bad], lambda seconds, error: got.append(error))
     writer.close()

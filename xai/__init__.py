@@ -1,7 +1,7 @@
-"""Explainability for smp segmentation models of seedlings: CAM methods, TP/FP/FN maps, faithfulness.
+"""Explainability for smp segmentation models of seedlings: explanation methods, TP/FP/FN maps, faithfulness.
 
-Every registered CAM method is available as `xai.<ClassName>` (ScoreCAM, GradCAM, GradCAMPlusPlus,
-HiResCAM, LayerCAM, ...); see xai.methods.
+Every registered method is available as `xai.<ClassName>` (ScoreCAM, GradCAM, GradCAMPlusPlus,
+HiResCAM, LayerCAM, ...) and its options as `<ClassName>.Options`; see xai.methods.
 """
 
 from __future__ import annotations
@@ -15,8 +15,11 @@ except PackageNotFoundError:  # imported from a source tree that was never insta
     __version__ = "0+unknown"
 
 _LAZY = {
-    "CAMResult": ("xai.methods.base", "CAMResult"),
-    "BaseCAM": ("xai.methods.base", "BaseCAM"),
+    "CAMResult": ("xai.methods", "CAMResult"),
+    "Explanation": ("xai.methods.base", "Explanation"),
+    "Explainer": ("xai.methods.base", "Explainer"),
+    "BaseCAM": ("xai.methods.cam", "BaseCAM"),
+    "minmax": ("xai.maps", "minmax"),
     "load_model": ("xai.checkpoint", "load_model"),
     "save_checkpoint": ("xai.checkpoint", "save_checkpoint"),
     "load_config": ("xai.config", "load_config"),

@@ -17,9 +17,12 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from .errors import Terminated, XAIError
+from .errors import OutOfMemory, Terminated, XAIError, first_line
+
+if TYPE_CHECKING:
+    from .options import OptionSpec
 
 DEFAULT_OUTPUT = {"scorecam": "scorecam_visualizations", "gradcam": "pretrained_visualizations"}
 DESCRIPTION = {
@@ -61,14 +64,9 @@ def _method_list(text: str) -> tuple[str, ...]:
     return names
 
 
-def build_parser(method: str, prog: str | None = None) -> argparse.ArgumentParser:
+def _source_and_samples(p: argparse.ArgumentParser, method: str) -> None:
     from .data import SPLITS
-    from .methods import methods
-    from .methods.scorecam import BASELINES, CHANNEL_SELECTIONS, WEIGHTINGS
-    from .precision import PRECISIONS
-    from .targets import REGIONS, SCORES
 
-    p = _Parser(prog=prog, description=DESCRIPTION[method], formatter_class=_Formatter)
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--model_path",
@@ -87,32 +85,9 @@ def build_parser(method: str, prog: str | None = None) -> argparse.ArgumentParse
     how_many.add_argument("--all", action="store_true", help="explain the whole split")
     p.add_argument("--split", default="test", choices=SPLITS, help="dataset split")
     p.add_argument("--output_dir", default=DEFAULT_OUTPUT[method], help="output directory")
-    known = ", ".join(f"{n} ({i.label})" for n, i in methods().items())
-    p.add_argument(
-        "--methods",
-        type=_method_list,
-        default=None,
-        metavar="M1,M2",
-        help=f"methods to run, comma-separated, in the comparison figure's order: {known} "
-        f"(default: {method}; with --compare: {','.join(COMPARE)})",
-    )
-    p.add_argument(
-        "--compare",
-        action="store_true",
-        help="run Grad-CAM and Score-CAM (or --methods) and write one comparison figure per sample",
-    )
-    p.add_argument(
-        "--batch_size",
-        type=int,
-        default=32,
-        help="masked images per forward pass (Score-CAM); lower it on out-of-memory",
-    )
-    p.add_argument(
-        "--max_activation_maps",
-        type=int,
-        default=None,
-        help="keep only the N activation maps of largest spatial variance (Score-CAM; faster; default: all)",
-    )
+
+
+def _model_and_data(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--encoder",
         default=None,
@@ -132,50 +107,53 @@ def build_parser(method: str, prog: str | None = None) -> argparse.ArgumentParse
     p.add_argument("--data_root", default=None, help="dataset root (default: the config's data_root)")
     p.add_argument("--arch", default=None, help="architecture for plain state_dicts (default: the config's, FPN)")
     p.add_argument("--classes", nargs="+", default=None, metavar="CLASS", help="explain only these classes, by name")
-    p.add_argument("--target_layer", default=None, help="dotted module name (default: the config's, decoder)")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
-    p.add_argument(
-        "--precision",
-        default="auto",
-        choices=PRECISIONS,
-        help="Score-CAM's masked forwards; auto: bf16 where the hardware runs it fast, else fp32",
-    )
-    p.add_argument("--region", default="pred", choices=REGIONS, help="pixels whose class score is explained")
-    p.add_argument("--score", default="prob", choices=SCORES, help="score the class probability or its logit")
-    p.add_argument("--save_raw", action="store_true", help="also store un-normalised maps and weights in the npz")
-    p.add_argument("--resume", action="store_true", help="keep samples whose outputs are complete")
-    p.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        help="seed of random channel selection and of the evaluation's random parts "
-        "(reference map, ROAD noise, sanity check)",
-    )
-    p.add_argument(
-        "--baseline",
-        default="zero",
-        choices=BASELINES,
-        help="Score-CAM with --weights raw or softmax: subtract the score of a zero image (zero) or not (none)",
-    )
-    p.add_argument(
-        "--weights",
-        default="centred",
-        choices=WEIGHTINGS,
-        help="Score-CAM: channel weights centred (minus their mean over channels; no baseline needed), "
-        "as measured (raw, the paper's), or softmax-ed",
-    )
-    p.add_argument(
-        "--channel_selection",
-        default="variance",
-        choices=CHANNEL_SELECTIONS,
-        help="Score-CAM: which channels --max_activation_maps keeps",
-    )
-    p.add_argument(
-        "--trust_checkpoint",
-        action="store_true",
-        help="allow full unpickling of the checkpoint (runs code from the file: only for files you trust)",
-    )
-    p.add_argument("--workers", type=int, default=2, help="processes drawing figures (0: draw in this process)")
+
+
+def _text_parser(spec: OptionSpec) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            return spec.check(spec.parse(text))
+        except XAIError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = spec.kind.__name__  # argparse's "invalid <name> value" wording
+    return parse
+
+
+def method_option_flags(p: argparse.ArgumentParser) -> list[str]:
+    """A flag per option name that a registered method declares (xai.options), its help and choices from
+    the declaration, its default shown per method; unset flags leave each method's own default."""
+    from .methods import methods
+
+    declared: dict[str, list[tuple[str, OptionSpec]]] = {}
+    for name, info in methods().items():
+        for spec in info.options.specs():
+            if spec.cli:
+                declared.setdefault(spec.name, []).append((name, spec))
+    group = p.add_argument_group("method options (each applies to the selected methods that have it)")
+    for option_name, users in declared.items():
+        spec = users[0][1]
+        defaults = {m: s.default for m, s in users}
+        if option_name == "target_layer":
+            shown = "the config's, decoder"
+        elif len(set(map(str, defaults.values()))) == 1:
+            shown = "all" if spec.default is None and spec.nullable else str(spec.default)
+        else:
+            shown = ", ".join(f"{m} {d}" for m, d in defaults.items())
+        takers = ", ".join(m for m, _ in users) if len(users) < len(methods()) else "every method"
+        group.add_argument(
+            f"--{option_name}",
+            type=_text_parser(spec),
+            default=None,
+            choices=spec.choices,
+            metavar=None if spec.choices else option_name.upper(),
+            help=f"{spec.help} [{takers}] (default: {shown})",
+        )
+    return list(declared)
+
+
+def _evaluation_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--evaluate",
         action="store_true",
@@ -187,9 +165,17 @@ def build_parser(method: str, prog: str | None = None) -> argparse.ArgumentParse
         nargs="+",
         default=None,
         metavar="SPEC",
-        help="engine settings evaluated beside --methods (implies --evaluate), e.g. "
-        "'scorecam:layer=decoder,baseline=none gradcam:layer=encoder.layer3'; keys: layer, baseline, "
-        "weights, maps, select, score, precision, seed, batch",
+        help="method settings evaluated beside --methods (implies --evaluate), e.g. "
+        "'scorecam:layer=decoder,baseline=none gradcam:layer=encoder.layer3'; keys: any option of the "
+        "method, by name or short key (layer, maps, select, batch, ...)",
+    )
+    p.add_argument(
+        "--pairs",
+        nargs="+",
+        default=None,
+        metavar="A@B",
+        help="paired differences A − B of evaluated variants in the report (default: the first method against "
+        "each other one)",
     )
     p.add_argument("--eval_steps", type=int, default=50, help="steps S of the deletion and insertion curves")
     p.add_argument(
@@ -204,6 +190,34 @@ def build_parser(method: str, prog: str | None = None) -> argparse.ArgumentParse
         default=2,
         help="the first N samples of the split also get the cascading-randomisation sanity check (0: none)",
     )
+
+
+def _run_controls(p: argparse.ArgumentParser) -> None:
+    from .methods import methods
+
+    profiles = sorted({"default"} | {name for info in methods().values() for name in info.options.PROFILES})
+    p.add_argument(
+        "--profile",
+        default="default",
+        choices=profiles,
+        help="the methods' defaults: default (chosen by the evidence in README) or paper (Score-CAM as "
+        "published: raw weights, zero baseline)",
+    )
+    p.add_argument("--save_raw", action="store_true", help="also store un-normalised maps and weights in the npz")
+    p.add_argument("--resume", action="store_true", help="keep samples whose outputs are complete")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of every method that draws random numbers and of the evaluation's random parts "
+        "(reference map, ROAD noise, sanity check)",
+    )
+    p.add_argument(
+        "--trust_checkpoint",
+        action="store_true",
+        help="allow full unpickling of the checkpoint (runs code from the file: only for files you trust)",
+    )
+    p.add_argument("--workers", type=int, default=2, help="processes drawing figures (0: draw in this process)")
     p.add_argument(
         "--shard",
         default=None,
@@ -213,6 +227,33 @@ def build_parser(method: str, prog: str | None = None) -> argparse.ArgumentParse
         "the ranks share the samples by themselves",
     )
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
+
+
+def build_parser(method: str, prog: str | None = None) -> argparse.ArgumentParser:
+    """The parser of both CLIs: seed 000's options with their names and defaults, the run's options, and a
+    flag per method option (generated from the methods' option dataclasses)."""
+    from .methods import methods
+
+    p = _Parser(prog=prog, description=DESCRIPTION[method], formatter_class=_Formatter)
+    _source_and_samples(p, method)
+    known = ", ".join(f"{n} ({i.label})" for n, i in methods().items())
+    p.add_argument(
+        "--methods",
+        type=_method_list,
+        default=None,
+        metavar="M1,M2",
+        help=f"methods to run, comma-separated, in the comparison figure's order: {known} "
+        f"(default: {method}; with --compare: {','.join(COMPARE)})",
+    )
+    p.add_argument(
+        "--compare",
+        action="store_true",
+        help="run Grad-CAM and Score-CAM (or --methods) and write one comparison figure per sample",
+    )
+    _model_and_data(p)
+    p.set_defaults(_method_options=method_option_flags(p))
+    _evaluation_options(p)
+    _run_controls(p)
     return p
 
 
@@ -266,14 +307,51 @@ def _terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def run_options(args: argparse.Namespace, method: str, argv: Sequence[str] | None) -> Any:
+    """The RunOptions of parsed arguments."""
+    from .pipeline import RunOptions
+
+    return RunOptions(
+        model_path=args.model_path,
+        methods=_methods(args, method),
+        output_dir=args.output_dir,
+        num_samples=args.num_samples,
+        split=args.split,
+        all=args.all,
+        encoder=args.encoder,
+        arch=args.arch,
+        img_size=tuple(args.img_size) if args.img_size else None,
+        config=args.config,
+        data_root=args.data_root,
+        classes=args.classes,
+        device=args.device,
+        method_options={k: getattr(args, k) for k in args._method_options if getattr(args, k) is not None},
+        profile=args.profile,
+        save_raw=args.save_raw,
+        resume=args.resume,
+        seed=args.seed,
+        trust_checkpoint=args.trust_checkpoint,
+        workers=args.workers,
+        progress=not args.no_progress,
+        evaluate=args.evaluate or bool(args.variants),
+        variants=tuple(args.variants or ()),
+        pairs=tuple(args.pairs or ()),
+        eval_steps=args.eval_steps,
+        road=not args.no_road,
+        sanity_samples=args.sanity_samples,
+        command=[sys.argv[0].split("/")[-1], *(argv if argv is not None else sys.argv[1:])],
+    )
+
+
 def main(method: str, argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     """Parse, run the shared pipeline, and turn any XAIError into one line on stderr and exit 2."""
     args = build_parser(method, prog).parse_args(argv)
     from .runtime import tune_cpu_allocator
 
     tune_cpu_allocator()
-    import torch
     from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from .batching import is_out_of_memory
 
     logger = configure_logging()
     try:
@@ -288,50 +366,18 @@ def main(method: str, argv: Sequence[str] | None = None, prog: str | None = None
                     Path(args.finalize),
                 )
                 return 0
-            from .pipeline import RunOptions, run
+            from .pipeline import run
             from .pipeline.distributed import parse_shard
 
             shard = parse_shard(args.shard) if args.shard else None
 
-            opts = RunOptions(
-                model_path=args.model_path,
-                methods=_methods(args, method),
-                output_dir=args.output_dir,
-                num_samples=args.num_samples,
-                split=args.split,
-                all=args.all,
-                batch_size=args.batch_size,
-                max_activation_maps=args.max_activation_maps,
-                encoder=args.encoder,
-                arch=args.arch,
-                img_size=tuple(args.img_size) if args.img_size else None,
-                config=args.config,
-                data_root=args.data_root,
-                classes=args.classes,
-                target_layer=args.target_layer,
-                device=args.device,
-                precision=args.precision,
-                region=args.region,
-                score=args.score,
-                baseline=args.baseline,
-                weights=args.weights,
-                channel_selection=args.channel_selection,
-                save_raw=args.save_raw,
-                resume=args.resume,
-                seed=args.seed,
-                trust_checkpoint=args.trust_checkpoint,
-                workers=args.workers,
-                progress=not args.no_progress,
-                evaluate=args.evaluate or bool(args.variants),
-                variants=tuple(args.variants or ()),
-                eval_steps=args.eval_steps,
-                road=not args.no_road,
-                sanity_samples=args.sanity_samples,
-                command=[sys.argv[0].split("/")[-1], *(argv if argv is not None else sys.argv[1:])],
-            )
+            opts = run_options(args, method, argv)
             run(opts, shard)
+    except OutOfMemory as exc:
+        print(f"error: {exc.cli_message()}", file=sys.stderr)
+        return 3
     except XAIError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc.cli_message()}", file=sys.stderr)
         return 2
     except Terminated:
         print("terminated (SIGTERM): completed samples are kept; rerun with --resume to continue", file=sys.stderr)
@@ -343,9 +389,11 @@ def main(method: str, argv: Sequence[str] | None = None, prog: str | None = None
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
-    except torch.OutOfMemoryError as exc:
+    except Exception as exc:
+        if not is_out_of_memory(exc):
+            raise
         print(
-            f"error: out of memory ({str(exc).splitlines()[0]}); lower --batch_size or --max_activation_maps",
+            f"error: out of memory ({first_line(exc, 200)}); lower --batch_size or --max_activation_maps",
             file=sys.stderr,
         )
         return 3

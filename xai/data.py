@@ -50,10 +50,22 @@ class Letterbox:
         pw = _round_up(max(rw, img_size[0]), multiple)
         return cls((h, w), (rh, rw), (ph, pw))
 
-    def crop(self, arr: np.ndarray) -> np.ndarray:
-        """Drop the padding of an array whose last two axes are the padded size."""
-        rh, rw = self.resized_hw
-        return arr[..., :rh, :rw]
+    def as_array(self) -> np.ndarray:
+        """The geometry as 6 integers (orig h, w, resized h, w, padded h, w), as stored in raw_maps/*.npz."""
+        return np.array([*self.orig_hw, *self.resized_hw, *self.padded_hw], dtype=np.int64)
+
+    @classmethod
+    def from_array(cls, values: Sequence[int]) -> Letterbox:
+        v = [int(x) for x in values]
+        if len(v) != 6:
+            raise XAIError(f"a letterbox geometry has 6 integers, got {len(v)}")
+        return cls((v[0], v[1]), (v[2], v[3]), (v[4], v[5]))
+
+    def valid(self) -> np.ndarray:
+        """padded_h×padded_w bool: the pixels that show the photograph (not padding)."""
+        mask = np.zeros(self.padded_hw, dtype=bool)
+        mask[: self.resized_hw[0], : self.resized_hw[1]] = True
+        return mask
 
     def to_original(self, arr: np.ndarray, nearest: bool = False) -> np.ndarray:
         """Crop the padding of a (padded_h, padded_w[, ch]) map and resize it to the photograph's size."""

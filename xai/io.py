@@ -10,7 +10,9 @@ other ranks or shards sharing the folder.
 from __future__ import annotations
 
 import contextlib
+import csv
 import errno
+import io
 import json
 import os
 import re
@@ -22,18 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from .errors import XAIError
+from .errors import DiskFullError
+
+__all__ = ["DiskFullError", "atomic_path", "remove_stale_parts", "write_csv", "write_json", "write_npz", "write_text"]
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 _HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
 _PART = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.[^.]+\.part(\.[A-Za-z0-9]+)?$")
-
-
-class DiskFullError(XAIError):
-    """The disk (or quota) is full: the run cannot go on writing (fatal: it stops a batch run)."""
-
-    fatal = True
 
 
 @contextlib.contextmanager
@@ -68,9 +66,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 def _disk_error(exc: OSError, path: Path) -> Exception:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return DiskFullError(
-            f"disk full while writing {path} ({os.strerror(exc.errno)}); free some space and rerun with --resume"
-        )
+        return DiskFullError(str(path), os.strerror(exc.errno))
     return exc
 
 
@@ -128,6 +124,17 @@ def write_text(path: str | Path, text: str) -> None:
 
 def write_json(path: str | Path, data: Any) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=False, default=_json_default, allow_nan=False) + "\n")
+
+
+def write_csv(path: str | Path, rows: list[dict[str, Any]], fields: list[str] | None = None) -> None:
+    """rows as CSV: the columns `fields`, or every key of the rows in the order they first appear; None is ''."""
+    columns = fields if fields is not None else list(dict.fromkeys(k for row in rows for k in row))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in columns})
+    write_text(path, buf.getvalue())
 
 
 def write_npz(path: str | Path, **arrays: Any) -> None:

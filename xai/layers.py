@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -13,8 +14,18 @@ from .errors import XAIError
 
 
 def default_target_layer(model: nn.Module) -> str:
-    """The encoder's deepest stage: `encoder.layer4` for ResNet/SE-ResNeXt encoders, else the last
-    child of the encoder that holds parameters."""
+    """The layer explained when none is named: the decoder's output for encoder-decoder models (smp's
+    `decoder`, what the evidence in README chose), else the encoder's deepest stage, else the last
+    convolution."""
+    decoder = getattr(model, "decoder", None)
+    if isinstance(decoder, nn.Module) and any(True for _ in decoder.parameters()):
+        return "decoder"
+    return deepest_encoder_stage(model)
+
+
+def deepest_encoder_stage(model: nn.Module) -> str:
+    """`encoder.layer4` for ResNet/SE-ResNeXt encoders, else the last child of the encoder that holds
+    parameters (not a pool or classifier), else the model's last convolution."""
     names = dict(model.named_modules())
     if "encoder.layer4" in names:
         return "encoder.layer4"
@@ -31,14 +42,24 @@ def default_target_layer(model: nn.Module) -> str:
             return f"encoder.{stages[-1]}"
     convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
     if not convs:
-        raise XAIError("the model has no convolution layer to explain; pass target_layer")
+        raise XAIError("the model has no convolution layer to explain; name a target layer")
     return convs[-1]
 
 
-def resolve_target_layer(model: nn.Module, name: str | None) -> tuple[str, nn.Module]:
-    """(name, module) for a dotted name; an unknown name is refused with the nearest valid names."""
-    if name in (None, "", "auto", "default"):
-        name = default_target_layer(model)
+def resolve_target_layer(model: nn.Module, layer: str | nn.Module | Sequence[Any] | None) -> tuple[str, nn.Module]:
+    """(name, module) of a target layer given by dotted name, as a module of the model, or as a list of
+    one of those (pytorch-grad-cam's `target_layers=[model.layer4]`); None, "" or "auto": the default.
+    An unknown name is refused with the nearest valid names."""
+    if isinstance(layer, (list, tuple)):
+        if len(layer) != 1:
+            raise XAIError(f"one target layer is explained at a time, got {len(layer)}")
+        layer = layer[0]
+    if isinstance(layer, nn.Module):
+        found = next((n for n, m in model.named_modules() if m is layer and n), None)
+        if found is None:
+            raise XAIError(f"the target layer ({type(layer).__name__}) is not a submodule of the model")
+        return found, layer
+    name = default_target_layer(model) if layer in (None, "", "auto", "default") else str(layer)
     modules = dict(model.named_modules())
     if name in modules and name != "":
         return name, modules[name]

@@ -8,6 +8,8 @@ import torch
 from torch import nn
 
 from .errors import XAIError
+from .layers import InputCapture
+from .targets import check_score, class_scores_map
 
 ARCHS = (
     "Unet",
@@ -113,3 +115,42 @@ def pick_device(name: str | None = None) -> torch.device:
     elif dev.type not in ("cpu", "cuda", "mps"):
         raise XAIError(f"unsupported device '{name}' (use cpu, cuda or cuda:N)")
     return dev
+
+
+def unwrap_output(output: Any) -> torch.Tensor:
+    """The segmentation output of a forward pass: the tensor itself, the first tensor of a tuple or
+    list (aux heads), or the "out" entry (else the first tensor) of a dict (torchvision's models)."""
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, dict):
+        output = [output["out"]] if "out" in output else list(output.values())
+    if isinstance(output, (tuple, list)):
+        for item in output:
+            if isinstance(item, torch.Tensor):
+                return item
+    raise XAIError(f"the model returned {type(output).__name__}, not a B×C×H×W tensor of class scores")
+
+
+class ScoredModel:
+    """A model and how its output becomes per-pixel class scores P (B×C×H×W, float32):
+
+        kind "prob":  softmax of the logits, or the model's own output when its head ends in an activation
+        kind "logit": the logits (read at the input of a final activation when the head has one)
+
+    `forward(x)` returns (output, P): the one place where a model's output is unwrapped and scored."""
+
+    def __init__(self, model: nn.Module, kind: str = "prob"):
+        check_score(kind)
+        self.model, self.kind = model, kind
+        self.head = final_activation(model)
+        self.probabilities = outputs_probabilities(model)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        tap = InputCapture(self.head) if self.kind == "logit" and self.head is not None else None
+        try:
+            output = unwrap_output(self.model(x))
+            scored = tap.value if tap is not None and tap.value is not None else output
+        finally:
+            if tap is not None:
+                tap.remove()
+        return output, class_scores_map(scored, self.kind, self.probabilities)

@@ -1,14 +1,16 @@
 """Regions and scores: what a class's score is, on which pixels.
 
-The score of class c on an output y is s_c(y) = Σ_{p ∈ R_c} P_c(y)_p, the pixel sum over the class's
-region R_c of the class-c probability P_c (softmax over classes for a logit model, the model's own
-output when its head already ends in an activation; or the logit with score="logit").
+The score of class c on an output y is s_c(y) = Σ_{p ∈ R_c} P_c(y)_p (RegionScore: the pixel sum, or
+the mean, over the class's region R_c) of the class-c probability P_c (softmax over classes for a logit
+model, the model's own output when its head already ends in an activation; or the logit with
+score="logit").
 Regions: pred (pixels predicted as c on the input), gt, tp, fp, fn, all (every pixel).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -16,6 +18,7 @@ from .errors import XAIError
 
 REGIONS = ("pred", "gt", "tp", "fp", "fn", "all")
 SCORES = ("prob", "logit")
+REDUCTIONS = ("sum", "mean")
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 Score = str | ScoreFn
 
@@ -65,22 +68,68 @@ def region_masks(
     return (is_gt & ~is_pred).float()  # fn
 
 
+def check_classes(classes: Sequence[int] | None, num_outputs: int) -> list[int]:
+    """The class indices asked for (None: every output), each checked against the model's output count."""
+    if classes is None:
+        return list(range(num_outputs))
+    ids = [int(c) for c in classes]
+    bad = [c for c in ids if not 0 <= c < num_outputs]
+    if bad or not ids:
+        raise XAIError(f"class index {bad or ids} out of range: the model has {num_outputs} output classes")
+    return ids
+
+
+@dataclass(frozen=True)
+class RegionScore:
+    """The score of class c on an output: P_c summed (reduction "sum") or averaged ("mean") over its region.
+
+        sum:  s_c = Σ_{p∈R_c} P_c,p        mean: s_c = (1/|R_c|) Σ_{p∈R_c} P_c,p   (0 for an empty R_c)
+
+    P is what `kind` names (xai.targets.class_scores_map): the class probability, or its logit. The
+    methods' papers sum; the faithfulness metrics average, so that numbers compare across classes."""
+
+    kind: str = "prob"
+    reduction: str = "sum"
+
+    def __post_init__(self) -> None:
+        check_score(self.kind)
+        if self.reduction not in REDUCTIONS:
+            raise XAIError(f"unknown score reduction '{self.reduction}': choose one of {', '.join(REDUCTIONS)}")
+
+    def weights(self, regions: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """The pixel weights of the score: R (sum) or R/|R| (mean), per image and class."""
+        w = regions.to(dtype)
+        if self.reduction == "mean":
+            w = w / w.flatten(-2).sum(-1).clamp_min(1)[..., None, None]
+        return w
+
+    def __call__(
+        self,
+        P: torch.Tensor,
+        regions: torch.Tensor,
+        classes: Sequence[int],
+        image_index: torch.Tensor | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> torch.Tensor:
+        """s (B×C'): the score of row b of P (B×C×H×W) on the regions of image n(b) = image_index[b]
+        (default b). regions: N×C'×H×W, or C'×H×W shared by every row. No B×C'×H×W copy of the regions
+        is made and nothing waits for the device (no host synchronisation)."""
+        classes = list(classes)
+        sel = (P if classes == list(range(P.shape[1])) else P[:, classes]).to(dtype)
+        w = self.weights(regions, dtype)
+        if w.dim() == 3:
+            return torch.einsum("bchw,chw->bc", sel, w)
+        if image_index is None:
+            return torch.einsum("bchw,bchw->bc", sel, w)
+        if w.shape[0] == 1:
+            return torch.einsum("bchw,chw->bc", sel, w[0])
+        every = torch.einsum("bchw,nchw->bnc", sel, w)  # N× the arithmetic, no gather of the regions
+        index = image_index.to(every.device).view(-1, 1, 1).expand(-1, 1, every.shape[2])
+        return every.gather(1, index).squeeze(1)
+
+
 def region_score(
     P: torch.Tensor, regions: torch.Tensor, classes: Sequence[int], image_index: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """s (B×C'): Σ_p R_{n(b),j,p} · P_{b,classes[j],p}, with n(b) = image_index[b] (default b).
-
-    Rows of one image share its regions by broadcasting: no B×C'×H×W copy of the regions is made.
-    """
-    classes = list(classes)
-    sel = P if classes == list(range(P.shape[1])) else P[:, classes]
-    if image_index is None:
-        return torch.einsum("bchw,bchw->bc", sel, regions)
-    first = int(image_index[0])
-    if bool((image_index == first).all()):
-        return torch.einsum("bchw,chw->bc", sel, regions[first])
-    out = sel.new_empty(sel.shape[0], sel.shape[1])
-    for n in image_index.unique().tolist():
-        rows = (image_index == n).nonzero().flatten()
-        out[rows] = torch.einsum("bchw,chw->bc", sel[rows], regions[n])
-    return out
+    """s (B×C'): Σ_p R_{n(b),j,p} · P_{b,classes[j],p} (RegionScore("prob", "sum") on given P)."""
+    return RegionScore()(P, regions, classes, image_index)

@@ -1,17 +1,16 @@
 """The evaluation report of a run: metrics.csv, metrics.json, report.md, report.html and its plots.
 
 Input: the evaluated sample records (xai.pipeline.records.SampleRecord with `metrics` rows, `curves`
-and `sanity`). Per class and variant every metric is summarised as its mean over samples with a 95%
-bootstrap interval and n (xai.evaluation.stats); Score-CAM − Grad-CAM is a paired difference per class
-over the samples that have both. Plots: mean deletion and insertion curves per class (a line per
-variant, both schedules), and the cascading-randomisation curve (mean Spearman per step).
+and `sanity`). Per class and variant every declared measure (xai.evaluation.measures) is summarised as
+its mean over samples with a 95% bootstrap interval and n (xai.evaluation.stats); each pair of variants
+the run asks for (default: the first variant against each other one) gets its paired difference per
+class over the samples that have both. Plots: mean deletion and insertion curves per class (a line per
+variant, both schedules), and the cascading-randomisation curve (mean Spearman per step). The pages
+come from the package's templates (xai.templating).
 """
 
 from __future__ import annotations
 
-import csv
-import html
-import io
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -20,25 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from ..io import atomic_path, write_json, write_text
+from ..io import atomic_path, write_csv, write_json, write_text
+from ..templating import render_template
+from .measures import Measure, measures
 from .stats import Estimate, bootstrap_mean, paired_difference
 
 FIELDS = ["sample", "image", "class", "method", "variant", "metric", "value", "reason"]
 REPORT_DIR = "report"
-# Metrics of the per-class tables, in order: (name, column title, better).
-TABLE = [
-    ("deletion_auc_linear", "Deletion AUC (linear)", "lower"),
-    ("deletion_auc_area", "Deletion AUC (area)", "lower"),
-    ("insertion_auc_linear", "Insertion AUC (linear)", "higher"),
-    ("insertion_auc_area", "Insertion AUC (area)", "higher"),
-    ("road_gap", "ROAD LeRF−MoRF", "higher"),
-    ("average_drop", "Avg Drop %", "lower"),
-    ("average_increase", "Avg Increase %", "higher"),
-    ("energy_pointing_game", "Energy pointing game", "higher"),
-    ("pointing_game", "Pointing game", "higher"),
-    ("rank_accuracy", "Rank accuracy", "higher"),
-    ("seconds", "Seconds / sample", "lower"),
-]
+REFERENCE = "reference"  # the method of the reference maps' rows
 CURVES = ("deletion", "insertion")
 SCHEDULES = ("linear", "area")
 
@@ -73,11 +61,16 @@ def summarise(
     }
 
 
-def _pair(variants: Sequence[str], methods: dict[str, str]) -> tuple[str, str] | None:
-    """The Score-CAM and Grad-CAM variants compared pairwise: the first of each."""
-    score = next((v for v in variants if methods.get(v) == "scorecam"), None)
-    grad = next((v for v in variants if methods.get(v) == "gradcam"), None)
-    return (score, grad) if score and grad else None
+def pairs(
+    variants: Sequence[str], methods: dict[str, str], asked: Iterable[Sequence[str]] = ()
+) -> list[tuple[str, str]]:
+    """The pairs (A, B) whose paired difference A − B the report shows: those asked for that the rows
+    have, or by default the first variant against each other one (references aside)."""
+    explained = [v for v in variants if methods.get(v) != REFERENCE]
+    wanted = [(str(a), str(b)) for a, b in asked]
+    if wanted:
+        return [(a, b) for a, b in wanted if a in variants and b in variants and a != b]
+    return [(explained[0], v) for v in explained[1:]]
 
 
 def _mean_curves(records: Iterable[Any]) -> dict[tuple[str, str, str], np.ndarray]:
@@ -213,16 +206,8 @@ def _colors(n: int) -> list[Any]:
     return [cmap(i % cmap.N) for i in range(n)]
 
 
-def _md_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
-def _html_table(header: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def _arrow(m: Measure) -> str:
+    return {"lower": " (↓)", "higher": " (↑)"}.get(m.better or "", "")
 
 
 def write_report(out: Path, records: list[Any], settings: dict[str, Any]) -> dict[str, Any] | None:
@@ -232,189 +217,138 @@ def write_report(out: Path, records: list[Any], settings: dict[str, Any]) -> dic
     if not evaluated:
         return None
     rows = long_rows(evaluated)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=FIELDS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in FIELDS})
-    write_text(out / "metrics.csv", buf.getvalue())
-
+    write_csv(out / "metrics.csv", rows, FIELDS)
     classes = list(dict.fromkeys(row["class"] for row in rows))
     variants = list(dict.fromkeys(row["variant"] for row in rows))
     methods = {row["variant"]: row["method"] for row in rows}
-    names = [m for m, _, _ in TABLE] + sorted({row["metric"] for row in rows} - {m for m, _, _ in TABLE})
+    declared = [m.name for m in measures(None)]
+    names = declared + sorted({row["metric"] for row in rows} - set(declared))
     summary = summarise(rows, classes, variants, names)
-    pair = _pair(variants, methods)
-    values = _values(rows)
-    paired = {}
-    if pair:
-        paired = {
-            c: {
-                m: paired_difference(values.get((c, pair[0], m), {}), values.get((c, pair[1], m), {}))
-                for m, _, _ in TABLE
-            }
-            for c in classes
-        }
+    compared = pairs(variants, methods, settings.get("pairs") or ())
+    paired = _paired(rows, classes, compared)
+    plots = {c: f"{REPORT_DIR}/curves_{c}.png" for c in classes}
     curves = _mean_curves(evaluated)
+    plots = {c: rel for c, rel in plots.items() if plot_curves(curves, c, variants, out / rel)}
     steps, sanity = _sanity(evaluated)
-    cost = evaluation_cost(evaluated)
-    plots: dict[str, str] = {}
-    for c in classes:
-        rel = f"{REPORT_DIR}/curves_{c}.png"
-        if plot_curves(curves, c, variants, out / rel):
-            plots[c] = rel
     sanity_plot = f"{REPORT_DIR}/sanity.png" if plot_sanity(steps, sanity, out / REPORT_DIR / "sanity.png") else None
-
+    cost = evaluation_cost(evaluated)
     write_json(
         out / "metrics.json",
         {
             "settings": settings,
             "classes": classes,
             "variants": {v: methods[v] for v in variants},
+            "measures": {m.name: {"title": m.title, "better": m.better, "table": m.table} for m in measures(None)},
             "summary": {
                 c: {v: {m: e.as_dict() for m, e in per.items() if e.n} for v, per in by_v.items()}
                 for c, by_v in summary.items()
             },
-            "paired_difference": {
-                "minuend": pair[0],
-                "subtrahend": pair[1],
-                "per_class": {c: {m: e.as_dict() for m, e in per.items() if e.n} for c, per in paired.items()},
-            }
-            if pair
-            else None,
+            "paired_differences": [
+                {
+                    "minuend": a,
+                    "subtrahend": b,
+                    "per_class": {c: {m: e.as_dict() for m, e in per.items() if e.n} for c, per in by_class.items()},
+                }
+                for (a, b), by_class in paired.items()
+            ],
             "sanity": {"steps": steps, "mean_spearman": {v: [float(x) for x in rho] for v, rho in sanity.items()}},
             "cost": cost,
             "rows": rows,
         },
     )
-    sections = _sections(
-        classes, variants, summary, paired, pair, plots, sanity_plot, steps, sanity, settings, len(evaluated), cost
-    )
-    write_text(out / "report.md", _markdown(sections))
-    write_text(out / "report.html", _html(sections))
-    return {"classes": classes, "variants": variants, "plots": plots, "sanity_plot": sanity_plot}
+    sections = _header(settings, len(evaluated))
+    for c in classes:
+        sections += _class_sections(c, variants, summary[c], {p: by[c] for p, by in paired.items()}, plots.get(c))
+    sections += _cost_sections(cost) + _sanity_sections(steps, sanity, sanity_plot)
+    title = str(sections[0][1])
+    write_text(out / "report.md", render_template("report.md.j2", sections=sections))
+    write_text(out / "report.html", render_template("report.html.j2", sections=sections, title=title))
+    return {"classes": classes, "variants": variants, "plots": plots, "sanity_plot": sanity_plot, "pairs": compared}
 
 
-def _sections(
-    classes: list[str],
-    variants: list[str],
-    summary: dict[str, Any],
-    paired: dict[str, Any],
-    pair: tuple[str, str] | None,
-    plots: dict[str, str],
-    sanity_plot: str | None,
-    steps: list[str],
-    sanity: dict[str, np.ndarray],
-    settings: dict[str, Any],
-    n: int,
-    cost: dict[str, Any] | None = None,
-) -> list[tuple[str, Any]]:
-    """The report as (kind, content) items, rendered to Markdown and HTML alike."""
-    s: list[tuple[str, Any]] = [("h1", f"Faithfulness of the explanations: {settings.get('model', '')}")]
-    s.append(
+def _paired(
+    rows: list[dict[str, Any]], classes: list[str], compared: list[tuple[str, str]]
+) -> dict[tuple[str, str], dict[str, dict[str, Estimate]]]:
+    """{(A, B): {class: {measure: paired difference A − B}}} over the ranked measures of the main table."""
+    values = _values(rows)
+    ranked = [m.name for m in measures("main") if m.better]
+    return {
+        (a, b): {
+            c: {m: paired_difference(values.get((c, a, m), {}), values.get((c, b, m), {})) for m in ranked}
+            for c in classes
+        }
+        for a, b in compared
+    }
+
+
+Section = tuple[str, Any]
+
+
+def _header(settings: dict[str, Any], n: int) -> list[Section]:
+    return [
+        ("h1", f"Faithfulness of the explanations: {settings.get('model', '')}"),
         (
             "p",
             f"{n} sample(s) of the {settings.get('split', '?')} split; region "
             f"'{settings.get('region', 'pred')}'. Every cell is the mean over samples with a 95% bootstrap "
             "interval [low, high] and the number of samples n where the value exists (a class absent from "
             "its region has none).",
-        )
-    )
-    s.append(("list", settings.get("notes", [])))
-    for c in classes:
-        s.append(("h2", f"Class {c}"))
-        columns = [(m, t, b) for m, t, b in TABLE if any(summary[c][v][m].n for v in variants)]
-        header = ["variant"] + [f"{t} ({'↓' if b == 'lower' else '↑'})" for _, t, b in columns]
-        rows = [[v] + [summary[c][v][m].text() for m, _, _ in columns] for v in variants]
-        s.append(("table", (header, rows)))
-        extra = sorted(m for m in summary[c][variants[0]] if m.startswith("pearson"))
-        fast = [[v, summary[c][v][m].text(4)] for v in variants for m in extra if summary[c][v][m].n]
+        ),
+        ("list", settings.get("notes", [])),
+    ]
+
+
+def _class_sections(
+    c: str,
+    variants: list[str],
+    summary: dict[str, dict[str, Estimate]],
+    paired: dict[tuple[str, str], dict[str, Estimate]],
+    plot: str | None,
+) -> list[Section]:
+    """One class: the main table (a row per variant), the fast variants' table, the paired differences."""
+    out: list[Section] = [("h2", f"Class {c}")]
+    columns = [m for m in measures("main") if any(summary[v][m.name].n for v in variants if m.name in summary[v])]
+    header = ["variant"] + [m.title + _arrow(m) for m in columns]
+    out.append(("table", (header, [[v] + [summary[v][m.name].text(m.digits) for m in columns] for v in variants])))
+    for m in measures("fast"):
+        fast = [[v, summary[v][m.name].text(m.digits)] for v in variants if summary[v].get(m.name, _NONE).n]
         if fast:
-            s.append(
-                (
-                    "p",
-                    "Fast variants: Pearson correlation of each map with full Score-CAM's (same settings, "
-                    "all channels).",
-                )
-            )
-            s.append(("table", (["variant", "Pearson r vs full"], fast)))
-        if pair and paired.get(c):
-            diff = [[t, paired[c][m].text()] for m, t, _ in TABLE if paired[c][m].n]
-            if diff:
-                s.append(("p", f"Paired difference {pair[0]} − {pair[1]} (per sample, then averaged):"))
-                s.append(("table", (["metric", "difference"], diff)))
-        if c in plots:
-            s.append(("img", (plots[c], f"Mean deletion and insertion curves, class {c}")))
-    if cost:
-        s.append(("h2", "Cost of the evaluation"))
-        per_pair = cost["forwards_per_map_and_class"]
-        s.append(
-            (
-                "p",
-                f"Mean over {cost['samples']} sample(s): {sum(cost['forwards_per_sample'].values()):.0f} forward "
-                f"passes and {cost['seconds_per_sample']:.1f} s per sample"
-                + (f", {per_pair:.1f} perturbed forwards per map and class" if per_pair is not None else "")
-                + " (the maps of --variants and the sanity check included in the seconds).",
-            )
-        )
-        s.append(
-            (
-                "table",
-                (["metric", "forwards per sample"], [[m, f"{v:.1f}"] for m, v in cost["forwards_per_sample"].items()]),
-            )
-        )
-    if sanity_plot:
-        s.append(("h2", "Sanity check: cascading randomisation"))
-        rows = [[v, *(f"{x:.3f}" for x in rho)] for v, rho in sanity.items()]
-        s.append(("table", (["variant", *steps], rows)))
-        s.append(("img", (sanity_plot, "Cascading randomisation")))
-    return s
+            out.append(("p", "Fast variants against the full variant of the same settings (all channels):"))
+            out.append(("table", (["variant", m.title], fast)))
+    titles = {m.name: m.title for m in measures("main")}
+    for (a, b), per in paired.items():
+        diff = [[titles[m], e.text()] for m, e in per.items() if e.n]
+        if diff:
+            out.append(("p", f"Paired difference {a} − {b} (per sample, then averaged):"))
+            out.append(("table", (["metric", "difference"], diff)))
+    if plot:
+        out.append(("img", (plot, f"Mean deletion and insertion curves, class {c}")))
+    return out
 
 
-def _markdown(sections: list[tuple[str, Any]]) -> str:
-    out = []
-    for kind, content in sections:
-        if kind == "h1":
-            out.append(f"# {content}\n")
-        elif kind == "h2":
-            out.append(f"## {content}\n")
-        elif kind == "p":
-            out.append(f"{content}\n")
-        elif kind == "list":
-            out.extend(f"- {item}" for item in content)
-            out.append("")
-        elif kind == "table":
-            out.append(_md_table(*content) + "\n")
-        elif kind == "img":
-            out.append(f"![{content[1]}]({content[0]})\n")
-    return "\n".join(out)
+_NONE = Estimate(math.nan, math.nan, math.nan, 0)
 
 
-_CSS = """body{font:14px/1.45 -apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:24px 32px;color:#1d1d1f}
-table{border-collapse:collapse;margin:8px 0 18px;font-size:12.5px}th,td{border:1px solid #d9d9de;padding:3px 8px;
-text-align:left;font-variant-numeric:tabular-nums}th{background:#f4f4f6}img{max-width:100%;border:1px solid #d9d9de}"""
-
-
-def _html(sections: list[tuple[str, Any]]) -> str:
-    body = []
-    title = "Faithfulness report"
-    for kind, content in sections:
-        if kind == "h1":
-            title = content
-            body.append(f"<h1>{html.escape(content)}</h1>")
-        elif kind == "h2":
-            body.append(f"<h2>{html.escape(content)}</h2>")
-        elif kind == "p":
-            body.append(f"<p>{html.escape(content)}</p>")
-        elif kind == "list":
-            body.append("<ul>" + "".join(f"<li>{html.escape(str(i))}</li>" for i in content) + "</ul>")
-        elif kind == "table":
-            body.append(_html_table(*content))
-        elif kind == "img":
-            src = html.escape(content[0], quote=True)
-            body.append(f'<p><a href="{src}"><img src="{src}" alt="{html.escape(content[1], quote=True)}"></a></p>')
-    return (
-        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-        f"<style>{_CSS}</style></head><body>\n" + "\n".join(body) + '\n<p><a href="index.html">gallery</a></p>'
-        "</body></html>\n"
+def _cost_sections(cost: dict[str, Any] | None) -> list[Section]:
+    if not cost:
+        return []
+    per_pair = cost["forwards_per_map_and_class"]
+    text = (
+        f"Mean over {cost['samples']} sample(s): {sum(cost['forwards_per_sample'].values()):.0f} forward "
+        f"passes and {cost['seconds_per_sample']:.1f} s per sample"
+        + (f", {per_pair:.1f} perturbed forwards per map and class" if per_pair is not None else "")
+        + " (the maps of the variants and the sanity check included in the seconds)."
     )
+    table = (["metric", "forwards per sample"], [[m, f"{v:.1f}"] for m, v in cost["forwards_per_sample"].items()])
+    return [("h2", "Cost of the evaluation"), ("p", text), ("table", table)]
+
+
+def _sanity_sections(steps: list[str], sanity: dict[str, np.ndarray], plot: str | None) -> list[Section]:
+    if not plot:
+        return []
+    rows = [[v, *(f"{x:.3f}" for x in rho)] for v, rho in sanity.items()]
+    return [
+        ("h2", "Sanity check: cascading randomisation"),
+        ("table", (["variant", *steps], rows)),
+        ("img", (plot, "Cascading randomisation")),
+    ]

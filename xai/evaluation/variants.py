@@ -5,61 +5,55 @@ Syntax: space-separated specs `method[:key=value[,key=value...]]`, for example
     scorecam:layer=encoder.layer4,baseline=zero scorecam:layer=decoder gradcam:layer=encoder.layer3
     scorecam:maps=100,select=random scorecam:maps=100,select=variance
 
-Keys: layer (target layer), baseline (zero|none), weights (raw|softmax|centred), maps (max_activation_maps: a
-number, or all), select (channel selection), score (prob|logit), precision, seed, batch (batch size).
-A key the method does not take is refused (Grad-CAM has no baseline). Keys left out take the run's
-options. A variant's label is its spec as written, normalised (`scorecam:layer=decoder`).
+A key is an option of the method's options dataclass, by its short key (layer, maps, select, batch,
+...) or its name (xai.options); its value is read as the option declares (a number, a choice, `all` or
+`none` for no limit). A key the method does not have is refused (Grad-CAM has no baseline). Keys left
+out take the run's options. A variant's label is its spec as written, normalised
+(`scorecam:layer=decoder`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import XAIError
 from ..methods import get_method
-
-KEYS = {
-    "layer": "target_layer",
-    "baseline": "baseline",
-    "weights": "weights",
-    "maps": "max_activation_maps",
-    "select": "channel_selection",
-    "score": "score",
-    "precision": "precision",
-    "seed": "seed",
-    "batch": "batch_size",
-}
-_INTS = {"max_activation_maps", "seed", "batch_size"}
-_FAST = ("max_activation_maps", "channel_selection", "seed")  # what makes a fast variant of a full one
+from ..options import Options
 
 
 @dataclass(frozen=True)
 class Variant:
     label: str
     method: str
-    overrides: tuple[tuple[str, Any], ...]  # (RunOptions field, value)
+    overrides: tuple[tuple[str, Any], ...]  # (option name, value)
 
-    def options(self, base: Any) -> Any:
-        """The run's options with this variant's overrides (a RunOptions-like dataclass)."""
-        return dataclasses.replace(base, **dict(self.overrides))
+    def options(self, base: Options) -> Options:
+        """The run's options of this method (`base`) with this variant's overrides."""
+        return base.replace(**dict(self.overrides))
+
+    @property
+    def _approximations(self) -> dict[str, bool]:
+        """{option name: whether None means "no limit"} of the method's approximation settings."""
+        options = get_method(self.method).options
+        return {s.name: s.nullable for s in options.specs() if s.approximates}
 
     @property
     def fast(self) -> bool:
-        return dict(self.overrides).get("max_activation_maps") is not None
+        """A fast approximation: it sets a limit among the approximation settings (maps=N)."""
+        limits = self._approximations
+        return any(v is not None and limits.get(k, False) for k, v in self.overrides)
 
     def full_key(self) -> tuple[str, tuple[tuple[str, Any], ...]]:
-        """What identifies the full counterpart of a fast variant: method and overrides without channel limits."""
-        return self.method, tuple(sorted((k, v) for k, v in self.overrides if k not in _FAST))
+        """What identifies the full counterpart of a fast variant: method and overrides without approximations."""
+        return self.method, tuple(sorted((k, v) for k, v in self.overrides if k not in self._approximations))
 
 
 def parse_variant(spec: str) -> Variant:
-    """One spec, checked against the registry and the method's constructor."""
+    """One spec, checked against the registry and the method's options."""
     method, _, rest = spec.strip().partition(":")
     info = get_method(method)
-    accepted = set(inspect.signature(info.cls.__init__).parameters)
+    options = info.options
     overrides: list[tuple[str, Any]] = []
     parts = []
     for item in filter(None, (p.strip() for p in rest.split(","))):
@@ -67,21 +61,14 @@ def parse_variant(spec: str) -> Variant:
         key, value = key.strip(), value.strip()
         if not eq or not value:
             raise XAIError(f"variant '{spec}': '{item}' is not key=value")
-        if key not in KEYS:
-            raise XAIError(f"variant '{spec}': unknown key '{key}'; known keys: {', '.join(KEYS)}")
-        field = KEYS[key]
-        if field not in accepted:
-            raise XAIError(f"variant '{spec}': {info.label} takes no '{key}'")
-        parsed: Any = value
-        if field in _INTS:
-            if field == "max_activation_maps" and value.lower() in ("all", "none"):
-                parsed = None
-            else:
-                try:
-                    parsed = int(value)
-                except ValueError:
-                    raise XAIError(f"variant '{spec}': {key} must be a whole number, got '{value}'") from None
-        overrides.append((field, parsed))
+        declared = options.spec(key)
+        if declared is None:
+            keys = ", ".join(s.key for s in options.specs() if s.name != "progress")
+            raise XAIError(f"variant '{spec}': {info.label} takes no '{key}'; its keys: {keys}")
+        try:
+            overrides.append((declared.name, declared.check(declared.parse(value))))
+        except XAIError as exc:
+            raise XAIError(f"variant '{spec}': {exc}") from None
         parts.append(f"{key}={value}")
     label = method + (":" + ",".join(parts) if parts else "")
     return Variant(label=label, method=method, overrides=tuple(overrides))

@@ -1,13 +1,20 @@
-"""CAM methods: one base class (xai.methods.base) and one small file per method, each registering
-itself (xai.methods.registry). `methods()` lists them; `get_method(name).cls` builds one."""
+"""Methods: one explain path (xai.methods.base.Explainer), the CAM family over it (xai.methods.cam), and
+one small file per method, each registering itself (xai.methods.registry). `methods()` lists them;
+`get_method(name).cls(model, options)` builds one."""
 
-from .base import BaseCAM, CAMOptions, CAMResult, Forward, GradientCAM
+from .base import Explainer, ExplainerOptions, Explanation, Forward
+from .cam import BaseCAM, CAMOptions, GradientCAM
 from .registry import MethodInfo, get_method, method_names, methods, register
+
+CAMResult = Explanation  # the name of earlier releases
 
 __all__ = [
     "BaseCAM",
     "CAMOptions",
     "CAMResult",
+    "Explainer",
+    "ExplainerOptions",
+    "Explanation",
     "Forward",
     "GradientCAM",
     "MethodInfo",

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import GradientCAM
+from .cam import GradientCAM
 from .registry import register
 
 

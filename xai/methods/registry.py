@@ -1,9 +1,9 @@
-"""The registry of CAM methods: name -> class, label, output folder.
+"""The registry of methods: name -> class, label, family, options, output folder.
 
 A method registers itself with the `register` decorator in its own module under xai/methods/; every
 module of that package is imported on first use of the registry, so adding a method is one new file.
-The CLIs (--methods), the pipeline (engines, figure folders, summary columns), the gallery and the
-reports read method names, labels and folders from here and nowhere else.
+The CLIs (--methods and the flags of its options), the pipeline (engines, figure folders, summary
+columns), --variants, the gallery and the reports read methods from here and nowhere else.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, TypeVar
 from ..errors import XAIError
 
 if TYPE_CHECKING:
-    from .base import BaseCAM
+    from ..options import Options
+    from .base import Explainer
 
 __all__ = ["MethodInfo", "get_method", "method_names", "methods", "register"]
 
@@ -25,22 +26,28 @@ __all__ = ["MethodInfo", "get_method", "method_names", "methods", "register"]
 @dataclass(frozen=True)
 class MethodInfo:
     """name: the key on the command line and in file names; label: what figures and reports print;
-    folder: where the method's heatmap figures go; uses_gradients: needs autograd (not inference mode)."""
+    folder: where the method's heatmap figures go; family: cam, perturbation, attribution, ...;
+    uses_gradients: needs autograd (not inference mode); options: its options dataclass."""
 
     name: str
-    cls: type[BaseCAM]
+    cls: type[Explainer]
     label: str
     folder: str
+    family: str
     uses_gradients: bool
+
+    @property
+    def options(self) -> type[Options]:
+        return self.cls.Options
 
 
 _REGISTRY: dict[str, MethodInfo] = {}
 _discovered = False
-C = TypeVar("C", bound="type[BaseCAM]")
+C = TypeVar("C", bound="type[Explainer]")
 
 
 def register(name: str, *, label: str, folder: str | None = None) -> Callable[[C], C]:
-    """Class decorator: make a BaseCAM subclass available as `name` (folder defaults to `<name>_maps`)."""
+    """Class decorator: make an Explainer subclass available as `name` (folder defaults to `<name>_maps`)."""
     if not name.isidentifier() or name != name.lower():
         raise ValueError(f"method name {name!r} must be a lower-case identifier (it is used in file names)")
 
@@ -49,7 +56,9 @@ def register(name: str, *, label: str, folder: str | None = None) -> Callable[[C
         if known is not None and known.cls.__qualname__ != cls.__qualname__:
             raise ValueError(f"method name {name!r} is already registered by {known.cls.__qualname__}")
         cls.name, cls.label = name, label
-        _REGISTRY[name] = MethodInfo(name, cls, label, folder or f"{name}_maps", bool(cls.uses_gradients))
+        _REGISTRY[name] = MethodInfo(
+            name, cls, label, folder or f"{name}_maps", str(cls.family), bool(cls.uses_gradients)
+        )
         return cls
 
     return decorate

@@ -5,20 +5,21 @@ s_c of class c (xai.targets):
 
     H_k  = minmax(Up(A_k))                       bilinear Up to H×W, scaled to [0,1] per channel
     w_kc = s_c(f(x ⊙ H_k)) − s_c(f(x_b))         x_b = 0 (baseline="none": no subtraction)
-    L_c  = ReLU(Σ_k w_kc A_k)                    (then Up and min-max, as every method: xai.methods.base)
+    L_c  = ReLU(Σ_k w_kc A_k)                    (then Up and min-max, as every CAM: xai.methods.cam)
 
 weights="softmax" replaces w_kc by a softmax over the kept channels (as pytorch-grad-cam and torch-cam
-do); weights="centred" by w_kc − mean_k' w_k'c over the kept channels, so that only channels that raise
+do); weights="centred" (the default, chosen by the evidence in README; the profile "paper" is raw
+weights with the zero baseline) by w_kc − mean_k' w_k'c over the kept channels, so that only channels that raise
 the class score more than the average channel does count. That removes the activation floor every
 channel shares (raw weights are nearly all positive, so raw Score-CAM spreads its energy over the whole
 photograph) and makes the baseline irrelevant (subtracting s_c(f(x_b)) shifts every w_kc alike).
 
 A channel with max == min gets w = 0 and costs no forward pass. max_activation_maps N keeps the N
 channels of largest spatial variance (Faster Score-CAM), of largest energy mean(A_k²), or a seeded random
-subset. memory_format "auto"
-runs the masked forwards in whichever layout (contiguous or channels_last) measured faster for this
-model, device and input size, once per process. One sweep (K forwards per image, in chunks of
-batch_size) scores every class at once; masked inputs exist only chunk by chunk.
+subset. memory_format "auto" runs the masked forwards in whichever layout (contiguous or
+channels_last) measured faster for this model, device and input size, once per process. One sweep
+(K forwards per image, in chunks of batch_size, halved on out-of-memory: xai.batching) scores every
+class at once; masked inputs exist only chunk by chunk, and nothing in the sweep waits for the device.
 
 On a CPU, call xai.runtime.tune_cpu_allocator() once at the start of the program (the CLIs do): glibc
 otherwise returns every freed feature map to the OS, and the masked forwards run up to 2x slower. The
@@ -27,91 +28,90 @@ library does not change the allocator of a host program by itself.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
-from torch import nn
 
+from ..batching import Batches
 from ..errors import XAIError
-from ..precision import autocast, prefers_channels_last, resolve_precision
-from ..targets import Score
-from .base import BaseCAM, CAMOptions, Forward, minmax_per_map, not_in_result, upsample
+from ..maps import minmax
+from ..options import option
+from ..precision import PRECISIONS, autocast, prefers_channels_last, resolve_precision
+from .base import Forward
+from .cam import BaseCAM, CAMOptions, upsample
 from .registry import register
 
-log = logging.getLogger(__name__)
 BASELINES = ("zero", "none")
-WEIGHTINGS = ("raw", "softmax", "centred")
+WEIGHTINGS = ("centred", "raw", "softmax")
 CHANNEL_SELECTIONS = ("variance", "random", "energy")
 MEMORY_FORMATS = ("auto", "contiguous", "channels_last")
 
 
 @dataclass(frozen=True)
 class ScoreCAMOptions(CAMOptions):
-    baseline: str = "zero"
-    weights: str = "raw"
-    max_activation_maps: int | None = None
-    channel_selection: str = "variance"
-    seed: int = 0
-    precision: str = "fp32"  # as resolved for the device ("auto" never appears here)
-    batch_size: int = not_in_result(32)
-    memory_format: str = not_in_result("auto")
+    baseline: str = option(
+        "zero",
+        "with raw or softmax weights: subtract the score of a zero image (zero: the dataset's mean colour) "
+        "or not (none); no effect with centred weights",
+        choices=BASELINES,
+    )
+    weights: str = option(
+        "centred",
+        "channel weights: centred (minus their mean over the channels; no baseline needed), raw (the paper's) "
+        "or softmax",
+        choices=WEIGHTINGS,
+    )
+    max_activation_maps: int | None = option(
+        None,
+        "keep only N activation maps, chosen by channel_selection (faster; all: no limit)",
+        key="maps",
+        minimum=1,
+        null_words=("all", "none"),
+        approximates=True,
+    )
+    channel_selection: str = option(
+        "variance",
+        "which channels max_activation_maps keeps: largest spatial variance (Faster Score-CAM), largest "
+        "energy mean(A²), or a seeded random subset",
+        choices=CHANNEL_SELECTIONS,
+        key="select",
+        approximates=True,
+    )
+    seed: int = option(0, "seed of the random channel selection", minimum=0, cli=False, approximates=True)
+    precision: str = option(
+        "auto",
+        "the masked forwards: fp32, bf16 or fp16; auto: bf16 where the hardware runs it natively (CUDA with "
+        "bf16, CPUs with AVX512-BF16/AMX), else fp32",
+        choices=PRECISIONS,
+    )
+    batch_size: int = option(
+        32, "images per forward pass (halved automatically on out-of-memory)", key="batch", minimum=1, result=False
+    )
+    memory_format: str = option(
+        "auto",
+        "layout of the masked forwards: the faster one measured (auto), contiguous or channels_last",
+        choices=MEMORY_FORMATS,
+        result=False,
+        cli=False,
+    )
+
+    PROFILES: ClassVar[dict[str, dict[str, Any]]] = {"paper": {"weights": "raw", "baseline": "zero"}}
 
 
 @register("scorecam", label="Score-CAM")
 class ScoreCAM(BaseCAM):
     """Score-CAM: channel weights measured by masked forward passes, no gradients."""
 
+    Options = ScoreCAMOptions
     options: ScoreCAMOptions
 
-    default_layer = "encoder.layer4"
-
-    def __init__(
-        self,
-        model: nn.Module,
-        target_layer: str | None = "encoder.layer4",
-        batch_size: int = 32,
-        max_activation_maps: int | None = None,
-        score: Score = "prob",
-        region: str = "pred",
-        baseline: str = "zero",
-        weights: str = "raw",
-        precision: str = "auto",
-        channel_selection: str = "variance",
-        seed: int = 0,
-        memory_format: str = "auto",
-        progress: bool = False,
-    ):
-        super().__init__(model, target_layer=target_layer, score=score, region=region)
-        if int(batch_size) < 1:
-            raise XAIError(f"batch_size must be at least 1, got {batch_size}")
-        if max_activation_maps is not None and int(max_activation_maps) < 1:
-            raise XAIError(f"max_activation_maps must be at least 1, got {max_activation_maps}")
-        for name, value, choices in (
-            ("baseline", baseline, BASELINES),
-            ("weights", weights, WEIGHTINGS),
-            ("channel_selection", channel_selection, CHANNEL_SELECTIONS),
-            ("memory_format", memory_format, MEMORY_FORMATS),
-        ):
-            if value not in choices:
-                raise XAIError(f"unknown {name} '{value}': choose one of {', '.join(choices)}")
-        self.options = ScoreCAMOptions(
-            target_layer=self.target_layer,
-            score=self._score_name(),
-            region=region,
-            baseline=baseline,
-            weights=weights,
-            max_activation_maps=None if max_activation_maps is None else int(max_activation_maps),
-            channel_selection=channel_selection,
-            seed=int(seed),
-            precision=resolve_precision(precision, self.device),
-            batch_size=int(batch_size),
-            memory_format=memory_format,
-        )
-        self.progress = progress
+    def configure(self, options: Any) -> Any:
+        options = super().configure(options)
+        options = options.replace(precision=resolve_precision(options.precision, self.device))
+        self.batches = Batches(options.batch_size, f"{self.label} sweep", "masked images", self.device)
         self._channels_last = False
-        self._batch: int | None = None  # lowered after an out-of-memory error, for the rest of the run
-        self._warned_memory = False
+        return options
 
     @property
     def precision(self) -> str:
@@ -128,6 +128,7 @@ class ScoreCAM(BaseCAM):
         return self._channels_last
 
     def weights(self, fwd: Forward) -> torch.Tensor:
+        assert fwd.activations is not None
         acts = fwd.activations.float()
         baseline = self._baseline_output(fwd)
         selected = self._select_channels(acts)
@@ -141,9 +142,10 @@ class ScoreCAM(BaseCAM):
             kept = selected.unsqueeze(-1).float()
             mean = (w * kept).sum(1, keepdim=True) / kept.sum(1, keepdim=True).clamp_min(1)
             w = (w - mean) * kept
+        kept_channels = selected.sum(1).tolist()
         fwd.stats.update(
-            forwards=int(selected.sum()),
-            kept_channels=selected.sum(1).tolist(),
+            forwards=int(sum(kept_channels)),
+            kept_channels=kept_channels,
             precision=self.precision,
             channels_last=self._channels_last,
         )
@@ -178,68 +180,45 @@ class ScoreCAM(BaseCAM):
     def _sweep(
         self, fwd: Forward, acts: torch.Tensor, selected: torch.Tensor, baseline: torch.Tensor | None
     ) -> torch.Tensor:
-        """w (N×K×C'): one masked forward per selected (image, channel), batch_size at a time (halved on
-        out-of-memory errors, CUDA's or the CPU's MemoryError, down to 1).
+        """w (N×K×C'): one masked forward per selected (image, channel), in chunks (xai.batching).
 
         With region scores, w = Σ_p R_p · (P_p(x ⊙ H_k) − P_p(x_b)): the baseline is subtracted pixel by
         pixel before the sum, which keeps w accurate when it is small beside s itself (fp32 sums of
         ~10⁵ probabilities carry absolute errors near 1e-3)."""
-        x, size, step = fwd.x, (int(fwd.x.shape[-2]), int(fwd.x.shape[-1])), self.options.batch_size
+        x, size = fwd.x, (int(fwd.x.shape[-2]), int(fwd.x.shape[-1]))
         weights = torch.zeros(*selected.shape, fwd.scores.shape[1], device=x.device)
-        base_scores = None
-        if baseline is not None and fwd.regions is None:
-            base_scores = self.region_scores(baseline, None, [])
+        base_scores = self.region_scores(baseline, None, []) if baseline is not None and fwd.regions is None else None
         pairs = selected.nonzero()
-        bar = None
-        if self.progress:
-            from tqdm.auto import tqdm
+        bar = _progress(self.options.progress, pairs.shape[0], f"{self.label} sweep")
 
-            bar = tqdm(total=pairs.shape[0], desc=f"{self.label} sweep", unit="map", leave=False)
-        channels_last = self._channels_last
-        start, step = 0, self._batch or step
+        def chunk(a: int, b: int) -> None:
+            img, ch = pairs[a:b].unbind(1)
+            masked = x[img] * minmax(upsample(acts[img, ch].unsqueeze(1), size))
+            if self._channels_last:
+                masked = masked.contiguous(memory_format=torch.channels_last)
+            with autocast(self.precision, x.device):
+                _, P = self.forward_scores(masked)
+            P = P.float()
+            if fwd.regions is None:
+                s = self.region_scores(P, None, [])
+                weights[img, ch] = s - base_scores if base_scores is not None else s
+            else:
+                delta = P - baseline if baseline is not None else P
+                weights[img, ch] = self.region_scores(delta, fwd.regions, fwd.classes, img)
+            if bar is not None:
+                bar.update(b - a)
+
         try:
-            while start < pairs.shape[0]:
-                img, ch = pairs[start : start + step].unbind(1)
-                try:
-                    masked = x[img] * minmax_per_map(upsample(acts[img, ch].unsqueeze(1), size))
-                    if channels_last:
-                        masked = masked.contiguous(memory_format=torch.channels_last)
-                    with autocast(self.precision, x.device):
-                        _, P = self.forward_scores(masked)
-                except (torch.OutOfMemoryError, MemoryError) as exc:
-                    step = self._halve(step, exc, x.device)
-                    continue
-                P = P.float()
-                if fwd.regions is None:
-                    s = self.region_scores(P, None, [])
-                    weights[img, ch] = s - base_scores if base_scores is not None else s
-                else:
-                    delta = P - baseline if baseline is not None else P
-                    weights[img, ch] = self.region_scores(delta, fwd.regions, fwd.classes, img)
-                start += img.shape[0]
-                if bar is not None:
-                    bar.update(img.shape[0])
+            self.batches.for_each(pairs.shape[0], chunk)
         finally:
             if bar is not None:
                 bar.close()
         return weights
 
-    def _halve(self, step: int, exc: BaseException, device: torch.device) -> int:
-        """Out of memory: retry the chunk at half the batch (kept for later samples), down to 1; say so once."""
-        if step == 1:
-            raise XAIError(
-                f"{self.label}: out of memory even with one masked image per forward pass "
-                f"({type(exc).__name__}); use a smaller --img_size or another device"
-            ) from None
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-        self._batch = step // 2
-        if not self._warned_memory:
-            log.warning(
-                "out of memory at %d masked images per forward pass: continuing with smaller batches "
-                "(set --batch_size %d to avoid the retries)",
-                step,
-                self._batch,
-            )
-            self._warned_memory = True
-        return self._batch
+
+def _progress(enabled: bool, total: int, desc: str) -> Any:
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="map", leave=False)

@@ -30,7 +30,6 @@ An empty region R_c gives NaN with the reason "class absent from its region".
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,10 +40,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import XAIError
+from ..batching import Batches
+from ..errors import XAIError, option
 from ..layers import model_device, preserved_state
-from ..modeling import outputs_probabilities as head_outputs_probabilities
-from ..targets import class_scores_map
+from ..modeling import ScoredModel
+from ..targets import RegionScore, check_classes
 from .imputation import noisy_linear_impute
 
 __all__ = [
@@ -63,7 +63,6 @@ __all__ = [
     "road",
 ]
 
-log = logging.getLogger(__name__)
 SCHEDULES = ("linear", "area")
 ABSENT = "class absent from its region"
 ZERO_SCORE = "the class's score on the unperturbed image is 0"
@@ -191,9 +190,10 @@ class Faithfulness:
         outputs_probabilities: bool | None = None,
         blur_kernel: int = 11,
         blur_sigma: float = 5.0,
+        batches: Batches | None = None,
     ):
         if int(batch_size) < 1:
-            raise XAIError(f"batch_size must be at least 1, got {batch_size}")
+            raise XAIError(f"{option('batch_size')} must be at least 1, got {batch_size}")
         self.model = model
         self.device = model_device(model)
         x = torch.as_tensor(x)
@@ -222,64 +222,40 @@ class Faithfulness:
             )
         self.regions = regions & self.valid
         self.area = [int(a) for a in self.regions.flatten(1).sum(1)]
-        self._weights = self.regions.double() / self.regions.flatten(1).sum(1).clamp_min(1).view(-1, 1, 1)
-        self.probabilities = (
-            head_outputs_probabilities(model) if outputs_probabilities is None else bool(outputs_probabilities)
+        self.scored = ScoredModel(model, "prob")
+        if outputs_probabilities is not None:
+            self.scored.probabilities = bool(outputs_probabilities)
+        self.score = RegionScore("prob", "mean")
+        self.batches = (
+            batches if batches is not None else Batches(batch_size, "evaluation", "perturbed images", self.device)
         )
-        self.batch_size = int(batch_size)
-        self._warned_memory = False
         self.blur_kernel, self.blur_sigma = int(blur_kernel), float(blur_sigma)
         self.forwards: dict[str, int] = {}
         self._shared: dict[str, torch.Tensor] = {}
         self._points: dict[tuple[str, str, int], tuple[torch.Tensor, dict[int, float]]] = {}
         self.y = self._shared_score("x")
 
+    @property
+    def batch_size(self) -> int:
+        """Perturbed images per forward pass (lowered for the rest of the run after an out-of-memory error)."""
+        return self.batches.size
+
     # ---- forwards ---------------------------------------------------------------------------------
 
     def _score(self, images: torch.Tensor) -> torch.Tensor:
-        """B×C' region means s_c of a batch of inputs."""
-        output = self.model(images)
-        if isinstance(output, (tuple, list)):
-            output = output[0]
-        if max(self.classes) >= output.shape[1] or min(self.classes) < 0:
-            raise XAIError(f"class index out of range: the model has {output.shape[1]} output classes")
-        P = class_scores_map(output, "prob", self.probabilities)[:, self.classes]
-        return torch.einsum("bchw,chw->bc", P.double(), self._weights)  # float64: sums of many pixels
+        """B×C' region means s_c of a batch of inputs (float64: sums of many pixels)."""
+        _, P = self.scored.forward(images)
+        check_classes(self.classes, P.shape[1])
+        return self.score(P, self.regions, self.classes, dtype=torch.float64)
 
     def _scores(self, metric: str, count: int, build: Callable[[int, int], torch.Tensor]) -> torch.Tensor:
-        """count×C' scores (CPU) of the inputs build(a, b) returns for [a, b), batch_size at a time; out of
-        memory (CUDA's, or the CPU's MemoryError), the batch is halved for the rest of the run, down to 1."""
-        chunks = []
+        """count×C' scores (CPU) of the inputs build(a, b) returns for [a, b), in chunks that halve on
+        out-of-memory (xai.batching); the scores stay on the device until the last chunk is done."""
+        chunks: list[torch.Tensor] = []
         with preserved_state(self.model), torch.inference_mode():
-            a = 0
-            while a < count:
-                b = min(count, a + self.batch_size)
-                try:
-                    chunks.append(self._score(build(a, b)).cpu())
-                except (torch.OutOfMemoryError, MemoryError) as exc:
-                    self._halve(exc, b - a)
-                    continue
-                a = b
+            self.batches.for_each(count, lambda a, b: chunks.append(self._score(build(a, b))))
         self.forwards[metric] = self.forwards.get(metric, 0) + count
-        return torch.cat(chunks) if chunks else torch.zeros(0, len(self.classes), dtype=torch.float64)
-
-    def _halve(self, exc: BaseException, failed: int) -> None:
-        """After `failed` images did not fit: half as many per forward from now on."""
-        if failed <= 1:
-            raise XAIError(
-                f"out of memory even with one perturbed image per forward pass ({type(exc).__name__}); "
-                "use a smaller --img_size or another device"
-            ) from None
-        if self.device.type == "cuda":
-            torch.cuda.empty_cache()
-        self.batch_size = failed // 2
-        if not self._warned_memory:
-            self._warned_memory = True
-            log.warning(
-                "evaluation: out of memory, continuing with %d perturbed images per forward pass, halved again if "
-                "needed (lower --batch_size to avoid the retries)",
-                self.batch_size,
-            )
+        return torch.cat(chunks).cpu() if chunks else torch.zeros(0, len(self.classes), dtype=torch.float64)
 
     def shared_image(self, name: str) -> torch.Tensor:
         """1×3×H×W: "x"; "blurred", insertion's start (blur on V, x on padding); "deleted" (V set to 0)."""

@@ -17,9 +17,9 @@ from torch import nn
 
 from ..errors import XAIError
 from ..layers import model_device, preserved_state
-from ..methods.base import minmax_per_map
-from ..modeling import outputs_probabilities as head_outputs_probabilities
-from ..targets import class_scores_map
+from ..maps import minmax
+from ..modeling import ScoredModel
+from ..targets import check_classes
 
 __all__ = ["probability_maps", "random_smooth_maps"]
 
@@ -37,7 +37,7 @@ def random_smooth_maps(
     g = torch.Generator().manual_seed(int(seed))
     low = torch.rand((n, 1, max(2, math.ceil(H / factor)), max(2, math.ceil(W / factor))), generator=g)
     up = F.interpolate(low, size=(H, W), mode="bilinear", align_corners=False)
-    return minmax_per_map(up).view(*lead, H, W).to(device or "cpu")
+    return minmax(up).view(*lead, H, W).to(device or "cpu")
 
 
 def probability_maps(
@@ -49,11 +49,9 @@ def probability_maps(
     x = x.unsqueeze(0) if x.dim() == 3 else x
     if x.dim() != 4 or x.shape[0] != 1:
         raise XAIError(f"probability maps take one image (1×C×H×W), got shape {tuple(x.shape)}")
-    probabilities = head_outputs_probabilities(model) if outputs_probabilities is None else bool(outputs_probabilities)
+    scored = ScoredModel(model, "prob")
+    if outputs_probabilities is not None:
+        scored.probabilities = bool(outputs_probabilities)
     with preserved_state(model), torch.inference_mode():
-        output = model(x.to(model_device(model), torch.float32))
-    output = output[0] if isinstance(output, (tuple, list)) else output
-    ids = [int(c) for c in classes]
-    if not ids or min(ids) < 0 or max(ids) >= output.shape[1]:
-        raise XAIError(f"class index {ids} out of range: the model has {output.shape[1]} output classes")
-    return class_scores_map(output, "prob", probabilities)[0, ids].clone()  # a normal tensor, not an inference one
+        _, P = scored.forward(x.to(model_device(model), torch.float32))
+    return P[0, check_classes(classes, P.shape[1])].clone()  # a normal tensor, not an inference one

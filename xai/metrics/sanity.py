@@ -22,7 +22,6 @@ asked for explicitly) gives ρ = 1.
 from __future__ import annotations
 
 import copy
-import inspect
 import math
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -32,22 +31,16 @@ from torch import nn
 
 from ..errors import XAIError
 from ..layers import model_device
-from ..methods.base import BaseCAM
+from ..methods.base import Explainer
 
 __all__ = ["cascading_randomisation", "randomisation_steps", "randomised_copies", "same_engine", "spearman"]
 
 IDENTITY = "none"
 
 
-def same_engine(engine: BaseCAM, model: nn.Module, **overrides: Any) -> BaseCAM:
-    """type(engine)(model, **options): the engine's options (engine.options.as_dict(), then overrides)
-    that its __init__ accepts; a callable score is passed on as the callable itself."""
-    cls = type(engine)
-    params = inspect.signature(cls.__init__).parameters
-    options = {**engine.options.as_dict(), **overrides}
-    if callable(engine.score) and "score" not in overrides:
-        options["score"] = engine.score
-    return cls(model, **{k: v for k, v in options.items() if k in params and k not in ("self", "model")})
+def same_engine(engine: Explainer, model: nn.Module, **overrides: Any) -> Explainer:
+    """The same method with the same options (then `overrides`) on another model."""
+    return type(engine)(model, engine.options.replace(**overrides))
 
 
 def _has_parameters(module: nn.Module) -> bool:
@@ -117,7 +110,7 @@ def randomised_copies(model: nn.Module, seed: int = 0) -> Iterator[tuple[str, nn
 
 
 def cascading_randomisation(
-    engine: BaseCAM,
+    engine: Explainer,
     x: torch.Tensor,
     classes: Sequence[int],
     valid: torch.Tensor,

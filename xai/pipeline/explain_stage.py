@@ -1,4 +1,4 @@
-"""The explain stage: per sample, every engine, the maps on the photograph, its files and its record."""
+"""The explain stage: per sample, every engine, the maps, the sample's files and its record."""
 
 from __future__ import annotations
 
@@ -13,12 +13,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import XAIError
-from ..io import DiskFullError, remove_stale_parts, write_npz
+from ..data import Letterbox
+from ..errors import XAIError, first_line
+from ..io import remove_stale_parts
+from ..mapfile import MapFile, write_maps
 from ..metrics import CLASS_METRICS, MAP_METRICS
 from ..runtime import children_leave_signals_to_this_process, leave_the_job_process_group
 from ..targets import region_masks
 from .layout import SampleFiles, sample_id
+from .outputs import SampleView
 from .records import DONE, SKIPPED, SampleRecord, read_record
 from .setup import Setup
 from .writer import FigureJob, FigureWriter
@@ -29,19 +32,28 @@ IGNORE = 255  # ground-truth value of padding pixels: in no class's region
 
 @dataclass
 class Explained:
-    """One sample's results on the original photograph (padding cropped): rgb, gt and pred (H×W ids),
-    and per method and explained class a map in [0,1] or None with the reason."""
+    """One sample's results. maps: per method the C'×H×W maps at the model's input resolution (the
+    engines' arrays, [0,1] on the photograph's pixels), empty: per method the classes whose region was
+    empty (their maps are zeros); rgb and gt on the photograph, pred (input resolution)."""
 
     index: int
     name: str
+    letterbox: Letterbox
     rgb: np.ndarray
     gt: np.ndarray
-    pred: np.ndarray
-    maps: dict[str, dict[int, np.ndarray | None]]
-    notes: dict[str, dict[int, str]]
+    gt_input: np.ndarray
+    pred_input: np.ndarray
+    classes: list[int]
+    maps: dict[str, np.ndarray]
+    empty: dict[str, list[bool]]
     seconds: dict[str, float]
     raw_extra: dict[str, np.ndarray] = field(default_factory=dict)
     evaluation: Any = None  # xai.evaluation.evaluate.SampleEvaluation with --evaluate
+
+    @property
+    def pred(self) -> np.ndarray:
+        """The prediction on the photograph."""
+        return self.letterbox.to_original(self.pred_input, nearest=True)
 
 
 @dataclass
@@ -56,89 +68,106 @@ class ExplainStats:
     evaluation_forwards: int = 0
 
 
-def _minmax(a: np.ndarray) -> np.ndarray:
-    lo, hi = float(a.min()), float(a.max())
-    return ((a - lo) / (hi - lo)).astype(np.float32) if hi > lo else np.zeros_like(a, dtype=np.float32)
-
-
 def explain_sample(item: dict[str, Any], setup: Setup) -> Explained:
-    """Run every engine on one preprocessed sample and map the results back onto the photograph.
-
-    Maps are scaled to [0, 1] on the photograph itself, after the padding is cropped."""
-    box = item["letterbox"]
+    """Run every engine on one preprocessed sample (and the evaluation with --evaluate)."""
+    box: Letterbox = item["letterbox"]
     x = item["image"].unsqueeze(0).to(setup.device)
-    valid = torch.zeros(box.padded_hw, dtype=torch.bool)
-    valid[: box.resized_hw[0], : box.resized_hw[1]] = True
+    valid = torch.from_numpy(box.valid())
     gt_padded = item["mask"].masked_fill(~valid, IGNORE).unsqueeze(0)  # padding belongs to no class
-    maps: dict[str, dict[int, np.ndarray | None]] = {}
-    notes: dict[str, dict[int, str]] = {}
+    maps: dict[str, np.ndarray] = {}
+    empty: dict[str, list[bool]] = {}
     seconds: dict[str, float] = {}
     raw_extra: dict[str, np.ndarray] = {}
-    pred_padded = None
     results = {}
     for method, engine in setup.engines.items():
         t0 = time.perf_counter()
         result = engine.explain(x, classes=setup.class_ids, gt=gt_padded, valid=valid.unsqueeze(0))
         seconds[method] = time.perf_counter() - t0
         results[method] = (result, seconds[method])
-        if pred_padded is None and result.prediction is not None:
-            pred_padded = result.prediction[0].cpu().numpy().astype(np.uint8)
-        maps[method], notes[method] = {}, {}
-        for j, c in enumerate(result.classes):
-            if bool(result.empty[0, j]):
-                maps[method][c] = None
-                notes[method][c] = (
-                    f"class '{setup.class_names[c]}' absent from its region ({result.region}): nothing to explain"
-                )
-            else:
-                maps[method][c] = _minmax(box.to_original(result.raw[0, j].cpu().numpy()))
+        maps[method] = result.maps[0].cpu().numpy()
+        empty[method] = [bool(e) for e in result.empty[0].cpu()]
         if setup.opts.save_raw:
             raw_extra[f"{method}_raw"] = result.raw[0].cpu().numpy().astype(np.float32)
-            raw_extra[f"{method}_weights"] = result.weights[0].cpu().numpy().astype(np.float32)
-    assert pred_padded is not None
+            for key, value in result.extra.items():
+                raw_extra[f"{method}_{key}"] = value[0].cpu().numpy().astype(np.float32)
+    first = next(iter(results.values()))[0]
+    assert first.prediction is not None
     evaluation = None
     if setup.evaluator is not None:
         evaluation = setup.evaluator.evaluate(item["index"], x, gt_padded.to(x.device), valid, results)
     return Explained(
         index=item["index"],
         name=item["name"],
+        letterbox=box,
         rgb=item["rgb"],
         gt=item["gt"],
-        pred=box.to_original(pred_padded, nearest=True),
+        gt_input=gt_padded[0].numpy().astype(np.uint8),
+        pred_input=first.prediction[0].cpu().numpy().astype(np.uint8),
+        classes=list(setup.class_ids),
         maps=maps,
-        notes=notes,
+        empty=empty,
         seconds=seconds,
         raw_extra=raw_extra,
         evaluation=evaluation,
     )
 
 
-def summary_rows(ex: Explained, setup: Setup) -> list[dict[str, Any]]:
+def sample_view(ex: Explained, setup: Setup) -> SampleView:
+    """What the figures of the sample show, on the photograph: each map mapped back through the letterbox."""
+    box, names = ex.letterbox, setup.class_names
+    pred = ex.pred
+    maps: dict[str, dict[int, np.ndarray | None]] = {}
+    notes: dict[str, dict[int, str]] = {}
+    for method, stack in ex.maps.items():
+        maps[method], notes[method] = {}, {}
+        for j, c in enumerate(ex.classes):
+            if ex.empty[method][j]:
+                maps[method][c] = None
+                notes[method][c] = f"class '{names[c]}' absent from its region ({setup.region}): nothing to explain"
+            else:
+                maps[method][c] = np.clip(box.to_original(stack[j]), 0.0, 1.0)
+    return SampleView(
+        name=ex.name,
+        rgb=ex.rgb,
+        gt=ex.gt,
+        pred=pred,
+        class_names=list(names),
+        colors=list(setup.colors),
+        classes=list(ex.classes),
+        region=setup.region,
+        labels={m: setup.label(m) for m in ex.maps},
+        maps=maps,
+        notes=notes,
+        regions={c: _explained_region(ex.gt, pred, c, setup) for c in ex.classes},
+    )
+
+
+def summary_rows(view: SampleView, ex: Explained, setup: Setup) -> list[dict[str, Any]]:
     """One row per explained class: the prediction's metrics, then each method's map metrics and seconds."""
     rows = []
     for c in setup.class_ids:
         row: dict[str, Any] = {"sample": sample_id(ex.index), "image": ex.name, "class": setup.class_names[c]}
         for class_metric in CLASS_METRICS:
-            row.update(class_metric(ex.gt, ex.pred, c))
-        for method in ex.maps:
+            row.update(class_metric(ex.gt, view.pred, c))
+        for method in view.maps:
             for map_metric in MAP_METRICS:
-                values = map_metric(ex.maps[method][c], ex.gt, ex.pred, c)
+                values = map_metric(view.maps[method][c], ex.gt, view.pred, c)
                 row.update({f"{method}_{k}": v for k, v in values.items()})
             row[f"{method}_seconds"] = ex.seconds[method]
         rows.append(row)
     return rows
 
 
-def _explained_region(ex: Explained, c: int, setup: Setup) -> np.ndarray | None:
+def _explained_region(gt: np.ndarray, pred: np.ndarray, c: int, setup: Setup) -> np.ndarray | None:
     """The pixels whose class-c score was explained, on the photograph (None for region 'all' or empty)."""
-    if setup.opts.region == "all":
+    if setup.region == "all":
         return None
     mask = (
         region_masks(
-            torch.from_numpy(ex.pred.astype(np.int64))[None],
-            torch.from_numpy(ex.gt.astype(np.int64))[None],
+            torch.from_numpy(pred.astype(np.int64))[None],
+            torch.from_numpy(gt.astype(np.int64))[None],
             [c],
-            setup.opts.region,
+            setup.region,
             len(setup.class_names),
         )[0, 0]
         .bool()
@@ -147,69 +176,42 @@ def _explained_region(ex: Explained, c: int, setup: Setup) -> np.ndarray | None:
     return mask if mask.any() else None
 
 
-def figure_jobs(ex: Explained, files: SampleFiles, setup: Setup) -> list[FigureJob]:
-    """Every figure of one sample, as jobs for the figure writer."""
-    out, names, colors, region = setup.layout.out, setup.class_names, setup.colors, setup.opts.region
+def figure_jobs(view: SampleView, files: SampleFiles, setup: Setup) -> list[FigureJob]:
+    """Every figure of one sample, one job per file, as the run's output kinds declare them."""
     jobs = []
-    for c in setup.class_ids:
-        cname = names[c]
-        jobs.append(
-            FigureJob(
-                "save_error_figure",
-                (out / files.figures["tpfpfn"][cname], ex.rgb, ex.gt, ex.pred, c, names, colors),
-                {"title": f"{ex.name}: {cname}"},
-            )
-        )
-        contour = _explained_region(ex, c, setup)
-        for method in ex.maps:
-            label = setup.label(method)
-            jobs.append(
-                FigureJob(
-                    "save_heatmap_figure",
-                    (out / files.figures[method][cname], ex.rgb, ex.maps[method][c], cname, label),
-                    {
-                        "note": ex.notes[method].get(c),
-                        "region_contour": contour,
-                        "title": f"{ex.name}: {label} of {cname} (region {region})",
-                    },
-                )
-            )
-    if files.comparison:
-        labels = {m: setup.label(m) for m in ex.maps}
-        method_maps = {labels[m]: [ex.maps[m].get(c) for c in range(len(names))] for m in ex.maps}
-        notes = {(labels[m], names[c]): text for m in ex.maps for c, text in ex.notes[m].items()}
-        jobs.append(
-            FigureJob(
-                "save_comparison_figure",
-                (out / files.comparison, ex.rgb, ex.gt, ex.pred, method_maps, names, colors),
-                {
-                    "classes_to_show": list(setup.class_ids),
-                    "notes": notes,
-                    "title": f"{ex.name}: {' vs '.join(labels.values())} (region {region})",
-                },
-            )
-        )
+    for kind in setup.layout.kinds:
+        if kind.per == "class":
+            for c in setup.class_ids:
+                args, kwargs = kind.arguments(view, c)
+                path = setup.layout.path(files.figures[kind.name][setup.class_names[c]])
+                jobs.append(FigureJob(kind.draw, path, args, kwargs))
+        else:
+            args, kwargs = kind.arguments(view, None)
+            jobs.append(FigureJob(kind.draw, setup.layout.path(files.sample_figures[kind.name]), args, kwargs))
     return jobs
 
 
 def write_raw(ex: Explained, files: SampleFiles, setup: Setup) -> None:
-    """raw_maps/sample{i}.npz: per method a C×H×W stack (zeros where a class was not explained), pred, gt."""
-    raw: dict[str, Any] = {
-        "classes": np.array(setup.class_names),
-        "class_ids": np.array(setup.class_ids),
-        "image_name": np.array(ex.name),
-        "region": np.array(setup.opts.region),
-        "pred": ex.pred.astype(np.uint8),
-        "gt": ex.gt.astype(np.uint8),
-    }
-    for method, per_class in ex.maps.items():
-        stack = np.zeros((len(setup.class_names), *ex.pred.shape), dtype=np.float32)
-        for c, cam in per_class.items():
-            if cam is not None:
-                stack[c] = cam
-        raw[method] = stack
-    raw.update(ex.raw_extra)
-    write_npz(setup.layout.path(files.raw), **raw)
+    """raw_maps/sample{i}.npz (xai.mapfile): per method a C×H×W stack at the input resolution."""
+    stacks = {}
+    for method, stack in ex.maps.items():
+        full = np.zeros((len(setup.class_names), *stack.shape[-2:]), dtype=np.float32)
+        full[ex.classes] = stack
+        stacks[method] = full
+    mapfile = MapFile(
+        maps=stacks,
+        pred=ex.pred,
+        gt=ex.gt,
+        pred_input=ex.pred_input,
+        gt_input=ex.gt_input,
+        letterbox=ex.letterbox,
+        class_names=list(setup.class_names),
+        class_ids=list(setup.class_ids),
+        image_name=ex.name,
+        region=setup.region,
+        extra=ex.raw_extra,
+    )
+    write_maps(setup.layout.path(files.raw), mapfile)
 
 
 def worker_identity() -> dict[str, Any]:
@@ -238,12 +240,6 @@ def complete(setup: Setup, index: int) -> bool:
     )
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    line = f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
-    return line if len(line) <= 300 else line[:297] + "..."
-
-
 def _identity(item: Any) -> Any:
     return item
 
@@ -270,87 +266,38 @@ def _loader(setup: Setup, indices: list[int]) -> Iterator[dict[str, Any]]:
         return iter(loader)
 
 
-def explain(setup: Setup, indices: list[int] | None = None) -> ExplainStats:
-    """The explain stage over `indices` (default: the run's samples); complete samples are kept with --resume."""
-    opts, layout = setup.opts, setup.layout
-    indices = setup.indices if indices is None else indices
+def _todo(setup: Setup, indices: list[int]) -> tuple[list[int], ExplainStats]:
+    """The samples to explain (complete ones are kept with resume), after preparing the output folder."""
     try:
-        layout.out.mkdir(parents=True, exist_ok=True)
+        setup.layout.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise XAIError(f"cannot create the output folder {layout.out}: {exc.strerror or exc}") from None
-    stale = remove_stale_parts(layout.out)
+        raise XAIError(f"cannot create the output folder {setup.layout.out}: {exc.strerror or exc}") from None
+    stale = remove_stale_parts(setup.layout.out)
     if stale:
         log.info("removed %d temporary file(s) left by an earlier run that was killed", stale)
-    todo = [i for i in indices if not (opts.resume and complete(setup, i))]
+    todo = [i for i in indices if not (setup.opts.resume and complete(setup, i))]
     stats = ExplainStats(requested=len(indices), resumed=len(indices) - len(todo))
     if stats.resumed:
         log.info("resume: %d sample(s) already complete, %d to do", stats.resumed, len(todo))
+    return todo, stats
+
+
+def explain(setup: Setup, indices: list[int] | None = None) -> ExplainStats:
+    """The explain stage over `indices` (default: the run's samples); complete samples are kept with resume."""
+    opts = setup.opts
+    todo, stats = _todo(setup, setup.indices if indices is None else indices)
     worker = worker_identity()
     from tqdm.auto import tqdm
 
     labels = "+".join(setup.label(m) for m in setup.engines)
     bar = tqdm(total=len(todo), desc=f"{labels} {opts.split}", unit="sample", disable=not opts.progress or not todo)
     writer = FigureWriter(opts.workers)
-    maps_per_sample = len(setup.class_ids) * len(setup.engines)
     interrupted: KeyboardInterrupt | None = None
     try:
         for item in _loader(setup, todo) if todo else []:
-            started = time.time()
-            files = layout.sample(item["index"])
-            if "error" in item:
-                _skip(setup, item["index"], item["name"], item["error"], worker, started, stats)
-                bar.update(1)
-                continue
-            t0 = time.perf_counter()
-            try:
-                ex = explain_sample(item, setup)
-            except (DiskFullError, KeyboardInterrupt):
-                raise
-            except Exception as exc:
-                _skip(
-                    setup,
-                    item["index"],
-                    item["name"],
-                    f"the model failed on this sample: {_first_line(exc)}",
-                    worker,
-                    started,
-                    stats,
-                )
-                bar.update(1)
-                continue
-            model_seconds = time.perf_counter() - t0
-            stats.model_seconds += model_seconds
-            write_raw(ex, files, setup)
-            record = SampleRecord(
-                id=sample_id(ex.index),
-                index=ex.index,
-                name=ex.name,
-                status=DONE,
-                run_key=setup.run_key,
-                run=setup.run_info,
-                rows=summary_rows(ex, setup),
-                figures=files.figures,
-                comparison=files.comparison,
-                raw=files.raw,
-                seconds={**ex.seconds, "model": model_seconds},
-                started=started,
-                worker=worker,
-            )
-            if ex.evaluation is not None:
-                record.metrics, record.curves, record.sanity, record.evaluation_cost = (
-                    ex.evaluation.rows,
-                    ex.evaluation.curves,
-                    ex.evaluation.sanity,
-                    ex.evaluation.cost(),
-                )
-            writer.submit(figure_jobs(ex, files, setup), _finisher(setup, record, files, stats))
+            _explain_one(item, setup, writer, worker, stats)
             bar.update(1)
-            done_maps = (bar.n - len(stats.skipped)) * maps_per_sample
-            postfix = {"maps/s": f"{done_maps / max(stats.model_seconds, 1e-9):.2f}"}
-            if ex.evaluation is not None:
-                stats.evaluation_forwards += sum(ex.evaluation.forwards.values())
-                postfix["fwd/s"] = f"{stats.evaluation_forwards / max(stats.model_seconds, 1e-9):.1f}"
-            bar.set_postfix(postfix)
+            bar.set_postfix(_throughput(setup, stats, bar.n))
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the sample in progress is dropped, those explained finish
         interrupted = exc
     except BaseException:
@@ -368,6 +315,61 @@ def explain(setup: Setup, indices: list[int] | None = None) -> ExplainStats:
     stats.render_seconds = writer.render_seconds
     stats.waiting_for_figures_seconds = writer.wait_seconds
     return stats
+
+
+def _throughput(setup: Setup, stats: ExplainStats, done: int) -> dict[str, str]:
+    maps = (done - len(stats.skipped)) * len(setup.class_ids) * len(setup.engines)
+    postfix = {"maps/s": f"{maps / max(stats.model_seconds, 1e-9):.2f}"}
+    if stats.evaluation_forwards:
+        postfix["fwd/s"] = f"{stats.evaluation_forwards / max(stats.model_seconds, 1e-9):.1f}"
+    return postfix
+
+
+def _explain_one(
+    item: dict[str, Any], setup: Setup, writer: FigureWriter, worker: dict[str, Any], stats: ExplainStats
+) -> None:
+    """One sample: its maps, raw maps file and figures; its record once the figures exist (or a skip)."""
+    started = time.time()
+    if "error" in item:
+        _skip(setup, item["index"], item["name"], item["error"], worker, started, stats)
+        return
+    t0 = time.perf_counter()
+    try:
+        ex = explain_sample(item, setup)
+    except XAIError as exc:
+        if exc.fatal:
+            raise
+        _skip(setup, item["index"], item["name"], f"the model failed on this sample: {exc}", worker, started, stats)
+        return
+    except Exception as exc:
+        reason = f"the model failed on this sample: {first_line(exc)}"
+        _skip(setup, item["index"], item["name"], reason, worker, started, stats)
+        return
+    model_seconds = time.perf_counter() - t0
+    stats.model_seconds += model_seconds
+    files = setup.layout.sample(item["index"])
+    write_raw(ex, files, setup)
+    view = sample_view(ex, setup)
+    record = SampleRecord(
+        id=sample_id(ex.index),
+        index=ex.index,
+        name=ex.name,
+        status=DONE,
+        run_key=setup.run_key,
+        run=setup.run_info,
+        rows=summary_rows(view, ex, setup),
+        figures=files.figures,
+        sample_figures=files.sample_figures,
+        raw=files.raw,
+        seconds={**ex.seconds, "model": model_seconds},
+        started=started,
+        worker=worker,
+    )
+    if ex.evaluation is not None:
+        record.metrics, record.curves, record.sanity = ex.evaluation.rows, ex.evaluation.curves, ex.evaluation.sanity
+        record.evaluation_cost = ex.evaluation.cost()
+        stats.evaluation_forwards += sum(ex.evaluation.forwards.values())
+    writer.submit(figure_jobs(view, files, setup), _finisher(setup, record, files, stats))
 
 
 def _finisher(setup: Setup, record: SampleRecord, files: SampleFiles, stats: ExplainStats):

@@ -6,19 +6,17 @@ Running it again on the same folder gives the same files, and it needs nothing b
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from ..errors import XAIError
-from ..io import write_json, write_text
-from .layout import ERROR_KIND
+from ..io import write_csv, write_json
+from .outputs import ERROR_KIND
 from .records import DONE, SKIPPED, SampleRecord, read_records
 
-ERROR_LABEL = "TP / FP / FN"
+ERROR_LABEL = "TP / FP / FN"  # the error maps' label for records of earlier releases (no "outputs")
 
 
 def summary_fields(rows: list[dict[str, Any]]) -> list[str]:
@@ -27,13 +25,7 @@ def summary_fields(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def write_summaries(out: Path, rows: list[dict[str, Any]]) -> None:
-    fields = summary_fields(rows)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in fields})
-    write_text(out / "summary.csv", buf.getvalue())
+    write_csv(out / "summary.csv", rows, summary_fields(rows))
     write_json(out / "summary.json", rows)
 
 
@@ -81,6 +73,75 @@ def _timing(done: list[SampleRecord]) -> dict[str, Any]:
     }
 
 
+def _report(out: Path, run: dict[str, Any], done: list[SampleRecord]) -> dict[str, Any] | None:
+    """The evaluation report of the records that carry metrics (None without any)."""
+    if not any(r.metrics for r in done):
+        return None
+    from ..evaluation.report import write_report
+
+    evaluation = run.get("evaluation") or {}
+    notes = [
+        f"model {Path(run['checkpoint']['path']).name} ({run['checkpoint'].get('arch')}/"
+        f"{run['checkpoint'].get('encoder')}), device {run.get('device')}",
+        *[f"reference '{k}': {v}" for k, v in (evaluation.get("references") or {}).items()],
+    ]
+    settings = {
+        "model": Path(run["checkpoint"]["path"]).name,
+        "split": run.get("split"),
+        "region": run.get("region"),
+        **(evaluation.get("settings") or {}),
+        "notes": notes,
+    }
+    return write_report(out, done, settings)
+
+
+def _gallery(out: Path, run: dict[str, Any], done: list[SampleRecord], report: Any) -> None:
+    from ..gallery import write_gallery
+
+    outputs = run.get("outputs") or [
+        {"name": ERROR_KIND, "label": ERROR_LABEL},
+        *({"name": m, "label": info["label"]} for m, info in run.get("methods", {}).items()),
+        {"name": "comparison", "label": "Comparison of methods"},
+    ]
+    samples = [
+        {
+            "id": r.id,
+            "name": r.name,
+            "figures": r.figures,
+            "sample_figures": r.sample_figures,
+            "metrics": {row["class"]: {"iou": row.get("iou"), "dice": row.get("dice")} for row in r.rows},
+        }
+        for r in done
+    ]
+    method_labels = [info["label"] for info in run.get("methods", {}).values()]
+    title = f"{' vs '.join(method_labels)}: {Path(run['checkpoint']['path']).name}, {run['split']} split"
+    links = [("Faithfulness report", "report.html"), ("metrics.csv", "metrics.csv")] if report else []
+    write_gallery(
+        out,
+        samples,
+        run.get("class_names", run.get("classes", [])),
+        title=title,
+        kind_labels={o["name"]: o["label"] for o in outputs},
+        links=links,
+    )
+
+
+_MANIFEST_KEYS = (
+    "command",
+    "versions",
+    "config",
+    "checkpoint",
+    "device",
+    "data_root",
+    "split",
+    "region",
+    "classes",
+    "methods",
+    "outputs",
+    "engines",
+)
+
+
 def finalize(out: str | Path) -> dict[str, Any]:
     """Write summary.csv, summary.json, manifest.json and index.html of a run folder; returns the manifest."""
     out = Path(out)
@@ -94,64 +155,11 @@ def finalize(out: str | Path) -> dict[str, Any]:
     keys = Counter(_key(r) for r in records)
     main_key = keys.most_common(1)[0][0]
     run = next(r.run for r in reversed(records) if _key(r) == main_key)
-    rows = [row for r in done for row in r.rows]
-    write_summaries(out, rows)
-
-    from ..gallery import write_gallery
-
-    report = None
-    if any(r.metrics for r in done):
-        from ..evaluation.report import write_report
-
-        evaluation = run.get("evaluation") or {}
-        notes = [
-            f"model {Path(run['checkpoint']['path']).name} ({run['checkpoint'].get('arch')}/"
-            f"{run['checkpoint'].get('encoder')}), device {run.get('device')}",
-            *[f"reference '{k}': {v}" for k, v in (evaluation.get("references") or {}).items()],
-        ]
-        settings = {
-            "model": Path(run["checkpoint"]["path"]).name,
-            "split": run.get("split"),
-            "region": run.get("region"),
-            **(evaluation.get("settings") or {}),
-            "notes": notes,
-        }
-        report = write_report(out, done, settings)
-
-    labels = {ERROR_KIND: ERROR_LABEL, **{m: info["label"] for m, info in run.get("methods", {}).items()}}
-    gallery = [
-        {
-            "id": r.id,
-            "name": r.name,
-            "figures": r.figures,
-            "comparison": r.comparison,
-            "metrics": {row["class"]: {"iou": row.get("iou"), "dice": row.get("dice")} for row in r.rows},
-        }
-        for r in done
-    ]
-    method_labels = [info["label"] for info in run.get("methods", {}).values()]
-    title = f"{' vs '.join(method_labels)}: {Path(run['checkpoint']['path']).name}, {run['split']} split"
-    links = [("Faithfulness report", "report.html"), ("metrics.csv", "metrics.csv")] if report else []
-    write_gallery(
-        out, gallery, run.get("class_names", run.get("classes", [])), title=title, kind_labels=labels, links=links
-    )
+    write_summaries(out, [row for r in done for row in r.rows])
+    report = _report(out, run, done)
+    _gallery(out, run, done, report)
     manifest = {
-        **{
-            k: run.get(k)
-            for k in (
-                "command",
-                "versions",
-                "config",
-                "checkpoint",
-                "device",
-                "data_root",
-                "split",
-                "region",
-                "classes",
-                "methods",
-                "engines",
-            )
-        },
+        **{k: run.get(k) for k in _MANIFEST_KEYS},
         "samples": {
             "explained": len(done),
             "skipped": [{"sample": r.id, "image": r.name, "error": r.error} for r in skipped],

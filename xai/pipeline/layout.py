@@ -1,11 +1,10 @@
-"""Where every output of a run goes, resolved once per run.
+"""Where every output of a run goes, resolved once per run from its output kinds (xai.pipeline.outputs).
 
-    tpfpfn_maps/sample{i}_tpfpfn_{class}.png        <folder>/sample{i}_{method}_{class}.png (per method)
-    comparison/sample{i}_comparison.png             (more than one method)
-    raw_maps/sample{i}.npz, samples/sample{i}.json  summary.csv, summary.json, manifest.json, index.html
+    <kind folder>/sample{i}_<kind>_{class}.png       per-class kinds (tpfpfn_maps/, scorecam_maps/, ...)
+    comparison/sample{i}_comparison.png              per-sample kinds (more than one method)
+    raw_maps/sample{i}.npz, samples/sample{i}.json   summary.csv, summary.json, manifest.json, index.html
 
-Method folders come from the registry (scorecam_maps, gradcam_maps, ...). Paths in records are
-relative to the output folder, so a run folder can be moved or merged.
+Paths in records are relative to the output folder, so a run folder can be moved or merged.
 """
 
 from __future__ import annotations
@@ -13,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-ERROR_KIND, ERROR_DIR = "tpfpfn", "tpfpfn_maps"
-COMPARE_DIR, RAW_DIR, SAMPLE_DIR = "comparison", "raw_maps", "samples"
+from .outputs import OutputKind
+
+RAW_DIR, SAMPLE_DIR = "raw_maps", "samples"
 
 
 def sample_id(index: int) -> str:
@@ -23,37 +23,34 @@ def sample_id(index: int) -> str:
 
 @dataclass(frozen=True)
 class SampleFiles:
-    """Relative paths of one sample's files. figures: {kind: {class name: path}}, kind = tpfpfn or a method."""
+    """Relative paths of one sample's files. figures: {kind: {class name: path}} of the per-class kinds;
+    sample_figures: {kind: path} of the per-sample kinds."""
 
     figures: dict[str, dict[str, str]]
-    comparison: str | None
+    sample_figures: dict[str, str]
     raw: str
     record: str
 
     def all(self) -> list[str]:
         files = [p for per_class in self.figures.values() for p in per_class.values()] + [self.raw, self.record]
-        return files + ([self.comparison] if self.comparison else [])
+        return files + list(self.sample_figures.values())
 
 
 @dataclass(frozen=True)
 class Layout:
-    """The output folder, the explained classes (names, in order) and the figure kinds of a run."""
+    """The output folder, the explained classes (names, in order) and the output kinds of a run."""
 
     out: Path
     class_names: tuple[str, ...]  # every class of the model, by output index
     class_ids: tuple[int, ...]  # the explained ones
-    method_folders: tuple[tuple[str, str], ...]  # (method name, folder), in run order
-    comparison: bool
+    kinds: tuple[OutputKind, ...]
 
     def sample(self, index: int) -> SampleFiles:
         sid = sample_id(index)
         names = [self.class_names[c] for c in self.class_ids]
-        figures = {ERROR_KIND: {n: f"{ERROR_DIR}/{sid}_{ERROR_KIND}_{n}.png" for n in names}}
-        for method, folder in self.method_folders:
-            figures[method] = {n: f"{folder}/{sid}_{method}_{n}.png" for n in names}
         return SampleFiles(
-            figures=figures,
-            comparison=f"{COMPARE_DIR}/{sid}_comparison.png" if self.comparison else None,
+            figures={k.name: {n: k.file(sid, n) for n in names} for k in self.kinds if k.per == "class"},
+            sample_figures={k.name: k.file(sid) for k in self.kinds if k.per == "sample"},
             raw=f"{RAW_DIR}/{sid}.npz",
             record=f"{SAMPLE_DIR}/{sid}.json",
         )

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
 class RunOptions:
-    """Every option of a run. `methods` are registry names (xai.methods); engine options that a
-    method's constructor does not take are ignored for it (Score-CAM's batch_size for Grad-CAM)."""
+    """Every option of a run. `methods` are registry names (xai.methods). `method_options` sets the
+    methods' own options by name (xai.options: batch_size, weights, target_layer, region, ...), for every
+    selected method that declares the name; a method's other options keep the values of its `profile`
+    ("default", or a named profile such as "paper"), and `target_layer` the config's."""
 
     model_path: str
     methods: tuple[str, ...] = ("scorecam",)
@@ -18,30 +21,24 @@ class RunOptions:
     num_samples: int = 5
     split: str = "test"
     all: bool = False
-    batch_size: int = 32
-    max_activation_maps: int | None = None
     encoder: str | None = None
     arch: str | None = None
     img_size: tuple[int, int] | None = None
     config: str | None = None
     data_root: str | None = None
     classes: Sequence[str] | None = None
-    target_layer: str | None = None
     device: str | None = None
-    precision: str = "auto"
-    region: str = "pred"
-    score: str = "prob"
-    baseline: str = "zero"
-    weights: str = "centred"
-    channel_selection: str = "variance"
+    method_options: Mapping[str, Any] = field(default_factory=dict)
+    profile: str = "default"
     save_raw: bool = False
     resume: bool = False
-    seed: int = 0
+    seed: int = 0  # seeds every method that draws random numbers, and the evaluation
     trust_checkpoint: bool = False
     workers: int = 2
     progress: bool = True
     evaluate: bool = False
     variants: tuple[str, ...] = ()  # xai.evaluation.variants specs, evaluated beside `methods`
+    pairs: tuple[str, ...] = ()  # "A@B": paired differences A − B in the report (default: first vs each other)
     eval_steps: int = 50
     road: bool = True  # ROAD in --evaluate (its imputation is the costliest part on a CPU)
     sanity_samples: int = 2
@@ -51,3 +48,13 @@ class RunOptions:
     def comparison(self) -> bool:
         """A comparison figure per sample whenever more than one method runs."""
         return len(self.methods) > 1
+
+    @property
+    def region(self) -> str:
+        """The region every method explains (the methods' option, "pred" unless set)."""
+        return str(self.method_options.get("region") or "pred")
+
+    @property
+    def batch_size(self) -> int:
+        """Images per forward pass of the evaluation: the methods' batch_size when set, else 32."""
+        return int(self.method_options.get("batch_size") or 32)

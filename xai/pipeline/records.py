@@ -28,8 +28,8 @@ class SampleRecord:
     run_key: dict[str, Any]
     run: dict[str, Any]
     rows: list[dict[str, Any]] = field(default_factory=list)  # per explained class: the summary row
-    figures: dict[str, dict[str, str]] = field(default_factory=dict)  # kind -> class -> relative path
-    comparison: str | None = None
+    figures: dict[str, dict[str, str]] = field(default_factory=dict)  # per-class kind -> class -> relative path
+    sample_figures: dict[str, str] = field(default_factory=dict)  # per-sample kind -> relative path
     raw: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)  # per method, "model" and "render"
     started: float = 0.0  # epoch seconds
@@ -47,7 +47,10 @@ class SampleRecord:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SampleRecord:
         known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        values = {k: v for k, v in data.items() if k in known}
+        if data.get("comparison") and "sample_figures" not in data:  # records of earlier releases
+            values["sample_figures"] = {"comparison": data["comparison"]}
+        return cls(**values)
 
     def save(self, path: Path) -> None:
         write_json(path, self.to_json())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import platform
@@ -17,14 +16,17 @@ from .. import __version__
 from ..checkpoint import LoadedModel, load_model
 from ..config import Config, load_config
 from ..data import SegmentationDataset, encoder_normalization, read_split
-from ..errors import XAIError
-from ..methods import BaseCAM, get_method
+from ..errors import XAIError, option
+from ..methods import Explainer, get_method, methods
 from ..modeling import pick_device
+from ..options import Options
 from .layout import Layout
 from .options import RunOptions
+from .outputs import output_kinds
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 GREY = (128, 128, 128)
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -38,7 +40,7 @@ class Setup:
     class_names: list[str]
     class_ids: list[int]
     colors: list[tuple[int, int, int]]
-    engines: dict[str, BaseCAM]
+    engines: dict[str, Explainer]
     layout: Layout
     run_info: dict[str, Any]
     run_key: dict[str, Any]
@@ -49,11 +51,12 @@ class Setup:
     def model(self) -> torch.nn.Module:
         return self.loaded.model
 
+    @property
+    def region(self) -> str:
+        return self.opts.region
+
     def label(self, method: str) -> str:
         return get_method(method).label
-
-
-log = logging.getLogger(__name__)
 
 
 def _data_root(opts: RunOptions, cfg: Config) -> Path:
@@ -73,21 +76,42 @@ def _data_root(opts: RunOptions, cfg: Config) -> Path:
         return fallback
     tried = f"{root}" + (f" nor {fallback}" if fallback is not None else "")
     raise XAIError(
-        f"data root not found: neither --data_root nor the config's {tried} exists in {Path.cwd()} "
-        "(pass --data_root, or make a synthetic dataset: seedling-xai synth --out data/demo)"
+        f"data root not found: neither {option('data_root')} nor the config's {tried} exists in {Path.cwd()} "
+        "(make a synthetic dataset: seedling-xai synth --out data/demo)"
     )
 
 
-def build_engine(method: str, model: torch.nn.Module, opts: RunOptions, target_layer: str | None) -> BaseCAM:
-    """The method's engine with the options its constructor takes (looked up by parameter name)."""
-    cls = get_method(method).cls
-    params = inspect.signature(cls.__init__).parameters
-    kwargs = {
-        name: getattr(opts, name)
-        for name in params
-        if name not in ("self", "model", "target_layer", "progress") and hasattr(opts, name)
-    }
-    return cls(model, target_layer=target_layer, **kwargs)
+def method_options(method: str, opts: RunOptions, cfg: Config | None = None) -> Options:
+    """The options of `method` in this run: its profile, the config's target layer, the run's seed, then
+    the run's method_options that the method declares."""
+    declared = get_method(method).options
+    names = set(declared.names())
+    values: dict[str, Any] = {}
+    if cfg is not None and cfg.target_layer and "target_layer" in names:
+        values["target_layer"] = cfg.target_layer
+    if "seed" in names:
+        values["seed"] = opts.seed
+    values.update({k: v for k, v in opts.method_options.items() if k in names and v is not None})
+    base = declared.profile(opts.profile) if opts.profile in declared.PROFILES else declared()
+    return base.replace(**values)
+
+
+def build_engine(method: str, model: torch.nn.Module, options: Options) -> Explainer:
+    """The method's engine with its options (xai.options): `Method(model, options)`."""
+    return get_method(method).cls(model, options)  # type: ignore[arg-type]  # the method's own Options class
+
+
+def _check_run_options(opts: RunOptions, variants: list[str]) -> None:
+    """Profiles, and method options that no method of the run declares (said once, then ignored)."""
+    profiles = {"default"} | {p for info in methods().values() for p in info.options.PROFILES}
+    if opts.profile not in profiles:
+        raise XAIError(f"unknown {option('profile')} '{opts.profile}': choose one of {', '.join(sorted(profiles))}")
+    used = {n for m in [*opts.methods, *variants] for n in get_method(m).options.names()}
+    if opts.evaluate or opts.variants:
+        used.add("batch_size")  # the evaluation's forwards
+    unused = [k for k, v in opts.method_options.items() if v is not None and k not in used]
+    if unused:
+        log.warning("note: %s: not an option of %s, so it has no effect", ", ".join(unused), ", ".join(opts.methods))
 
 
 def _versions() -> dict[str, str]:
@@ -107,16 +131,9 @@ def _versions() -> dict[str, str]:
     }
 
 
-def prepare(opts: RunOptions) -> Setup:
-    """Resolve config, model, data and engines; every problem surfaces here as one XAIError line."""
+def _model(opts: RunOptions, cfg: Config, device: torch.device) -> LoadedModel:
     if not Path(opts.model_path).exists():
         raise XAIError(f"model file not found: {opts.model_path}")
-    if not opts.methods:
-        raise XAIError("no method to run: name at least one with --methods")
-    for m in opts.methods:
-        get_method(m)
-    cfg = load_config(opts.config)
-    device = pick_device(opts.device)
     loaded = load_model(
         opts.model_path,
         arch=opts.arch or cfg.arch,
@@ -126,25 +143,38 @@ def prepare(opts: RunOptions) -> Setup:
     )
     if opts.encoder and loaded.kind == "project" and loaded.encoder and opts.encoder != loaded.encoder:
         raise XAIError(
-            f"{opts.model_path} was trained with encoder {loaded.encoder}, but --encoder {opts.encoder} was given"
+            f"{opts.model_path} was trained with encoder {loaded.encoder}, but {option('encoder')} "
+            f"{opts.encoder} was given"
         )
-    class_names = list(loaded.classes) if loaded.classes else list(cfg.classes)
-    unsafe = [c for c in class_names if not SAFE_NAME.match(str(c))]
+    loaded.model.to(device).eval()
+    return loaded
+
+
+def _class_names(loaded: LoadedModel, cfg: Config, asked: Any) -> tuple[list[str], list[int]]:
+    names = list(loaded.classes) if loaded.classes else list(cfg.classes)
+    unsafe = [c for c in names if not SAFE_NAME.match(str(c))]
     if unsafe:
         raise XAIError(
             f"class name(s) {', '.join(map(repr, unsafe))} cannot be used in file names "
             "(letters, digits, '_', '-', '.' only)"
         )
+    if not asked:
+        return names, list(range(len(names)))
+    unknown = [c for c in asked if c not in names]
+    if unknown:
+        raise XAIError(f"unknown class(es) {', '.join(unknown)}; the model's classes are {', '.join(names)}")
+    return names, [names.index(c) for c in asked]
+
+
+def _dataset(opts: RunOptions, cfg: Config, loaded: LoadedModel) -> tuple[SegmentationDataset, list[int], Path]:
     img_size = tuple(opts.img_size) if opts.img_size else tuple(loaded.img_size or cfg.img_size)
     if len(img_size) != 2 or not all(isinstance(v, int) and v > 0 for v in img_size):
-        raise XAIError(f"image size must be two positive integers (width height), got {list(img_size)}")
+        raise XAIError(f"{option('img_size')} must be two positive integers (width height), got {list(img_size)}")
     mean, std = (
         (loaded.mean, loaded.std)
         if loaded.mean and loaded.std
         else encoder_normalization(loaded.encoder or cfg.encoder)
     )
-    loaded.model.to(device).eval()
-
     root = _data_root(opts, cfg)
     names = read_split(root, opts.split, cfg.split_file)
     dataset = SegmentationDataset(
@@ -159,38 +189,40 @@ def prepare(opts: RunOptions) -> Setup:
         skip_errors=True,
     )
     if not opts.all and opts.num_samples < 1:
-        raise XAIError(f"--num_samples must be at least 1, got {opts.num_samples}")
+        raise XAIError(f"{option('num_samples')} must be at least 1, got {opts.num_samples}")
     indices = list(range(len(names))) if opts.all else list(range(min(opts.num_samples, len(names))))
+    return dataset, indices, root
 
-    if opts.classes:
-        unknown = [c for c in opts.classes if c not in class_names]
-        if unknown:
-            raise XAIError(f"unknown class(es) {', '.join(unknown)}; the model's classes are {', '.join(class_names)}")
-        class_ids = [class_names.index(c) for c in opts.classes]
-    else:
-        class_ids = list(range(len(class_names)))
+
+def prepare(opts: RunOptions) -> Setup:
+    """Resolve config, model, data and engines; every problem surfaces here as one XAIError line."""
+    if not opts.methods:
+        raise XAIError(f"no method to run: name at least one in {option('methods')}")
+    for m in opts.methods:
+        get_method(m)
+    cfg = load_config(opts.config)
+    device = pick_device(opts.device)
+    loaded = _model(opts, cfg, device)
+    class_names, class_ids = _class_names(loaded, cfg, opts.classes)
+    dataset, indices, root = _dataset(opts, cfg, loaded)
     palette = cfg.class_colors()
     colors = [palette[i] if i < len(palette) else GREY for i in range(len(class_names))]
-
-    target_layer = opts.target_layer or cfg.target_layer
-    engines = {m: build_engine(m, loaded.model, opts, target_layer) for m in opts.methods}
-    layout = Layout(
-        out=Path(opts.output_dir),
-        class_names=tuple(class_names),
-        class_ids=tuple(class_ids),
-        method_folders=tuple((m, get_method(m).folder) for m in opts.methods),
-        comparison=opts.comparison,
-    )
+    engines = {m: build_engine(m, loaded.model, method_options(m, opts, cfg)) for m in opts.methods}
+    kinds = output_kinds([(m, get_method(m).label, get_method(m).folder) for m in opts.methods], opts.comparison)
+    layout = Layout(Path(opts.output_dir), tuple(class_names), tuple(class_ids), tuple(kinds))
     evaluator, evaluation, evaluation_key = None, None, None
     if opts.evaluate or opts.variants:
+        std = dataset.std
         evaluator, evaluation, evaluation_key = _evaluator(
-            opts, loaded.model, engines, class_ids, class_names, target_layer, road_noise=0.01 / (sum(std) / len(std))
+            opts, cfg, loaded.model, engines, class_ids, class_names, road_noise=0.01 / (sum(std) / len(std))
         )
-    engine_options = {m: e.options.as_dict() for m, e in engines.items()}
+    else:
+        _check_run_options(opts, [])
+    explained = [class_names[c] for c in class_ids]
     run_key = {
         "checkpoint": loaded.sha256,
-        "classes": [class_names[c] for c in class_ids],
-        "img_size": list(img_size),
+        "classes": explained,
+        "img_size": list(dataset.img_size),
         "methods": list(opts.methods),
         "engines": {m: e.options.result_key() for m, e in engines.items()},
         "evaluation": evaluation_key,
@@ -213,11 +245,12 @@ def prepare(opts: RunOptions) -> Setup:
         "split": opts.split,
         "region": opts.region,
         "save_raw": opts.save_raw,
-        "classes": [class_names[c] for c in class_ids],
+        "classes": explained,
         "class_names": class_names,
         "colors": [list(c) for c in colors],
         "methods": {m: {"label": get_method(m).label, "folder": get_method(m).folder} for m in opts.methods},
-        "engines": engine_options,
+        "outputs": [k.describe() for k in kinds],
+        "engines": {m: e.options.describe() for m, e in engines.items()},
         "evaluation": evaluation,
     }
     return Setup(
@@ -239,13 +272,26 @@ def prepare(opts: RunOptions) -> Setup:
     )
 
 
+def _pairs(asked: tuple[str, ...], labels: list[str]) -> tuple[tuple[str, str], ...]:
+    out = []
+    for text in asked:
+        a, sep, b = text.partition("@")
+        if not sep or a not in labels or b not in labels or a == b:
+            raise XAIError(
+                f"{option('pairs')} wants A@B with two different evaluated variants, got '{text}'; "
+                f"the variants: {', '.join(labels)}"
+            )
+        out.append((a, b))
+    return tuple(out)
+
+
 def _evaluator(
     opts: RunOptions,
+    cfg: Config,
     model: torch.nn.Module,
-    engines: dict[str, BaseCAM],
+    engines: dict[str, Explainer],
     class_ids: list[int],
     class_names: list[str],
-    target_layer: str | None,
     road_noise: float,
 ) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     """The evaluator of --evaluate: the run's methods and --variants, each an engine built once; with its
@@ -254,16 +300,16 @@ def _evaluator(
     from ..evaluation.variants import Variant, parse_variants
 
     if opts.eval_steps < 2:
-        raise XAIError(f"--eval_steps must be at least 2, got {opts.eval_steps}")
+        raise XAIError(f"{option('eval_steps')} must be at least 2, got {opts.eval_steps}")
     variants = [Variant(label=m, method=m, overrides=()) for m in opts.methods]
     for v in parse_variants(list(opts.variants)):
         if v.label not in {x.label for x in variants}:
             variants.append(v)
+    _check_run_options(opts, [v.method for v in variants])
     built = dict(engines)
     for v in variants:
         if v.label not in built:
-            vo = v.options(opts)
-            built[v.label] = build_engine(v.method, model, vo, vo.target_layer or target_layer)
+            built[v.label] = build_engine(v.method, model, v.options(method_options(v.method, opts, cfg)))
     settings = EvaluationSettings(
         steps=opts.eval_steps,
         road=opts.road,
@@ -271,15 +317,16 @@ def _evaluator(
         batch_size=opts.batch_size,
         seed=opts.seed,
         road_noise=road_noise,
+        pairs=_pairs(opts.pairs, [v.label for v in variants] + list(REFERENCES)),
     )
     evaluator = Evaluator(model, built, variants, class_ids, class_names, opts.region, settings)
     described = {
         "settings": settings.describe(),
-        "references": REFERENCES,
-        "variants": {v.label: {"method": v.method, "options": built[v.label].options.as_dict()} for v in variants},
+        "references": {name: r.description for name, r in REFERENCES.items()},
+        "variants": {v.label: {"method": v.method, "options": built[v.label].options.describe()} for v in variants},
     }
     key = {
-        "settings": {k: v for k, v in settings.describe().items() if k != "batch_size"},
+        "settings": {k: v for k, v in settings.describe().items() if k not in ("batch_size", "pairs")},
         "variants": {v.label: {"method": v.method, "options": built[v.label].options.result_key()} for v in variants},
     }
     return evaluator, json.loads(json.dumps(described)), json.loads(json.dumps(key))

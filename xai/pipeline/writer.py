@@ -1,12 +1,14 @@
 """Figures rendered in worker processes while the model works on the next sample.
 
-Each figure is one job (`render_figure`), so N workers draw N figures at once, also of one sample. A
+Each figure is one job (`render_figure`: the output kind's draw function and its arguments, see
+xai.pipeline.outputs), so N workers draw N figures at once, also of one sample. A
 sample is finished (its `done` callback writes its record) as soon as all its figures exist, by a
 finisher thread of this process, in submission order: a record on disk always means a complete
 sample, and a run killed while the model works on a long sample loses only that sample. At most
 `2 × workers` samples wait, so memory stays bounded. workers=0 renders in the calling process.
 
-This module must not import torch: worker processes import it to unpickle their jobs.
+This module must not import torch: worker processes import it (and the modules of the draw functions,
+xai.figures) to unpickle their jobs.
 """
 
 from __future__ import annotations
@@ -22,26 +24,21 @@ from typing import Any
 
 from ..runtime import children_leave_signals_to_this_process, leave_the_job_process_group
 
-FIGURES = ("save_error_figure", "save_heatmap_figure", "save_comparison_figure")
-
 
 @dataclass
 class FigureJob:
-    """A call of one of xai.render's figure functions with its arguments."""
+    """One figure: draw(path, *args, **kwargs), draw a module-level function (workers import its module)."""
 
-    figure: str
-    args: tuple[Any, ...]
+    draw: Callable[..., Any]
+    path: Any
+    args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 def render_figure(job: FigureJob) -> tuple[float, int]:
     """Draw one figure (in a worker process); returns the seconds it took and the process id."""
-    from .. import render
-
-    if job.figure not in FIGURES:
-        raise ValueError(f"unknown figure function {job.figure!r}")
     t0 = time.perf_counter()
-    getattr(render, job.figure)(*job.args, **job.kwargs)
+    job.draw(job.path, *job.args, **job.kwargs)
     return time.perf_counter() - t0, os.getpid()
 
 
@@ -55,7 +52,7 @@ def _worker_start() -> None:
 
     leave_the_job_process_group()
     cv2.setNumThreads(1)
-    from .. import render  # noqa: F401
+    from .. import figures  # noqa: F401
 
 
 @dataclass

@@ -1,0 +1,239 @@
+"""Metrics declared once: what --evaluate measures, and everything the report needs to know about it.
+
+A metric is one decorated function of the evaluation context of a sample (`Context`): it yields one
+`Value` (value, reason when undefined, curve if any) per evaluated map and class for each `Measure`
+it declares. A Measure says its name (the column of metrics.csv), its title, which direction is better
+(the report's arrows, bold winners and paired differences) and where the report shows it:
+
+    @metric(Measure("energy_pointing_game", "Energy pointing game", "higher"), cost="no forward pass")
+    def energy(ctx):
+        for label, j, truth in ctx.each_map_and_class():
+            yield label, j, "energy_pointing_game", value_of(energy_pointing_game(ctx.maps[label][j], truth, ctx.valid))
+
+The evaluation runs every registered metric whose `enabled(settings)` holds; metrics.csv/json, the
+report's tables and its paired differences list the measures in registration order.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ..metrics.faithfulness import Faithfulness
+from ..metrics.localisation import LocalisationResult, energy_pointing_game, pointing_game, relevance_rank_accuracy
+
+__all__ = ["Context", "Measure", "Metric", "Value", "measures", "metric", "metrics"]
+
+
+@dataclass(frozen=True)
+class Measure:
+    """name: the metric column of metrics.csv; title: the report's column; better: "higher", "lower" or
+    None (not ranked); table: "main" (the per-class tables and paired differences), "fast" (the fast
+    variants' table) or None (metrics.csv/json only)."""
+
+    name: str
+    title: str
+    better: str | None
+    table: str | None = "main"
+    digits: int = 3
+
+
+@dataclass
+class Value:
+    """One measured number; None with the reason when it does not exist; a named curve if any."""
+
+    value: float | None
+    reason: str | None = None
+    curve: tuple[str, list[float]] | None = None
+
+
+Row = tuple[str, int, str, Value]  # (variant label, position j of the class, measure name, value)
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    measures: tuple[Measure, ...]
+    compute: Callable[[Context], Iterable[Row]]
+    cost: str  # forward passes it needs, in words (README, report)
+    enabled: Callable[[Any], bool]
+
+
+_METRICS: dict[str, Metric] = {}
+
+
+def metric(*declared: Measure, cost: str, enabled: Callable[[Any], bool] = lambda settings: True) -> Callable:
+    """Register the decorated function as a metric yielding the declared measures."""
+
+    def decorate(fn: Callable[[Context], Iterable[Row]]) -> Callable[[Context], Iterable[Row]]:
+        taken = {m.name for other in _METRICS.values() if other.name != fn.__name__ for m in other.measures}
+        clash = sorted(taken & {m.name for m in declared})
+        if clash:
+            raise ValueError(f"measure(s) {', '.join(clash)} already declared by another metric")
+        _METRICS[fn.__name__] = Metric(fn.__name__, tuple(declared), fn, cost, enabled)
+        return fn
+
+    return decorate
+
+
+def metrics() -> list[Metric]:
+    """Every registered metric, in registration order."""
+    return list(_METRICS.values())
+
+
+def measures(table: str | None = "main") -> list[Measure]:
+    """The declared measures shown in `table` ("main", "fast"; None: every measure), in order."""
+    return [m for mt in _METRICS.values() for m in mt.measures if table is None or m.table == table]
+
+
+@dataclass
+class Context:
+    """One sample's evaluation: x (1×3×H×W), gt (H×W ids), valid (H×W bool), classes (output ids),
+    regions R_c (C'×H×W bool, from the unperturbed prediction, on V), maps {variant: C'×H×W in [0,1] on V,
+    0 on padding}, seconds {variant: seconds its maps took}, full_of {fast variant: its full variant}."""
+
+    model: torch.nn.Module
+    index: int
+    x: torch.Tensor
+    gt: torch.Tensor
+    valid: torch.Tensor
+    classes: list[int]
+    regions: torch.Tensor
+    maps: dict[str, torch.Tensor]
+    settings: Any
+    seconds: dict[str, float] = field(default_factory=dict)
+    full_of: dict[str, str] = field(default_factory=dict)
+    batches: Any = None  # xai.batching.Batches shared by the run's evaluations
+
+    @functools.cached_property
+    def faith(self) -> Faithfulness:
+        """The perturbation metrics of this sample, sharing forward passes between them."""
+        return Faithfulness(
+            self.model,
+            self.x,
+            self.classes,
+            self.regions,
+            self.valid,
+            batch_size=self.settings.batch_size,
+            batches=self.batches,
+        )
+
+    def truth(self, j: int) -> torch.Tensor:
+        """GT_c ∩ V of the class at position j."""
+        return (self.gt == self.classes[j]) & self.valid
+
+    def each_map_and_class(self) -> Iterator[tuple[str, int]]:
+        for label in self.maps:
+            for j in range(len(self.classes)):
+                yield label, j
+
+
+def _finite(value: Any) -> float | None:
+    if value is None:
+        return None
+    v = float(value)
+    return v if math.isfinite(v) else None
+
+
+def value_of(number: Any, reason: str | None = None, curve: tuple[str, list[float]] | None = None) -> Value:
+    """A Value from a number that may be NaN (then the reason stays)."""
+    v = _finite(number)
+    return Value(v, None if v is not None else reason, curve if v is not None else None)
+
+
+# ---- the metrics of --evaluate ---------------------------------------------------------------------
+
+
+@metric(
+    Measure("deletion_auc_linear", "Deletion AUC (linear)", "lower"),
+    Measure("deletion_auc_area", "Deletion AUC (area)", "lower"),
+    Measure("insertion_auc_linear", "Insertion AUC (linear)", "higher"),
+    Measure("insertion_auc_area", "Insertion AUC (area)", "higher"),
+    cost="S − 1 forwards each per map and class (linear schedule), up to S more each (area schedule)",
+)
+def perturbation_curves(ctx: Context) -> Iterator[Row]:
+    """Deletion and insertion (xai.metrics.faithfulness), both schedules, with their curves."""
+    for schedule in ctx.settings.schedules:
+        for kind in ("deletion", "insertion"):
+            for label, per_class in getattr(ctx.faith, kind)(
+                ctx.maps, steps=ctx.settings.steps, schedule=schedule
+            ).items():
+                for j, res in enumerate(per_class):
+                    curve = (f"{kind}_{schedule}", [float(y) for y in res.curve[1]]) if res.curve is not None else None
+                    yield label, j, f"{kind}_auc_{schedule}", value_of(res.auc, res.reason, curve)
+
+
+@metric(
+    Measure("road_morf", "ROAD MoRF", "lower", table=None),
+    Measure("road_lerf", "ROAD LeRF", "higher", table=None),
+    Measure("road_gap", "ROAD LeRF−MoRF", "higher"),
+    cost="2 × 9 imputations and forwards per map and class",
+    enabled=lambda settings: settings.road,
+)
+def road(ctx: Context) -> Iterator[Row]:
+    """ROAD with noisy linear imputation at the percentiles 10..90."""
+    results = ctx.faith.road(ctx.maps, noise=ctx.settings.road_noise, seed=ctx.settings.seed + ctx.index)
+    for label, per_class in results.items():
+        for j, res in enumerate(per_class):
+            yield label, j, "road_morf", value_of(res.morf, res.reason)
+            yield label, j, "road_lerf", value_of(res.lerf, res.reason)
+            yield label, j, "road_gap", value_of(res.gap, res.reason)
+
+
+@metric(
+    Measure("average_drop", "Avg Drop %", "lower"),
+    Measure("average_increase", "Avg Increase %", "higher"),
+    cost="1 forward per map and class",
+)
+def average_drop_increase(ctx: Context) -> Iterator[Row]:
+    """Average Drop and Average Increase (Chattopadhay et al. 2018)."""
+    for label, per_class in ctx.faith.average_drop_increase(ctx.maps).items():
+        for j, res in enumerate(per_class):
+            yield label, j, "average_drop", value_of(res.drop, res.reason)
+            yield label, j, "average_increase", value_of(res.increase, res.reason)
+
+
+_LOCALISATION: tuple[tuple[str, Callable[..., LocalisationResult]], ...] = (
+    ("energy_pointing_game", energy_pointing_game),
+    ("pointing_game", pointing_game),
+    ("rank_accuracy", relevance_rank_accuracy),
+)
+
+
+@metric(
+    Measure("energy_pointing_game", "Energy pointing game", "higher"),
+    Measure("pointing_game", "Pointing game", "higher"),
+    Measure("rank_accuracy", "Rank accuracy", "higher"),
+    cost="no forward pass",
+)
+def localisation(ctx: Context) -> Iterator[Row]:
+    """The maps against the ground truth (xai.metrics.localisation)."""
+    for label, j in ctx.each_map_and_class():
+        for name, fn in _LOCALISATION:
+            res = fn(ctx.maps[label][j], ctx.truth(j), ctx.valid)
+            yield label, j, name, value_of(res.value, res.reason)
+
+
+@metric(Measure("seconds", "Seconds / sample", "lower"), cost="none (the time each method's maps took)")
+def seconds(ctx: Context) -> Iterator[Row]:
+    """What a sample's maps cost, per method and variant (references have none)."""
+    for label, secs in ctx.seconds.items():
+        for j in range(len(ctx.classes)):
+            yield label, j, "seconds", Value(float(secs))
+
+
+@metric(Measure("pearson_vs_full", "Pearson r vs full", "higher", table="fast", digits=4), cost="no forward pass")
+def pearson_vs_full(ctx: Context) -> Iterator[Row]:
+    """A fast variant's map against its full variant's (same settings, every channel), over V."""
+    for fast, full in ctx.full_of.items():
+        for j in range(len(ctx.classes)):
+            a, b = ctx.maps[fast][j][ctx.valid], ctx.maps[full][j][ctx.valid]
+            if a.std() > 0 and b.std() > 0:
+                yield fast, j, "pearson_vs_full", Value(float(torch.corrcoef(torch.stack([a, b]))[0, 1]))
+            else:
+                yield fast, j, "pearson_vs_full", Value(None, "a constant map (nothing to correlate)")

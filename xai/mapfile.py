@@ -1,0 +1,92 @@
+"""raw_maps/sample{i}.npz: one sample's maps as the engines made them, with what maps them back.
+
+Every map is stored at the model's input resolution, exactly the array the figures, the summaries and
+the evaluation used (in [0, 1] on the photograph's pixels, 0 on padding: xai.maps), together with the
+letterbox geometry, so that `load_maps(path).on_photograph(method)` gives the maps on the photograph:
+
+    <method>        C×H×W float32: the maps of the explained classes (zeros for the others)
+    pred, gt        h×w uint8 on the photograph (the prediction mapped back, the mask as read)
+    pred_input, gt_input   H×W uint8 at the input resolution (gt_input: 255 on padding)
+    letterbox       6 integers: photograph h, w; resized h, w; padded (input) h, w
+    classes, class_ids, image_name, region
+    <method>_raw, <method>_weights   with --save_raw: before min-max; a CAM's weights
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .data import Letterbox
+from .errors import XAIError
+from .io import write_npz
+
+__all__ = ["MapFile", "load_maps", "write_maps"]
+_META = ("classes", "class_ids", "image_name", "region", "pred", "gt", "pred_input", "gt_input", "letterbox")
+
+
+@dataclass
+class MapFile:
+    maps: dict[str, np.ndarray]
+    pred: np.ndarray
+    gt: np.ndarray
+    pred_input: np.ndarray
+    gt_input: np.ndarray
+    letterbox: Letterbox
+    class_names: list[str]
+    class_ids: list[int]
+    image_name: str
+    region: str
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def on_photograph(self, method: str) -> np.ndarray:
+        """C×h×w float32: the method's maps cropped of padding and resized to the photograph (bilinear)."""
+        if method not in self.maps:
+            raise XAIError(f"no maps of '{method}' in this file; it holds {', '.join(self.maps)}")
+        return np.stack([self.letterbox.to_original(m) for m in self.maps[method]]).astype(np.float32)
+
+
+def write_maps(path: str | Path, file: MapFile) -> None:
+    arrays: dict[str, Any] = {
+        "classes": np.array(file.class_names),
+        "class_ids": np.array(file.class_ids),
+        "image_name": np.array(file.image_name),
+        "region": np.array(file.region),
+        "pred": file.pred.astype(np.uint8),
+        "gt": file.gt.astype(np.uint8),
+        "pred_input": file.pred_input.astype(np.uint8),
+        "gt_input": file.gt_input.astype(np.uint8),
+        "letterbox": file.letterbox.as_array(),
+        **{m: a.astype(np.float32) for m, a in file.maps.items()},
+        **file.extra,
+    }
+    write_npz(path, **arrays)
+
+
+def load_maps(path: str | Path) -> MapFile:
+    """The maps file of a sample (raw_maps/sample{i}.npz)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (OSError, ValueError) as exc:
+        raise XAIError(f"cannot read the maps file {path}: {exc}") from None
+    missing = [k for k in _META if k not in arrays]
+    if missing:
+        raise XAIError(f"{path} is not a maps file of this toolkit (no {', '.join(missing)})")
+    extra_keys = [k for k in arrays if k not in _META and (k.endswith("_raw") or k.endswith("_weights"))]
+    return MapFile(
+        maps={k: v for k, v in arrays.items() if k not in _META and k not in extra_keys},
+        pred=arrays["pred"],
+        gt=arrays["gt"],
+        pred_input=arrays["pred_input"],
+        gt_input=arrays["gt_input"],
+        letterbox=Letterbox.from_array(arrays["letterbox"]),
+        class_names=[str(c) for c in arrays["classes"]],
+        class_ids=[int(c) for c in arrays["class_ids"]],
+        image_name=str(arrays["image_name"]),
+        region=str(arrays["region"]),
+        extra={k: arrays[k] for k in extra_keys},
+    )

@@ -1,0 +1,125 @@
+"""Output kinds declared once: folder, file pattern, renderer, label, per class or per sample.
+
+The layout (paths), the figure workers (they call `draw`, a function of xai.figures), finalize and the
+gallery (labels and order, from the run's record) all read the kinds of a run:
+
+    tpfpfn         tpfpfn_maps/sample{i}_tpfpfn_{class}.png    per class    TP/FP/FN of the prediction
+    <method>       <folder>/sample{i}_<method>_{class}.png      per class    the method's heatmap (a kind per method)
+    comparison     comparison/sample{i}_comparison.png          per sample   more than one method: the grid
+
+A new kind is one OutputKind in `output_kinds` (or in a method's `outputs`): its draw function gets the
+arguments `arguments(view, class)` picks from the sample's SampleView.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..figures import save_comparison_figure, save_error_figure, save_heatmap_figure
+
+__all__ = ["ERROR_KIND", "OutputKind", "SampleView", "output_kinds"]
+
+ERROR_KIND = "tpfpfn"
+
+
+@dataclass
+class SampleView:
+    """What the figures of one sample show, on the photograph: rgb, gt (None when unknown) and pred
+    (H×W ids), per method and explained class a map in [0,1] (None with a note why), and the pixels whose
+    score was explained per class (None: every pixel or none)."""
+
+    name: str
+    rgb: np.ndarray
+    gt: np.ndarray | None
+    pred: np.ndarray
+    class_names: list[str]
+    colors: list[tuple[int, int, int]]
+    classes: list[int]
+    region: str
+    labels: dict[str, str]  # method -> label
+    maps: dict[str, dict[int, np.ndarray | None]]
+    notes: dict[str, dict[int, str]]
+    regions: dict[int, np.ndarray | None] = field(default_factory=dict)
+
+
+Arguments = tuple[tuple[Any, ...], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class OutputKind:
+    """name: the key of the kind in records; label: the gallery's row label; folder and pattern: where its
+    files go ({sample}, {kind}, {cls}); per: "class" or "sample"; draw(path, *args, **kwargs) makes one
+    file; arguments(view, class index or None) -> (args, kwargs) picks what of the sample it shows."""
+
+    name: str
+    label: str
+    folder: str
+    per: str
+    draw: Callable[..., Any]
+    arguments: Callable[[SampleView, int | None], Arguments]
+    pattern: str = "{sample}_{kind}_{cls}.png"
+
+    def file(self, sample: str, cls: str | None = None) -> str:
+        return f"{self.folder}/" + self.pattern.format(sample=sample, kind=self.name, cls=cls)
+
+    def describe(self) -> dict[str, str]:
+        return {"name": self.name, "label": self.label, "folder": self.folder, "per": self.per}
+
+
+def _error_arguments(view: SampleView, c: int | None) -> Arguments:
+    assert c is not None
+    args = (view.rgb, view.gt, view.pred, c, view.class_names, view.colors)
+    return args, {"title": f"{view.name}: {view.class_names[c]}"}
+
+
+def _heatmap_arguments(method: str) -> Callable[[SampleView, int | None], Arguments]:
+    def arguments(view: SampleView, c: int | None) -> Arguments:
+        assert c is not None
+        label, cname = view.labels[method], view.class_names[c]
+        args = (view.rgb, view.maps[method][c], cname, label)
+        return args, {
+            "note": view.notes[method].get(c),
+            "region_contour": view.regions.get(c),
+            "title": f"{view.name}: {label} of {cname} (region {view.region})",
+        }
+
+    return arguments
+
+
+def _comparison_arguments(view: SampleView, _c: int | None) -> Arguments:
+    labels = view.labels
+    n = len(view.class_names)
+    method_maps = {labels[m]: [view.maps[m].get(c) for c in range(n)] for m in view.maps}
+    notes = {(labels[m], view.class_names[c]): text for m in view.maps for c, text in view.notes[m].items()}
+    args = (view.rgb, view.gt, view.pred, method_maps, view.class_names, view.colors)
+    return args, {
+        "classes_to_show": list(view.classes),
+        "notes": notes,
+        "title": f"{view.name}: {' vs '.join(labels[m] for m in view.maps)} (region {view.region})",
+    }
+
+
+ERROR_OUTPUT = OutputKind(ERROR_KIND, "TP / FP / FN", "tpfpfn_maps", "class", save_error_figure, _error_arguments)
+COMPARISON_OUTPUT = OutputKind(
+    "comparison",
+    "Comparison of methods",
+    "comparison",
+    "sample",
+    save_comparison_figure,
+    _comparison_arguments,
+    pattern="{sample}_comparison.png",
+)
+
+
+def output_kinds(methods: Sequence[tuple[str, str, str]], comparison: bool) -> list[OutputKind]:
+    """The figure kinds of a run: TP/FP/FN, a heatmap per (method, label, folder), the comparison grid."""
+    kinds = [ERROR_OUTPUT]
+    kinds += [
+        OutputKind(name, label, folder, "class", save_heatmap_figure, _heatmap_arguments(name))
+        for name, label, folder in methods
+    ]
+    return kinds + ([COMPARISON_OUTPUT] if comparison else [])
