@@ -21,6 +21,9 @@ assert (Path(xai.__file__).parent / "py.typed").is_file(), "py.typed missing fro
 assert packaged_configs() == ["demo", "phenocyte"], packaged_configs()
 assert load_config().encoder == "se_resnext50_32x4d" and load_config("demo").encoder == "resnet18"
 assert xai.__version__ != "0+unknown", xai.__version__
+from xai.templating import render_template
+page = render_template("gallery.html.j2", title="t", samples=[], toc_classes=[], links=[])
+assert "<html" in page and "--muted" in page, "templates or their style sheet missing from the wheel"
 print(f"wheel: xai {xai.__version__} from {Path(xai.__file__).parent}; packaged configs {packaged_configs()}")
 PYEOF
 for cmd in "scorecam" "gradcam" "synth" "train"; do

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import signal
 import sys
@@ -311,35 +312,21 @@ def run_options(args: argparse.Namespace, method: str, argv: Sequence[str] | Non
     """The RunOptions of parsed arguments."""
     from .pipeline import RunOptions
 
+    named = {f.name for f in dataclasses.fields(RunOptions)}
+    same = {k: v for k, v in vars(args).items() if k in named}  # flags named as the options they set
     return RunOptions(
-        model_path=args.model_path,
-        methods=_methods(args, method),
-        output_dir=args.output_dir,
-        num_samples=args.num_samples,
-        split=args.split,
-        all=args.all,
-        encoder=args.encoder,
-        arch=args.arch,
-        img_size=tuple(args.img_size) if args.img_size else None,
-        config=args.config,
-        data_root=args.data_root,
-        classes=args.classes,
-        device=args.device,
-        method_options={k: getattr(args, k) for k in args._method_options if getattr(args, k) is not None},
-        profile=args.profile,
-        save_raw=args.save_raw,
-        resume=args.resume,
-        seed=args.seed,
-        trust_checkpoint=args.trust_checkpoint,
-        workers=args.workers,
-        progress=not args.no_progress,
-        evaluate=args.evaluate or bool(args.variants),
-        variants=tuple(args.variants or ()),
-        pairs=tuple(args.pairs or ()),
-        eval_steps=args.eval_steps,
-        road=not args.no_road,
-        sanity_samples=args.sanity_samples,
-        command=[sys.argv[0].split("/")[-1], *(argv if argv is not None else sys.argv[1:])],
+        **{
+            **same,
+            "methods": _methods(args, method),
+            "img_size": tuple(args.img_size) if args.img_size else None,
+            "method_options": {k: getattr(args, k) for k in args._method_options if getattr(args, k) is not None},
+            "progress": not args.no_progress,
+            "evaluate": args.evaluate or bool(args.variants),
+            "variants": tuple(args.variants or ()),
+            "pairs": tuple(args.pairs or ()),
+            "road": not args.no_road,
+            "command": [sys.argv[0].split("/")[-1], *(argv if argv is not None else sys.argv[1:])],
+        }
     )
 
 

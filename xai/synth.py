@@ -20,6 +20,7 @@ import csv
 import io
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -142,31 +143,22 @@ def _droplets(rng: np.random.Generator, img: np.ndarray, x0: int, x1: int, h: in
         cv2.circle(img, hc, max(1, int(r * 0.3 * _ONE)), tuple(col + _u(rng, 10, 30)), -1, cv2.LINE_AA, _SHIFT)
 
 
-def render_seedling(rng: np.random.Generator, size: tuple[int, int] = DEFAULT_SIZE) -> tuple[np.ndarray, np.ndarray]:
-    """One synthetic photograph and its mask: (HxWx3 RGB uint8, HxW uint8 class ids 0..4).
+@dataclass
+class _Seed:
+    """Where the seed lies (centre, half-axes, angle): the plant grows from it."""
 
-    size is (width, height). Geometry scales with the height (designed at 600 px).
-    """
-    w, h = int(size[0]), int(size[1])
-    if w < 16 or h < 32:
-        raise XAIError(f"image size {w}x{h} is too small (at least 16x32)")
-    s = h / 600.0
-    img, x0, x1 = _background(rng, h, w, s)
-    mask = np.zeros((h, w), np.uint8)
+    x: float
+    y: float
+    a: float
+    b: float
+    angle: float
+
+
+def _draw_root(rng: np.random.Generator, img: np.ndarray, mask: np.ndarray, seed: _Seed, x0: int, x1: int, s: float):
+    """The root: from the seed downwards, wavy, slowly drifting, tapering towards the tip, translucent."""
+    h, w = mask.shape
     strip_w = x1 - x0
-    _holder_lines(rng, img, x0, x1, h, s)
-    _droplets(rng, img, x0, x1, h, s)
-
-    # Seed position: upper part of the strip, inside it.
-    margin = 0.2 * strip_w
-    sx = _u(rng, x0 + margin, x1 - margin)
-    sy = _u(rng, 0.10, 0.30) * h
-    seed_a, seed_b = _u(rng, 9, 13) * s, _u(rng, 6.5, 9) * s  # half-axes
-    seed_ang = _u(rng, 0, 180)
-
-    # Root: from the seed downwards, wavy, slowly drifting, tapering towards the tip.
-    length = _u(rng, 0.40, 0.82) * h
-    length = min(length, h - sy - 6 * s)
+    length = min(_u(rng, 0.40, 0.82) * h, h - seed.y - 6 * s)
     n = max(12, int(length / (4 * s)))
     t = np.linspace(0.0, 1.0, n)
     wave = np.zeros(n)
@@ -175,14 +167,13 @@ def render_seedling(rng: np.random.Generator, size: tuple[int, int] = DEFAULT_SI
         freq = _u(rng, 0.6, 4.0)
         wave += amp * np.sin(2 * np.pi * freq * t + _u(rng, 0, 2 * np.pi))
     drift = _u(rng, -0.18, 0.18) * strip_w * t ** _u(rng, 0.8, 2.0)
-    rx = sx + wave - wave[0] + drift
-    rx = np.clip(rx, x0 + 6 * s, x1 - 6 * s)
-    ry = sy + seed_b * 0.5 + t * length
+    rx = np.clip(seed.x + wave - wave[0] + drift, x0 + 6 * s, x1 - 6 * s)
+    ry = seed.y + seed.b * 0.5 + t * length
     root = np.stack([rx, ry], axis=1)
     root_w0 = _u(rng, 8.0, 11.0) * s
     root_w = root_w0 * (1.0 - 0.4 * t**2)
     root_col = np.array([_u(rng, 215, 240)] * 3) + rng.uniform(-5, 5, 3)
-    # Translucent root: a coverage map blended over the strip within the root's bounding box.
+    # A coverage map blended over the strip within the root's bounding box.
     pad = int(np.ceil(root_w0)) + 2
     bx0, bx1 = max(0, int(rx.min()) - pad), min(w, int(np.ceil(rx.max())) + pad + 1)
     by0, by1 = max(0, int(ry.min()) - pad), min(h, int(np.ceil(ry.max())) + pad + 1)
@@ -197,23 +188,25 @@ def render_seedling(rng: np.random.Generator, size: tuple[int, int] = DEFAULT_SI
     sub += (cov * alpha)[..., None] * (root_col.astype(np.float32) - sub)
     sub += (core * 0.35)[..., None] * (250.0 - sub)
 
-    # Hypocotyl: a short pale-green tube from the seed upwards (sometimes hooked).
-    hl = seed_b + _u(rng, 12, 34) * s  # from the seed's centre: 12-34 px visible
+
+def _draw_hypocotyl(rng: np.random.Generator, img: np.ndarray, mask: np.ndarray, seed: _Seed, s: float):
+    """A short pale-green tube from the seed upwards (sometimes hooked); returns its tip and lean."""
+    hl = seed.b + _u(rng, 12, 34) * s  # from the seed's centre: 12-34 px visible
     hang = np.deg2rad(_u(rng, -35, 35))  # lean from vertical
     bend = _u(rng, -1.0, 1.0)
     m = 8
-    tt = np.linspace(0, 1, m)
-    ang = hang + bend * tt
-    hx = sx + np.cumsum(np.sin(ang)) * hl / m
-    hy = sy - np.cumsum(np.cos(ang)) * hl / m
-    hypo = np.concatenate([[[sx, sy]], np.stack([hx, hy], axis=1)])
+    ang = hang + bend * np.linspace(0, 1, m)
+    hx = seed.x + np.cumsum(np.sin(ang)) * hl / m
+    hy = seed.y - np.cumsum(np.cos(ang)) * hl / m
+    hypo = np.concatenate([[[seed.x, seed.y]], np.stack([hx, hy], axis=1)])
     hypo_w = np.full(len(hypo), _u(rng, 9.0, 12.0) * s)
     hypo_col = (_u(rng, 150, 190), _u(rng, 180, 215), _u(rng, 95, 135))
     _draw_tube(img, mask, hypo, hypo_w, hypo_col, HYPOCOTYL)
+    return hypo[-1], float(np.rad2deg(ang[-1]))
 
-    # Cotyledons: two small green leaves at the top of the hypocotyl, spreading or still folded.
-    tip = hypo[-1]
-    up = np.rad2deg(ang[-1])  # lean of the hypocotyl tip, degrees from vertical
+
+def _draw_cotyledons(rng: np.random.Generator, img: np.ndarray, mask: np.ndarray, tip: np.ndarray, up: float, s: float):
+    """Two small green leaves at the hypocotyl's tip (lean `up`, degrees from vertical), spreading or folded."""
     spread = _u(rng, 15, 75)
     for side in (-1, 1):
         a = np.deg2rad(up + side * spread + _u(rng, -12, 12))
@@ -228,41 +221,26 @@ def render_seedling(rng: np.random.Generator, size: tuple[int, int] = DEFAULT_SI
         col = (g * _u(rng, 0.45, 0.75), g, g * _u(rng, 0.25, 0.45))
         cv2.ellipse(img, centre, axes, angle, 0, 360, col, -1, cv2.LINE_AA, _SHIFT)
         cv2.ellipse(mask, centre, _grow(axes), angle, 0, 360, COTYLEDON, -1, cv2.LINE_8, _SHIFT)
-        # Darker midrib/shading along one edge.
-        cv2.ellipse(
-            img,
-            centre,
-            (axes[0], max(1, axes[1] // 3)),
-            angle,
-            0,
-            360,
-            tuple(c * 0.8 for c in col),
-            -1,
-            cv2.LINE_AA,
-            _SHIFT,
-        )
+        shade = tuple(c * 0.8 for c in col)  # darker midrib/shading along one edge
+        cv2.ellipse(img, centre, (axes[0], max(1, axes[1] // 3)), angle, 0, 360, shade, -1, cv2.LINE_AA, _SHIFT)
 
-    # Seed coat: a brownish ellipse at the junction of root and hypocotyl, drawn on top.
-    centre = (int(round(sx * _ONE)), int(round(sy * _ONE)))
-    axes = (int(round(seed_a * _ONE)), int(round(seed_b * _ONE)))
+
+def _draw_seed_coat(rng: np.random.Generator, img: np.ndarray, mask: np.ndarray, seed: _Seed) -> None:
+    """A brownish ellipse at the junction of root and hypocotyl, drawn on top, with a highlight."""
+    centre = (int(round(seed.x * _ONE)), int(round(seed.y * _ONE)))
+    axes = (int(round(seed.a * _ONE)), int(round(seed.b * _ONE)))
     brown = (_u(rng, 120, 165), _u(rng, 80, 110), _u(rng, 45, 70))
-    cv2.ellipse(img, centre, axes, seed_ang, 0, 360, brown, -1, cv2.LINE_AA, _SHIFT)
-    cv2.ellipse(mask, centre, _grow(axes), seed_ang, 0, 360, SEED, -1, cv2.LINE_8, _SHIFT)
-    hl_c = (int(round((sx - seed_a * 0.3) * _ONE)), int(round((sy - seed_b * 0.3) * _ONE)))
+    cv2.ellipse(img, centre, axes, seed.angle, 0, 360, brown, -1, cv2.LINE_AA, _SHIFT)
+    cv2.ellipse(mask, centre, _grow(axes), seed.angle, 0, 360, SEED, -1, cv2.LINE_8, _SHIFT)
+    hl_c = (int(round((seed.x - seed.a * 0.3) * _ONE)), int(round((seed.y - seed.b * 0.3) * _ONE)))
+    light = tuple(c * 1.25 for c in brown)
     cv2.ellipse(
-        img,
-        hl_c,
-        (max(1, axes[0] // 3), max(1, axes[1] // 3)),
-        seed_ang,
-        0,
-        360,
-        tuple(c * 1.25 for c in brown),
-        -1,
-        cv2.LINE_AA,
-        _SHIFT,
+        img, hl_c, (max(1, axes[0] // 3), max(1, axes[1] // 3)), seed.angle, 0, 360, light, -1, cv2.LINE_AA, _SHIFT
     )
 
-    # Camera: a little blur, a global exposure change, sensor noise.
+
+def _camera(rng: np.random.Generator, img: np.ndarray, s: float) -> np.ndarray:
+    """A little blur, a global exposure change, sensor noise; uint8 RGB."""
     k = 3 if s < 1.5 else 5
     img = cv2.GaussianBlur(img, (k, k), _u(rng, 0.4, 1.0)).astype(np.float32)
     img *= np.float32(_u(rng, 0.88, 1.10))
@@ -270,8 +248,30 @@ def render_seedling(rng: np.random.Generator, size: tuple[int, int] = DEFAULT_SI
     noise = rng.standard_normal(size=img.shape, dtype=np.float32)
     noise *= _u(rng, 2.0, 6.0)
     img += noise
-    rgb = np.clip(np.round(img), 0, 255).astype(np.uint8)
-    return rgb, mask
+    return np.clip(np.round(img), 0, 255).astype(np.uint8)
+
+
+def render_seedling(rng: np.random.Generator, size: tuple[int, int] = DEFAULT_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """One synthetic photograph and its mask: (HxWx3 RGB uint8, HxW uint8 class ids 0..4).
+
+    size is (width, height). Geometry scales with the height (designed at 600 px).
+    """
+    w, h = int(size[0]), int(size[1])
+    if w < 16 or h < 32:
+        raise XAIError(f"image size {w}x{h} is too small (at least 16x32)")
+    s = h / 600.0
+    img, x0, x1 = _background(rng, h, w, s)
+    mask = np.zeros((h, w), np.uint8)
+    _holder_lines(rng, img, x0, x1, h, s)
+    _droplets(rng, img, x0, x1, h, s)
+    margin = 0.2 * (x1 - x0)  # the seed lies in the upper part of the strip, inside it
+    sx, sy = _u(rng, x0 + margin, x1 - margin), _u(rng, 0.10, 0.30) * h
+    seed = _Seed(sx, sy, _u(rng, 9, 13) * s, _u(rng, 6.5, 9) * s, _u(rng, 0, 180))
+    _draw_root(rng, img, mask, seed, x0, x1, s)
+    tip, up = _draw_hypocotyl(rng, img, mask, seed, s)
+    _draw_cotyledons(rng, img, mask, tip, up, s)
+    _draw_seed_coat(rng, img, mask, seed)
+    return _camera(rng, img, s), mask
 
 
 def _split_assignment(n: int, rng: np.random.Generator) -> list[str]:

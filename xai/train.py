@@ -13,7 +13,7 @@ an epoch cheaper); validation always sees whole images.
 
 Validation IoU is per class, accumulated over the whole val split (sum of intersections / sum of
 unions, not a mean of per-image IoUs), at the model's input resolution on the un-padded region of
-each image (Letterbox.crop): padding pixels never count. The checkpoint with the best mean IoU over
+each image: padding pixels never count. The checkpoint with the best mean IoU over
 the foreground classes (all classes but the first) is written with xai.checkpoint.save_checkpoint,
 and `<checkpoint stem>.metrics.json` beside it.
 """
@@ -26,13 +26,14 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .config import Config, load_config
-from .errors import XAIError, exit_with_one_line
+from .errors import XAIError, exit_with_one_line, option
 
 if TYPE_CHECKING:
     import torch
@@ -175,6 +176,157 @@ def _mean_fg(iou: np.ndarray) -> float:
     return float(fg.mean()) if fg.size else 0.0
 
 
+@dataclass
+class _Run:
+    """What one training run resolved before its first step."""
+
+    cfg: Config
+    source: str
+    st: dict[str, Any]
+    root: Path
+    out: Path
+    train_items: list[tuple]
+    val_items: list[tuple]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    pad_fill: Any  # a black pixel, normalised (3×1×1)
+
+    @property
+    def batch_size(self) -> int:
+        return min(self.st["batch_size"], len(self.train_items))
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Full batches only (BatchNorm needs more than one value per channel); the shuffle differs per
+        epoch, so every image is used."""
+        return len(self.train_items) // self.batch_size
+
+
+def _prepare(
+    config: str | Path | None,
+    out: str | Path | None,
+    data_root: str | Path | None,
+    epochs: int | None,
+    seed: int | None,
+) -> _Run:
+    source = str(config if config is not None else DEFAULT_CONFIG)
+    cfg = load_config(source)
+    st = _train_settings(cfg, source)
+    if epochs is not None:
+        if epochs < 1:
+            raise XAIError(f"{option('epochs')} must be at least 1 (got {epochs})")
+        st["epochs"] = int(epochs)
+    if seed is not None:
+        st["seed"] = int(seed)
+    root = _resolve_root(data_root or st["data_root"] or cfg.data_root)
+    if not root.is_dir():
+        raise XAIError(f"data root not found: {root} (make one with: python -m xai.synth --out {root})")
+    target = Path(out) if out is not None else Path(f"best_model_{cfg.arch}.safetensors")
+    if target.is_dir():
+        raise XAIError(f"{option('out')} {target} is a folder; give a checkpoint file name")
+    import torch
+
+    from .data import SegmentationDataset, encoder_normalization
+
+    mean, std = encoder_normalization(cfg.encoder)
+    common: dict[str, Any] = dict(
+        palette=cfg.class_colors(), img_size=cfg.img_size, mean=mean, std=std, split_file=cfg.split_file
+    )
+    train_items = _preload(SegmentationDataset(root, "train", keep_original=False, **common))
+    if len(train_items) < 2:
+        raise XAIError(f"the train split of {root} has {len(train_items)} image; training needs at least 2")
+    val_items = _preload(SegmentationDataset(root, "val", keep_original=False, **common))
+    pad_fill = torch.tensor([-m / s for m, s in zip(mean, std, strict=True)]).view(3, 1, 1)
+    return _Run(cfg, source, st, root, target, train_items, val_items, mean, std, pad_fill)
+
+
+def _epoch(run: _Run, model: Any, step: Any, augment: _Augment, order: np.ndarray, bar: Any) -> float:
+    """One pass over the train split in shuffled full batches; returns the smoothed loss."""
+    bs, running = run.batch_size, 0.0
+    for k in bar:
+        idx = order[k * bs : (k + 1) * bs]
+        pairs = [augment(*run.train_items[int(i)]) for i in idx]
+        loss = step(_stack([p[0] for p in pairs], run.pad_fill), _stack([p[1] for p in pairs], 0))
+        running = loss if k == 0 else 0.9 * running + 0.1 * loss
+        bar.set_postfix(loss=f"{running:.3f}")
+    bar.close()
+    return running
+
+
+def _optimiser_step(run: _Run, model: Any) -> Any:
+    """step(x, y) -> loss: cross-entropy + smp's Dice loss, AdamW with a one-cycle schedule."""
+    import segmentation_models_pytorch as smp
+    import torch
+
+    st = run.st
+    opt = torch.optim.AdamW(model.parameters(), lr=st["lr"], weight_decay=st["weight_decay"])
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=st["lr"], total_steps=st["epochs"] * run.steps_per_epoch, pct_start=0.15
+    )
+    ce = torch.nn.CrossEntropyLoss()
+    dice = smp.losses.DiceLoss(mode="multiclass", from_logits=True, smooth=1.0)
+
+    def step(x: Any, y: Any) -> float:
+        logits = model(x)
+        loss = ce(logits, y) + dice(logits, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        return float(loss.item())
+
+    return step
+
+
+def _rounded(classes: Sequence[str], iou: np.ndarray) -> dict[str, float | None]:
+    return {c: (None if np.isnan(v) else round(float(v), 5)) for c, v in zip(classes, iou, strict=True)}
+
+
+def _save(run: _Run, model: Any, epoch: int, iou: np.ndarray, mfg: float) -> None:
+    from .checkpoint import save_checkpoint
+
+    cfg = run.cfg
+    save_checkpoint(
+        run.out,
+        model,
+        arch=cfg.arch,
+        encoder=cfg.encoder,
+        classes=list(cfg.classes),
+        img_size=cfg.img_size,
+        activation=None,
+        mean=run.mean,
+        std=run.std,
+        model_kwargs={"encoder_name": cfg.encoder, "in_channels": 3, "classes": cfg.num_classes, "activation": None},
+        extra={
+            "epoch": epoch,
+            "val_iou": _rounded(cfg.classes, iou),
+            "mean_foreground_iou": round(mfg, 5),
+            "train_seed": run.st["seed"],
+        },
+    )
+
+
+def _metrics(run: _Run, best: dict[str, Any], history: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+    cfg = run.cfg
+    return {
+        "val_iou": _rounded(cfg.classes, best["iou"]),
+        "mean_foreground_iou": round(best["mean"], 5),
+        "best_epoch": best["epoch"],
+        "epochs": run.st["epochs"],
+        "seconds": round(seconds, 2),
+        "iou_pixels": "un-padded region at the model input resolution, summed over the val split",
+        "config": run.source,
+        "data_root": str(run.root),
+        "train_images": len(run.train_items),
+        "val_images": len(run.val_items),
+        "img_size": list(cfg.img_size),
+        "arch": cfg.arch,
+        "encoder": cfg.encoder,
+        "train": {k: (list(v) if isinstance(v, tuple) else v) for k, v in run.st.items()},
+        "history": history,
+    }
+
+
 def train(
     config: str | Path | None = None,
     out: str | Path | None = None,
@@ -186,172 +338,61 @@ def train(
 ) -> dict:
     """Train, keep the best epoch by mean foreground val IoU; return the metrics written to JSON."""
     t_start = time.perf_counter()  # "seconds" in the metrics: this call's wall time (imports included)
-    cfg_path = config if config is not None else DEFAULT_CONFIG
-    cfg = load_config(cfg_path)
-    st = _train_settings(cfg, str(cfg_path))
-    if epochs is not None:
-        if epochs < 1:
-            raise XAIError(f"--epochs must be at least 1 (got {epochs})")
-        st["epochs"] = int(epochs)
-    if seed is not None:
-        st["seed"] = int(seed)
-    root = _resolve_root(data_root or st["data_root"] or cfg.data_root)
-    if not root.is_dir():
-        raise XAIError(f"data root not found: {root} (make one with: python -m xai.synth --out {root})")
-    out = Path(out) if out is not None else Path(f"best_model_{cfg.arch}.safetensors")
-    if out.is_dir():
-        raise XAIError(f"--out {out} is a folder; give a checkpoint file name")
-    metrics_path = out.with_name(f"{out.stem}.metrics.json")
-
-    import segmentation_models_pytorch as smp
+    run = _prepare(config, out, data_root, epochs, seed)
     import torch
     from tqdm import tqdm
 
-    from .checkpoint import save_checkpoint
-    from .data import SegmentationDataset, encoder_normalization
     from .io import atomic_path, write_json
     from .modeling import build_model
 
+    st, cfg = run.st, run.cfg
     torch.set_num_threads(st["threads"])
     torch.manual_seed(st["seed"])
     rng = np.random.default_rng(st["seed"])
-
-    mean, std = encoder_normalization(cfg.encoder)
-    palette = cfg.class_colors()
-    common: dict[str, Any] = dict(
-        palette=palette, img_size=cfg.img_size, mean=mean, std=std, split_file=cfg.split_file, keep_original=False
-    )
-    train_items = _preload(SegmentationDataset(root, "train", **common))
-    val_items = _preload(SegmentationDataset(root, "val", **common))
-    pad_fill = torch.tensor([-m / s for m, s in zip(mean, std, strict=True)]).view(3, 1, 1)  # a black pixel, normalised
-    nc = cfg.num_classes
-
-    model_kwargs = {"encoder_name": cfg.encoder, "in_channels": 3, "classes": nc, "activation": None}
-    model = build_model(cfg.arch, cfg.encoder, nc, activation=None)
-    if len(train_items) < 2:
-        raise XAIError(f"the train split of {root} has {len(train_items)} image; training needs at least 2")
-    bs = min(st["batch_size"], len(train_items))
-    steps_per_epoch = len(train_items) // bs  # full batches only (BatchNorm needs >1 value per channel);
-    # the shuffle differs per epoch, so every image is used
-    opt = torch.optim.AdamW(model.parameters(), lr=st["lr"], weight_decay=st["weight_decay"])
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=st["lr"], total_steps=st["epochs"] * steps_per_epoch, pct_start=0.15
-    )
-    augment = _Augment(rng, st["crop"], st["fg_crop_prob"], nc)
-    ce = torch.nn.CrossEntropyLoss()
-    dice = smp.losses.DiceLoss(mode="multiclass", from_logits=True, smooth=1.0)
-
+    model = build_model(cfg.arch, cfg.encoder, cfg.num_classes, activation=None)
+    step = _optimiser_step(run, model)
+    augment = _Augment(rng, st["crop"], st["fg_crop_prob"], cfg.num_classes)
     best: dict[str, Any] = {"mean": -1.0, "epoch": 0, "iou": None}
     history = []
     for epoch in range(1, st["epochs"] + 1):
         model.train()
-        order = rng.permutation(len(train_items))
         bar = tqdm(
-            range(steps_per_epoch),
+            range(run.steps_per_epoch),
             desc=f"epoch {epoch}/{st['epochs']}",
             leave=False,
             disable=not progress,
             file=sys.stderr,
             dynamic_ncols=True,
         )
-        running = 0.0
-        for step in bar:
-            idx = order[step * bs : (step + 1) * bs]
-            pairs = [augment(*train_items[int(i)]) for i in idx]
-            x = _stack([p[0] for p in pairs], pad_fill)
-            y = _stack([p[1] for p in pairs], 0)
-            logits = model(x)
-            loss = ce(logits, y) + dice(logits, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            running = loss.item() if step == 0 else 0.9 * running + 0.1 * loss.item()
-            bar.set_postfix(loss=f"{running:.3f}")
-        bar.close()
+        loss = _epoch(run, model, step, augment, rng.permutation(len(run.train_items)), bar)
+        elapsed = time.perf_counter() - t_start
         if epoch < min(st["eval_from"], st["epochs"]):
-            history.append({"epoch": epoch, "loss": round(float(running), 5), "mean_foreground_iou": None})
+            history.append({"epoch": epoch, "loss": round(loss, 5), "mean_foreground_iou": None})
             if progress:
-                log.info(
-                    "epoch %d/%d loss %.3f (not evaluated) [%.0fs]",
-                    epoch,
-                    st["epochs"],
-                    running,
-                    time.perf_counter() - t_start,
-                )
+                log.info("epoch %d/%d loss %.3f (not evaluated) [%.0fs]", epoch, st["epochs"], loss, elapsed)
             continue
-        iou = evaluate(model, val_items, nc, max(bs, 8), pad_fill)
+        iou = evaluate(model, run.val_items, cfg.num_classes, max(run.batch_size, 8), run.pad_fill)
         mfg = _mean_fg(iou)
-        history.append({"epoch": epoch, "loss": round(float(running), 5), "mean_foreground_iou": round(mfg, 5)})
+        history.append({"epoch": epoch, "loss": round(loss, 5), "mean_foreground_iou": round(mfg, 5)})
         improved = mfg > best["mean"]
         if improved:
-            best = {
-                "mean": mfg,
-                "epoch": epoch,
-                "iou": iou,
-                "state": {k: v.detach().clone() for k, v in model.state_dict().items()},
-            }
-            val_iou = {c: (None if np.isnan(v) else round(float(v), 5)) for c, v in zip(cfg.classes, iou, strict=True)}
-            save_checkpoint(
-                out,
-                model,
-                arch=cfg.arch,
-                encoder=cfg.encoder,
-                classes=list(cfg.classes),
-                img_size=cfg.img_size,
-                activation=None,
-                mean=mean,
-                std=std,
-                model_kwargs=model_kwargs,
-                extra={
-                    "epoch": epoch,
-                    "val_iou": val_iou,
-                    "mean_foreground_iou": round(mfg, 5),
-                    "train_seed": st["seed"],
-                },
-            )
+            best = {"mean": mfg, "epoch": epoch, "iou": iou}
+            best["state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            _save(run, model, epoch, iou, mfg)
         if progress:
             per_class = " ".join(f"{c} {v:.3f}" for c, v in zip(cfg.classes[1:], iou[1:], strict=True))
-            log.info(
-                "epoch %d/%d loss %.3f val IoU %s | mean fg %.3f%s [%.0fs]",
-                epoch,
-                st["epochs"],
-                running,
-                per_class,
-                mfg,
-                " (best, saved)" if improved else "",
-                time.perf_counter() - t_start,
-            )
-
-    seconds = time.perf_counter() - t_start
-    metrics = {
-        "val_iou": {
-            c: (None if np.isnan(v) else round(float(v), 5)) for c, v in zip(cfg.classes, best["iou"], strict=True)
-        },
-        "mean_foreground_iou": round(best["mean"], 5),
-        "best_epoch": best["epoch"],
-        "epochs": st["epochs"],
-        "seconds": round(seconds, 2),
-        "iou_pixels": "un-padded region (Letterbox.crop) at the model input resolution, summed over the val split",
-        "config": str(cfg_path),
-        "data_root": str(root),
-        "train_images": len(train_items),
-        "val_images": len(val_items),
-        "img_size": list(cfg.img_size),
-        "arch": cfg.arch,
-        "encoder": cfg.encoder,
-        "train": {k: (list(v) if isinstance(v, tuple) else v) for k, v in st.items()},
-        "history": history,
-    }
+            saved = " (best, saved)" if improved else ""
+            log.info("epoch %d/%d loss %.3f val IoU %s | mean fg %.3f%s [%.0fs]", epoch, st["epochs"], loss,
+                     per_class, mfg, saved, time.perf_counter() - t_start)  # fmt: skip
+    metrics = _metrics(run, best, history, time.perf_counter() - t_start)
+    metrics_path = run.out.with_name(f"{run.out.stem}.metrics.json")
     write_json(metrics_path, metrics)
     if whole_model_pickle is not None:
         model.load_state_dict(best["state"])
         model.eval()
         with atomic_path(whole_model_pickle) as tmp:
             torch.save(model, tmp)
-    metrics["checkpoint"] = str(out)
-    metrics["metrics_path"] = str(metrics_path)
-    return metrics
+    return {**metrics, "checkpoint": str(run.out), "metrics_path": str(metrics_path)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -149,14 +149,9 @@ class Explainer:
 
     # ---- the one path ----------------------------------------------------------------------------
 
-    def __call__(
-        self,
-        x: torch.Tensor,
-        classes: Sequence[int] | None = None,
-        gt: torch.Tensor | None = None,
-        valid: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        self.last = self.explain(x, classes=classes, gt=gt, valid=valid)
+    def __call__(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        """The maps of explain(x, classes=None, gt=None, valid=None); the whole result stays in `last`."""
+        self.last = self.explain(x, *args, **kwargs)
         return self.last.maps
 
     def explain(

@@ -452,63 +452,28 @@ class Faithfulness:
         return out
 
 
-def deletion(
-    model: nn.Module,
-    x: torch.Tensor,
-    maps: Mapping[str, torch.Tensor],
-    classes: Sequence[int],
-    regions: torch.Tensor,
-    valid: torch.Tensor,
-    *,
-    steps: int = 50,
-    schedule: str = "linear",
-    **options: Any,
-) -> dict[str, list[CurveResult]]:
-    """Faithfulness(model, x, classes, regions, valid, **options).deletion(maps, steps, schedule)."""
-    return Faithfulness(model, x, classes, regions, valid, **options).deletion(maps, steps, schedule)
+def _on_one_image(name: str, own: tuple[str, ...]) -> Callable[..., Any]:
+    """A one-call form of a Faithfulness metric: f(model, x, maps, classes, regions, valid, **keywords),
+    the metric's own keywords (`own`) for the metric, the others for Faithfulness."""
+
+    def metric(
+        model: nn.Module,
+        x: torch.Tensor,
+        maps: Mapping[str, torch.Tensor],
+        classes: Sequence[int],
+        regions: torch.Tensor,
+        valid: torch.Tensor,
+        **keywords: Any,
+    ) -> Any:
+        mine = {k: keywords.pop(k) for k in own if k in keywords}
+        return getattr(Faithfulness(model, x, classes, regions, valid, **keywords), name)(maps, **mine)
+
+    metric.__name__ = metric.__qualname__ = name
+    metric.__doc__ = f"Faithfulness(model, x, classes, regions, valid, **options).{name}(maps, {', '.join(own)})"
+    return metric
 
 
-def insertion(
-    model: nn.Module,
-    x: torch.Tensor,
-    maps: Mapping[str, torch.Tensor],
-    classes: Sequence[int],
-    regions: torch.Tensor,
-    valid: torch.Tensor,
-    *,
-    steps: int = 50,
-    schedule: str = "linear",
-    **options: Any,
-) -> dict[str, list[CurveResult]]:
-    """Faithfulness(model, x, classes, regions, valid, **options).insertion(maps, steps, schedule)."""
-    return Faithfulness(model, x, classes, regions, valid, **options).insertion(maps, steps, schedule)
-
-
-def road(
-    model: nn.Module,
-    x: torch.Tensor,
-    maps: Mapping[str, torch.Tensor],
-    classes: Sequence[int],
-    regions: torch.Tensor,
-    valid: torch.Tensor,
-    *,
-    percentiles: Iterable[int] = range(10, 100, 10),
-    noise: float = 0.01,
-    seed: int = 0,
-    **options: Any,
-) -> dict[str, list[RoadResult]]:
-    """Faithfulness(model, x, classes, regions, valid, **options).road(maps, percentiles, noise, seed)."""
-    return Faithfulness(model, x, classes, regions, valid, **options).road(maps, percentiles, noise, seed)
-
-
-def average_drop_increase(
-    model: nn.Module,
-    x: torch.Tensor,
-    maps: Mapping[str, torch.Tensor],
-    classes: Sequence[int],
-    regions: torch.Tensor,
-    valid: torch.Tensor,
-    **options: Any,
-) -> dict[str, list[DropIncreaseResult]]:
-    """Faithfulness(model, x, classes, regions, valid, **options).average_drop_increase(maps)."""
-    return Faithfulness(model, x, classes, regions, valid, **options).average_drop_increase(maps)
+deletion = _on_one_image("deletion", ("steps", "schedule"))
+insertion = _on_one_image("insertion", ("steps", "schedule"))
+road = _on_one_image("road", ("percentiles", "noise", "seed"))
+average_drop_increase = _on_one_image("average_drop_increase", ())
