@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import torch
 
-from .errors import SampleError, XAIError
+from .errors import SampleError, XAIError, first_line
 
 log = logging.getLogger(__name__)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -337,9 +337,8 @@ class SegmentationDataset(torch.utils.data.Dataset):
         except SampleError as exc:
             return {"name": self.names[index], "index": index, "error": str(exc)}
         except Exception as exc:
-            first = (str(exc).strip().splitlines() or [""])[0][:200]
             return {
                 "name": self.names[index],
                 "index": index,
-                "error": f"cannot read {self.names[index]}: {type(exc).__name__}: {first}",
+                "error": f"cannot read {self.names[index]}: {first_line(exc, 240)}",
             }

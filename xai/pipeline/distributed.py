@@ -19,7 +19,7 @@ from datetime import timedelta
 
 import torch
 
-from ..errors import XAIError
+from ..errors import XAIError, first_line
 
 log = logging.getLogger(__name__)
 BARRIER_TIMEOUT = timedelta(hours=48)  # ranks wait for the slowest before finalize
@@ -103,7 +103,8 @@ def join_torchrun(requested_device: str | None) -> Ranks | None:
         if not dist.is_initialized():
             dist.init_process_group(backend=backend, timeout=BARRIER_TIMEOUT)
     except (RuntimeError, ValueError) as exc:  # rendezvous, NCCL or device errors: one line, not a traceback
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise XAIError(f"rank {rank} of {world} could not join the torchrun job ({backend}): {first}") from None
+        raise XAIError(
+            f"rank {rank} of {world} could not join the torchrun job ({backend}): {first_line(exc)}"
+        ) from None
     log.info("rank %d of %d (%s, device %s)", rank, world, backend, ranks.device(requested_device))
     return ranks
