@@ -259,3 +259,59 @@ def test_a_file_the_run_cannot_write_is_one_line(tiny_run, tmp_path, capsys, mon
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: ") and err[-1].endswith("sample0.npz: Permission denied")
     assert "Traceback" not in "\n".join(err)
+
+
+def test_the_upstream_occlusion_and_uncertainty_commands_as_their_users_type_them(tiny_run):
+    base, data, ckpt = tiny_run
+    common = ["--model_path", str(ckpt), "--data_root", str(data), "--num_samples", "1", "--no_progress"]
+    occlusion = [sys.executable, str(ROOT / "visualize_occlusion.py"), *common]
+    proc = subprocess.run(
+        [*occlusion, "--patch_size", "16", "--stride", "8", "--occlusion_value", "mean"], capture_output=True, cwd=base
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = base / "occlusion_visualizations"
+    for c in CLASSES:
+        assert (out / "occlusion_maps" / f"sample0_occlusion_{c}.png").is_file()
+        assert (out / "tpfpfn_maps" / f"sample0_tpfpfn_{c}.png").is_file()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["engines"]["occlusion"]["patch_size"] == 16 and manifest["engines"]["occlusion"]["stride"] == 8
+    proc = subprocess.run([*occlusion, "--patch_size", "100"], capture_output=True, text=True, cwd=base)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == (
+        "error: --patch_size 100 is larger than the model's input (64×64 pixels)"
+    )
+    uncertainty = [sys.executable, str(ROOT / "visualize_uncertainty.py"), *common, "--num_mc_samples", "4"]
+    proc = subprocess.run(uncertainty, capture_output=True, text=True, cwd=base)
+    assert proc.returncode == 0, proc.stderr
+    out = base / "uncertainty_visualizations"
+    assert (out / "uncertainty_maps" / "sample0_uncertainty.png").read_bytes()[:4] == b"\x89PNG"
+    assert len(list((out / "uncertainty_maps").glob("sample0_uncertainty_*.png"))) == 5
+    header = (out / "summary.csv").read_text().splitlines()[0].split(",")
+    assert "uncertainty_error_auroc" in header
+    assert "Uncertainty: summary" in (out / "index.html").read_text()
+
+
+QUICK_FLAGS = [
+    "--patch_size", "32", "--num_masks", "8", "--n_samples", "6", "--n_segments", "6", "--steps", "3",
+    "--shap_samples", "2", "--num_mc_samples", "3",
+]  # fmt: skip
+
+
+def test_every_registered_method_runs_through_the_pipeline_and_the_report(tiny_run):
+    from xai.methods import method_names
+
+    base, data, ckpt = tiny_run
+    out = base / "everything"
+    methods = ",".join(method_names())
+    args = [*_args(ckpt, data, out, "--methods", methods, "--evaluate", "--no_road"), *QUICK_FLAGS]
+    assert main("gradcam", [*args, "--eval_steps", "3", "--sanity_samples", "0", "--num_samples", "1"]) == 0
+    for name in method_names():
+        assert len(list((out / f"{name}_maps").glob(f"sample0_{name}_*.png"))) == 5, name
+    with open(out / "metrics.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["variant"] for r in rows} == {*method_names(), "random", "probability"}
+    auroc = {r["variant"] for r in rows if r["metric"] == "error_auroc"}
+    assert auroc == {"uncertainty"}  # a measure of the uncertainty family only
+    report = (out / "report.md").read_text()
+    assert "Error AUROC" in report and "| kernel_shap |" in report
+    page = (out / "index.html").read_text()
+    assert "Eigen-CAM" in page and "KernelSHAP" in page

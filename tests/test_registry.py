@@ -12,22 +12,43 @@ from xai.methods import BaseCAM, Forward, get_method, methods, register, registr
 
 def test_the_methods_researchers_compare():
     known = methods()
-    assert list(known) == ["gradcam", "gradcampp", "hirescam", "layercam", "scorecam"]
-    assert {n: i.label for n, i in known.items()} == {
-        "gradcam": "Grad-CAM",
-        "gradcampp": "Grad-CAM++",
-        "hirescam": "HiResCAM",
-        "layercam": "LayerCAM",
-        "scorecam": "Score-CAM",
+    assert {n: (i.label, i.family) for n, i in known.items()} == {
+        "ablationcam": ("Ablation-CAM", "cam"),
+        "eigencam": ("Eigen-CAM", "cam"),
+        "gradcam": ("Grad-CAM", "cam"),
+        "gradcampp": ("Grad-CAM++", "cam"),
+        "gradient_shap": ("GradientSHAP", "attribution"),
+        "hirescam": ("HiResCAM", "cam"),
+        "integrated_gradients": ("Integrated Gradients", "attribution"),
+        "kernel_shap": ("KernelSHAP", "surrogate"),
+        "layercam": ("LayerCAM", "cam"),
+        "lime": ("LIME", "surrogate"),
+        "occlusion": ("Occlusion", "perturbation"),
+        "rise": ("RISE", "perturbation"),
+        "saliency": ("Saliency", "attribution"),
+        "scorecam": ("Score-CAM", "cam"),
+        "smoothgrad": ("SmoothGrad", "attribution"),
+        "uncertainty": ("Uncertainty", "uncertainty"),
+        "xgradcam": ("XGrad-CAM", "cam"),
     }
-    assert known["scorecam"].folder == "scorecam_maps" and known["gradcam"].folder == "gradcam_maps"
-    assert [n for n, i in known.items() if not i.uses_gradients] == ["scorecam"]
+    assert known["scorecam"].folder == "scorecam_maps" and known["occlusion"].folder == "occlusion_maps"
+    gradient_free = [n for n, i in known.items() if not i.uses_gradients]
+    assert gradient_free == [
+        "ablationcam",
+        "eigencam",
+        "kernel_shap",
+        "lime",
+        "occlusion",
+        "rise",
+        "scorecam",
+        "uncertainty",
+    ]
     for info in known.values():
         assert getattr(xai, info.cls.__name__) is info.cls  # xai.ScoreCAM, xai.LayerCAM, ...
 
 
 def test_unknown_method_is_refused_with_the_known_ones():
-    with pytest.raises(XAIError, match="unknown method 'gradcam3': choose one of gradcam, gradcampp"):
+    with pytest.raises(XAIError, match="unknown method 'gradcam3': choose one of ablationcam, eigencam, gradcam,"):
         get_method("gradcam3")
 
 

@@ -25,10 +25,17 @@ from .errors import OutOfMemory, Terminated, XAIError, first_line
 if TYPE_CHECKING:
     from .options import OptionSpec
 
-DEFAULT_OUTPUT = {"scorecam": "scorecam_visualizations", "gradcam": "pretrained_visualizations"}
+DEFAULT_OUTPUT = {
+    "scorecam": "scorecam_visualizations",
+    "gradcam": "pretrained_visualizations",
+    "occlusion": "occlusion_visualizations",
+    "uncertainty": "uncertainty_visualizations",
+}
 DESCRIPTION = {
     "scorecam": "Score-CAM explanations and TP/FP/FN error maps of a segmentation model (no gradients).",
     "gradcam": "Grad-CAM explanations and TP/FP/FN error maps of a segmentation model.",
+    "occlusion": "Occlusion sensitivity maps and TP/FP/FN error maps of a segmentation model (no gradients).",
+    "uncertainty": "Predictive uncertainty (MC dropout) and TP/FP/FN error maps of a segmentation model.",
 }
 COMPARE = ("gradcam", "scorecam")
 
@@ -390,6 +397,8 @@ def main(method: str, argv: Sequence[str] | None = None, prog: str | None = None
 COMMANDS = {
     "scorecam": "Score-CAM (visualize_scorecam.py)",
     "gradcam": "Grad-CAM (visualize_pretrained_model.py)",
+    "occlusion": "occlusion sensitivity (visualize_occlusion.py)",
+    "uncertainty": "MC-dropout uncertainty (visualize_uncertainty.py)",
     "synth": "synthetic seedling dataset (python -m xai.synth)",
     "train": "train a model on a dataset in the users' layout (python -m xai.train)",
 }
@@ -399,7 +408,7 @@ def console_main(argv: Sequence[str] | None = None) -> int:
     """`seedling-xai <command> ...` and `python -m xai <command> ...`."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
-        lines = [f"  {name:<9} {what}" for name, what in COMMANDS.items()]
+        lines = [f"  {name:<11} {what}" for name, what in COMMANDS.items()]
         print(
             "usage: seedling-xai {"
             + ",".join(COMMANDS)

@@ -8,8 +8,10 @@ letterbox geometry, so that `load_maps(path).on_photograph(method)` gives the ma
     pred, gt        h×w uint8 on the photograph (the prediction mapped back, the mask as read)
     pred_input, gt_input   H×W uint8 at the input resolution (gt_input: 255 on padding)
     letterbox       6 integers: photograph h, w; resized h, w; padded (input) h, w
-    classes, class_ids, image_name, region
-    <method>_raw, <method>_weights   with --save_raw: before min-max; a CAM's weights
+    methods, classes, class_ids, image_name, region
+    <method>_<name>  what a method returns beside its maps at the input resolution (superpixels,
+                     confidence, entropy, ...); with --save_raw also <method>_raw (before min-max)
+                     and <method>_weights (a CAM's weights)
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from .errors import XAIError
 from .io import write_npz
 
 __all__ = ["MapFile", "load_maps", "write_maps"]
-_META = ("classes", "class_ids", "image_name", "region", "pred", "gt", "pred_input", "gt_input", "letterbox")
+_META = ("classes", "class_ids", "image_name", "region", "pred", "gt", "pred_input", "gt_input", "letterbox", "methods")
 
 
 @dataclass
@@ -51,6 +53,7 @@ class MapFile:
 
 def write_maps(path: str | Path, file: MapFile) -> None:
     arrays: dict[str, Any] = {
+        "methods": np.array(list(file.maps)),
         "classes": np.array(file.class_names),
         "class_ids": np.array(file.class_ids),
         "image_name": np.array(file.image_name),
@@ -76,9 +79,10 @@ def load_maps(path: str | Path) -> MapFile:
     missing = [k for k in _META if k not in arrays]
     if missing:
         raise XAIError(f"{path} is not a maps file of this toolkit (no {', '.join(missing)})")
-    extra_keys = [k for k in arrays if k not in _META and (k.endswith("_raw") or k.endswith("_weights"))]
+    methods = [str(m) for m in arrays["methods"]]
+    extra_keys = [k for k in arrays if k not in _META and k not in methods]
     return MapFile(
-        maps={k: v for k, v in arrays.items() if k not in _META and k not in extra_keys},
+        maps={m: arrays[m] for m in methods},
         pred=arrays["pred"],
         gt=arrays["gt"],
         pred_input=arrays["pred_input"],

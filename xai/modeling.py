@@ -87,6 +87,20 @@ def outputs_probabilities(model: nn.Module) -> bool:
     return not isinstance(inner, nn.LogSoftmax)
 
 
+def head_kind(model: nn.Module) -> str:
+    """What the model's output is: "logits", or the probabilities of its head's "sigmoid" or "softmax"
+    (or "logsoftmax")."""
+    act = final_activation(model)
+    inner = getattr(act, "activation", act)
+    if act is None:
+        return "logits"
+    if isinstance(inner, nn.Sigmoid):
+        return "sigmoid"
+    if isinstance(inner, nn.LogSoftmax):
+        return "logsoftmax"
+    return "softmax"
+
+
 def count_classes(model: nn.Module) -> int | None:
     """Number of output channels of an smp segmentation head, when it can be read off the model."""
     head = getattr(model, "segmentation_head", None)
@@ -145,10 +159,12 @@ class ScoredModel:
         self.head = final_activation(model)
         self.probabilities = outputs_probabilities(model)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, through: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(output, P) of model(x), or of through(x): a part of the model that ends in its head (the
+        layers after a target layer, run on cached features)."""
         tap = InputCapture(self.head) if self.kind == "logit" and self.head is not None else None
         try:
-            output = unwrap_output(self.model(x))
+            output = unwrap_output((through or self.model)(x))
             scored = tap.value if tap is not None and tap.value is not None else output
         finally:
             if tap is not None:

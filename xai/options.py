@@ -38,6 +38,7 @@ def option(
     result: bool = True,
     cli: bool = True,
     minimum: float | None = None,
+    maximum: float | None = None,
     null_words: tuple[str, ...] = ("none",),
     approximates: bool = False,
 ) -> Any:
@@ -46,7 +47,7 @@ def option(
     help: one line for --help and the docs; choices: the values allowed (strings); key: its short name in
     --variants (default: the field's name); result: False when it does not change the maps (a batch
     size), so that a resumed run may change it; cli: False to keep it off the command line; minimum: the
-    smallest number allowed; null_words: texts read as None; approximates: a setting of a fast
+    smallest number allowed; maximum: the largest; null_words: texts read as None; approximates: a setting of a fast
     approximation (a variant differing from another only in such settings is compared with it)."""
     meta = {
         "help": help,
@@ -55,6 +56,7 @@ def option(
         "result": result,
         "cli": cli,
         "minimum": minimum,
+        "maximum": maximum,
         "null_words": null_words,
         "approximates": approximates,
     }
@@ -76,6 +78,7 @@ class OptionSpec:
     result: bool
     cli: bool
     minimum: float | None
+    maximum: float | None
     null_words: tuple[str, ...]
     approximates: bool
 
@@ -111,6 +114,9 @@ class OptionSpec:
         if self.minimum is not None and typing.cast(float, value) < self.minimum:  # kind is int or float here
             shown = int(self.minimum) if float(self.minimum).is_integer() else self.minimum
             raise XAIError(f"{flag(self.name)} must be at least {shown}, got {value}")
+        if self.maximum is not None and typing.cast(float, value) > self.maximum:
+            shown = int(self.maximum) if float(self.maximum).is_integer() else self.maximum
+            raise XAIError(f"{flag(self.name)} must be at most {shown}, got {value}")
         return value
 
 
@@ -148,6 +154,7 @@ def _specs(cls: Any) -> tuple[OptionSpec, ...]:
                 result=meta["result"],
                 cli=meta["cli"],
                 minimum=meta["minimum"],
+                maximum=meta["maximum"],
                 null_words=meta["null_words"],
                 approximates=meta["approximates"],
             )

@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _tuned = False
@@ -69,3 +70,30 @@ def leave_the_job_process_group() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # discards a pending SIGTERM
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
+@contextlib.contextmanager
+def seeded(seed: int, device: Any = None) -> Iterator[None]:
+    """torch's (CPU and, for a CUDA device, that device's), numpy's and Python's global generators seeded
+    with `seed` inside the block and restored after it: for libraries that draw from the global state
+    (captum's samplers)."""
+    import random
+
+    import numpy as np
+    import torch
+
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    cuda = [dev] if dev.type == "cuda" else []
+    np_state, py_state = np.random.get_state(), random.getstate()
+    with torch.random.fork_rng(devices=cuda):
+        torch.default_generator.manual_seed(seed)
+        if cuda:
+            with torch.cuda.device(dev):
+                torch.cuda.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        random.seed(seed)
+        try:
+            yield
+        finally:
+            np.random.set_state(np_state)
+            random.setstate(py_state)

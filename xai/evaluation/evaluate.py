@@ -22,7 +22,7 @@ import torch
 
 from ..batching import Batches
 from ..layers import model_device, preserved_state
-from ..methods import Explainer, Explanation
+from ..methods import Explainer, Explanation, get_method
 from ..metrics.references import probability_maps, random_smooth_maps
 from ..metrics.sanity import cascading_randomisation
 from ..precision import prefers_channels_last
@@ -169,6 +169,8 @@ class Evaluator:
             seconds=seconds,
             full_of=self.full_of,
             batches=self.batches,
+            prediction=prediction[0].cpu(),
+            families={label: get_method(method).family for label, method in self.methods.items()},
         )
         for name, reference in REFERENCES.items():
             ctx.maps[name] = reference.build(ctx)

@@ -22,10 +22,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..metrics.faithfulness import Faithfulness
 from ..metrics.localisation import LocalisationResult, energy_pointing_game, pointing_game, relevance_rank_accuracy
+from ..metrics.segmentation import error_auroc as segmentation_error_auroc
 
 __all__ = ["Context", "Measure", "Metric", "Value", "measures", "metric", "metrics"]
 
@@ -109,6 +111,8 @@ class Context:
     seconds: dict[str, float] = field(default_factory=dict)
     full_of: dict[str, str] = field(default_factory=dict)
     batches: Any = None  # xai.batching.Batches shared by the run's evaluations
+    prediction: torch.Tensor | None = None  # H×W ids of the unperturbed prediction
+    families: dict[str, str] = field(default_factory=dict)  # variant -> its method's family
 
     @functools.cached_property
     def faith(self) -> Faithfulness:
@@ -237,3 +241,19 @@ def pearson_vs_full(ctx: Context) -> Iterator[Row]:
                 yield fast, j, "pearson_vs_full", Value(float(torch.corrcoef(torch.stack([a, b]))[0, 1]))
             else:
                 yield fast, j, "pearson_vs_full", Value(None, "a constant map (nothing to correlate)")
+
+
+@metric(Measure("error_auroc", "Error AUROC", "higher"), cost="no forward pass")
+def error_auroc(ctx: Context) -> Iterator[Row]:
+    """Uncertainty maps only: the AUROC of telling the class's error pixels (FP ∪ FN) from its correct ones
+    (TP) over the photograph (xai.metrics.segmentation.error_auroc)."""
+    if ctx.prediction is None:
+        return
+    gt, pred, valid = ctx.gt.numpy(), ctx.prediction.numpy(), ctx.valid.numpy()
+    for label, j in ctx.each_map_and_class():
+        if ctx.families.get(label) != "uncertainty":
+            continue
+        c = ctx.classes[j]
+        on_photo = np.where(valid, gt, 255), np.where(valid, pred, 255)
+        value = segmentation_error_auroc(ctx.maps[label][j].numpy(), *on_photo, c)
+        yield label, j, "error_auroc", Value(value, None if value is not None else "no error or no correct pixel")

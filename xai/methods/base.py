@@ -34,7 +34,16 @@ from ..modeling import ScoredModel, unwrap_output
 from ..options import Options, option
 from ..targets import REDUCTIONS, REGIONS, SCORES, RegionScore, check_classes, region_masks
 
-__all__ = ["Explainer", "ExplainerOptions", "Explanation", "Forward"]
+__all__ = ["Explainer", "ExplainerOptions", "Explanation", "Forward", "progress_bar"]
+
+
+def progress_bar(enabled: bool, total: int, desc: str, unit: str = "image") -> Any:
+    """A tqdm bar over a long sweep, or None when not asked for."""
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, leave=False)
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,7 @@ class Forward:
     activations: torch.Tensor | None = None
     stats: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, torch.Tensor] = field(default_factory=dict)
+    P: torch.Tensor | None = None  # N×C×H×W per-pixel scores of x (what the region score adds up), detached
 
     def empty(self) -> torch.Tensor:
         """N×C' True where a class's region holds no pixel."""
@@ -146,6 +156,9 @@ class Explainer:
     def channels_last(self, x: torch.Tensor) -> bool:
         """Whether the model runs in channels_last memory format during a call on inputs like x."""
         return False
+
+    def check_size(self, height: int, width: int) -> None:
+        """Refuse (XAIError) options that cannot work on inputs of this size, before a run starts."""
 
     # ---- the one path ----------------------------------------------------------------------------
 
@@ -210,13 +223,14 @@ class Explainer:
             raise XAIError(f"valid mask of shape {tuple(v.shape)} does not match the input's {shape}")
         return v
 
-    def forward_scores(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(model output, per-pixel class scores P) of one forward pass: P is what the region score adds
-        up (the raw output for a callable score)."""
+    def forward_scores(self, x: torch.Tensor, through: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(model output, per-pixel class scores P) of one forward pass (of through(x) when given: a part of
+        the model that ends in its head): P is what the region score adds up (the raw output for a callable
+        score)."""
         if callable(self.options.score):
-            output = unwrap_output(self.model(x))
+            output = unwrap_output((through or self.model)(x))
             return output, output
-        return self.scored.forward(x)
+        return self.scored.forward(x, through)
 
     @property
     def region_score(self) -> RegionScore:
@@ -248,11 +262,11 @@ class Explainer:
         activations = capture.value if capture is not None else None
         if callable(self.options.score):
             scores = self.region_scores(P, None, [])
-            return Forward(x, output, scores, None, list(range(scores.shape[1])), valid, activations)
+            return Forward(x, output, scores, None, list(range(scores.shape[1])), valid, activations, P=P.detach())
         class_ids = check_classes(classes, P.shape[1])
         regions = self._regions(output.detach(), gt, class_ids, valid)
         scores = self.region_scores(P, regions, class_ids)
-        return Forward(x, output, scores, regions, class_ids, valid, activations)
+        return Forward(x, output, scores, regions, class_ids, valid, activations, P=P.detach())
 
     def _regions(
         self, output: torch.Tensor, gt: torch.Tensor | None, classes: list[int], valid: torch.Tensor

@@ -38,7 +38,7 @@ from ..errors import XAIError
 from ..maps import minmax
 from ..options import option
 from ..precision import PRECISIONS, autocast, prefers_channels_last, resolve_precision
-from .base import Forward
+from .base import Forward, progress_bar
 from .cam import BaseCAM, CAMOptions, upsample
 from .registry import register
 
@@ -189,7 +189,7 @@ class ScoreCAM(BaseCAM):
         weights = torch.zeros(*selected.shape, fwd.scores.shape[1], device=x.device)
         base_scores = self.region_scores(baseline, None, []) if baseline is not None and fwd.regions is None else None
         pairs = selected.nonzero()
-        bar = _progress(self.options.progress, pairs.shape[0], f"{self.label} sweep")
+        bar = progress_bar(self.options.progress, pairs.shape[0], f"{self.label} sweep", "map")
 
         def chunk(a: int, b: int) -> None:
             img, ch = pairs[a:b].unbind(1)
@@ -214,11 +214,3 @@ class ScoreCAM(BaseCAM):
             if bar is not None:
                 bar.close()
         return weights
-
-
-def _progress(enabled: bool, total: int, desc: str) -> Any:
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="map", leave=False)

@@ -5,6 +5,8 @@ For ground truth G_c and prediction P_c (boolean H×W masks of class c):
     TP = |G_c ∩ P_c|,  FP = |P_c \\ G_c|,  FN = |G_c \\ P_c|
     IoU = TP / (TP + FP + FN),  Dice = 2·TP / (2·TP + FP + FN)        (None when TP + FP + FN = 0)
     energy_in(L, M) = Σ_{p ∈ M} L_p / Σ_p L_p                          (None when Σ_p L_p = 0)
+    error AUROC(U) over the pixels of G_c ∪ P_c: the chance that an error pixel (FP ∪ FN) has a higher
+        U than a correct one (TP), ties counting half (Mann-Whitney; None without both kinds of pixel)
 """
 
 from __future__ import annotations
@@ -54,6 +56,32 @@ def energy_in(cam: np.ndarray, mask: np.ndarray) -> float | None:
     return float(cam[mask].sum(dtype=np.float64)) / total
 
 
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks; tied values share the mean of their ranks."""
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts).astype(np.float64)
+    return (ends - (counts - 1) / 2)[inverse.reshape(-1)]
+
+
+def error_auroc(uncertainty: np.ndarray, gt: np.ndarray, pred: np.ndarray, class_idx: int) -> float | None:
+    """How well the map tells the class's error pixels (FP ∪ FN) from its correct ones (TP): the AUROC."""
+    g, p = np.asarray(gt) == class_idx, np.asarray(pred) == class_idx
+    union = g | p
+    errors = (g != p)[union]
+    n_err, n_ok = int(errors.sum()), int((~errors).sum())
+    if n_err == 0 or n_ok == 0:
+        return None
+    ranks = _average_ranks(np.asarray(uncertainty, dtype=np.float64)[union])
+    return float((ranks[errors].sum() - n_err * (n_err + 1) / 2) / (n_err * n_ok))
+
+
+def uncertainty_metrics(
+    cam: np.ndarray | None, gt: np.ndarray, pred: np.ndarray, class_idx: int
+) -> dict[str, float | None]:
+    """Whether an uncertainty map points at the prediction's mistakes of one class."""
+    return {"error_auroc": None if cam is None else error_auroc(cam, gt, pred, class_idx)}
+
+
 def class_metrics(gt: np.ndarray, pred: np.ndarray, class_idx: int) -> dict[str, float | int | None]:
     """The prediction's quality for one class: tp, fp, fn, iou, dice."""
     counts = error_counts(gt, pred, class_idx)
@@ -72,3 +100,4 @@ def map_metrics(cam: np.ndarray | None, gt: np.ndarray, pred: np.ndarray, class_
 # (columns "<method>_<name>"). A new metric is one function appended here.
 CLASS_METRICS = [class_metrics]
 MAP_METRICS = [map_metrics]
+FAMILY_METRICS = {"uncertainty": [uncertainty_metrics]}  # columns only the methods of a family get

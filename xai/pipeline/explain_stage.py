@@ -17,7 +17,8 @@ from ..data import Letterbox
 from ..errors import XAIError, first_line
 from ..io import remove_stale_parts
 from ..mapfile import MapFile, write_maps
-from ..metrics import CLASS_METRICS, MAP_METRICS
+from ..methods import get_method
+from ..metrics import CLASS_METRICS, FAMILY_METRICS, MAP_METRICS
 from ..runtime import children_leave_signals_to_this_process, leave_the_job_process_group
 from ..targets import region_masks
 from .layout import SampleFiles, sample_id
@@ -47,6 +48,7 @@ class Explained:
     maps: dict[str, np.ndarray]
     empty: dict[str, list[bool]]
     seconds: dict[str, float]
+    extra: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # per method: its maps beside the maps
     raw_extra: dict[str, np.ndarray] = field(default_factory=dict)
     evaluation: Any = None  # xai.evaluation.evaluate.SampleEvaluation with --evaluate
 
@@ -78,6 +80,7 @@ def explain_sample(item: dict[str, Any], setup: Setup) -> Explained:
     empty: dict[str, list[bool]] = {}
     seconds: dict[str, float] = {}
     raw_extra: dict[str, np.ndarray] = {}
+    extra: dict[str, dict[str, np.ndarray]] = {}
     results = {}
     for method, engine in setup.engines.items():
         t0 = time.perf_counter()
@@ -86,10 +89,14 @@ def explain_sample(item: dict[str, Any], setup: Setup) -> Explained:
         results[method] = (result, seconds[method])
         maps[method] = result.maps[0].cpu().numpy()
         empty[method] = [bool(e) for e in result.empty[0].cpu()]
+        spatial = {k: v[0].cpu().numpy() for k, v in result.extra.items() if tuple(v.shape[-2:]) == box.padded_hw}
+        extra[method] = spatial
+        raw_extra.update({f"{method}_{k}": v for k, v in spatial.items()})
         if setup.opts.save_raw:
             raw_extra[f"{method}_raw"] = result.raw[0].cpu().numpy().astype(np.float32)
             for key, value in result.extra.items():
-                raw_extra[f"{method}_{key}"] = value[0].cpu().numpy().astype(np.float32)
+                if key not in spatial:
+                    raw_extra[f"{method}_{key}"] = value[0].cpu().numpy().astype(np.float32)
     first = next(iter(results.values()))[0]
     assert first.prediction is not None
     evaluation = None
@@ -107,6 +114,7 @@ def explain_sample(item: dict[str, Any], setup: Setup) -> Explained:
         maps=maps,
         empty=empty,
         seconds=seconds,
+        extra=extra,
         raw_extra=raw_extra,
         evaluation=evaluation,
     )
@@ -126,6 +134,14 @@ def sample_view(ex: Explained, setup: Setup) -> SampleView:
                 notes[method][c] = f"class '{names[c]}' absent from its region ({setup.region}): nothing to explain"
             else:
                 maps[method][c] = np.clip(box.to_original(stack[j]), 0.0, 1.0)
+    extra = {
+        m: {
+            k: box.to_original(v, nearest=not np.issubdtype(v.dtype, np.floating))
+            for k, v in per.items()
+            if v.ndim == 2
+        }
+        for m, per in ex.extra.items()
+    }
     return SampleView(
         name=ex.name,
         rgb=ex.rgb,
@@ -139,6 +155,8 @@ def sample_view(ex: Explained, setup: Setup) -> SampleView:
         maps=maps,
         notes=notes,
         regions={c: _explained_region(ex.gt, pred, c, setup) for c in ex.classes},
+        extra=extra,
+        class_agnostic={m for m in ex.maps if not get_method(m).cls.class_specific},
     )
 
 
@@ -150,7 +168,7 @@ def summary_rows(view: SampleView, ex: Explained, setup: Setup) -> list[dict[str
         for class_metric in CLASS_METRICS:
             row.update(class_metric(ex.gt, view.pred, c))
         for method in view.maps:
-            for map_metric in MAP_METRICS:
+            for map_metric in MAP_METRICS + FAMILY_METRICS.get(get_method(method).family, []):
                 values = map_metric(view.maps[method][c], ex.gt, view.pred, c)
                 row.update({f"{method}_{k}": v for k, v in values.items()})
             row[f"{method}_seconds"] = ex.seconds[method]

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..figures import save_comparison_figure, save_error_figure, save_heatmap_figure
+from ..figures.uncertainty import save_uncertainty_figure
 
 __all__ = ["ERROR_KIND", "OutputKind", "SampleView", "output_kinds"]
 
@@ -44,6 +45,8 @@ class SampleView:
     maps: dict[str, dict[int, np.ndarray | None]]
     notes: dict[str, dict[int, str]]
     regions: dict[int, np.ndarray | None] = field(default_factory=dict)
+    extra: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # per method: H×W maps beside its maps
+    class_agnostic: set[str] = field(default_factory=set)  # methods whose map is the same for every class
 
 
 Arguments = tuple[tuple[Any, ...], dict[str, Any]]
@@ -81,9 +84,13 @@ def _heatmap_arguments(method: str) -> Callable[[SampleView, int | None], Argume
         assert c is not None
         label, cname = view.labels[method], view.class_names[c]
         args = (view.rgb, view.maps[method][c], cname, label)
+        note = view.notes[method].get(c)
+        if note is None and method in view.class_agnostic:
+            note = f"{label} is class-agnostic: the same map for every class"
         return args, {
-            "note": view.notes[method].get(c),
+            "note": note,
             "region_contour": view.regions.get(c),
+            "segments": view.extra.get(method, {}).get("superpixels"),
             "title": f"{view.name}: {label} of {cname} (region {view.region})",
         }
 
@@ -115,11 +122,41 @@ COMPARISON_OUTPUT = OutputKind(
 )
 
 
-def output_kinds(methods: Sequence[tuple[str, str, str]], comparison: bool) -> list[OutputKind]:
-    """The figure kinds of a run: TP/FP/FN, a heatmap per (method, label, folder), the comparison grid."""
-    kinds = [ERROR_OUTPUT]
-    kinds += [
-        OutputKind(name, label, folder, "class", save_heatmap_figure, _heatmap_arguments(name))
-        for name, label, folder in methods
+def _uncertainty_arguments(method: str) -> Callable[[SampleView, int | None], Arguments]:
+    def arguments(view: SampleView, _c: int | None) -> Arguments:
+        maps = view.extra[method]
+        args: tuple[Any, ...] = (view.rgb, view.pred, view.class_names, view.colors, maps["confidence"])
+        args += (maps["predicted_variance"], maps["entropy"], maps.get("mutual_information"))
+        return args, {"title": f"{view.name}: {view.labels[method]}"}
+
+    return arguments
+
+
+def _uncertainty_outputs(name: str, label: str, folder: str) -> list[OutputKind]:
+    """The researchers' uncertainty figure: uncertainty_maps/sample{i}_uncertainty.png."""
+    return [
+        OutputKind(
+            f"{name}_summary",
+            f"{label}: summary",
+            folder,
+            "sample",
+            save_uncertainty_figure,
+            _uncertainty_arguments(name),
+            pattern=f"{{sample}}_{name}.png",
+        )
     ]
+
+
+# Kinds that the methods of a family add to their heatmaps: family -> (name, label, folder) -> kinds.
+FAMILY_OUTPUTS: dict[str, Callable[[str, str, str], list[OutputKind]]] = {"uncertainty": _uncertainty_outputs}
+
+
+def output_kinds(methods: Sequence[tuple[str, ...]], comparison: bool) -> list[OutputKind]:
+    """The figure kinds of a run: TP/FP/FN, a heatmap per (method, label, folder[, family]) and what its
+    family adds, the comparison grid."""
+    kinds = [ERROR_OUTPUT]
+    for name, label, folder, *family in methods:
+        kinds.append(OutputKind(name, label, folder, "class", save_heatmap_figure, _heatmap_arguments(name)))
+        if family and family[0] in FAMILY_OUTPUTS:
+            kinds += FAMILY_OUTPUTS[family[0]](name, label, folder)
     return kinds + ([COMPARISON_OUTPUT] if comparison else [])

@@ -81,9 +81,12 @@ def _data_root(opts: RunOptions, cfg: Config) -> Path:
     )
 
 
-def method_options(method: str, opts: RunOptions, cfg: Config | None = None) -> Options:
-    """The options of `method` in this run: its profile, the config's target layer, the run's seed, then
-    the run's method_options that the method declares."""
+def method_options(
+    method: str, opts: RunOptions, cfg: Config | None = None, normalization: tuple[Any, Any] | None = None
+) -> Options:
+    """The options of `method` in this run: its profile, the config's target layer, the run's seed and
+    the inputs' normalisation (mean, std) where the method declares them, then the run's method_options
+    that the method declares."""
     declared = get_method(method).options
     names = set(declared.names())
     values: dict[str, Any] = {}
@@ -91,6 +94,8 @@ def method_options(method: str, opts: RunOptions, cfg: Config | None = None) -> 
         values["target_layer"] = cfg.target_layer
     if "seed" in names:
         values["seed"] = opts.seed
+    if normalization is not None and "input_mean" in names:
+        values["input_mean"], values["input_std"] = tuple(normalization[0]), tuple(normalization[1])
     values.update({k: v for k, v in opts.method_options.items() if k in names and v is not None})
     base = declared.profile(opts.profile) if opts.profile in declared.PROFILES else declared()
     return base.replace(**values)
@@ -207,14 +212,17 @@ def prepare(opts: RunOptions) -> Setup:
     dataset, indices, root = _dataset(opts, cfg, loaded)
     palette = cfg.class_colors()
     colors = [palette[i] if i < len(palette) else GREY for i in range(len(class_names))]
-    engines = {m: build_engine(m, loaded.model, method_options(m, opts, cfg)) for m in opts.methods}
-    kinds = output_kinds([(m, get_method(m).label, get_method(m).folder) for m in opts.methods], opts.comparison)
+    norm = (dataset.mean, dataset.std)
+    engines = {m: build_engine(m, loaded.model, method_options(m, opts, cfg, norm)) for m in opts.methods}
+    for engine in engines.values():
+        engine.check_size(dataset.img_size[1], dataset.img_size[0])
+    described = [(m, get_method(m).label, get_method(m).folder, get_method(m).family) for m in opts.methods]
+    kinds = output_kinds(described, opts.comparison)
     layout = Layout(Path(opts.output_dir), tuple(class_names), tuple(class_ids), tuple(kinds))
     evaluator, evaluation, evaluation_key = None, None, None
     if opts.evaluate or opts.variants:
-        std = dataset.std
         evaluator, evaluation, evaluation_key = _evaluator(
-            opts, cfg, loaded.model, engines, class_ids, class_names, road_noise=0.01 / (sum(std) / len(std))
+            opts, cfg, norm, loaded.model, engines, class_ids, class_names
         )
     else:
         _check_run_options(opts, [])
@@ -288,11 +296,11 @@ def _pairs(asked: tuple[str, ...], labels: list[str]) -> tuple[tuple[str, str], 
 def _evaluator(
     opts: RunOptions,
     cfg: Config,
+    norm: tuple[Any, Any],
     model: torch.nn.Module,
     engines: dict[str, Explainer],
     class_ids: list[int],
     class_names: list[str],
-    road_noise: float,
 ) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     """The evaluator of --evaluate: the run's methods and --variants, each an engine built once; with its
     description (manifest) and what its numbers depend on (resume key: no batch sizes)."""
@@ -309,14 +317,14 @@ def _evaluator(
     built = dict(engines)
     for v in variants:
         if v.label not in built:
-            built[v.label] = build_engine(v.method, model, v.options(method_options(v.method, opts, cfg)))
+            built[v.label] = build_engine(v.method, model, v.options(method_options(v.method, opts, cfg, norm)))
     settings = EvaluationSettings(
         steps=opts.eval_steps,
         road=opts.road,
         sanity_samples=opts.sanity_samples,
         batch_size=opts.batch_size,
         seed=opts.seed,
-        road_noise=road_noise,
+        road_noise=0.01 / (sum(norm[1]) / len(norm[1])),  # the authors' 0.01 on [0, 1] images
         pairs=_pairs(opts.pairs, [v.label for v in variants] + list(REFERENCES)),
     )
     evaluator = Evaluator(model, built, variants, class_ids, class_names, opts.region, settings)

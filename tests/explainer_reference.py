@@ -1,0 +1,121 @@
+"""Slow references of the perturbation methods, Eigen-CAM, Ablation-CAM and the uncertainty summaries,
+written from their definitions: one image, one class, one patch / mask / channel / pass at a time.
+They share no code with xai's engines."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+
+def _score(model, x, cls, region):
+    """s_c(f(x)) = Σ_{p∈R} P_c(x)_p, softmax of a logit model's output, float64."""
+    with torch.no_grad():
+        P = torch.softmax(model(x), 1)
+    return float((P[0, cls].double() * region.double()).sum())
+
+
+def _positive_minmax(raw, valid):
+    """ReLU, then min-max over the valid pixels, 0 elsewhere."""
+    r = torch.relu(raw)
+    vals = r[valid]
+    out = torch.zeros_like(r)
+    if vals.max() > vals.min():
+        out[valid] = (vals - vals.min()) / (vals.max() - vals.min())
+    return out
+
+
+def occlusion_reference(model, x, cls, region, valid, patch, stride, fill):
+    """The mean of Δ_c over the patches covering each pixel; positions 0, s, 2s, ... plus one flush with
+    the photograph's far edge; the patch ∩ photograph set to `fill` (3 values)."""
+    rows = [i for i in range(x.shape[-2]) if valid[i].any()]
+    cols = [j for j in range(x.shape[-1]) if valid[:, j].any()]
+    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+
+    def starts(a, b):
+        out = list(range(a, b - patch + 1, stride))
+        return out + ([b - patch] if out[-1] + patch < b else [])
+
+    base = _score(model, x, cls, region)
+    total = torch.zeros(x.shape[-2:], dtype=torch.float64)
+    count = torch.zeros(x.shape[-2:], dtype=torch.float64)
+    for yy in starts(y0, y1):
+        for xx in starts(x0, x1):
+            occluded = x.clone()
+            for c in range(3):
+                for i in range(yy, yy + patch):
+                    for j in range(xx, xx + patch):
+                        if valid[i, j]:
+                            occluded[0, c, i, j] = fill[c]
+            delta = base - _score(model, occluded, cls, region)
+            total[yy : yy + patch, xx : xx + patch] += delta
+            count[yy : yy + patch, xx : xx + patch] += 1
+    raw = torch.where(count > 0, total / count.clamp_min(1), torch.zeros_like(total)).float()
+    return _positive_minmax(raw, valid), raw
+
+
+def rise_reference(model, x, cls, region, valid, masks, p):
+    """Σ_i s_c(x ⊙ M_i) M_i / (N p), mask by mask (padding keeps its value)."""
+    total = torch.zeros(x.shape[-2:], dtype=torch.float64)
+    for m in masks:
+        masked = torch.where(valid, x * m, x)
+        total += _score(model, masked, cls, region) * m.double()
+    raw = (total / (len(masks) * p)).float()
+    return _positive_minmax(raw, valid), raw
+
+
+def eigencam_reference(acts):
+    """pytorch-grad-cam's get_2d_projection in numpy for one image (K×h×w), with the sign that correlates
+    with Σ_k A_k."""
+    a = acts.double().numpy()
+    rows = a.reshape(a.shape[0], -1).T
+    centred = rows - rows.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=True)
+    projection = centred @ vt[0, :]
+    total = rows.sum(axis=1)
+    if np.sum((projection - projection.mean()) * (total - total.mean())) < 0:
+        projection = -projection
+    return torch.from_numpy(np.maximum(projection, 0).reshape(a.shape[1:])).float()
+
+
+def ablation_weights_reference(model, x, layer, cls, region):
+    """w_k = (s_c − s_c with channel k of the layer's output zeroed) / s_c, channel by channel."""
+    module = dict(model.named_modules())[layer]
+    base = _score(model, x, cls, region)
+    store = {}
+    h = module.register_forward_hook(lambda m, i, o: store.__setitem__("a", o))
+    with torch.no_grad():
+        model(x)
+    h.remove()
+    weights = []
+    for k in range(store["a"].shape[1]):
+
+        def zero(m, i, o, k=k):
+            o = o.clone()
+            o[:, k] = 0
+            return o
+
+        h = module.register_forward_hook(zero)
+        ablated = _score(model, x, cls, region)
+        h.remove()
+        weights.append((base - ablated) / base if base != 0 else 0.0)
+    return torch.tensor(weights), store["a"][0]
+
+
+def flip_summaries_reference(model, x):
+    """Mean, variance, normalised entropy and mutual information of softmax P over the 4 flips, pass by pass."""
+    probs = []
+    for dims in ((), (-1,), (-2,), (-2, -1)):
+        with torch.no_grad():
+            out = model(x.flip(dims) if dims else x)
+        P = torch.softmax(out, 1)
+        probs.append((P.flip(dims) if dims else P)[0].double())
+    stack = torch.stack(probs)
+    mean = stack.mean(0)
+    var = stack.var(0, unbiased=False)
+    ent = -(mean * torch.log(mean.clamp_min(1e-12))).sum(0) / math.log(mean.shape[0])
+    per_pass = torch.stack([-(q * torch.log(q.clamp_min(1e-12))).sum(0) for q in probs]).mean(0)
+    mi = (-(mean * torch.log(mean.clamp_min(1e-12))).sum(0) - per_pass) / math.log(mean.shape[0])
+    return mean, var, ent, mi.clamp_min(0)

@@ -1,0 +1,90 @@
+"""The attribution family: gradients of the region score with respect to the input, through captum.
+
+For each explained class c the target is its region score s_c (sum over R_c of P_c, the regions fixed
+from the unperturbed prediction), and captum's attribution a (3×H×W) of s_c gives
+
+    A_c = Σ_channels a                   then the positive part (or |·| with absolute) and min-max over the
+                                         photograph, as every method
+
+A method is its captum algorithm and the keywords it takes (`captum_method`, `captum_arguments`).
+`nt_samples > 0` wraps it in captum's NoiseTunnel (SmoothGrad: the mean over nt_samples noisy copies
+with noise N(0, nt_stdev²) in normalised units; smoothgrad_sq, vargrad). Images are explained one at a
+time (every row of captum's expanded batches then shares the image's regions); captum's random parts
+(GradientSHAP's baselines, the noise) are seeded and leave the global generators as they were.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..options import option
+from ..runtime import seeded
+from .base import Explainer, Forward
+from .perturbation import PerturbationOptions
+
+__all__ = ["AttributionOptions", "CaptumAttribution"]
+NT_TYPES = ("smoothgrad", "smoothgrad_sq", "vargrad")
+
+
+@dataclass(frozen=True)
+class AttributionOptions(PerturbationOptions):
+    absolute: bool = option(False, "take the absolute attribution instead of its positive part", cli=False)
+    nt_samples: int = option(0, "SmoothGrad: average over N noisy copies of the input (0: off)", minimum=0)
+    nt_stdev: float = option(0.15, "SmoothGrad: the noise's standard deviation, in normalised units", minimum=0.0)
+    nt_type: str = option("smoothgrad", "SmoothGrad: smoothgrad, smoothgrad_sq or vargrad", choices=NT_TYPES)
+    seed: int = option(0, "seed of the method's random parts", minimum=0, cli=False)
+
+
+class CaptumAttribution(Explainer):
+    """Attributions of captum's gradient algorithms, one target class at a time."""
+
+    family = "attribution"
+    uses_gradients = True
+    Options = AttributionOptions
+    options: AttributionOptions
+
+    def captum_method(self, forward: Any) -> Any:
+        """The captum attribution object over `forward` (B×3×H×W -> B scores)."""
+        raise NotImplementedError
+
+    def captum_arguments(self, x: torch.Tensor, fwd: Forward, n: int) -> dict[str, Any]:
+        """Keywords of captum's attribute() for image n (baselines, steps, ...)."""
+        return {}
+
+    def positive(self, raw: torch.Tensor) -> torch.Tensor:
+        return raw.abs() if self.options.absolute else torch.relu(raw)
+
+    def attribute(self, fwd: Forward) -> torch.Tensor:
+        from captum.attr import NoiseTunnel
+
+        x = fwd.x.detach()
+        out = torch.zeros(x.shape[0], len(fwd.classes), *x.shape[-2:], device=x.device)
+        calls = 0
+        for n in range(x.shape[0]):
+            for j in range(len(fwd.classes)):
+                regions = None if fwd.regions is None else fwd.regions[n]
+
+                def score(inputs: torch.Tensor, j: int = j, regions: Any = regions) -> torch.Tensor:
+                    nonlocal calls
+                    calls += inputs.shape[0]
+                    _, P = self.forward_scores(inputs)
+                    return self.region_scores(P.float(), regions, fwd.classes)[:, j]
+
+                method = self.captum_method(score)
+                kwargs = self.captum_arguments(x, fwd, n)
+                if self.options.nt_samples:
+                    method = NoiseTunnel(method)
+                    kwargs.update(
+                        nt_type=self.options.nt_type,
+                        nt_samples=self.options.nt_samples,
+                        nt_samples_batch_size=self.options.batch_size,
+                        stdevs=self.options.nt_stdev,
+                    )
+                with seeded(self.options.seed + 1000 * n + j, x.device):
+                    a = method.attribute(x[n : n + 1].clone().requires_grad_(True), **kwargs)
+                out[n, j] = a.detach()[0].sum(0)
+        fwd.stats.update(forwards=calls + 1)
+        return out
