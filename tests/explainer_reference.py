@@ -84,7 +84,7 @@ def ablation_weights_reference(model, x, layer, cls, region):
     """w_k = (s_c − s_c with channel k of the layer's output zeroed) / s_c, channel by channel."""
     module = dict(model.named_modules())[layer]
     base = _score(model, x, cls, region)
-    store = {}
+    store: dict[str, torch.Tensor] = {}
     h = module.register_forward_hook(lambda m, i, o: store.__setitem__("a", o))
     with torch.no_grad():
         model(x)

@@ -50,7 +50,7 @@ def test_the_map_is_captums_attribution_of_the_region_score(name):
     x = image_batch(1, 64, 32, seed=7)
     cam = get_method(name).cls(model, seed=3, **QUICK[name])
     maps = cam(x, classes=[3, 4])  # the classes this model predicts on x
-    assert not cam.last.empty.any()
+    assert cam.last is not None and not cam.last.empty.any()
     for j, c in enumerate([3, 4]):
         theirs = _theirs(name, model, x, c, seed=3 + j)
         expected = minmax(torch.relu(theirs.detach()[0].sum(0)))

@@ -266,7 +266,10 @@ def test_the_upstream_occlusion_and_uncertainty_commands_as_their_users_type_the
     common = ["--model_path", str(ckpt), "--data_root", str(data), "--num_samples", "1", "--no_progress"]
     occlusion = [sys.executable, str(ROOT / "visualize_occlusion.py"), *common]
     proc = subprocess.run(
-        [*occlusion, "--patch_size", "16", "--stride", "8", "--occlusion_value", "mean"], capture_output=True, cwd=base
+        [*occlusion, "--patch_size", "16", "--stride", "8", "--occlusion_value", "mean"],
+        capture_output=True,
+        text=True,
+        cwd=base,
     )
     assert proc.returncode == 0, proc.stderr
     out = base / "occlusion_visualizations"

@@ -12,7 +12,7 @@ from xai.maps import minmax
 
 
 def _activations(model, x, layer):
-    store = {}
+    store: dict[str, torch.Tensor] = {}
     h = dict(model.named_modules())[layer].register_forward_hook(lambda m, i, o: store.__setitem__("a", o))
     with torch.no_grad():
         model(x)

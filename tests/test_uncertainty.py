@@ -54,7 +54,8 @@ def test_mc_dropout_varies_only_the_dropout_layers_and_restores_the_model():
 def test_a_sigmoid_head_is_read_as_it_is_and_is_confident_where_it_is_sure():
     model = tiny_fpn(activation="sigmoid", seed=2)
     with torch.no_grad():
-        head = model.segmentation_head[0]
+        head = dict(model.named_modules())["segmentation_head.0"]
+        assert isinstance(head, torch.nn.Conv2d) and head.bias is not None
         head.weight.mul_(0.01)
         head.bias.copy_(torch.tensor([6.0, -6.0, -6.0, -6.0, -6.0]))  # sure: background everywhere
     cam = xai.Uncertainty(model, num_mc_samples=6)
@@ -83,5 +84,6 @@ def test_error_auroc_is_the_chance_that_an_error_pixel_is_more_uncertain():
         vals = u[union]
         pairs = [(a, b) for a, b in itertools.product(vals[err], vals[~err])]
         brute = sum(1.0 if a > b else 0.5 if a == b else 0.0 for a, b in pairs) / len(pairs)
-        assert math.isclose(error_auroc(u, gt, pred, c), brute, rel_tol=1e-12)
+        value = error_auroc(u, gt, pred, c)
+        assert value is not None and math.isclose(value, brute, rel_tol=1e-12)
     assert error_auroc(u, gt, gt, 1) is None  # no error: undefined

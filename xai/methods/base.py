@@ -125,7 +125,7 @@ class Explainer:
     uses_gradients: ClassVar[bool] = False
     class_specific: ClassVar[bool] = True  # False: one map for every class (Eigen-CAM); figures say so
 
-    def __init__(self, model: nn.Module, options: ExplainerOptions | None = None, **overrides: Any):
+    def __init__(self, model: nn.Module, options: ExplainerOptions | None = None, /, **overrides: Any):
         base = self.Options() if options is None else options
         if not isinstance(base, self.Options):
             raise XAIError(f"{self.label} takes {self.Options.__name__}, got {type(base).__name__}")
