@@ -18,7 +18,7 @@ import xai
 from xai.config import load_config, packaged_configs
 assert Path(xai.__file__).is_relative_to(sys.argv[1]), f"imported {xai.__file__}, not the wheel"
 assert (Path(xai.__file__).parent / "py.typed").is_file(), "py.typed missing from the wheel"
-assert packaged_configs() == ["demo", "phenocyte"], packaged_configs()
+assert packaged_configs() == ["demo", "phenocyte", "phenocyte_scripts"], packaged_configs()
 assert load_config().encoder == "se_resnext50_32x4d" and load_config("demo").encoder == "resnet18"
 assert xai.__version__ != "0+unknown", xai.__version__
 from xai.templating import render_template

@@ -9,9 +9,9 @@ from xai.errors import XAIError
 
 
 def test_packaged_configs_and_defaults():
-    assert packaged_configs() == ["demo", "phenocyte"]
+    assert packaged_configs() == ["demo", "phenocyte", "phenocyte_scripts"]
     cfg = load_config()
-    assert cfg.classes == ("background", "root", "hypocotyl", "cotyledon", "seed")
+    assert cfg.classes == ("background", "hypocotyl", "cotyledon", "root", "seed")  # the masks' ids
     assert cfg.encoder == "se_resnext50_32x4d" and cfg.img_size == (512, 256) and cfg.arch == "FPN"
     assert cfg.target_layer == "decoder" and cfg.data_root == "data/phenocyte_seg"
     demo = load_config("demo")
@@ -45,5 +45,6 @@ def test_bad_files_are_one_line(tmp_path, text, message):
 
 
 def test_a_missing_file_names_the_packaged_ones(tmp_path):
-    with pytest.raises(XAIError, match=r"config file not found: .*nope.yaml \(packaged configs: demo, phenocyte\)"):
+    packaged = r"\(packaged configs: demo, phenocyte, phenocyte_scripts\)"
+    with pytest.raises(XAIError, match=r"config file not found: .*nope.yaml " + packaged):
         load_config(tmp_path / "nope.yaml")

@@ -132,3 +132,34 @@ def test_finalize_rebuilds_the_report_and_resume_keeps_the_metrics(tiny_run, eva
         assert calls == [0, 1]
     finally:
         stage.explain_sample = real
+
+
+def test_seed_000s_claims_are_measured_and_reported(tiny_run, tmp_path):
+    _base, data, ckpt = tiny_run
+    out = tmp_path / "claims"
+    args = run_args(ckpt, data, out, "--compare", "--evaluate", "--region", "instances", "--no_road")
+    assert main("scorecam", [*args, "--eval_steps", "4", "--sanity_samples", "0", "--stability_samples", "2"]) == 0
+    with open(out / "metrics.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    measured = {r["metric"] for r in rows if r["variant"] == "scorecam"}
+    for name in (
+        "max_sensitivity",
+        "noise_spearman",
+        "energy_pointing_game_small",
+        "ring_ratio",
+        "complexity",
+        "sparseness",
+        "energy_outside",
+        "context_deletion_auc",
+        "instance_share",
+    ):
+        assert name in measured, name
+    for r in rows:  # every value exists or says why not
+        assert (r["value"] != "" and math.isfinite(float(r["value"]))) or r["reason"], r
+    assert {r["variant"] for r in rows if r["metric"] == "max_sensitivity"} == {"gradcam", "scorecam"}
+    report = (out / "report.md").read_text()
+    assert "## Seed 000's claims, measured" in report
+    assert "| Stability | more stable | Max-sensitivity (↓) |" in report and "scorecam − gradcam" in report
+    manifest = json.loads((out / "manifest.json").read_text())
+    settings = manifest["evaluation"]["settings"]
+    assert settings["instances"] and settings["stability_samples"] == 2

@@ -26,7 +26,8 @@ def _files(root: Path) -> dict[str, bytes]:
 
 def test_layout_constants_match_xai_data():
     assert (synth.IMAGE_DIR, synth.MASK_DIR, synth.MASK_SUFFIX) == (xdata.IMAGE_DIR, xdata.MASK_DIR, xdata.MASK_SUFFIX)
-    assert list(DEFAULT_CLASSES) == ["background", "root", "hypocotyl", "cotyledon", "seed"]
+    assert list(DEFAULT_CLASSES) == ["background", "hypocotyl", "cotyledon", "root", "seed"]
+    assert (synth.HYPOCOTYL, synth.COTYLEDON, synth.ROOT, synth.SEED) == (1, 2, 3, 4)  # the phenocyte mask ids
 
 
 def test_same_seed_same_bytes_different_seed_different(tmp_path):

@@ -18,7 +18,7 @@ from xai import synth, train
 from xai.checkpoint import FORMAT, load_model
 from xai.errors import XAIError
 
-CLASSES = ["background", "root", "hypocotyl", "cotyledon", "seed"]
+CLASSES = ["background", "hypocotyl", "cotyledon", "root", "seed"]
 REPO = Path(__file__).resolve().parent.parent
 
 

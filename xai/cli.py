@@ -115,6 +115,13 @@ def _model_and_data(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data_root", default=None, help="dataset root (default: the config's data_root)")
     p.add_argument("--arch", default=None, help="architecture for plain state_dicts (default: the config's, FPN)")
     p.add_argument("--classes", nargs="+", default=None, metavar="CLASS", help="explain only these classes, by name")
+    p.add_argument(
+        "--class_names",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="the name of each output id, in id order (over the checkpoint's and the config's; README, 'Class names')",
+    )
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
 
 
@@ -191,6 +198,13 @@ def _evaluation_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="leave ROAD out of --evaluate (its noisy linear imputation is the costliest metric on a CPU: "
         "about 0.1 s per perturbed 128x256 image on one core, 18 images per map and class)",
+    )
+    p.add_argument(
+        "--stability_samples",
+        type=int,
+        default=3,
+        help="noisy copies (±0.02 of the intensity range, seeded) per sample and method for max-sensitivity and the "
+        "Spearman correlation under noise (0: none); each costs one more explanation",
     )
     p.add_argument(
         "--sanity_samples",
@@ -399,6 +413,7 @@ COMMANDS = {
     "gradcam": "Grad-CAM (visualize_pretrained_model.py)",
     "occlusion": "occlusion sensitivity (visualize_occlusion.py)",
     "uncertainty": "MC-dropout uncertainty (visualize_uncertainty.py)",
+    "inspect": "what the class ids of a dataset look like, against their names (python -m xai.inspection)",
     "synth": "synthetic seedling dataset (python -m xai.synth)",
     "train": "train a model on a dataset in the users' layout (python -m xai.train)",
 }
@@ -425,4 +440,5 @@ def console_main(argv: Sequence[str] | None = None) -> int:
 
     from .errors import run_one_line
 
-    return run_one_line(import_module(f"xai.{command}").main, rest)
+    module = {"inspect": "inspection"}.get(command, command)
+    return run_one_line(import_module(f"xai.{module}").main, rest)

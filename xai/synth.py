@@ -32,7 +32,7 @@ from .errors import XAIError, exit_with_one_line
 # The users' layout, as in xai.data (not imported from there: it pulls in torch, which costs seconds).
 IMAGE_DIR, MASK_DIR, MASK_SUFFIX = "images", "masks", "_mask.png"
 
-BACKGROUND, ROOT, HYPOCOTYL, COTYLEDON, SEED = range(5)
+BACKGROUND, HYPOCOTYL, COTYLEDON, ROOT, SEED = range(5)  # the ids of the users' masks (xai.config)
 DEFAULT_SIZE = (300, 600)  # (width, height)
 SPLIT_FRACTIONS = (0.70, 0.15, 0.15)
 

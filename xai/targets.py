@@ -16,7 +16,7 @@ import torch
 
 from .errors import XAIError
 
-REGIONS = ("pred", "gt", "tp", "fp", "fn", "all")
+REGIONS = ("pred", "gt", "tp", "fp", "fn", "all", "instances")  # instances: pred; --evaluate explains each component
 SCORES = ("prob", "logit")
 REDUCTIONS = ("sum", "mean")
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
@@ -50,7 +50,7 @@ def region_masks(
     if region == "all":
         return torch.ones(pred.shape[0], len(classes), *pred.shape[-2:], device=pred.device)
     is_pred = pred.unsqueeze(1) == idx
-    if region == "pred":
+    if region in ("pred", "instances"):
         return is_pred.float()
     if gt is None:
         raise XAIError(f"region '{region}' needs the ground truth (gt) of each image")

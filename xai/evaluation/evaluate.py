@@ -63,9 +63,19 @@ class EvaluationSettings:
     seed: int = 0
     road_noise: float = 0.01  # in normalised units; the authors' 0.01 on [0, 1] images is 0.01 / std
     pairs: tuple[tuple[str, str], ...] = ()  # paired differences A − B; () = the first variant against each other
+    stability_samples: int = 3  # noisy copies per sample for max-sensitivity (0: none)
+    stability_radius: float = 0.02 / 0.226  # uniform noise ±r in normalised units (0.02 of the [0, 1] range)
+    ring_width: int = 3  # pixels of the ring just outside a region (boundary precision)
+    size_bins: tuple[int, ...] = (64, 512)  # component areas (input pixels) that separate small, medium, large
+    instances: bool = False  # explain each connected component of a class's region on its own
 
     def describe(self) -> dict[str, Any]:
         return {
+            "stability_samples": self.stability_samples,
+            "stability_radius": self.stability_radius,
+            "ring_width": self.ring_width,
+            "size_bins": list(self.size_bins),
+            "instances": self.instances,
             "steps": self.steps,
             "schedules": list(self.schedules),
             "road": self.road,
@@ -171,6 +181,7 @@ class Evaluator:
             batches=self.batches,
             prediction=prediction[0].cpu(),
             families={label: get_method(method).family for label, method in self.methods.items()},
+            engines=self.engines,
         )
         for name, reference in REFERENCES.items():
             ctx.maps[name] = reference.build(ctx)

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..metrics import claims
 from ..metrics.faithfulness import Faithfulness
 from ..metrics.localisation import LocalisationResult, energy_pointing_game, pointing_game, relevance_rank_accuracy
 from ..metrics.segmentation import error_auroc as segmentation_error_auroc
@@ -113,6 +114,7 @@ class Context:
     batches: Any = None  # xai.batching.Batches shared by the run's evaluations
     prediction: torch.Tensor | None = None  # H×W ids of the unperturbed prediction
     families: dict[str, str] = field(default_factory=dict)  # variant -> its method's family
+    engines: dict[str, Any] = field(default_factory=dict)  # variant -> its engine (metrics that explain again)
 
     @functools.cached_property
     def faith(self) -> Faithfulness:
@@ -257,3 +259,144 @@ def error_auroc(ctx: Context) -> Iterator[Row]:
         on_photo = np.where(valid, gt, 255), np.where(valid, pred, 255)
         value = segmentation_error_auroc(ctx.maps[label][j].numpy(), *on_photo, c)
         yield label, j, "error_auroc", Value(value, None if value is not None else "no error or no correct pixel")
+
+
+# ---- the claims papers make for one method over another (xai.metrics.claims) ------------------------------
+
+
+@metric(
+    Measure("complexity", "Complexity", "lower", table="claims"),
+    Measure("sparseness", "Sparseness (Gini)", "higher", table="claims"),
+    cost="no forward pass",
+)
+def noise(ctx: Context) -> Iterator[Row]:
+    """How noisy a map is: the entropy of its normalised values and their Gini index."""
+    for label, j in ctx.each_map_and_class():
+        m = ctx.maps[label][j]
+        yield label, j, "complexity", value_of(claims.complexity(m, ctx.valid), ZERO)
+        yield label, j, "sparseness", value_of(claims.sparseness(m, ctx.valid), ZERO)
+
+
+ZERO = "the map is 0 on every pixel of the photograph"
+
+
+@metric(
+    Measure("ring_ratio", "Inside / ring", "higher", table="claims"),
+    Measure("ring_share", "Ring's share", "lower", table="claims"),
+    cost="no forward pass",
+)
+def boundary(ctx: Context) -> Iterator[Row]:
+    """Boundary precision: the map inside R_c against a ring of ring_width pixels just outside it."""
+    for label, j in ctx.each_map_and_class():
+        ratio, share = claims.ring(ctx.maps[label][j], ctx.regions[j], ctx.valid, ctx.settings.ring_width)
+        reason = "an empty region, an empty ring or a zero map"
+        if ratio is not None and math.isinf(ratio):
+            yield label, j, "ring_ratio", Value(None, "unbounded: no energy in the ring")
+        else:
+            yield label, j, "ring_ratio", value_of(ratio, reason)
+        yield label, j, "ring_share", value_of(share, reason)
+
+
+@metric(
+    Measure("energy_outside", "Energy outside the region", None, table="claims"),
+    Measure("context_deletion_auc", "Context deletion AUC", "lower", table="claims"),
+    cost="S forwards per map and class (deletion of the region's surroundings only)",
+)
+def context(ctx: Context) -> Iterator[Row]:
+    """How much of the map, and of the class's score, is about what surrounds the class."""
+    for label, j in ctx.each_map_and_class():
+        value = claims.outside_share(ctx.maps[label][j], ctx.regions[j], ctx.valid)
+        yield label, j, "energy_outside", value_of(value, ZERO)
+    for label, per_class in ctx.faith.context_deletion(ctx.maps, steps=ctx.settings.steps).items():
+        for j, res in enumerate(per_class):
+            yield label, j, "context_deletion_auc", value_of(res.auc, res.reason)
+
+
+_SIZES = ("small", "medium", "large")
+
+
+@metric(
+    *(Measure(f"energy_pointing_game_{s}", f"Energy PG, {s} objects", "higher", table="claims") for s in _SIZES),
+    *(Measure(f"rank_accuracy_{s}", f"Rank acc., {s} objects", "higher", table="claims") for s in _SIZES),
+    cost="no forward pass",
+)
+def object_size(ctx: Context) -> Iterator[Row]:
+    """Localisation of the ground truth's components binned by area (small: seeds)."""
+    for j in range(len(ctx.classes)):
+        truth = ctx.truth(j)
+        bins = claims.component_bins(truth, ctx.settings.size_bins)
+        for label in ctx.maps:
+            for size, part in zip(_SIZES, bins, strict=True):
+                epg, rank = claims.size_localisation(ctx.maps[label][j], truth, part, ctx.valid)
+                reason = f"no {size} object of the class in the ground truth"
+                yield label, j, f"energy_pointing_game_{size}", value_of(epg, reason)
+                yield label, j, f"rank_accuracy_{size}", value_of(rank, reason)
+
+
+def _fixed_region(engine: Any) -> Any:
+    """The same method with the region fixed to a given mask (region "gt", gt = the mask)."""
+    from ..metrics.sanity import same_engine
+
+    return same_engine(engine, engine.model, region="gt")
+
+
+@metric(
+    Measure("max_sensitivity", "Max-sensitivity", "lower", table="claims"),
+    Measure("noise_spearman", "Spearman under noise", "higher", table="claims"),
+    cost="stability_samples more explanations per method (the maps of noisy copies)",
+    enabled=lambda settings: settings.stability_samples > 0,
+)
+def stability(ctx: Context) -> Iterator[Row]:
+    """The maps of n seeded noisy copies x + ε (ε ~ U(±r) on the photograph) against the map of x, with
+    the regions fixed to the unperturbed prediction; the same noise for every method."""
+    if ctx.prediction is None:
+        return
+    g = torch.Generator().manual_seed(ctx.settings.seed + ctx.index)
+    r, v = ctx.settings.stability_radius, ctx.valid.to(ctx.x.device)
+    noise_ = [
+        (torch.rand(ctx.x.shape, generator=g) * 2 - 1).to(ctx.x.device) * r * v
+        for _ in range(ctx.settings.stability_samples)
+    ]
+    gt = ctx.prediction[None].to(ctx.x.device)
+    for label, engine in ctx.engines.items():
+        fixed = _fixed_region(engine)
+        noisy = [fixed.explain(ctx.x + e, classes=ctx.classes, gt=gt, valid=v[None]).maps[0].cpu() for e in noise_]
+        for j in range(len(ctx.classes)):
+            change, rho = claims.max_sensitivity([m[j] for m in noisy], ctx.maps[label][j], ctx.valid)
+            yield label, j, "max_sensitivity", value_of(change, ZERO)
+            yield label, j, "noise_spearman", value_of(rho, "constant maps (nothing to correlate)")
+
+
+MIN_INSTANCE = 16  # pixels at the input: smaller fragments of a region are not instances
+
+
+@metric(
+    Measure("instance_share", "Instance share", "higher", table="claims"),
+    cost="one more explanation per component of a class's region (at most 5 per class, of 16 pixels or more)",
+    enabled=lambda settings: settings.instances,
+)
+def instances(ctx: Context) -> Iterator[Row]:
+    """Each connected component K of a class's region explained on its own (its own region score): the
+    share of that map's energy on K among the class's components; the mean over the components."""
+    import cv2
+
+    for j, c in enumerate(ctx.classes):
+        region = ctx.regions[j].numpy().astype(np.uint8)
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(region, connectivity=8)
+        kept = [k for k in range(1, count) if stats[k, cv2.CC_STAT_AREA] >= MIN_INSTANCE]
+        if len(kept) < 2:
+            for label in ctx.engines:
+                yield label, j, "instance_share", Value(None, "fewer than two components (of 16 px or more)")
+            continue
+        largest = sorted(kept, key=lambda k: -stats[k, cv2.CC_STAT_AREA])[:5]
+        components = torch.from_numpy(region > 0)
+        for label, engine in ctx.engines.items():
+            fixed, shares = _fixed_region(engine), []
+            for k in largest:
+                part = torch.from_numpy(labels == k)
+                gt = torch.where(part, c, 255).to(ctx.x.device)[None]
+                m = fixed.explain(ctx.x, classes=[c], gt=gt, valid=ctx.valid[None]).maps[0, 0].cpu()
+                share = claims.instance_share(m, part, components)
+                if share is not None:
+                    shares.append(share)
+            yield label, j, "instance_share", value_of(np.mean(shares) if shares else None, ZERO)

@@ -259,6 +259,7 @@ def write_report(out: Path, records: list[Any], settings: dict[str, Any]) -> dic
     sections = _header(settings, len(evaluated))
     for c in classes:
         sections += _class_sections(c, variants, summary[c], {p: by[c] for p, by in paired.items()}, plots.get(c))
+    sections += _claims_sections(rows, classes, variants, methods)
     sections += _cost_sections(cost) + _sanity_sections(steps, sanity, sanity_plot)
     title = str(sections[0][1])
     write_text(out / "report.md", render_template("report.md.j2", sections=sections))
@@ -310,6 +311,11 @@ def _class_sections(
     columns = [m for m in measures("main") if any(summary[v][m.name].n for v in variants if m.name in summary[v])]
     header = ["variant"] + [m.title + _arrow(m) for m in columns]
     out.append(("table", (header, [[v] + [summary[v][m.name].text(m.digits) for m in columns] for v in variants])))
+    claimed = [m for m in measures("claims") if any(summary[v].get(m.name, _NONE).n for v in variants)]
+    if claimed:
+        out.append(("p", "Stability, object size, instances, boundaries, noise and context (xai.metrics.claims):"))
+        header = ["variant"] + [m.title + _arrow(m) for m in claimed]
+        out.append(("table", (header, [[v] + [summary[v][m.name].text(m.digits) for m in claimed] for v in variants])))
     for m in measures("fast"):
         fast = [[v, summary[v][m.name].text(m.digits)] for v in variants if summary[v].get(m.name, _NONE).n]
         if fast:
@@ -352,3 +358,76 @@ def _sanity_sections(steps: list[str], sanity: dict[str, np.ndarray], plot: str 
         ("table", (["variant", *steps], rows)),
         ("img", (plot, "Cascading randomisation")),
     ]
+
+
+# Seed 000's table "Why Score-CAM is better than Grad-CAM", row by row: (its row, its claim, the measure
+# that answers it, the direction the claim predicts for Score-CAM − Grad-CAM: "better" or "higher").
+SEED_CLAIMS = [
+    ("Stability", "more stable", "max_sensitivity", "better"),
+    ("Stability", "more stable", "noise_spearman", "better"),
+    ("Small objects", "better localization (seeds: the smallest objects)", "energy_pointing_game_small", "better"),
+    ("Small objects", "better localization (seeds: the smallest objects)", "rank_accuracy_small", "better"),
+    ("Multiple instances", "handles well", "instance_share", "better"),
+    ("Boundaries", "sharper", "ring_ratio", "better"),
+    ("Noise", "cleaner heatmaps", "complexity", "better"),
+    ("Noise", "cleaner heatmaps", "sparseness", "better"),
+    ("Speed", "slower", "seconds", "higher"),
+]
+
+
+def _verdict(estimate: Estimate, better: str | None, predicted: str) -> str:
+    """Whether the paired difference's 95% interval lies on the side the claim predicts."""
+    if not estimate.n or math.isnan(estimate.low):
+        return "not measurable here"
+    higher = predicted == "higher" or (predicted == "better" and better == "higher")
+    if estimate.low > 0:
+        return "holds" if higher else "does not hold: the opposite"
+    if estimate.high < 0:
+        return "does not hold: the opposite" if higher else "holds"
+    return "not shown (the interval spans 0)"
+
+
+def _claims_sections(
+    rows: list[dict[str, Any]], classes: list[str], variants: list[str], methods: dict[str, str]
+) -> list[Section]:
+    """Seed 000's claims for Score-CAM against Grad-CAM, measured per class (the first variant of each)."""
+    score = next((v for v in variants if methods.get(v) == "scorecam"), None)
+    grad = next((v for v in variants if methods.get(v) == "gradcam"), None)
+    if not score or not grad:
+        return []
+    by_name = {m.name: m for m in measures(None)}
+    values = _values(rows)
+    out: list[Section] = [
+        ("h2", "Seed 000's claims, measured"),
+        (
+            "p",
+            f"Each row of seed 000's table 'Why Score-CAM is better than Grad-CAM', answered on this model by "
+            f"{score} against {grad}: means, the paired difference per sample with its 95% bootstrap interval, "
+            "and whether the interval lies on the side the claim predicts.",
+        ),
+    ]
+    for c in classes:
+        table = []
+        for row, claim, name, predicted in SEED_CLAIMS:
+            a, b = values.get((c, score, name), {}), values.get((c, grad, name), {})
+            if not a or not b:
+                continue
+            m = by_name[name]
+            diff = paired_difference(a, b)
+            means = bootstrap_mean(list(a.values())).text(m.digits), bootstrap_mean(list(b.values())).text(m.digits)
+            table.append(
+                [
+                    row,
+                    claim,
+                    m.title + _arrow(m),
+                    means[1],
+                    means[0],
+                    diff.text(m.digits),
+                    _verdict(diff, m.better, predicted),
+                ]
+            )
+        if table:
+            out.append(("p", f"Class {c}:"))
+            header = ["seed 000's row", "claim", "measure", grad, score, f"{score} − {grad}", "on this model"]
+            out.append(("table", (header, table)))
+    return out

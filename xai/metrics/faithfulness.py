@@ -355,6 +355,43 @@ class Faithfulness:
                 out[name].append(CurveResult(float(torch.trapezoid(s, t)), (t, s), torch.tensor(counts), schedule))
         return out
 
+    def context_deletion(self, maps: Mapping[str, torch.Tensor], steps: int = 50) -> dict[str, list[CurveResult]]:
+        """Deletion restricted to the class's surroundings: the pixels of V ∖ R_c ordered by L_c, the first
+        n_i = round(i·|V ∖ R_c|/S) set to 0, R_c never changed; AUC of s_c (how much the class's score
+        leans on what is around it, in the map's order: lower is a better ordering)."""
+        maps = self._maps(maps)
+        pixel_counts("linear", steps, 1, 0)
+        jobs: list[tuple[torch.Tensor, int]] = []
+        plan: dict[tuple[str, int], tuple[list[int], int]] = {}
+        for name, j, m in self._present(maps):
+            pool = self.valid & ~self.regions[j]
+            total = int(pool.sum())
+            if total == 0:
+                continue
+            ranks = _ranks(m, pool, descending=True)
+            counts = pixel_counts("linear", steps, total, 0)
+            plan[(name, j)] = (counts, len(jobs))
+            jobs += [(ranks, n) for n in counts[1:]]
+
+        def build(a: int, b: int) -> torch.Tensor:
+            masks = torch.stack([ranks < n for ranks, n in jobs[a:b]]).unsqueeze(1)
+            return torch.where(masks, torch.zeros_like(self.x), self.x)
+
+        scores = self._scores("context_deletion", len(jobs), build)
+        t = torch.arange(steps + 1, dtype=torch.float64) / steps
+        out: dict[str, list[CurveResult]] = {}
+        for name in maps:
+            out[name] = []
+            for j in range(len(self.classes)):
+                if (name, j) not in plan:
+                    reason = ABSENT if self.area[j] == 0 else "no pixel of the photograph outside the region"
+                    out[name].append(CurveResult(math.nan, None, None, "linear", reason))
+                    continue
+                counts, first = plan[(name, j)]
+                s = torch.cat([self.y[j : j + 1], scores[first : first + len(counts) - 1, j]])
+                out[name].append(CurveResult(float(torch.trapezoid(s, t)), (t, s), torch.tensor(counts), "linear"))
+        return out
+
     def _points_of(self, kind: str, name: str, j: int, cam: torch.Tensor) -> dict[int, float]:
         """{n: s_c with the first n pixels changed} measured so far for this kind, map name and class;
         emptied when the map under that name has changed since."""

@@ -27,6 +27,7 @@ class RunOptions:
     config: str | None = None
     data_root: str | None = None
     classes: Sequence[str] | None = None
+    class_names: Sequence[str] | None = None  # the name of each output id, over the checkpoint's and config's
     device: str | None = None
     method_options: Mapping[str, Any] = field(default_factory=dict)
     profile: str = "default"
@@ -42,6 +43,7 @@ class RunOptions:
     eval_steps: int = 50
     road: bool = True  # ROAD in --evaluate (its imputation is the costliest part on a CPU)
     sanity_samples: int = 2
+    stability_samples: int = 3  # noisy copies per sample for max-sensitivity in --evaluate (0: none)
     command: list[str] = field(default_factory=lambda: list(sys.argv))
 
     @property

@@ -155,8 +155,14 @@ def _model(opts: RunOptions, cfg: Config, device: torch.device) -> LoadedModel:
     return loaded
 
 
-def _class_names(loaded: LoadedModel, cfg: Config, asked: Any) -> tuple[list[str], list[int]]:
+def _class_names(loaded: LoadedModel, cfg: Config, asked: Any, given: Any = None) -> tuple[list[str], list[int]]:
     names = list(loaded.classes) if loaded.classes else list(cfg.classes)
+    if given:
+        if len(given) != len(names):
+            raise XAIError(
+                f"{option('class_names')} names {len(given)} classes, but the model has {len(names)} outputs"
+            )
+        names = [str(n) for n in given]
     unsafe = [c for c in names if not SAFE_NAME.match(str(c))]
     if unsafe:
         raise XAIError(
@@ -208,10 +214,13 @@ def prepare(opts: RunOptions) -> Setup:
     cfg = load_config(opts.config)
     device = pick_device(opts.device)
     loaded = _model(opts, cfg, device)
-    class_names, class_ids = _class_names(loaded, cfg, opts.classes)
+    class_names, class_ids = _class_names(loaded, cfg, opts.classes, opts.class_names)
     dataset, indices, root = _dataset(opts, cfg, loaded)
     palette = cfg.class_colors()
-    colors = [palette[i] if i < len(palette) else GREY for i in range(len(class_names))]
+    by_name = dict(zip(cfg.classes, palette, strict=True))
+    colors = [  # a class's colour by its name in the palette, else by its id
+        by_name[n] if n in by_name else palette[i] if i < len(palette) else GREY for i, n in enumerate(class_names)
+    ]
     norm = (dataset.mean, dataset.std)
     engines = {m: build_engine(m, loaded.model, method_options(m, opts, cfg, norm)) for m in opts.methods}
     for engine in engines.values():
@@ -309,6 +318,8 @@ def _evaluator(
 
     if opts.eval_steps < 2:
         raise XAIError(f"{option('eval_steps')} must be at least 2, got {opts.eval_steps}")
+    if opts.stability_samples < 0:
+        raise XAIError(f"{option('stability_samples')} must be at least 0, got {opts.stability_samples}")
     variants = [Variant(label=m, method=m, overrides=()) for m in opts.methods]
     for v in parse_variants(list(opts.variants)):
         if v.label not in {x.label for x in variants}:
@@ -325,6 +336,9 @@ def _evaluator(
         batch_size=opts.batch_size,
         seed=opts.seed,
         road_noise=0.01 / (sum(norm[1]) / len(norm[1])),  # the authors' 0.01 on [0, 1] images
+        stability_samples=opts.stability_samples,
+        stability_radius=0.02 / (sum(norm[1]) / len(norm[1])),  # ±0.02 of the [0, 1] intensity range
+        instances=opts.region == "instances",
         pairs=_pairs(opts.pairs, [v.label for v in variants] + list(REFERENCES)),
     )
     evaluator = Evaluator(model, built, variants, class_ids, class_names, opts.region, settings)
