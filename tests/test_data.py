@@ -9,7 +9,17 @@ import numpy as np
 import pytest
 import torch
 
-from xai.data import IMAGENET_MEAN, IMAGENET_STD, Letterbox, SegmentationDataset, decode_mask, denormalize, read_split
+from xai.config import load_config
+from xai.data import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Letterbox,
+    Preprocessing,
+    SegmentationDataset,
+    decode_mask,
+    denormalize,
+    read_split,
+)
 from xai.errors import SampleError, XAIError
 
 PALETTE = [(0, 0, 0), (0, 255, 255), (0, 255, 0), (255, 255, 0), (255, 0, 255)]
@@ -55,7 +65,7 @@ def test_letterbox_geometry_matches_training_preprocessing():
 
 def test_preprocessing_round_trip_onto_the_photograph():
     img, ids = _sample(61, 29)
-    box = Letterbox.fit(img.shape[:2], (64, 32))
+    box = Letterbox.fit(img.shape[:2], (64, 32), Preprocessing(pad_position="top_left"))
     padded = box.apply_image(img)
     assert padded.shape[:2] == box.padded_hw
     rh, rw = box.resized_hw
@@ -72,6 +82,58 @@ def test_preprocessing_round_trip_onto_the_photograph():
     cam = np.zeros(box.padded_hw, np.float32)
     cam[:rh, :rw] = 1.0
     assert box.to_original(cam).shape == ids.shape and box.to_original(cam).min() == 1.0  # padding cropped
+
+
+ALBUMENTATIONS_CASES = [  # photograph (h, w), the pipeline's max_size, min_height, min_width
+    ((600, 300), 512, 256, 512),  # the researchers' size: a portrait photograph becomes 512×512, centred
+    ((300, 700), 512, 256, 512),  # landscape: padded above and below
+    ((90, 41), 64, 32, 64),
+    ((33, 100), 64, 32, 64),
+    ((20, 12), 64, 32, 64),  # smaller than the input: enlarged
+    ((100, 400), 64, 32, 64),
+    ((71, 69), 64, 32, 64),
+]
+
+
+@pytest.mark.parametrize("hw,size,min_h,min_w", ALBUMENTATIONS_CASES)
+def test_the_phenocyte_preprocessing_is_the_researchers_albumentations_pipeline(hw, size, min_h, min_w):
+    """LongestMaxSize(max_size, interpolation=1) then PadIfNeeded(min_height, min_width, border_mode=0)."""
+    import albumentations as A
+
+    rng = np.random.default_rng(hw[0] * 1000 + hw[1])
+    img = rng.integers(0, 256, (*hw, 3), dtype=np.uint8)
+    ids = rng.integers(0, 5, hw, dtype=np.uint8)
+    pipeline = A.Compose(
+        [
+            A.LongestMaxSize(max_size=size, interpolation=1),
+            A.PadIfNeeded(min_height=min_h, min_width=min_w, border_mode=0),
+        ]
+    )
+    theirs = pipeline(image=img, mask=ids)
+    box = Letterbox.fit(hw, (min_w, min_h), load_config().preprocess())  # img_size is (width, height)
+    assert np.array_equal(box.apply_image(img), theirs["image"]), (hw, box)
+    assert np.array_equal(box.apply_mask(ids), theirs["mask"])
+
+
+def test_maps_masks_and_figures_map_back_through_centred_padding():
+    box = Letterbox.fit((64, 30), (64, 64), Preprocessing())  # no resize; 17 columns of padding on the left
+    assert box.offset == (0, 17) and box.box == (0, 64, 17, 47)
+    cam = np.zeros(box.padded_hw, np.float32)
+    cam[5, 17 + 7] = 1.0  # one photograph pixel
+    back = box.to_original(cam)
+    assert back.shape == (64, 30) and back[5, 7] == 1.0 and back.sum() == 1.0
+    ids = np.random.default_rng(0).integers(0, 5, (64, 30), dtype=np.uint8)
+    assert np.array_equal(box.to_original(box.apply_mask(ids), nearest=True), ids)
+    assert box.valid().sum() == 64 * 30 and not box.valid()[:, :17].any()
+    half = Letterbox.fit((128, 60), (64, 64), Preprocessing())  # shrunk by 2, then centred
+    cam = np.zeros(half.padded_hw, np.float32)
+    top, _, left, _ = half.box
+    cam[top + 10, left + 6] = 1.0
+    peak = np.unravel_index(np.argmax(half.to_original(cam)), (128, 60))
+    assert abs(peak[0] - 20.5) <= 1 and abs(peak[1] - 12.5) <= 1  # the input pixel covers photograph rows 20-21
+    assert Letterbox.from_array(half.as_array()) == Letterbox(
+        half.orig_hw, half.resized_hw, half.padded_hw, half.offset
+    )
 
 
 def test_palette_masks_decode_by_palette_not_by_colours_present():

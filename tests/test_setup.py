@@ -61,7 +61,7 @@ def test_chosen_classes_methods_and_options_reach_engines_and_layout(tiny_run, t
         batch_size=3,
     )
     setup = prepare(opts)
-    assert setup.class_ids == [4, 1] and setup.layout.class_ids == (4, 1)
+    assert setup.class_ids == [4, 3] and setup.layout.class_ids == (4, 3)  # seed 4, root 3: the phenocyte ids
     assert setup.run_key["classes"] == setup.run_info["classes"] == ["seed", "root"]
     assert list(setup.engines) == ["scorecam", "gradcam"] and setup.layout.kinds[-1].name == "comparison"
     scorecam = setup.engines["scorecam"].options.describe()
@@ -145,3 +145,19 @@ def test_data_root_falls_back_to_the_demo_dataset(tiny_run, tmp_path, monkeypatc
     assert setup.run_key["data_root"] == "data/demo" and setup.indices == [0, 1]
     with pytest.raises(XAIError, match="data root not found: "):
         prepare(_opts(tiny_run, tmp_path, data_root=str(tmp_path / "nowhere")))
+
+
+def test_class_names_rename_the_outputs_and_keep_their_colours(tiny_run, tmp_path):
+    scripts = ["background", "root", "hypocotyl", "cotyledon", "seed"]
+    setup = prepare(_opts(tiny_run, tmp_path, class_names=scripts))
+    assert setup.class_names == scripts and setup.run_key["classes"] == scripts
+    assert setup.colors[1] == setup.cfg.palette["root"]  # a name keeps its colour whatever its id
+    with pytest.raises(XAIError) as err:
+        prepare(_opts(tiny_run, tmp_path, class_names=["a", "b"]))
+    assert err.value.cli_message() == "--class_names names 2 classes, but the model has 5 outputs"
+    assert setup.run_key["preprocessing"] == {
+        "interpolation": "bilinear",
+        "pad_position": "center",
+        "pad_value": 0,
+        "multiple": 32,
+    }

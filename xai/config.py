@@ -45,11 +45,23 @@ class Config:
     encoder: str = "se_resnext50_32x4d"
     img_size: tuple[int, int] = (512, 256)  # (width, height)
     target_layer: str | None = "decoder"
+    preprocessing: dict[str, Any] = field(default_factory=dict)  # xai.data.Preprocessing: {} is its defaults
     train: dict[str, Any] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    def preprocess(self) -> Any:
+        """The preprocessing of this config (xai.data.Preprocessing)."""
+        from .data import Preprocessing
+
+        unknown = sorted(set(self.preprocessing) - {"interpolation", "pad_position", "pad_value", "multiple"})
+        if unknown:
+            raise XAIError(
+                f"unknown preprocessing key(s) {', '.join(unknown)}: interpolation, pad_position, pad_value, multiple"
+            )
+        return Preprocessing(**self.preprocessing)
 
     def class_colors(self) -> list[tuple[int, int, int]]:
         """RGB colour of each class in class order (grey where the palette has none)."""

@@ -1,9 +1,10 @@
 """The users' data layout, mask decoding and the preprocessing these models were trained with.
 
 Layout: <root>/images/<name>, <root>/masks/<stem>_mask.png, <root>/dataset_split.csv (img_name,set).
-Preprocessing: resize so the longest side is max(img_size) keeping the aspect ratio, pad with zeros at
-the bottom/right up to at least img_size (width, height) and to a multiple of 32, then normalise with
-the encoder's mean/std. `Letterbox` keeps the geometry to map every result back onto the photograph.
+Preprocessing (`Preprocessing`, from the config): resize so the longest side is max(img_size) keeping the
+aspect ratio, pad up to at least img_size (width, height) and to a multiple of 32, centred by default
+(the researchers' albumentations pipeline), then normalise with the encoder's mean/std. `Letterbox`
+keeps the geometry to map every result back onto the photograph.
 """
 
 from __future__ import annotations
@@ -29,69 +30,124 @@ IMAGE_DIR, MASK_DIR = "images", "masks"
 MASK_SUFFIX = "_mask.png"
 
 
+INTERPOLATIONS = {
+    "bilinear": cv2.INTER_LINEAR,
+    "area": cv2.INTER_AREA,
+    "nearest": cv2.INTER_NEAREST,
+    "cubic": cv2.INTER_CUBIC,
+}
+PAD_POSITIONS = ("center", "top_left")
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a photograph becomes the model's input: resized so that its longest side is max(img_size)
+    (`interpolation`: bilinear as albumentations' LongestMaxSize(interpolation=1), area, nearest, cubic;
+    "area_linear": area when shrinking, bilinear when enlarging), padded with `pad_value` to at least
+    img_size (width, height) and then to a multiple of `multiple` (1: none), placed at `pad_position`
+    (center: as albumentations' PadIfNeeded, the extra half rounded down on top/left; top_left)."""
+
+    interpolation: str = "bilinear"
+    pad_position: str = "center"
+    pad_value: int = 0
+    multiple: int = 32
+
+    def __post_init__(self) -> None:
+        if self.interpolation not in (*INTERPOLATIONS, "area_linear"):
+            known = ", ".join([*INTERPOLATIONS, "area_linear"])
+            raise XAIError(f"unknown resize interpolation '{self.interpolation}': choose one of {known}")
+        if self.pad_position not in PAD_POSITIONS:
+            raise XAIError(f"unknown pad position '{self.pad_position}': choose one of {', '.join(PAD_POSITIONS)}")
+        if int(self.multiple) < 1 or not 0 <= int(self.pad_value) <= 255:
+            raise XAIError(f"pad multiple must be ≥ 1 and pad value in 0..255, got {self.multiple}, {self.pad_value}")
+
+    def flag(self, shrinking: bool) -> int:
+        if self.interpolation == "area_linear":
+            return cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+        return INTERPOLATIONS[self.interpolation]
+
+
 @dataclass(frozen=True)
 class Letterbox:
-    """Geometry of resize-and-pad: original (h, w) -> resized (h, w) at top-left of padded (h, w)."""
+    """Geometry of resize-and-pad: the photograph (h, w) resized to resized_hw and placed at `offset`
+    (top, left) inside the padded input padded_hw; every result maps back through it."""
 
     orig_hw: tuple[int, int]
     resized_hw: tuple[int, int]
     padded_hw: tuple[int, int]
+    offset: tuple[int, int] = (0, 0)
+    preprocessing: Preprocessing = Preprocessing(pad_position="top_left")
 
     @classmethod
-    def fit(cls, orig_hw: tuple[int, int], img_size: tuple[int, int], multiple: int = 32) -> Letterbox:
+    def fit(
+        cls, orig_hw: tuple[int, int], img_size: tuple[int, int], preprocessing: Preprocessing | None = None
+    ) -> Letterbox:
         """img_size is (width, height) as on the command line."""
+        pre = preprocessing or Preprocessing()
         h, w = orig_hw
         if h <= 0 or w <= 0:
             raise XAIError(f"image has an empty size {w}x{h}")
-        longest = max(img_size)
-        scale = longest / max(h, w)
+        scale = max(img_size) / max(h, w)
         rh, rw = max(1, round(h * scale)), max(1, round(w * scale))
-        ph = _round_up(max(rh, img_size[1]), multiple)
-        pw = _round_up(max(rw, img_size[0]), multiple)
-        return cls((h, w), (rh, rw), (ph, pw))
+        ph = _round_up(max(rh, img_size[1]), pre.multiple)
+        pw = _round_up(max(rw, img_size[0]), pre.multiple)
+        offset = ((ph - rh) // 2, (pw - rw) // 2) if pre.pad_position == "center" else (0, 0)
+        return cls((h, w), (rh, rw), (ph, pw), offset, pre)
 
     def as_array(self) -> np.ndarray:
-        """The geometry as 6 integers (orig h, w, resized h, w, padded h, w), as stored in raw_maps/*.npz."""
-        return np.array([*self.orig_hw, *self.resized_hw, *self.padded_hw], dtype=np.int64)
+        """The geometry as 8 integers (orig h, w, resized h, w, padded h, w, offset top, left), as stored
+        in raw_maps/*.npz."""
+        return np.array([*self.orig_hw, *self.resized_hw, *self.padded_hw, *self.offset], dtype=np.int64)
 
     @classmethod
     def from_array(cls, values: Sequence[int]) -> Letterbox:
         v = [int(x) for x in values]
-        if len(v) != 6:
-            raise XAIError(f"a letterbox geometry has 6 integers, got {len(v)}")
-        return cls((v[0], v[1]), (v[2], v[3]), (v[4], v[5]))
+        if len(v) not in (6, 8):  # 6: files of earlier releases (top-left placement)
+            raise XAIError(f"a letterbox geometry has 8 integers, got {len(v)}")
+        offset = (v[6], v[7]) if len(v) == 8 else (0, 0)
+        return cls((v[0], v[1]), (v[2], v[3]), (v[4], v[5]), offset)
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        """(top, bottom, left, right): the rows and columns of the input that show the photograph."""
+        top, left = self.offset
+        return top, top + self.resized_hw[0], left, left + self.resized_hw[1]
 
     def valid(self) -> np.ndarray:
         """padded_h×padded_w bool: the pixels that show the photograph (not padding)."""
         mask = np.zeros(self.padded_hw, dtype=bool)
-        mask[: self.resized_hw[0], : self.resized_hw[1]] = True
+        top, bottom, left, right = self.box
+        mask[top:bottom, left:right] = True
         return mask
 
     def to_original(self, arr: np.ndarray, nearest: bool = False) -> np.ndarray:
         """Crop the padding of a (padded_h, padded_w[, ch]) map and resize it to the photograph's size."""
-        rh, rw = self.resized_hw
-        cropped = np.ascontiguousarray(arr[:rh, :rw])
+        top, bottom, left, right = self.box
+        cropped = np.ascontiguousarray(arr[top:bottom, left:right])
         h, w = self.orig_hw
-        if (rh, rw) == (h, w):
+        if (bottom - top, right - left) == (h, w):
             return cropped
         interp = cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR
         return cv2.resize(cropped, (w, h), interpolation=interp)
 
-    def apply_image(self, rgb: np.ndarray) -> np.ndarray:
-        """Resize and zero-pad an HxWx3 uint8 image."""
-        rh, rw = self.resized_hw
-        resized = cv2.resize(rgb, (rw, rh), interpolation=cv2.INTER_AREA if rh < rgb.shape[0] else cv2.INTER_LINEAR)
-        out = np.zeros((*self.padded_hw, rgb.shape[2]), dtype=rgb.dtype)
-        out[:rh, :rw] = resized
+    def _place(self, resized: np.ndarray, fill: int) -> np.ndarray:
+        out = np.full((*self.padded_hw, *resized.shape[2:]), fill, dtype=resized.dtype)
+        top, bottom, left, right = self.box
+        out[top:bottom, left:right] = resized
         return out
+
+    def apply_image(self, rgb: np.ndarray) -> np.ndarray:
+        """Resize and pad an HxWx3 uint8 image."""
+        rh, rw = self.resized_hw
+        flag = self.preprocessing.flag(shrinking=rh < rgb.shape[0])
+        resized = rgb if (rh, rw) == rgb.shape[:2] else cv2.resize(rgb, (rw, rh), interpolation=flag)
+        return self._place(resized, self.preprocessing.pad_value)
 
     def apply_mask(self, mask: np.ndarray, pad_value: int = 0) -> np.ndarray:
         """Resize (nearest) and pad an HxW class-id mask."""
         rh, rw = self.resized_hw
-        resized = cv2.resize(mask, (rw, rh), interpolation=cv2.INTER_NEAREST)
-        out = np.full(self.padded_hw, pad_value, dtype=mask.dtype)
-        out[:rh, :rw] = resized
-        return out
+        resized = mask if (rh, rw) == mask.shape[:2] else cv2.resize(mask, (rw, rh), interpolation=cv2.INTER_NEAREST)
+        return self._place(resized, pad_value)
 
 
 def _round_up(v: int, multiple: int) -> int:
@@ -293,6 +349,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
         names: Sequence[str] | None = None,
         skip_errors: bool = False,
         keep_original: bool = True,
+        preprocessing: Preprocessing | None = None,
     ):
         self.root = Path(root)
         self.split = split
@@ -302,6 +359,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
         self.mean, self.std = tuple(mean), tuple(std)
         self.skip_errors = skip_errors
         self.keep_original = keep_original
+        self.preprocessing = preprocessing or Preprocessing()
 
     def __len__(self) -> int:
         return len(self.names)
@@ -317,7 +375,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
                 f"mask {mask_path(self.root, name)} is {gt.shape[1]}x{gt.shape[0]} "
                 f"but its image is {rgb.shape[1]}x{rgb.shape[0]}"
             )
-        box = Letterbox.fit((rgb.shape[0], rgb.shape[1]), self.img_size)
+        box = Letterbox.fit((rgb.shape[0], rgb.shape[1]), self.img_size, self.preprocessing)
         item = {
             "name": name,
             "index": index,

@@ -21,6 +21,7 @@ and `<checkpoint stem>.metrics.json` beside it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -87,11 +88,12 @@ def _resolve_root(path: str | Path) -> Path:
 
 
 def _preload(ds) -> list[tuple]:
-    """(image 3xHxW float, mask HxW int64, (rh, rw)) for every sample of a split, read once."""
+    """(image 3xHxW float, mask HxW int64, (top, bottom, left, right) of the photograph) for every sample
+    of a split, read once."""
     items = []
     for i in range(len(ds)):
         it = ds[i]
-        items.append((it["image"], it["mask"], it["letterbox"].resized_hw))
+        items.append((it["image"], it["mask"], it["letterbox"].box))
     return items
 
 
@@ -114,12 +116,12 @@ class _Augment:
     def __init__(self, rng: np.random.Generator, crop: tuple[int, int] | None, fg_prob: float, num_classes: int):
         self.rng, self.crop, self.fg_prob, self.num_classes = rng, crop, fg_prob, num_classes
 
-    def __call__(self, image, mask, resized_hw):
-        rh, rw = resized_hw
+    def __call__(self, image, mask, box):
+        top, bottom, left, right = box
         if self.rng.random() < 0.5:
             image, mask = image.clone(), mask.clone()
-            image[:, :rh, :rw] = image[:, :rh, :rw].flip(-1)
-            mask[:rh, :rw] = mask[:rh, :rw].flip(-1)
+            image[:, top:bottom, left:right] = image[:, top:bottom, left:right].flip(-1)
+            mask[top:bottom, left:right] = mask[top:bottom, left:right].flip(-1)
         if self.crop is None:
             return image, mask
         H, W = mask.shape
@@ -133,7 +135,7 @@ class _Augment:
                 j = int(self.rng.integers(len(ys)))
                 cy, cx = int(ys[j]), int(xs[j])
         if cy is None:
-            cy, cx = int(self.rng.integers(rh)), int(self.rng.integers(rw))
+            cy, cx = int(self.rng.integers(top, bottom)), int(self.rng.integers(left, right))
         # Centre the crop near (cx, cy) with a random offset, inside the padded image.
         y0 = int(np.clip(cy - ch // 2 + self.rng.integers(-ch // 4, ch // 4 + 1), 0, H - ch))
         x0 = int(np.clip(cx - cw // 2 + self.rng.integers(-cw // 4, cw // 4 + 1), 0, W - cw))
@@ -159,8 +161,8 @@ def evaluate(model, items: list[tuple], num_classes: int, batch_size: int, pad_f
             x = _stack([it[0] for it in chunk], pad_fill)
             pred = model(x).argmax(1)
             target = torch.full_like(pred, _IGNORE)
-            for k, (_, gt, (rh, rw)) in enumerate(chunk):
-                target[k, :rh, :rw] = gt[:rh, :rw]
+            for k, (_, gt, (top, bottom, left, right)) in enumerate(chunk):
+                target[k, top:bottom, left:right] = gt[top:bottom, left:right]
             stats = smp.metrics.get_stats(
                 pred, target, mode="multiclass", num_classes=num_classes, ignore_index=_IGNORE
             )
@@ -230,7 +232,12 @@ def _prepare(
 
     mean, std = encoder_normalization(cfg.encoder)
     common: dict[str, Any] = dict(
-        palette=cfg.class_colors(), img_size=cfg.img_size, mean=mean, std=std, split_file=cfg.split_file
+        palette=cfg.class_colors(),
+        img_size=cfg.img_size,
+        mean=mean,
+        std=std,
+        split_file=cfg.split_file,
+        preprocessing=cfg.preprocess(),
     )
     train_items = _preload(SegmentationDataset(root, "train", keep_original=False, **common))
     if len(train_items) < 2:
@@ -302,6 +309,7 @@ def _save(run: _Run, model: Any, epoch: int, iou: np.ndarray, mfg: float) -> Non
             "val_iou": _rounded(cfg.classes, iou),
             "mean_foreground_iou": round(mfg, 5),
             "train_seed": run.st["seed"],
+            "preprocessing": dataclasses.asdict(cfg.preprocess()),
         },
     )
 

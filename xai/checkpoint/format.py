@@ -36,6 +36,7 @@ class ProjectMeta:
     mean: list[float] | None
     std: list[float] | None
     model_kwargs: dict[str, Any] | None
+    preprocessing: dict[str, Any] | None = None  # xai.data.Preprocessing the model was trained with
 
 
 def save_checkpoint(
@@ -159,6 +160,8 @@ def parse_meta(path: Path, meta: Any) -> ProjectMeta:
             f"{path}: damaged project checkpoint (its description lacks arch, encoder or classes, or has "
             "entries of the wrong type)"
         )
+    pre = meta.get("preprocessing")
+    pre = dict(pre) if isinstance(pre, Mapping) and plain(pre) else None
     return ProjectMeta(
-        arch, encoder, list(classes), img_size, activation, mean, std, dict(kwargs) if kwargs is not None else None
+        arch, encoder, list(classes), img_size, activation, mean, std, dict(kwargs) if kwargs is not None else None, pre
     )

@@ -48,6 +48,7 @@ class LoadedModel:
     notes: list[str] = field(default_factory=list)
     activation: str | None = None
     model_kwargs: dict[str, Any] | None = None  # the smp init arguments the model was built with (besides the above)
+    preprocessing: dict[str, Any] | None = None  # the preprocessing it was trained with (project checkpoints)
 
 
 @dataclass
@@ -175,6 +176,7 @@ def _from_project(req: _Request, state: dict[str, torch.Tensor], meta: ProjectMe
         img_size=meta.img_size,
         mean=meta.mean,
         std=meta.std,
+        preprocessing=meta.preprocessing,
     )
 
 
@@ -290,6 +292,7 @@ def _result(
     img_size: list[int] | None = None,
     mean: list[float] | None = None,
     std: list[float] | None = None,
+    preprocessing: dict[str, Any] | None = None,
 ) -> LoadedModel:
     from ..modeling import outputs_probabilities
 
@@ -307,6 +310,7 @@ def _result(
         outputs_probabilities=outputs_probabilities(model),
         sha256=req.sha256,
         notes=req.notes,
+        preprocessing=preprocessing,
         activation=activation,
         model_kwargs=model_kwargs,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import platform
@@ -15,7 +16,7 @@ import torch
 from .. import __version__
 from ..checkpoint import LoadedModel, load_model
 from ..config import Config, load_config
-from ..data import SegmentationDataset, encoder_normalization, read_split
+from ..data import Preprocessing, SegmentationDataset, encoder_normalization, read_split
 from ..errors import XAIError, option
 from ..methods import Explainer, get_method, methods
 from ..modeling import pick_device
@@ -198,6 +199,7 @@ def _dataset(opts: RunOptions, cfg: Config, loaded: LoadedModel) -> tuple[Segmen
         split_file=cfg.split_file,
         names=names,
         skip_errors=True,
+        preprocessing=Preprocessing(**loaded.preprocessing) if loaded.preprocessing else cfg.preprocess(),
     )
     if not opts.all and opts.num_samples < 1:
         raise XAIError(f"{option('num_samples')} must be at least 1, got {opts.num_samples}")
@@ -245,6 +247,7 @@ def prepare(opts: RunOptions) -> Setup:
         "evaluation": evaluation_key,
         "split": opts.split,
         "data_root": str(root),
+        "preprocessing": dataclasses.asdict(dataset.preprocessing),
     }
     run_info = {
         "command": list(opts.command),
@@ -259,6 +262,7 @@ def prepare(opts: RunOptions) -> Setup:
         },
         "device": str(device),
         "data_root": str(root),
+        "preprocessing": dataclasses.asdict(dataset.preprocessing),
         "split": opts.split,
         "region": opts.region,
         "save_raw": opts.save_raw,
