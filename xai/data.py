@@ -100,7 +100,7 @@ class Letterbox:
         return np.array([*self.orig_hw, *self.resized_hw, *self.padded_hw, *self.offset], dtype=np.int64)
 
     @classmethod
-    def from_array(cls, values: Sequence[int]) -> Letterbox:
+    def from_array(cls, values: Sequence[int] | np.ndarray) -> Letterbox:
         v = [int(x) for x in values]
         if len(v) not in (6, 8):  # 6: files of earlier releases (top-left placement)
             raise XAIError(f"a letterbox geometry has 8 integers, got {len(v)}")
