@@ -112,16 +112,19 @@ def test_rgb_masks_round_trip_to_the_same_ids(tmp_path):
     assert _files(tmp_path / "ids" / "images") == _files(tmp_path / "rgb" / "images")
 
 
-def test_images_are_portrait_with_a_light_strip_between_dark_sides(tmp_path):
-    synth.make_dataset(tmp_path, 3, seed=2)  # default size: varied around 300x600
+def test_images_look_like_the_reference_strip(tmp_path):
+    """Portrait photographs of the grey strip (aspect as in shared/reference), olive leaves darker."""
+    synth.make_dataset(tmp_path, 3, seed=2)
     for img_path in sorted((tmp_path / "images").iterdir()):
-        rgb = xdata.read_image(img_path)
+        rgb = xdata.read_image(img_path).astype(np.float32)
+        mask = xdata.read_mask(xdata.mask_path(tmp_path, img_path.name), synth.DEFAULT_PALETTE)
         h, w = rgb.shape[:2]
-        assert h > w and 500 <= h <= 700 and 200 <= w <= 400
-        col = rgb.astype(np.float32).mean(axis=(0, 2))  # mean brightness per column
-        centre = col[int(w * 0.4) : int(w * 0.6)].mean()
-        left, right = col[: int(w * 0.08)].mean(), col[-int(w * 0.08) :].mean()
-        assert centre > left + 60 and centre > right + 60
+        assert 500 <= h <= 700 and 0.30 <= w / h <= 0.50
+        centre = slice(int(w * 0.3), int(w * 0.7))
+        grey = np.median(rgb[:, centre][mask[:, centre] == 0], axis=0)
+        assert 120 <= grey.mean() <= 210 and grey.max() - grey.min() < 15  # light, nearly neutral grey
+        leaf = np.median(rgb[mask == synth.COTYLEDON], axis=0)
+        assert leaf.mean() < grey.mean() - 8 and leaf[1] > leaf[2] + 5  # darker and olive (G > B)
 
 
 def test_fixed_size_option(tmp_path):

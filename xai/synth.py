@@ -2,12 +2,12 @@
 
     python -m xai.synth --out data/demo --n 240 --seed 0 [--size W H] [--rgb_masks]
 
-Each image is a portrait photograph (about 300x600 px unless --size is given) of one seedling on a
-light-grey translucent vertical strip with dark surroundings on both sides: a long, thin, whitish
-wavy root going down, a short pale-green hypocotyl above the brown seed coat, two small green
-cotyledons at the top; with condensation blotches, droplets/bubbles, faint horizontal holder lines,
-a lighting gradient, a little blur and sensor noise. The mask is drawn with the same geometry:
-0 background, 1 root, 2 hypocotyl, 3 cotyledon, 4 seed (the default class order of xai.config).
+Each image is a portrait photograph (about 240x600 px unless --size is given) of one seedling on the
+grey strip it grows on, drawn after what the real photograph of shared/reference shows (its numbers
+are below, at REAL_SCALE): a faint, thin, whitish wavy root going down, a short brownish stem above the
+light-brown seed coat, two curved olive leaves at its tip; dust specks on one side, a few droplets,
+pairs of thin holder lines, a little blur and sensor noise. The mask is drawn with the same geometry
+in the phenocyte ids: 0 background, 1 hypocotyl, 2 cotyledon, 3 root, 4 seed (xai.config).
 
 Everything comes from numpy Generators seeded by (seed, image index): the same seed gives the same
 bytes. Masks are single-channel id PNGs, or RGB colour masks with the config palette (--rgb_masks).
@@ -80,67 +80,86 @@ def _draw_tube(
             cv2.line(mask, p0, p1, class_id, t + _MASK_GROW, cv2.LINE_8, _SHIFT)
 
 
-def _background(rng: np.random.Generator, h: int, w: int, s: float) -> tuple[np.ndarray, int, int]:
-    """Float32 HxWx3 RGB background: dark surroundings and the light translucent strip; strip x-range."""
-    strip_w = int(round(w * _u(rng, 0.50, 0.72)))
-    x0 = int(round((w - strip_w) / 2 + _u(rng, -0.08, 0.08) * w))
-    x0 = int(np.clip(x0, 2, w - strip_w - 2))
-    x1 = x0 + strip_w
-    xs = (np.arange(w, dtype=np.float32) - x0) / strip_w - 0.5  # -0.5..0.5 across the strip
-    ys = np.arange(h, dtype=np.float32)[:, None] / h - 0.5
+# What the real photograph of shared/reference shows, at its 512-pixel-high input (bench/real_seedling.py
+# --stats): the photograph is the strip (204 of 512 columns, the rest is padding), grey (167, 169, 170),
+# luminance 164-174 (p5-p95), 3 brighter on one side where dark dust specks sit; holder lines at rows 73
+# and 403-408 (a pair of thin bright lines); the seedling spans rows 37-388: two curved olive leaves
+# (~1,040 px), a short brownish stem (~260 px), a small light-brown seed (~230 px, 17 px across) at row
+# ~85, a faint whitish root (about 3 px wide, its core 8 above the strip) down to row 388 (59% of the
+# height); the researchers' model predicts that root 10 px wide. The generator draws at 600 px height
+# (REAL_SCALE = 600 / 512 converts), with random spreads around these numbers.
+REAL_SCALE = 600 / 512
 
-    # Dark surroundings with a little texture (luminance only; colour is added at the end).
-    dark = _u(rng, 8, 45)
-    surround = dark + _smooth_noise(rng, h, w, (4, 8)) * _u(rng, 2, 10)
-    # The strip: light grey, a lighting gradient in a random direction, soft large-scale shading,
-    # and condensation (darker mottled blotches, stronger towards one side).
-    base = _u(rng, 168, 205)
-    ang = _u(rng, 0, 2 * np.pi)
-    strip = base + (np.cos(ang) * xs[None, :] + np.sin(ang) * ys) * _u(rng, 10, 35)
-    strip += _smooth_noise(rng, h, w, (5, 5)) * _u(rng, 3, 9)
-    blot = _smooth_noise(rng, h, w, (int(_u(rng, 14, 26)), int(_u(rng, 20, 36))))
-    side = np.clip(xs * (1 if rng.random() < 0.5 else -1) * 2.5 + _u(rng, -0.3, 0.6), 0, 1)
-    strip -= np.clip(blot, 0, 1) ** 1.5 * side[None, :] * _u(rng, 8, 26)
-    # Soft strip edges; the strip's border catches a little light.
+
+def _background(rng: np.random.Generator, h: int, w: int, s: float) -> tuple[np.ndarray, int, int]:
+    """Float32 HxWx3 RGB photograph of the strip: grey, faint shading, brighter on one side; its x-range.
+
+    Most photographs are the strip alone (as the real one); some keep a dark margin on either side."""
+    margin = int(round(w * _u(rng, 0.04, 0.16))) if rng.random() < 0.3 else 0
+    x0 = int(np.clip(margin + _u(rng, -0.03, 0.03) * w, 0, w // 4)) if margin else 0
+    x1 = w - (int(np.clip(margin + _u(rng, -0.03, 0.03) * w, 0, w // 4)) if margin else 0)
+    xs = (np.arange(w, dtype=np.float32) - x0) / max(1, x1 - x0) - 0.5
+    ys = np.arange(h, dtype=np.float32)[:, None] / h - 0.5
+    base = _u(rng, 148, 190)
+    side = 1.0 if rng.random() < 0.5 else -1.0
+    strip = base + side * xs[None, :] * _u(rng, 0, 8) + ys * _u(rng, -6, 6)
+    strip += _smooth_noise(rng, h, w, (4, 6)) * _u(rng, 1, 4)
+    # condensation: soft darker blotches, on one side (the real strip's right third)
+    blot = np.clip(_smooth_noise(rng, h, w, (int(_u(rng, 10, 22)), int(_u(rng, 24, 50)))), 0, 1) ** 2
+    reach = np.clip((side * xs)[None, :] * 3.0 + _u(rng, -0.6, 0.4), 0, 1)
+    strip -= blot * reach * _u(rng, 0, 18)
     edge = ((np.arange(w) >= x0) & (np.arange(w) < x1)).astype(np.float32)[None, :]
-    k = max(3, int(round(3 * s)) | 1)
-    edge = cv2.GaussianBlur(edge, (k, 1), 0).astype(np.float32)
-    lum = (surround + (strip - surround) * edge).astype(np.float32)
-    rim = np.zeros(w, np.float32)
-    rim[[x0, x1 - 1]] = -0.1 * base
-    lum += rim[None, :]
-    cast = rng.uniform(-4, 4, size=3).astype(np.float32)
-    tint = np.array([_u(rng, -5, 3), _u(rng, -2, 4), _u(rng, -1, 6)], np.float32)  # slightly bluish grey
-    colour = cast[None, :] + (tint - cast)[None, :] * edge[0][:, None]  # (w, 3)
-    img = lum[:, :, None] + colour[None, :, :]
+    if margin:
+        edge = cv2.GaussianBlur(edge, (max(3, int(round(3 * s)) | 1), 1), 0).astype(np.float32)
+    dark = _u(rng, 10, 50) + _smooth_noise(rng, h, w, (3, 6)) * _u(rng, 1, 6)
+    lum = dark + (strip - dark) * edge
+    tint = np.array([_u(rng, -3, 1), _u(rng, -1, 2), _u(rng, 0, 4)], np.float32)  # slightly bluish grey
+    img = lum[:, :, None] + tint[None, None, :] * edge[0][None, :, None]
     return img.astype(np.float32, copy=False), x0, x1
 
 
 def _holder_lines(rng: np.random.Generator, img: np.ndarray, x0: int, x1: int, h: int, s: float) -> None:
-    """Faint horizontal holder lines across the strip: two thin light lines with a darker one between."""
-    n = int(rng.integers(1, 4))
-    ys = np.sort(rng.uniform(0.05, 0.95, size=n)) * h
+    """Horizontal holder lines across the strip: a pair of thin bright lines with a darker one between."""
+    n = int(rng.choice([1, 2, 2, 2, 3]))
+    ys = np.sort(rng.uniform(0.06, 0.94, size=n)) * h
     for y in ys:
-        gap = max(2, int(round(_u(rng, 3, 6) * s)))
-        bright = _u(rng, 12, 35)
+        gap = max(2, int(round(_u(rng, 2.5, 5.0) * s * REAL_SCALE)))
+        bright = _u(rng, 8, 30)
         y = int(y)
         ref = img[y, (x0 + x1) // 2].astype(np.float64)
         for yy in (y, y + gap):
             cv2.line(img, (x0, yy), (x1 - 1, yy), tuple(ref + bright), 1, cv2.LINE_AA)
-        cv2.line(img, (x0, y + gap // 2), (x1 - 1, y + gap // 2), tuple(ref - bright * 0.5), 1, cv2.LINE_AA)
+        cv2.line(img, (x0, y + gap // 2), (x1 - 1, y + gap // 2), tuple(ref - bright * 0.4), 1, cv2.LINE_AA)
 
 
 def _droplets(rng: np.random.Generator, img: np.ndarray, x0: int, x1: int, h: int, s: float) -> None:
-    """Droplets/bubbles on the strip: a darker ring with a light highlight (background class)."""
-    for _ in range(int(rng.integers(2, 9))):
-        r = _u(rng, 2, 9) * s
+    """Dust specks (small dark dots, mostly on one side) and a few droplets (a dark ring, a highlight)."""
+    w = x1 - x0
+    side = rng.random() < 0.5
+    for _ in range(int(rng.integers(10, 120))):
+        r = _u(rng, 0.6, 2.4) * s * REAL_SCALE
+        u = rng.beta(4, 1.5) if side else rng.beta(1.5, 4)
+        cx, cy = x0 + u * w, _u(rng, 0, h)
+        col = img[int(np.clip(cy, 0, h - 1)), int(np.clip(cx, 0, img.shape[1] - 1))].astype(np.float64)
+        cv2.circle(
+            img,
+            (int(cx * _ONE), int(cy * _ONE)),
+            max(1, int(r * _ONE)),
+            tuple(col - _u(rng, 4, 22)),
+            -1,
+            cv2.LINE_AA,
+            _SHIFT,
+        )
+    for _ in range(int(rng.integers(0, 4))):
+        r = _u(rng, 2, 7) * s
         cx, cy = _u(rng, x0 + r, x1 - r), _u(rng, 0, h)
         c = (int(cx * _ONE), int(cy * _ONE))
-        rr = max(1, int(r * _ONE))
         col = img[int(np.clip(cy, 0, h - 1)), int(np.clip(cx, 0, img.shape[1] - 1))].astype(np.float64)
-        cv2.circle(img, c, rr, tuple(col - _u(rng, 8, 22)), max(1, int(round(s))), cv2.LINE_AA, _SHIFT)
+        cv2.circle(
+            img, c, max(1, int(r * _ONE)), tuple(col - _u(rng, 6, 16)), max(1, int(round(s))), cv2.LINE_AA, _SHIFT
+        )
         hc = (int((cx - r * 0.35) * _ONE), int((cy - r * 0.35) * _ONE))
-        cv2.circle(img, hc, max(1, int(r * 0.3 * _ONE)), tuple(col + _u(rng, 10, 30)), -1, cv2.LINE_AA, _SHIFT)
+        cv2.circle(img, hc, max(1, int(r * 0.3 * _ONE)), tuple(col + _u(rng, 8, 20)), -1, cv2.LINE_AA, _SHIFT)
 
 
 @dataclass
@@ -155,85 +174,84 @@ class _Seed:
 
 
 def _draw_root(rng: np.random.Generator, img: np.ndarray, mask: np.ndarray, seed: _Seed, x0: int, x1: int, s: float):
-    """The root: from the seed downwards, wavy, slowly drifting, tapering towards the tip, translucent."""
+    """The root: from the seed downwards, wavy, slowly drifting, tapering; faint and translucent. Its
+    mask is drawn as wide as the researchers' model predicts a root (about 10 px at 512), wider than it
+    shows (about 3 px)."""
     h, w = mask.shape
-    strip_w = x1 - x0
-    length = min(_u(rng, 0.40, 0.82) * h, h - seed.y - 6 * s)
+    k = s * REAL_SCALE
+    length = min(_u(rng, 0.32, 0.72) * h, h - seed.y - 6 * s)
     n = max(12, int(length / (4 * s)))
     t = np.linspace(0.0, 1.0, n)
     wave = np.zeros(n)
     for _ in range(3):
-        amp = _u(rng, 1.0, 7.0) * s
-        freq = _u(rng, 0.6, 4.0)
-        wave += amp * np.sin(2 * np.pi * freq * t + _u(rng, 0, 2 * np.pi))
-    drift = _u(rng, -0.18, 0.18) * strip_w * t ** _u(rng, 0.8, 2.0)
+        wave += _u(rng, 0.5, 5.0) * s * np.sin(2 * np.pi * _u(rng, 0.5, 4.0) * t + _u(rng, 0, 2 * np.pi))
+    drift = _u(rng, -0.15, 0.15) * (x1 - x0) * t ** _u(rng, 0.8, 2.0)
     rx = np.clip(seed.x + wave - wave[0] + drift, x0 + 6 * s, x1 - 6 * s)
     ry = seed.y + seed.b * 0.5 + t * length
     root = np.stack([rx, ry], axis=1)
-    root_w0 = _u(rng, 8.0, 11.0) * s
-    root_w = root_w0 * (1.0 - 0.4 * t**2)
-    root_col = np.array([_u(rng, 215, 240)] * 3) + rng.uniform(-5, 5, 3)
-    # A coverage map blended over the strip within the root's bounding box.
-    pad = int(np.ceil(root_w0)) + 2
+    shown = _u(rng, 2.0, 4.5) * k * (1.0 - 0.45 * t**2)
+    _draw_tube(None, mask, root, shown * _u(rng, 2.2, 3.2) + 2 * k, (), ROOT)
+    pad = int(np.ceil(shown.max())) + 3
     bx0, bx1 = max(0, int(rx.min()) - pad), min(w, int(np.ceil(rx.max())) + pad + 1)
     by0, by1 = max(0, int(ry.min()) - pad), min(h, int(np.ceil(ry.max())) + pad + 1)
     off = np.array([bx0, by0], np.float64)
     cov = np.zeros((by1 - by0, bx1 - bx0), np.float32)
-    _draw_tube(cov, None, root - off, root_w, (1.0,), ROOT)
-    core = np.zeros_like(cov)  # a faint brighter core along the root
-    _draw_tube(core, None, root[: int(n * 0.9)] - off, np.maximum(1.0, root_w * 0.35), (1.0,), ROOT)
-    _draw_tube(None, mask, root, root_w, (), ROOT)
-    alpha = _u(rng, 0.55, 0.85)
+    _draw_tube(cov, None, root - off, shown, (1.0,), ROOT)
+    cov = cv2.GaussianBlur(cov, (3, 3), 0.8)
+    contrast = _u(rng, 5, 18) * (1.0 - 0.5 * rng.random())
+    fade = np.interp(np.arange(by0, by1), ry, 1.0 - 0.6 * t * rng.random())[:, None]  # fainter towards the tip
     sub = img[by0:by1, bx0:bx1]  # a view: blends in place
-    sub += (cov * alpha)[..., None] * (root_col.astype(np.float32) - sub)
-    sub += (core * 0.35)[..., None] * (250.0 - sub)
+    sub += (cov * fade * contrast)[..., None] * np.array([1.0, 1.0, 1.02], np.float32)
 
 
 def _draw_hypocotyl(rng: np.random.Generator, img: np.ndarray, mask: np.ndarray, seed: _Seed, s: float):
-    """A short pale-green tube from the seed upwards (sometimes hooked); returns its tip and lean."""
-    hl = seed.b + _u(rng, 12, 34) * s  # from the seed's centre: 12-34 px visible
-    hang = np.deg2rad(_u(rng, -35, 35))  # lean from vertical
-    bend = _u(rng, -1.0, 1.0)
+    """A short brownish-olive stem from the seed upwards (often leaning); returns its tip and lean."""
+    k = s * REAL_SCALE
+    hl = seed.b + _u(rng, 10, 38) * k
+    hang = np.deg2rad(_u(rng, -50, 50))
+    bend = _u(rng, -1.2, 1.2)
     m = 8
     ang = hang + bend * np.linspace(0, 1, m)
     hx = seed.x + np.cumsum(np.sin(ang)) * hl / m
     hy = seed.y - np.cumsum(np.cos(ang)) * hl / m
     hypo = np.concatenate([[[seed.x, seed.y]], np.stack([hx, hy], axis=1)])
-    hypo_w = np.full(len(hypo), _u(rng, 9.0, 12.0) * s)
-    hypo_col = (_u(rng, 150, 190), _u(rng, 180, 215), _u(rng, 95, 135))
-    _draw_tube(img, mask, hypo, hypo_w, hypo_col, HYPOCOTYL)
+    width = np.full(len(hypo), _u(rng, 4.0, 8.0) * k)
+    g = _u(rng, 105, 150)
+    colour = (g * _u(rng, 0.95, 1.15), g * _u(rng, 0.9, 1.05), g * _u(rng, 0.65, 0.85))
+    _draw_tube(img, mask, hypo, width, colour, HYPOCOTYL)
+    _draw_tube(None, mask, hypo, width + 2 * k, (), HYPOCOTYL)
     return hypo[-1], float(np.rad2deg(ang[-1]))
 
 
 def _draw_cotyledons(rng: np.random.Generator, img: np.ndarray, mask: np.ndarray, tip: np.ndarray, up: float, s: float):
-    """Two small green leaves at the hypocotyl's tip (lean `up`, degrees from vertical), spreading or folded."""
-    spread = _u(rng, 15, 75)
+    """Two olive leaves from the stem's tip (lean `up`), curved, apart: two components."""
+    k = s * REAL_SCALE
+    spread = _u(rng, 30, 85)
+    g = _u(rng, 100, 140)
     for side in (-1, 1):
-        a = np.deg2rad(up + side * spread + _u(rng, -12, 12))
-        length_c = _u(rng, 13, 22) * s
-        width_c = _u(rng, 5.0, 8.0) * s
-        cx = tip[0] + np.sin(a) * length_c * 0.9
-        cy = tip[1] - np.cos(a) * length_c * 0.9
-        angle = float(np.rad2deg(a)) + 90.0  # ellipse major axis along the leaf direction
-        centre = (int(round(cx * _ONE)), int(round(cy * _ONE)))
-        axes = (int(round(length_c * _ONE)), int(round(width_c * _ONE)))
-        g = _u(rng, 105, 150)
-        col = (g * _u(rng, 0.45, 0.75), g, g * _u(rng, 0.25, 0.45))
-        cv2.ellipse(img, centre, axes, angle, 0, 360, col, -1, cv2.LINE_AA, _SHIFT)
-        cv2.ellipse(mask, centre, _grow(axes), angle, 0, 360, COTYLEDON, -1, cv2.LINE_8, _SHIFT)
-        shade = tuple(c * 0.8 for c in col)  # darker midrib/shading along one edge
-        cv2.ellipse(img, centre, (axes[0], max(1, axes[1] // 3)), angle, 0, 360, shade, -1, cv2.LINE_AA, _SHIFT)
+        a0 = np.deg2rad(up + side * spread + _u(rng, -10, 10))
+        length, thick = _u(rng, 22, 58) * k, _u(rng, 6.0, 12.0) * k
+        curve = np.deg2rad(_u(rng, 20, 110)) * side * (1 if rng.random() < 0.7 else -1)
+        tt = np.linspace(0, 1, 10)
+        ang = a0 + curve * tt
+        start = tip + np.array([np.sin(a0), -np.cos(a0)]) * 3.0 * k  # a gap at the stem: the leaves stay apart
+        pts = start + np.cumsum(np.stack([np.sin(ang), -np.cos(ang)], axis=1) * length / len(tt), axis=0)
+        widths = thick * np.sin(np.pi * (0.15 + 0.7 * tt)) + 1.0
+        colour = (g * _u(rng, 0.85, 1.0), g * _u(rng, 1.0, 1.12), g * _u(rng, 0.55, 0.75))
+        _draw_tube(img, mask, pts, widths, colour, COTYLEDON)
+        _draw_tube(img, None, pts, widths * 0.4, tuple(c * 0.85 for c in colour), COTYLEDON)  # a darker midrib
 
 
 def _draw_seed_coat(rng: np.random.Generator, img: np.ndarray, mask: np.ndarray, seed: _Seed) -> None:
-    """A brownish ellipse at the junction of root and hypocotyl, drawn on top, with a highlight."""
+    """A small light-brown (often pinkish) seed coat at the junction of root and stem, drawn on top."""
     centre = (int(round(seed.x * _ONE)), int(round(seed.y * _ONE)))
     axes = (int(round(seed.a * _ONE)), int(round(seed.b * _ONE)))
-    brown = (_u(rng, 120, 165), _u(rng, 80, 110), _u(rng, 45, 70))
-    cv2.ellipse(img, centre, axes, seed.angle, 0, 360, brown, -1, cv2.LINE_AA, _SHIFT)
+    g = _u(rng, 130, 175)
+    colour = (g * _u(rng, 1.0, 1.15), g * _u(rng, 0.8, 0.95), g * _u(rng, 0.7, 0.85))
+    cv2.ellipse(img, centre, axes, seed.angle, 0, 360, colour, -1, cv2.LINE_AA, _SHIFT)
     cv2.ellipse(mask, centre, _grow(axes), seed.angle, 0, 360, SEED, -1, cv2.LINE_8, _SHIFT)
     hl_c = (int(round((seed.x - seed.a * 0.3) * _ONE)), int(round((seed.y - seed.b * 0.3) * _ONE)))
-    light = tuple(c * 1.25 for c in brown)
+    light = tuple(c * 1.12 for c in colour)
     cv2.ellipse(
         img, hl_c, (max(1, axes[0] // 3), max(1, axes[1] // 3)), seed.angle, 0, 360, light, -1, cv2.LINE_AA, _SHIFT
     )
@@ -241,12 +259,11 @@ def _draw_seed_coat(rng: np.random.Generator, img: np.ndarray, mask: np.ndarray,
 
 def _camera(rng: np.random.Generator, img: np.ndarray, s: float) -> np.ndarray:
     """A little blur, a global exposure change, sensor noise; uint8 RGB."""
-    k = 3 if s < 1.5 else 5
-    img = cv2.GaussianBlur(img, (k, k), _u(rng, 0.4, 1.0)).astype(np.float32)
-    img *= np.float32(_u(rng, 0.88, 1.10))
-    img += np.float32(_u(rng, -8, 8))
+    img = cv2.GaussianBlur(img, (0, 0), _u(rng, 0.5, 1.3) * s * REAL_SCALE).astype(np.float32)
+    img *= np.float32(_u(rng, 0.9, 1.08))
+    img += np.float32(_u(rng, -6, 6))
     noise = rng.standard_normal(size=img.shape, dtype=np.float32)
-    noise *= _u(rng, 2.0, 6.0)
+    noise *= _u(rng, 1.0, 3.5)
     img += noise
     return np.clip(np.round(img), 0, 255).astype(np.uint8)
 
@@ -264,9 +281,10 @@ def render_seedling(rng: np.random.Generator, size: tuple[int, int] = DEFAULT_SI
     mask = np.zeros((h, w), np.uint8)
     _holder_lines(rng, img, x0, x1, h, s)
     _droplets(rng, img, x0, x1, h, s)
-    margin = 0.2 * (x1 - x0)  # the seed lies in the upper part of the strip, inside it
-    sx, sy = _u(rng, x0 + margin, x1 - margin), _u(rng, 0.10, 0.30) * h
-    seed = _Seed(sx, sy, _u(rng, 9, 13) * s, _u(rng, 6.5, 9) * s, _u(rng, 0, 180))
+    margin = 0.25 * (x1 - x0)  # the seed lies in the upper part of the strip, inside it
+    sx, sy = _u(rng, x0 + margin, x1 - margin), _u(rng, 0.10, 0.26) * h
+    k = s * REAL_SCALE
+    seed = _Seed(sx, sy, _u(rng, 6.0, 11.0) * k, _u(rng, 5.0, 8.5) * k, _u(rng, 0, 180))
     _draw_root(rng, img, mask, seed, x0, x1, s)
     tip, up = _draw_hypocotyl(rng, img, mask, seed, s)
     _draw_cotyledons(rng, img, mask, tip, up, s)
@@ -295,7 +313,7 @@ def _image_size(rng: np.random.Generator, size: tuple[int, int] | None) -> tuple
     if size is not None:
         return int(size[0]), int(size[1])
     h = int(rng.integers(560, 641))
-    w = int(round(h * _u(rng, 0.46, 0.5)))
+    w = int(round(h * _u(rng, 0.34, 0.48)))  # the real photograph: 0.40
     return w, h
 
 
