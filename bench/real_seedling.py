@@ -11,6 +11,7 @@ prediction, mapped back onto the strip, is compared with the pseudo ground truth
 
     .venv/bin/python bench/real_seedling.py --model_path best_model_FPN.safetensors [--figure docs/real_seedling.jpg]
     .venv/bin/python bench/real_seedling.py --stats        # the measured statistics the generator follows
+    .venv/bin/python bench/real_seedling.py --synthetic data/demo   # the same over the synthetic test split
 """
 
 from __future__ import annotations
@@ -48,15 +49,23 @@ def reference(path: Path = REFERENCE) -> tuple[np.ndarray, np.ndarray, tuple[int
 def statistics() -> dict[str, object]:
     """What the real photograph shows, at the 512x512 input (what the synthetic generator follows)."""
     photo, gt, (x0, x1) = reference()
+    return measure(photo, gt, x0, x1)
+
+
+def measure(photo: np.ndarray, gt: np.ndarray, x0: int, x1: int) -> dict[str, object]:
+    """The statistics of one 512x512 centred letterbox (photo RGB, gt phenocyte ids, strip columns)."""
     strip = photo[:, x0 + 3 : x1 - 3].astype(np.float64)
     lum = strip.mean(2)
     rows = np.median(lum, axis=1)
     lines = np.nonzero(rows - np.median(rows) > 6)[0]
     root_rows = [int((gt[y] == 3).sum()) for y in range(512) if (gt[y] == 3).any()]
-    under = {PHENOCYTE[c]: np.median(photo[gt == c], axis=0).round().tolist() for c in range(1, 5)}
+    under = {PHENOCYTE[c]: np.median(photo[gt == c], axis=0).round().tolist() for c in range(1, 5) if (gt == c).any()}
     ys, xs = np.nonzero(gt > 0)
     root_y = np.nonzero((gt == 3).any(1))[0]
-    core = [photo[y, x0:x1][(gt[y, x0:x1] == 3)].mean(1).max() - np.median(photo[y, x0:x1].mean(1)) for y in root_y[20:-20:10]]
+    core = [
+        photo[y, x0:x1][(gt[y, x0:x1] == 3)].mean(1).max() - np.median(photo[y, x0:x1].mean(1))
+        for y in root_y[20:-20:10]
+    ]
     return {
         "strip_columns": [x0, x1],
         "strip_width_share": round((x1 - x0) / 512, 3),
@@ -64,13 +73,42 @@ def statistics() -> dict[str, object]:
         "strip_luminance_p5_p50_p95": np.percentile(lum, [5, 50, 95]).round(1).tolist(),
         "strip_right_minus_left_third": round(float(lum[:, -lum.shape[1] // 3 :].mean() - lum[:, : lum.shape[1] // 3].mean()), 2),
         "holder_line_rows": lines.tolist(),
-        "predicted_root_width_px": float(np.median(root_rows)),
-        "root_rows": [int(root_y[0]), int(root_y[-1])],
-        "root_brightest_above_strip": round(float(np.median(core)), 1),
+        "mask_root_width_px": float(np.median(root_rows)) if root_rows else 0.0,
+        "root_rows": [int(root_y[0]), int(root_y[-1])] if len(root_y) else [],
+        "root_brightest_above_strip": round(float(np.median(core)), 1) if core else 0.0,
         "seedling_rows": [int(ys.min()), int(ys.max())],
         "seedling_columns": [int(xs.min()), int(xs.max())],
         "class_pixels": {PHENOCYTE[c]: int((gt == c).sum()) for c in range(1, 5)},
         "photo_rgb_under_class": under,
+    }
+
+
+def synthetic_statistics(root: Path, n: int) -> dict[str, object]:
+    """The same statistics over n synthetic test photographs (each letterboxed to 512x512, centred):
+    medians over the images, and the 10th-90th percentile range."""
+    from xai.config import load_config
+    from xai.data import Letterbox, mask_path, read_image, read_mask, read_split
+
+    cfg = load_config("demo")
+    per_image = []
+    for name in read_split(root, "test", cfg.split_file)[:n]:
+        rgb, mask = read_image(root / "images" / name), read_mask(mask_path(root, name), cfg.class_colors())
+        box = Letterbox.fit(rgb.shape[:2], (512, 512), cfg.preprocess())
+        photo, gt = box.apply_image(rgb), box.apply_mask(mask)
+        top, left = box.offset
+        per_image.append(measure(photo, gt, left, left + box.resized_hw[1]))
+    scalars = {
+        "strip_width_share": [d["strip_width_share"] for d in per_image],
+        "strip_luminance_p50": [d["strip_luminance_p5_p50_p95"][1] for d in per_image],
+        "strip_luminance_p95_minus_p5": [np.subtract(*d["strip_luminance_p5_p50_p95"][::-2]) for d in per_image],
+        "mask_root_width_px": [d["mask_root_width_px"] for d in per_image],
+        "root_brightest_above_strip": [d["root_brightest_above_strip"] for d in per_image],
+        "root_length_share": [np.subtract(*d["root_rows"][::-1]) / 512 for d in per_image if d["root_rows"]],
+        **{f"{c}_pixels": [d["class_pixels"][c] for d in per_image] for c in PHENOCYTE[1:]},
+    }
+    return {
+        "images": len(per_image),
+        **{k: [round(float(np.percentile(v, q)), 3) for q in (10, 50, 90)] for k, v in scalars.items()},
     }
 
 
@@ -124,8 +162,12 @@ def main() -> None:
     p.add_argument("--config", default="demo")
     p.add_argument("--figure", default=None, help="write photograph | pseudo ground truth | prediction here")
     p.add_argument("--stats", action="store_true", help="print the measured statistics of the real photograph")
+    p.add_argument("--synthetic", default=None, help="a synthetic dataset: the same statistics over its test split")
+    p.add_argument("--n", type=int, default=36, help="test images of --synthetic")
     args = p.parse_args()
-    if args.stats or not args.model_path:
+    if args.synthetic:
+        print(json.dumps(synthetic_statistics(Path(args.synthetic), args.n), indent=1))
+    elif args.stats or not args.model_path:
         print(json.dumps(statistics(), indent=1))
     if args.model_path:
         print(json.dumps(iou(args.model_path, args.config, args.figure), indent=1))

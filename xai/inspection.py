@@ -136,8 +136,9 @@ def name_warnings(stats: list[ClassStats]) -> list[str]:
     return [f"{w} - do the names follow the mask ids? (README, 'Class names')" for w in warnings]
 
 
-def _read(root: Path, cfg: Config, max_images: int) -> tuple[list[str], list[np.ndarray], list[str]]:
-    """(names, masks, problems) of up to max_images samples of every split."""
+def _read(root: Path, cfg: Config, max_images: int) -> tuple[list[str], list[np.ndarray], list[str], int]:
+    """(names, masks, problems, samples listed) of up to max_images samples, evenly spread over every
+    split's list (train, val, test in order)."""
     from .data import SPLITS, mask_path, read_mask, read_split
 
     names: list[str] = []
@@ -148,7 +149,8 @@ def _read(root: Path, cfg: Config, max_images: int) -> tuple[list[str], list[np.
             if "has no images" not in str(exc):
                 raise
     masks, problems, kept = [], [], []
-    for name in names[:max_images]:
+    chosen = names if len(names) <= max_images else [names[int(i)] for i in np.linspace(0, len(names) - 1, max_images)]
+    for name in chosen:
         try:
             masks.append(read_mask(mask_path(root, name), cfg.class_colors()))
             kept.append(name)
@@ -156,7 +158,7 @@ def _read(root: Path, cfg: Config, max_images: int) -> tuple[list[str], list[np.
             problems.append(str(exc))
     if not masks:
         raise XAIError(f"no readable mask in {root}: {problems[0] if problems else 'no images listed'}")
-    return kept, masks, problems
+    return kept, masks, problems, len(names)
 
 
 def _figure(root: Path, names: list[str], masks: list[np.ndarray], cfg: Config, path: Path) -> None:
@@ -200,12 +202,13 @@ def inspect_dataset(
         raise XAIError(f"data root not found: {root}")
     if max_images < 1:
         raise XAIError(f"{option('max_images')} must be at least 1, got {max_images}")
-    names, masks, problems = _read(root, cfg, max_images)
+    names, masks, problems, listed = _read(root, cfg, max_images)
     stats = inspect_masks(masks, cfg.classes)
     result = {
         "data_root": str(root),
         "config": config or "phenocyte",
         "images": len(masks),
+        "listed": listed,
         "unreadable": problems,
         "classes": [{k: v for k, v in asdict(s).items() if not k.startswith("_")} for s in stats],
         "warnings": name_warnings(stats),
@@ -221,11 +224,17 @@ def inspect_dataset(
 
 
 def format_table(result: dict[str, Any]) -> str:
-    rows = [f"{result['data_root']}: {result['images']} mask(s)"]
+    shown = result["images"]
+    listed = result.get("listed", shown)
+    of = f" of {listed} listed (--max_images, evenly spread)" if listed > shown else ""
+    rows = [f"{result['data_root']}: {shown} mask(s){of}"]
     rows.append(
         f"{'id':>2}  {'name':<11}{'pixels':>8}{'images':>8}{'comp/img':>9}{'skeleton':>9}{'width':>7}{'elong.':>7}"
     )
     for c in result["classes"]:
+        if c["id"] == 0:  # background: its pixel share only (its shape is not measured)
+            rows.append(f"{0:>2}  {c['name']:<11}{100 * c['pixel_share']:>7.2f}%{'-':>8}{'-':>9}{'-':>9}{'-':>7}{'-':>7}")
+            continue
         rows.append(
             f"{c['id']:>2}  {c['name']:<11}{100 * c['pixel_share']:>7.2f}%{c['images']:>8}"
             f"{c['components_per_image']:>9.1f}{c['skeleton_length']:>9.0f}{c['mean_width']:>7.1f}{c['elongation']:>7.1f}"
