@@ -71,7 +71,9 @@ def measure(photo: np.ndarray, gt: np.ndarray, x0: int, x1: int) -> dict[str, ob
         "strip_width_share": round((x1 - x0) / 512, 3),
         "strip_rgb_median": np.median(strip.reshape(-1, 3), axis=0).round(1).tolist(),
         "strip_luminance_p5_p50_p95": np.percentile(lum, [5, 50, 95]).round(1).tolist(),
-        "strip_right_minus_left_third": round(float(lum[:, -lum.shape[1] // 3 :].mean() - lum[:, : lum.shape[1] // 3].mean()), 2),
+        "strip_right_minus_left_third": round(
+            float(lum[:, -lum.shape[1] // 3 :].mean() - lum[:, : lum.shape[1] // 3].mean()), 2
+        ),
         "holder_line_rows": lines.tolist(),
         "mask_root_width_px": float(np.median(root_rows)) if root_rows else 0.0,
         "root_rows": [int(root_y[0]), int(root_y[-1])] if len(root_y) else [],
@@ -95,7 +97,7 @@ def synthetic_statistics(root: Path, n: int) -> dict[str, object]:
         rgb, mask = read_image(root / "images" / name), read_mask(mask_path(root, name), cfg.class_colors())
         box = Letterbox.fit(rgb.shape[:2], (512, 512), cfg.preprocess())
         photo, gt = box.apply_image(rgb), box.apply_mask(mask)
-        top, left = box.offset
+        left = box.offset[1]
         per_image.append(measure(photo, gt, left, left + box.resized_hw[1]))
     scalars = {
         "strip_width_share": [d["strip_width_share"] for d in per_image],

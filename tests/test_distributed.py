@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from tests.helpers import run_args
 from xai.cli import main
@@ -134,3 +135,42 @@ def test_a_rank_killed_mid_run_then_resume_completes(tiny_run, tmp_path):
     # resume with another number of processes (one): only the missing samples are explained
     assert main("gradcam", _args(ckpt, data, out, "--resume")) == 0
     _assert_complete_and_readable(out, N)  # every sample once in the summary, every file readable
+
+
+def test_two_ranks_on_one_gpu_are_refused_before_any_work(monkeypatch):
+    """Simulated node with 2 GPUs: 4 local ranks, or every rank sent to cuda:1, is one line at start;
+    2 ranks get cuda:0 and cuda:1."""
+    from xai.pipeline.distributed import Ranks
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    ranks = [Ranks(rank=r, world_size=2, local_rank=r, backend="nccl", local_world_size=2) for r in (0, 1)]
+    assert [r.device(None) for r in ranks] == ["cuda:0", "cuda:1"]
+    assert ranks[1].device("cuda") == "cuda:1" and ranks[1].device("cpu") == "cpu"
+    with pytest.raises(XAIError, match="would put 2 ranks on one GPU"):
+        ranks[0].device("cuda:1")
+    crowded = Ranks(rank=3, world_size=4, local_rank=3, backend="nccl", local_world_size=4)
+    with pytest.raises(XAIError, match="4 torchrun processes on this machine but 2 GPU"):
+        crowded.device(None)
+    alone = Ranks(rank=0, world_size=2, local_rank=0, backend="nccl", local_world_size=1)  # one rank per node
+    assert alone.device("cuda:1") == "cuda:1"
+
+
+def test_the_process_group_is_bound_to_the_ranks_gpu(monkeypatch):
+    """init_process_group gets device_id=cuda:LOCAL_RANK (NCCL fails early, barrier knows its device)."""
+    import torch.distributed as dist
+
+    from xai.pipeline import distributed
+
+    calls: dict = {}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda d: calls.setdefault("set", d))
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda **kw: calls.setdefault("init", kw))
+    for key, value in {"WORLD_SIZE": "4", "RANK": "6", "LOCAL_RANK": "2", "LOCAL_WORLD_SIZE": "4"}.items():
+        monkeypatch.setenv(key, value)
+    ranks = distributed.join_torchrun(None)
+    assert ranks is not None and ranks.backend == "nccl" and ranks.shard.index == 6
+    assert calls["set"] == torch.device("cuda", 2) and calls["init"]["device_id"] == torch.device("cuda", 2)
+    assert calls["init"]["backend"] == "nccl"

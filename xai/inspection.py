@@ -233,7 +233,9 @@ def format_table(result: dict[str, Any]) -> str:
     )
     for c in result["classes"]:
         if c["id"] == 0:  # background: its pixel share only (its shape is not measured)
-            rows.append(f"{0:>2}  {c['name']:<11}{100 * c['pixel_share']:>7.2f}%{'-':>8}{'-':>9}{'-':>9}{'-':>7}{'-':>7}")
+            rows.append(
+                f"{0:>2}  {c['name']:<11}{100 * c['pixel_share']:>7.2f}%{'-':>8}{'-':>9}{'-':>9}{'-':>7}{'-':>7}"
+            )
             continue
         rows.append(
             f"{c['id']:>2}  {c['name']:<11}{100 * c['pixel_share']:>7.2f}%{c['images']:>8}"

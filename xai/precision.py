@@ -1,16 +1,24 @@
-"""Precision policy: fp32 is exact; bf16/fp16 run the masked forwards under autocast."""
+"""Precision policy: fp32 is IEEE fp32 everywhere; tf32 lets cuBLAS and cuDNN use TensorFloat-32 for
+the masked forwards; bf16/fp16 run them under autocast.
+
+NVIDIA GPUs from Ampere on may run fp32 matmuls and convolutions in TF32 (10-bit mantissa), and
+cuDNN's convolutions do by default: "fp32" would then not be fp32. `float32_math(tf32)` sets both
+cuBLAS's and cuDNN's fp32 precision for a block and restores them after; a run holds IEEE fp32 around
+everything it computes (xai.pipeline.runner) and a method's tf32 only around its masked forwards.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import time
 import weakref
+from collections.abc import Iterator
 
 import torch
 
 from .errors import XAIError
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "tf32", "bf16", "fp16")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -27,13 +35,21 @@ def cpu_has_fast_bf16() -> bool:
     return False
 
 
+def device_runs_tf32(device: torch.device) -> bool:
+    """Whether TF32 exists on the device: CUDA with compute capability 8.0 (Ampere) or newer."""
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return False
+    return torch.cuda.get_device_capability(device)[0] >= 8
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """auto -> bf16 on CUDA devices with native bf16 and on CPUs with AVX512-BF16/AMX, else fp32."""
+    """auto -> bf16 on CUDA devices with native bf16 and on CPUs with AVX512-BF16/AMX, else fp32;
+    tf32 -> fp32 where the device has no TF32 (what runs is what the manifest records)."""
     if precision not in PRECISIONS:
         raise XAIError(f"unknown precision '{precision}': choose one of {', '.join(PRECISIONS)}")
+    if precision == "tf32":
+        return "tf32" if device_runs_tf32(device) else "fp32"
     if precision != "auto":
-        if precision == "fp16" and device.type == "cpu" and not cpu_has_fast_bf16():
-            return precision  # allowed, but slow on this CPU
         return precision
     if device.type == "cuda":
         try:
@@ -46,11 +62,65 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "fp32"
 
 
-def autocast(precision: str, device: torch.device):
-    """The autocast context of a resolved precision (a no-op for fp32)."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=_DTYPES[precision])
+_NEW_API = hasattr(torch.backends.cudnn, "conv") and hasattr(torch.backends.cuda.matmul, "fp32_precision")
+
+
+def float32_settings() -> dict[str, str]:
+    """The fp32 precision cuBLAS matmuls and cuDNN convolutions are set to: "ieee" or "tf32" each."""
+    if _NEW_API:
+        matmul = torch.backends.cuda.matmul.fp32_precision
+        if matmul == "none":  # follows the global setting, whose default is the legacy IEEE matmul
+            matmul = "tf32" if torch.backends.fp32_precision == "tf32" else "ieee"
+        conv = torch.backends.cudnn.conv.fp32_precision
+        if conv == "none":
+            conv = "tf32" if torch.backends.fp32_precision == "tf32" else "ieee"
+        return {"matmul": matmul, "conv": conv}
+    return {
+        "matmul": "tf32" if torch.backends.cuda.matmul.allow_tf32 else "ieee",
+        "conv": "tf32" if torch.backends.cudnn.allow_tf32 else "ieee",
+    }
+
+
+@contextlib.contextmanager
+def float32_math(tf32: bool) -> Iterator[None]:
+    """fp32 matmuls and convolutions in TF32 (tf32) or IEEE fp32 inside the block; restored after."""
+    mode = "tf32" if tf32 else "ieee"
+    if _NEW_API:
+        saved = (torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision)
+        torch.backends.cuda.matmul.fp32_precision = mode
+        torch.backends.cudnn.conv.fp32_precision = mode
+        try:
+            yield
+        finally:
+            torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision = saved
+        return
+    legacy = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = legacy
+
+
+def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager[None]:
+    """The compute context of a resolved precision: IEEE fp32 (fp32), TF32 (tf32), or autocast to
+    bf16/fp16 with IEEE fp32 for what autocast keeps in fp32."""
+    if precision in ("fp32", "tf32"):
+        return float32_math(precision == "tf32")
+    stack = contextlib.ExitStack()
+    stack.enter_context(float32_math(False))
+    stack.enter_context(torch.autocast(device_type=device.type, dtype=_DTYPES[precision]))
+    return stack
+
+
+def numerics(device: torch.device, precisions: dict[str, str]) -> dict[str, object]:
+    """What ran, for the manifest: each method's masked-forward precision, and that everything else
+    ran in IEEE fp32 (TF32 off), or that the device has no TF32 at all."""
+    return {
+        "device_has_tf32": device_runs_tf32(device),
+        "everything_else": "IEEE fp32 (TF32 off for cuBLAS and cuDNN)" if device.type == "cuda" else "fp32",
+        "masked_forwards": dict(precisions),
+    }
 
 
 _LAYOUTS: weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple, bool]] = weakref.WeakKeyDictionary()

@@ -32,6 +32,7 @@ from ..layers import ActivationCapture, model_device, preserved_state
 from ..maps import minmax
 from ..modeling import ScoredModel, unwrap_output
 from ..options import Options, option
+from ..precision import float32_math
 from ..targets import REDUCTIONS, REGIONS, SCORES, RegionScore, check_classes, region_masks
 
 __all__ = ["Explainer", "ExplainerOptions", "Explanation", "Forward", "progress_bar"]
@@ -182,7 +183,7 @@ class Explainer:
             raise XAIError(f"{self.label} needs gradients: call it outside torch.inference_mode()")
         t0 = time.perf_counter()
         grad_mode = torch.enable_grad() if self.uses_gradients else torch.inference_mode()
-        with preserved_state(self.model, channels_last=self.channels_last(x)), grad_mode:
+        with float32_math(tf32=False), preserved_state(self.model, channels_last=self.channels_last(x)), grad_mode:
             fwd = self.forward(x, classes, gt, valid_mask)
             raw = self.attribute(fwd)
         with torch.inference_mode():

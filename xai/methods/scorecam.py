@@ -81,8 +81,9 @@ class ScoreCAMOptions(CAMOptions):
     seed: int = option(0, "seed of the random channel selection", minimum=0, cli=False, approximates=True)
     precision: str = option(
         "auto",
-        "the masked forwards: fp32, bf16 or fp16; auto: bf16 where the hardware runs it natively (CUDA with "
-        "bf16, CPUs with AVX512-BF16/AMX), else fp32",
+        "the masked forwards: fp32 (IEEE, TF32 off), tf32 (TensorFloat-32 on GPUs that have it, else fp32), "
+        "bf16 or fp16; auto: bf16 where the hardware runs it natively (CUDA with bf16, CPUs with "
+        "AVX512-BF16/AMX), else fp32",
         choices=PRECISIONS,
     )
     batch_size: int = option(

@@ -44,6 +44,7 @@ from ..batching import Batches
 from ..errors import XAIError, option
 from ..layers import model_device, preserved_state
 from ..modeling import ScoredModel
+from ..precision import float32_math
 from ..targets import RegionScore, check_classes
 from .imputation import noisy_linear_impute
 
@@ -252,7 +253,7 @@ class Faithfulness:
         """count×C' scores (CPU) of the inputs build(a, b) returns for [a, b), in chunks that halve on
         out-of-memory (xai.batching); the scores stay on the device until the last chunk is done."""
         chunks: list[torch.Tensor] = []
-        with preserved_state(self.model), torch.inference_mode():
+        with float32_math(tf32=False), preserved_state(self.model), torch.inference_mode():
             self.batches.for_each(count, lambda a, b: chunks.append(self._score(build(a, b))))
         self.forwards[metric] = self.forwards.get(metric, 0) + count
         return torch.cat(chunks).cpu() if chunks else torch.zeros(0, len(self.classes), dtype=torch.float64)

@@ -4,7 +4,8 @@ Samples are dealt round-robin: shard k of n explains positions k, k+n, k+2n, ...
 samples, so each sample is explained exactly once and shards differ by at most one sample. Completion
 is recorded per sample (samples/sample{i}.json), so --resume works whatever the number of ranks or
 shards was before. Under torchrun (WORLD_SIZE > 1) every rank joins a process group (nccl between
-GPUs, gloo on CPUs), takes its shard and its own device (cuda:LOCAL_RANK), and after a barrier rank 0
+GPUs, gloo on CPUs; bound to the rank's GPU), takes its shard and its own device (cuda:LOCAL_RANK; two
+ranks on one GPU are refused before any work), and after a barrier rank 0
 runs finalize over everyone's records. A rank that torchrun restarts (--max-restarts) resumes from the
 records on disk.
 """
@@ -58,6 +59,7 @@ class Ranks:
     world_size: int
     local_rank: int
     backend: str
+    local_world_size: int = 1
 
     @property
     def shard(self) -> Shard:
@@ -69,10 +71,22 @@ class Ranks:
         return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
 
     def device(self, requested: str | None) -> str:
-        """cuda:LOCAL_RANK on GPU machines (unless the CPU was asked for), else the CPU."""
+        """cuda:LOCAL_RANK on GPU machines (unless the CPU was asked for), else the CPU. One GPU per rank:
+        more ranks on a machine than GPUs, or every rank sent to one `--device cuda:N`, is refused."""
         if requested not in (None, "", "auto", "cuda") or not torch.cuda.is_available():
+            if str(requested).startswith("cuda:") and self.local_world_size > 1:
+                raise XAIError(
+                    f"under torchrun every rank takes its own GPU (cuda:LOCAL_RANK): ⟨device⟩ {requested} would put "
+                    f"{self.local_world_size} ranks on one GPU; leave ⟨device⟩ out (or use CUDA_VISIBLE_DEVICES)"
+                )
             return requested or "cpu"
-        return f"cuda:{self.local_rank % torch.cuda.device_count()}"
+        gpus = torch.cuda.device_count()
+        if self.local_world_size > gpus:
+            raise XAIError(
+                f"{self.local_world_size} torchrun processes on this machine but {gpus} GPU(s): two ranks would share "
+                f"a GPU; start at most {gpus} (--nproc-per-node {gpus})"
+            )
+        return f"cuda:{self.local_rank}"
 
     def barrier(self) -> None:
         import torch.distributed as dist
@@ -94,17 +108,22 @@ def join_torchrun(requested_device: str | None) -> Ranks | None:
     import torch.distributed as dist
 
     rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     gpu = torch.cuda.is_available() and requested_device not in ("cpu",)
     backend = "nccl" if gpu else "gloo"
-    ranks = Ranks(rank=rank, world_size=world, local_rank=local, backend=backend)
+    ranks = Ranks(rank=rank, world_size=world, local_rank=local, backend=backend, local_world_size=local_world)
+    device = torch.device(ranks.device(requested_device))  # refuses two ranks on one GPU before any work
     try:
-        if gpu:
-            torch.cuda.set_device(torch.device(ranks.device(requested_device)))
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
         if not dist.is_initialized():
-            dist.init_process_group(backend=backend, timeout=BARRIER_TIMEOUT)
+            # device_id binds the process group to this rank's GPU at once (NCCL then fails early, not at
+            # the closing barrier, and barrier() needs no guess of the device)
+            bound = {"device_id": device} if device.type == "cuda" else {}
+            dist.init_process_group(backend=backend, timeout=BARRIER_TIMEOUT, **bound)
     except (RuntimeError, ValueError) as exc:  # rendezvous, NCCL or device errors: one line, not a traceback
         raise XAIError(
             f"rank {rank} of {world} could not join the torchrun job ({backend}): {first_line(exc)}"
         ) from None
-    log.info("rank %d of %d (%s, device %s)", rank, world, backend, ranks.device(requested_device))
+    log.info("rank %d of %d (%s, device %s)", rank, world, backend, device)
     return ranks

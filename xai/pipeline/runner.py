@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from ..errors import XAIError
+from ..precision import float32_math
 from .distributed import Shard, join_torchrun
 from .explain_stage import explain
 from .finalize_stage import finalize
@@ -42,7 +43,8 @@ def run(opts: RunOptions, shard: Shard | None = None) -> dict[str, Any] | None:
             _drop_other_records(setup)
         indices = shard.take(setup.indices) if shard is not None else setup.indices
         try:
-            stats = explain(setup, indices)
+            with float32_math(tf32=False):  # fp32 is IEEE fp32 unless a method's precision says tf32
+                stats = explain(setup, indices)
         except KeyboardInterrupt:
             if ranks is None and shard is None and any((setup.layout.out / "samples").glob("sample*.json")):
                 finalize(setup.layout.out)  # summaries of what is complete

@@ -21,6 +21,7 @@ from ..errors import XAIError, option
 from ..methods import Explainer, get_method, methods
 from ..modeling import pick_device
 from ..options import Options
+from ..precision import numerics
 from .layout import Layout
 from .options import RunOptions
 from .outputs import output_kinds
@@ -261,6 +262,9 @@ def prepare(opts: RunOptions) -> Setup:
             "encoder": loaded.encoder,
         },
         "device": str(device),
+        "numerics": numerics(
+            device, {m: e.options.precision for m, e in engines.items() if hasattr(e.options, "precision")}
+        ),
         "data_root": str(root),
         "preprocessing": dataclasses.asdict(dataset.preprocessing),
         "split": opts.split,
