@@ -45,6 +45,7 @@ from ..errors import XAIError, option
 from ..layers import model_device, preserved_state
 from ..modeling import ScoredModel
 from ..precision import float32_math
+from ..syncs import to_host
 from ..targets import RegionScore, check_classes
 from .imputation import noisy_linear_impute
 
@@ -145,15 +146,15 @@ def pixel_counts(schedule: str, steps: int, n_valid: int, area: int) -> list[int
     return [_round_half_up(i * total, steps) for i in range(steps + 1)]
 
 
-def _ranks(values: torch.Tensor, valid: torch.Tensor, descending: bool) -> torch.Tensor:
-    """H×W int32: each pixel of V's position in the stable order of its values; |V| on padding."""
-    vals = values[valid]
-    order = torch.argsort(vals, descending=descending, stable=True)
-    rank_v = torch.empty_like(order)
-    rank_v[order] = torch.arange(order.numel(), device=order.device)
-    out = torch.full(values.shape, order.numel(), dtype=torch.int32, device=values.device)
-    out[valid] = rank_v.int()
-    return out
+def _ranks(values: torch.Tensor, valid: torch.Tensor, descending: bool, n_valid: int) -> torch.Tensor:
+    """H×W int32: each pixel of V's position in the stable order of its values; |V| (n_valid) on the
+    other pixels. Pixels off V sort after every pixel of V (no boolean indexing: the host never looks)."""
+    flat, keep = values.flatten().float(), valid.flatten()
+    last = torch.tensor(-math.inf if descending else math.inf, device=flat.device)
+    order = torch.argsort(torch.where(keep, flat, last), descending=descending, stable=True)
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(order.numel(), device=order.device)
+    return torch.where(keep, rank, torch.full_like(rank, n_valid)).view(values.shape).int()
 
 
 def _noise_seed(seed: int, cls: int, percentile: int) -> int:
@@ -166,7 +167,9 @@ class Faithfulness:
     class]}. regions: C'×H×W bool (R_c, restricted to valid); valid: H×W bool (V).
 
     Every forward scores all classes; perturbed inputs are built and run chunk by chunk, batch_size at
-    a time, under inference mode with the model in eval mode (training flags restored). `forwards`
+    a time, under inference mode with the model in eval mode (training flags restored). Scores stay on
+    the device until a metric's last chunk and come to the host in one transfer (xai.syncs): a metric
+    call looks at the device a fixed number of times, however many chunks it runs. `forwards`
     counts images run, per metric; for M maps of C' classes with non-empty regions and S steps:
         unperturbed: 1 (x, at construction); shared: 1 per image among the blurred start and the
             all-deleted image, the first time a metric needs it (shared by every map and class)
@@ -192,6 +195,7 @@ class Faithfulness:
         blur_kernel: int = 11,
         blur_sigma: float = 5.0,
         batches: Batches | None = None,
+        sync_free: bool | None = None,
     ):
         if int(batch_size) < 1:
             raise XAIError(f"{option('batch_size')} must be at least 1, got {batch_size}")
@@ -209,9 +213,7 @@ class Faithfulness:
         self.valid = valid[0] if valid.dim() == 3 and valid.shape[0] == 1 else valid
         if tuple(self.valid.shape) != size:
             raise XAIError(f"valid mask of shape {tuple(valid.shape)} does not match the image's {size}")
-        self.n_valid = int(self.valid.sum())
-        if self.n_valid == 0:
-            raise XAIError("the valid mask holds no pixel of the photograph")
+
         self.classes = [int(c) for c in classes]
         if not self.classes:
             raise XAIError("faithfulness metrics need at least one class")
@@ -222,7 +224,10 @@ class Faithfulness:
                 f"regions of shape {tuple(regions.shape)} do not match {len(self.classes)} classes of {size} pixels"
             )
         self.regions = regions & self.valid
-        self.area = [int(a) for a in self.regions.flatten(1).sum(1)]
+        counts = to_host(torch.cat([self.valid.sum().view(1), self.regions.flatten(1).sum(1)]))  # one transfer
+        self.n_valid, self.area = int(counts[0]), [int(a) for a in counts[1:]]
+        if self.n_valid == 0:
+            raise XAIError("the valid mask holds no pixel of the photograph")
         self.scored = ScoredModel(model, "prob")
         if outputs_probabilities is not None:
             self.scored.probabilities = bool(outputs_probabilities)
@@ -231,9 +236,11 @@ class Faithfulness:
             batches if batches is not None else Batches(batch_size, "evaluation", "perturbed images", self.device)
         )
         self.blur_kernel, self.blur_sigma = int(blur_kernel), float(blur_sigma)
+        # ROAD's imputations without a host look per chunk (default: off the CPU, where looks cost a wait)
+        self.sync_free = self.device.type != "cpu" if sync_free is None else bool(sync_free)
         self.forwards: dict[str, int] = {}
         self._shared: dict[str, torch.Tensor] = {}
-        self._points: dict[tuple[str, str, int], tuple[torch.Tensor, dict[int, float]]] = {}
+        self._points: dict[tuple[str, str], tuple[torch.Tensor, list[dict[int, float]]]] = {}
         self.y = self._shared_score("x")
 
     @property
@@ -249,14 +256,15 @@ class Faithfulness:
         check_classes(self.classes, P.shape[1])
         return self.score(P, self.regions, self.classes, dtype=torch.float64)
 
-    def _scores(self, metric: str, count: int, build: Callable[[int, int], torch.Tensor]) -> torch.Tensor:
-        """count×C' scores (CPU) of the inputs build(a, b) returns for [a, b), in chunks that halve on
-        out-of-memory (xai.batching); the scores stay on the device until the last chunk is done."""
+    def _scores(self, metric: str, count: int, build: Callable[[int, int], torch.Tensor]) -> np.ndarray:
+        """count×C' scores (float64, on the host) of the inputs build(a, b) returns for [a, b), in chunks
+        that halve on out-of-memory (xai.batching); the scores stay on the device until the last chunk
+        is done, then come to the host in one transfer."""
         chunks: list[torch.Tensor] = []
         with float32_math(tf32=False), preserved_state(self.model), torch.inference_mode():
             self.batches.for_each(count, lambda a, b: chunks.append(self._score(build(a, b))))
         self.forwards[metric] = self.forwards.get(metric, 0) + count
-        return torch.cat(chunks).cpu() if chunks else torch.zeros(0, len(self.classes), dtype=torch.float64)
+        return to_host(torch.cat(chunks)) if chunks else np.zeros((0, len(self.classes)))
 
     def shared_image(self, name: str) -> torch.Tensor:
         """1×3×H×W: "x"; "blurred", insertion's start (blur on V, x on padding); "deleted" (V set to 0)."""
@@ -268,7 +276,7 @@ class Faithfulness:
             return torch.where(self.valid, torch.zeros_like(self.x), self.x)
         raise XAIError(f"unknown shared image '{name}'")
 
-    def _shared_score(self, name: str) -> torch.Tensor:
+    def _shared_score(self, name: str) -> np.ndarray:
         if name not in self._shared:
             image = self.shared_image(name)
             self._shared[name] = self._scores("unperturbed" if name == "x" else "shared", 1, lambda a, b: image)[0]
@@ -284,9 +292,12 @@ class Faithfulness:
                     f"maps '{name}' of shape {tuple(t.shape)} do not match {len(self.classes)} classes "
                     f"of {tuple(self.x.shape[-2:])} pixels"
                 )
-            if not torch.isfinite(t).all():
-                raise XAIError(f"maps '{name}' hold NaN or infinite values")
             out[name] = t
+        if out:
+            finite = to_host(torch.stack([torch.isfinite(t).all() for t in out.values()]))  # one transfer
+            for name, ok in zip(out, finite, strict=True):
+                if not ok:
+                    raise XAIError(f"maps '{name}' hold NaN or infinite values")
         return out
 
     def _present(self, maps: dict[str, torch.Tensor]) -> Iterable[tuple[str, int, torch.Tensor]]:
@@ -318,10 +329,11 @@ class Faithfulness:
         ranks: list[torch.Tensor] = []
         jobs: list[tuple[int, int, dict[int, float], int]] = []  # (rank map, n, points of its curve, class)
         plan: dict[tuple[str, int], tuple[list[int], dict[int, float]]] = {}
+        measured = self._points_of(kind, maps)
         for name, j, m in self._present(maps):
             counts = pixel_counts(schedule, steps, N, self.area[j])
-            points = self._points_of(kind, name, j, m)
-            ranks.append(_ranks(m, self.valid, descending=True))
+            points = measured[name][j]
+            ranks.append(_ranks(m, self.valid, True, N))
             for n in sorted(set(counts) - set(points) - {0, N}):
                 jobs.append((len(ranks) - 1, n, points, j))
             plan[(name, j)] = (counts, points)
@@ -333,7 +345,8 @@ class Faithfulness:
         scores = self._scores(f"{kind}_{schedule}", len(jobs), build)
         for (_, n, points, j), row in zip(jobs, scores, strict=True):
             points[n] = float(row[j])
-        t = torch.arange(steps + 1, dtype=torch.float64) / steps
+        t = np.arange(steps + 1, dtype=np.float64) / steps
+        ends = {0: self._shared_score(first), N: self._shared_score(last)}
         out: dict[str, list[CurveResult]] = {}
         for name in maps:
             out[name] = []
@@ -342,18 +355,8 @@ class Faithfulness:
                     out[name].append(CurveResult(math.nan, None, None, schedule, ABSENT))
                     continue
                 counts, points = plan[(name, j)]
-                s = torch.tensor(
-                    [
-                        float(self._shared_score(first)[j])
-                        if n == 0
-                        else float(self._shared_score(last)[j])
-                        if n == N
-                        else points[n]
-                        for n in counts
-                    ],
-                    dtype=torch.float64,
-                )
-                out[name].append(CurveResult(float(torch.trapezoid(s, t)), (t, s), torch.tensor(counts), schedule))
+                s = np.array([float(ends[n][j]) if n in ends else points[n] for n in counts])
+                out[name].append(_curve(s, t, counts, schedule))
         return out
 
     def context_deletion(self, maps: Mapping[str, torch.Tensor], steps: int = 50) -> dict[str, list[CurveResult]]:
@@ -365,11 +368,10 @@ class Faithfulness:
         jobs: list[tuple[torch.Tensor, int]] = []
         plan: dict[tuple[str, int], tuple[list[int], int]] = {}
         for name, j, m in self._present(maps):
-            pool = self.valid & ~self.regions[j]
-            total = int(pool.sum())
+            total = self.n_valid - self.area[j]  # |V ∖ R_c|: R_c lies inside V
             if total == 0:
                 continue
-            ranks = _ranks(m, pool, descending=True)
+            ranks = _ranks(m, self.valid & ~self.regions[j], True, total)
             counts = pixel_counts("linear", steps, total, 0)
             plan[(name, j)] = (counts, len(jobs))
             jobs += [(ranks, n) for n in counts[1:]]
@@ -379,7 +381,7 @@ class Faithfulness:
             return torch.where(masks, torch.zeros_like(self.x), self.x)
 
         scores = self._scores("context_deletion", len(jobs), build)
-        t = torch.arange(steps + 1, dtype=torch.float64) / steps
+        t = np.arange(steps + 1, dtype=np.float64) / steps
         out: dict[str, list[CurveResult]] = {}
         for name in maps:
             out[name] = []
@@ -389,17 +391,20 @@ class Faithfulness:
                     out[name].append(CurveResult(math.nan, None, None, "linear", reason))
                     continue
                 counts, first = plan[(name, j)]
-                s = torch.cat([self.y[j : j + 1], scores[first : first + len(counts) - 1, j]])
-                out[name].append(CurveResult(float(torch.trapezoid(s, t)), (t, s), torch.tensor(counts), "linear"))
+                s = np.concatenate([self.y[j : j + 1], scores[first : first + len(counts) - 1, j]])
+                out[name].append(_curve(s, t, counts, "linear"))
         return out
 
-    def _points_of(self, kind: str, name: str, j: int, cam: torch.Tensor) -> dict[int, float]:
-        """{n: s_c with the first n pixels changed} measured so far for this kind, map name and class;
-        emptied when the map under that name has changed since."""
-        stored = self._points.get((kind, name, j))
-        if stored is None or not torch.equal(stored[0], cam):
-            stored = self._points[(kind, name, j)] = (cam.clone(), {})
-        return stored[1]
+    def _points_of(self, kind: str, maps: dict[str, torch.Tensor]) -> dict[str, list[dict[int, float]]]:
+        """Per map name and class, {n: s_c with the first n pixels changed} measured so far for this kind;
+        emptied for a name whose maps have changed since (one transfer compares every name)."""
+        known = [name for name in maps if (kind, name) in self._points]
+        same = to_host(torch.stack([(self._points[(kind, n)][0] == maps[n]).all() for n in known])) if known else []
+        unchanged = {n for n, ok in zip(known, same, strict=True) if ok}
+        for name, m in maps.items():
+            if name not in unchanged:
+                self._points[(kind, name)] = (m.clone(), [{} for _ in self.classes])
+        return {name: self._points[(kind, name)][1] for name in maps}
 
     def road(
         self,
@@ -423,7 +428,7 @@ class Faithfulness:
         for name, j, m in self._present(maps):
             rows: list[list[int | None]] = []
             for descending in (True, False):
-                ranks.append(_ranks(m, self.valid, descending=descending))
+                ranks.append(_ranks(m, self.valid, descending, N))
                 rows.append([])
                 for p, n in zip(ps, counts, strict=True):
                     rows[-1].append(len(jobs) if n > 0 else None)
@@ -431,12 +436,26 @@ class Faithfulness:
                         jobs.append((len(ranks) - 1, n, _noise_seed(seed, self.classes[j], p)))
             plan[(name, j)] = rows
 
-        def build(a: int, b: int) -> torch.Tensor:
+        converged = torch.ones(len(jobs), dtype=torch.bool, device=self.device)
+        sync_free = self.sync_free
+
+        def build(a: int, b: int, checked: bool = False) -> torch.Tensor:
             masks = torch.stack([ranks[r] < n for r, n, _ in jobs[a:b]])
-            gens = [torch.Generator().manual_seed(s) for _, _, s in jobs[a:b]]
-            return noisy_linear_impute(self.x, masks, self.valid, noise=noise, generator=gens)
+            gens = [torch.Generator(self.device).manual_seed(s) for _, _, s in jobs[a:b]]
+            return noisy_linear_impute(
+                self.x,
+                masks,
+                self.valid,
+                noise=noise,
+                generator=gens,
+                sync_free=sync_free and not checked,
+                converged=None if checked or not sync_free else converged[a:b],
+            )
 
         scores = self._scores("road", len(jobs), build)
+        if sync_free and jobs:  # one look for every imputation: redo the few that did not converge
+            for k in np.flatnonzero(~to_host(converged)):
+                scores[k] = self._scores("road", 1, lambda a, b, k=int(k): build(k, k + 1, checked=True))[0]
         out: dict[str, list[RoadResult]] = {}
         for name in maps:
             out[name] = []
@@ -445,28 +464,39 @@ class Faithfulness:
                     out[name].append(RoadResult(math.nan, math.nan, math.nan, ps, None, None, ABSENT))
                     continue
                 morf, lerf = (
-                    torch.tensor(
-                        [float(self.y[j]) if k is None else float(scores[k, j]) for k in row], dtype=torch.float64
-                    )
+                    np.array([self.y[j] if k is None else scores[k, j] for k in row], dtype=np.float64)
                     for row in plan[(name, j)]
                 )
                 out[name].append(
-                    RoadResult(float(morf.mean()), float(lerf.mean()), float((lerf - morf).mean()), ps, morf, lerf)
+                    RoadResult(
+                        float(morf.mean()),
+                        float(lerf.mean()),
+                        float((lerf - morf).mean()),
+                        ps,
+                        torch.from_numpy(morf),
+                        torch.from_numpy(lerf),
+                    )
                 )
         return out
 
     def average_drop_increase(self, maps: Mapping[str, torch.Tensor]) -> dict[str, list[DropIncreaseResult]]:
         """Average Drop and Average Increase of every map and class."""
         maps = self._maps(maps)
-        jobs: list[tuple[str, int]] = []
-        for name, j, m in self._present(maps):
-            if float(self.y[j]) > 0 and bool(m[self.valid].amax() > m[self.valid].amin()):
-                jobs.append((name, j))
+        inf = torch.tensor(math.inf, device=self.device)
+        bounds = {  # per map name: C'×1×1 min and max over V
+            name: (
+                torch.where(self.valid, m, inf).amin((-2, -1), keepdim=True),
+                torch.where(self.valid, m, -inf).amax((-2, -1), keepdim=True),
+            )
+            for name, m in maps.items()
+        }
+        flags = to_host(torch.stack([(hi > lo).flatten() for lo, hi in bounds.values()])) if maps else []
+        varies = dict(zip(bounds, flags, strict=True))  # one transfer for every map
+        jobs = [(name, j) for name, j, _ in self._present(maps) if self.y[j] > 0 and varies[name][j]]
 
         def scaled_input(name: str, j: int) -> torch.Tensor:
-            m = maps[name][j]
-            lo, hi = m[self.valid].amin(), m[self.valid].amax()
-            return torch.where(self.valid, self.x[0] * (m - lo) / (hi - lo), self.x[0])
+            m, (lo, hi) = maps[name][j], bounds[name]
+            return torch.where(self.valid, self.x[0] * (m - lo[j]) / (hi[j] - lo[j]), self.x[0])
 
         scores = self._scores(
             "average_drop_increase", len(jobs), lambda a, b: torch.stack([scaled_input(*job) for job in jobs[a:b]])
@@ -488,6 +518,12 @@ class Faithfulness:
                     o = float(self._shared_score("deleted")[j])
                 out[name].append(DropIncreaseResult(max(0.0, y - o) / y * 100, 100.0 * (o > y * (1 + TIE)), y, o))
         return out
+
+
+def _curve(s: np.ndarray, t: np.ndarray, counts: list[int], schedule: str) -> CurveResult:
+    """A deletion/insertion result from its scores s_i at t_i (host arrays): AUC by the trapezoid rule."""
+    auc = float(np.trapezoid(s, t))
+    return CurveResult(auc, (torch.from_numpy(t.copy()), torch.from_numpy(s)), torch.tensor(counts), schedule)
 
 
 def _on_one_image(name: str, own: tuple[str, ...]) -> Callable[..., Any]:
