@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -257,3 +264,44 @@ def test_a_full_disk_stops_the_run_with_one_line(tiny_run, tmp_path, monkeypatch
     assert err[-1].startswith("error: disk full while writing ") and "sample1" in err[-1]
     assert (out / "samples" / "sample0.json").is_file() and not (out / "samples" / "sample1.json").exists()
     assert not list(out.rglob("*.part*"))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_no_worker_outlives_a_kill_9_of_the_main_process(tiny_run, tmp_path):
+    """kill -9 of the main process (the OOM killer, a scheduler) as sample 3 starts: its image loader and
+    figure workers are gone within a few seconds, none left as an orphan."""
+    _base, data, ckpt = tiny_run
+    pids_file = tmp_path / "pids.json"
+    args = run_args(ckpt, data, tmp_path / "killed", "--split", "train", "--num_samples", "5", "--workers", "2")
+    log = tmp_path / "stderr.txt"
+    proc = subprocess.run(  # output to a file: a pipe would wait for every process that holds it
+        [sys.executable, "-m", "tests.main_killer", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("w"),
+        cwd=Path(__file__).resolve().parent.parent,
+        env={**os.environ, "XAI_TEST_PIDS": str(pids_file)},
+        timeout=240,
+    )
+    assert proc.returncode == -signal.SIGKILL, log.read_text()
+    pids = json.loads(pids_file.read_text())
+    assert len(pids) >= 2, pids  # at least the loader and a figure worker existed
+
+    def alive() -> list[int]:
+        out = []
+        for pid in pids:
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if state != "Z":  # a zombie has ended (it waits for its parent to read its status)
+                out.append(pid)
+        return out
+
+    deadline = time.monotonic() + 5
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = alive()
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert not left, f"orphans left after the main process was killed: {left}"

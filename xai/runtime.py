@@ -8,6 +8,8 @@ import ctypes.util
 import os
 import signal
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -39,7 +41,7 @@ def tune_cpu_allocator(keep_bytes: int = 1 << 30) -> bool:
 
 @contextlib.contextmanager
 def children_leave_signals_to_this_process() -> Iterator[None]:
-    """Processes started inside (loader and figure workers, a forkserver and what it forks) inherit SIGINT
+    """Processes started inside (loader and figure workers) inherit SIGINT
     and SIGTERM blocked, so that a signal sent to a job's whole process group (Ctrl-C in a terminal, a
     scheduler's preemption) reaches only this process, which then finishes or drops its samples and ends
     them. Without it a worker killed mid-message can leave this process waiting for the rest forever.
@@ -57,11 +59,38 @@ def children_leave_signals_to_this_process() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
+_PR_SET_PDEATHSIG = 1
+PARENT_POLL_SECONDS = 0.5
+
+
+def die_with_parent() -> None:
+    """This worker ends when the process that started it does, however that one ends (kill -9, the OOM
+    killer, a scheduler): Linux's parent-death signal (SIGKILL), and a daemon thread that exits the
+    worker once its parent is gone (its parent id changes: also where prctl does not exist). Workers
+    must be the main process's own children (spawn or fork, not a forkserver's)."""
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent or parent == 1:  # the parent died before the signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def leave_the_job_process_group() -> None:
     """In a worker started under children_leave_signals_to_this_process: its own process group (a
     terminal's Ctrl-C and a scheduler's group SIGTERM go to the main process only), a SIGTERM that
     arrived before this point discarded, then SIGTERM back to its default so that the main process can
-    stop the worker; SIGINT stays ignored."""
+    stop the worker; SIGINT stays ignored. Leaving the group, it could outlive the job: it dies with its
+    parent (die_with_parent)."""
+    die_with_parent()
     if not hasattr(signal, "pthread_sigmask"):
         return
     with contextlib.suppress(OSError):  # already a group or session leader

@@ -81,9 +81,9 @@ class FigureWriter:
         self._stopping = False
         self._finisher: threading.Thread | None = None
         if self.workers:
-            ctx = multiprocessing.get_context(
-                "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-            )
+            # spawn: every worker is this process's own child, so it can die with it (a forkserver's
+            # workers are the forkserver's children, and it outlived a kill -9 of this process)
+            ctx = multiprocessing.get_context("spawn")
             self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_worker_start)
             self._finisher = threading.Thread(target=self._finish_when_drawn, name="figure-finisher", daemon=True)
             self._finisher.start()
