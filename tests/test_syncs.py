@@ -70,7 +70,7 @@ def test_a_metric_looks_at_the_device_a_fixed_number_of_times(metric_setup, metr
     """batch 2 (dozens of chunks) and batch 64: the same looks, within the budget; ROAD's sync-free
     imputation (what a GPU runs) gives exactly the checked solver's numbers."""
     model, x, classes, regions, valid, maps = metric_setup
-    kwargs = {"steps": 8} if metric in ("deletion", "insertion", "context_deletion") else {}
+    kwargs: dict[str, object] = {"steps": 8} if metric in ("deletion", "insertion", "context_deletion") else {}
     if metric == "road":
         kwargs = {"percentiles": (20, 50, 80)}
     results, looks = {}, {}

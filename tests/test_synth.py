@@ -117,7 +117,7 @@ def test_images_look_like_the_reference_strip(tmp_path):
     synth.make_dataset(tmp_path, 3, seed=2)
     for img_path in sorted((tmp_path / "images").iterdir()):
         rgb = xdata.read_image(img_path).astype(np.float32)
-        mask = xdata.read_mask(xdata.mask_path(tmp_path, img_path.name), synth.DEFAULT_PALETTE)
+        mask = xdata.read_mask(xdata.mask_path(tmp_path, img_path.name), PALETTE)
         h, w = rgb.shape[:2]
         assert 500 <= h <= 700 and 0.30 <= w / h <= 0.50
         centre = slice(int(w * 0.3), int(w * 0.7))

@@ -11,14 +11,20 @@ from xai.targets import class_scores_map, region_masks, region_score
 
 def test_regions_follow_their_definitions():
     pred = torch.tensor([[[0, 1, 1], [2, 1, 0]]])
-    gt = torch.tensor([[[0, 1, 0], [1, 1, 255]]])  # 255: padding, in no class's region
+    gt = torch.tensor([[[0, 1, 0], [1, 1, 255]]])  # 255: padding or an ignore label, in no class's region
     masks = {r: region_masks(pred, gt, [1], r, 3)[0, 0].bool() for r in ("pred", "gt", "tp", "fp", "fn", "all")}
     assert masks["pred"].tolist() == [[False, True, True], [False, True, False]]
     assert masks["gt"].tolist() == [[False, True, False], [True, True, False]]
     assert masks["tp"].tolist() == [[False, True, False], [False, True, False]]
     assert masks["fp"].tolist() == [[False, False, True], [False, False, False]]
     assert masks["fn"].tolist() == [[False, False, False], [True, False, False]]
-    assert masks["all"].all()
+    assert masks["all"].tolist() == [[True, True, True], [True, True, False]]
+    unlabelled = torch.tensor([[[0, 255, 0], [1, 1, 0]]])  # the predicted root pixel at (0, 1) has no label
+    assert region_masks(pred, unlabelled, [1], "pred", 3)[0, 0].bool().tolist() == [
+        [False, False, True],
+        [False, True, False],
+    ]
+    assert region_masks(pred, None, [1], "pred", 3)[0, 0].bool().tolist() == [[False, True, True], [False, True, False]]
     with pytest.raises(XAIError, match="needs the ground truth"):
         region_masks(pred, None, [1], "tp", 3)
 

@@ -45,6 +45,7 @@ class Config:
     encoder: str = "se_resnext50_32x4d"
     img_size: tuple[int, int] = (512, 256)  # (width, height)
     target_layer: str | None = "decoder"
+    ignore_index: int | None = 255  # mask id of unlabelled pixels (excluded like padding); None: every id is a class
     preprocessing: dict[str, Any] = field(default_factory=dict)  # xai.data.Preprocessing: {} is its defaults
     train: dict[str, Any] = field(default_factory=dict)
 
@@ -91,6 +92,11 @@ def _coerce(data: Mapping[str, Any], source: str) -> dict[str, Any]:
         if len(size) != 2 or min(size) <= 0:
             raise XAIError(f"{source}: img_size must be two positive integers (width height), got {out['img_size']}")
         out["img_size"] = size
+    if out.get("ignore_index") is not None:
+        value = int(out["ignore_index"])
+        if not 0 <= value <= 255:
+            raise XAIError(f"{source}: ignore_index must be a mask id in 0..255 (or null), got {out['ignore_index']}")
+        out["ignore_index"] = value
     return out
 
 
@@ -127,6 +133,8 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
     values = _coerce(data, str(path))
     values.update(_coerce({k: v for k, v in overrides.items() if v is not None}, "override"))
     cfg = Config(**values)
+    if cfg.ignore_index is not None and cfg.ignore_index < cfg.num_classes:
+        raise XAIError(f"{path}: ignore_index {cfg.ignore_index} is a class id (classes 0..{cfg.num_classes - 1})")
     missing = [c for c in cfg.classes if c not in cfg.palette]
     if missing:
         raise XAIError(f"{path}: palette has no colour for class(es) {', '.join(missing)}")

@@ -215,11 +215,19 @@ def read_image(path: Path) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def decode_mask(raw: np.ndarray, palette: Sequence[tuple[int, int, int]], source: str = "mask") -> np.ndarray:
-    """Class ids (HxW uint8) from a single-channel id mask or an RGB colour mask.
+IGNORE = 255  # the ground-truth id of pixels that belong to no class: padding, and the mask's ignore label
+
+
+def decode_mask(
+    raw: np.ndarray, palette: Sequence[tuple[int, int, int]], source: str = "mask", ignore_index: int | None = None
+) -> np.ndarray:
+    """Class ids (HxW uint8) from a single-channel id mask or an RGB colour mask; pixels labelled
+    ignore_index become IGNORE (255).
 
     Colours map to ids through the palette (class order), never through the colours present in one
-    file. A 3-channel mask whose channels are equal and all below the class count is read as ids.
+    file. A 3-channel mask whose channels are equal and all below the class count (or the ignore
+    label) is read as ids; in a colour mask, the grey (v, v, v) of v = ignore_index (white for 255) is
+    the ignore label unless the palette holds that colour.
     """
     n = len(palette)
     if raw.ndim == 3 and raw.shape[2] == 4:
@@ -228,17 +236,23 @@ def decode_mask(raw: np.ndarray, palette: Sequence[tuple[int, int, int]], source
         raw = raw[..., 0]
     if raw.ndim == 2:
         ids = raw.astype(np.int64)
-        if ids.max(initial=0) >= n or ids.min(initial=0) < 0:
-            bad = int(ids.max())
-            raise SampleError(f"mask {source} has class id {bad}, but the config has {n} classes")
-        return ids.astype(np.uint8)
+        ignored = ids == ignore_index if ignore_index is not None else np.zeros(ids.shape, bool)
+        labelled = ids[~ignored]
+        if labelled.max(initial=0) >= n or labelled.min(initial=0) < 0:
+            bad = int(labelled.max())
+            hint = f" (ignore_index is {ignore_index})" if ignore_index is not None else ""
+            raise SampleError(f"mask {source} has class id {bad}, but the config has {n} classes{hint}")
+        return np.where(ignored, IGNORE, ids).astype(np.uint8)
     if raw.ndim != 3 or raw.shape[2] != 3:
         raise SampleError(f"mask {source} has unsupported shape {raw.shape}")
     rgb = raw.astype(np.int64)
-    if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all() and rgb.max() < n:
-        return rgb[..., 0].astype(np.uint8)
+    grey = (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all()
+    if grey and np.isin(rgb[..., 0], [*range(n), *([ignore_index] if ignore_index is not None else [])]).all():
+        return decode_mask(raw[..., 0], palette, source, ignore_index)
     keys = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
     lut = {(r << 16) | (g << 8) | b: i for i, (r, g, b) in enumerate(palette)}
+    if ignore_index is not None:
+        lut.setdefault((ignore_index << 16) | (ignore_index << 8) | ignore_index, IGNORE)
     uniq, inverse = np.unique(keys, return_inverse=True)
     ids = np.empty(len(uniq), dtype=np.uint8)
     for j, key in enumerate(uniq.tolist()):
@@ -249,7 +263,7 @@ def decode_mask(raw: np.ndarray, palette: Sequence[tuple[int, int, int]], source
     return ids[inverse.reshape(keys.shape)]
 
 
-def read_mask(path: Path, palette: Sequence[tuple[int, int, int]]) -> np.ndarray:
+def read_mask(path: Path, palette: Sequence[tuple[int, int, int]], ignore_index: int | None = None) -> np.ndarray:
     if not path.is_file():
         raise SampleError(f"mask not found: {path}")
     raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
@@ -257,7 +271,7 @@ def read_mask(path: Path, palette: Sequence[tuple[int, int, int]]) -> np.ndarray
         raise SampleError(f"unreadable mask: {path}")
     if raw.ndim == 3:
         raw = cv2.cvtColor(raw, cv2.COLOR_BGRA2RGB if raw.shape[2] == 4 else cv2.COLOR_BGR2RGB)
-    return decode_mask(raw, palette, source=str(path))
+    return decode_mask(raw, palette, source=str(path), ignore_index=ignore_index)
 
 
 def mask_path(root: Path, image_name: str) -> Path:
@@ -332,7 +346,8 @@ class SegmentationDataset(torch.utils.data.Dataset):
     """One split of a dataset in the users' layout, preprocessed as at training time.
 
     Items are dicts: image (3xHxW float32), mask (HxW int64, padded with 0), name, index, letterbox,
-    rgb (the original photograph) and gt (the original-size mask). With `skip_errors`, a sample that
+    rgb (the original photograph) and gt (the original-size mask); pixels with the ignore label hold
+    IGNORE (255) in both. With `skip_errors`, a sample that
     cannot be read yields {'name', 'index', 'error'} instead of raising, so a batch run can go on.
     """
 
@@ -350,6 +365,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
         skip_errors: bool = False,
         keep_original: bool = True,
         preprocessing: Preprocessing | None = None,
+        ignore_index: int | None = None,
     ):
         self.root = Path(root)
         self.split = split
@@ -360,6 +376,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
         self.skip_errors = skip_errors
         self.keep_original = keep_original
         self.preprocessing = preprocessing or Preprocessing()
+        self.ignore_index = ignore_index
 
     def __len__(self) -> int:
         return len(self.names)
@@ -369,7 +386,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
         if Path(name).is_absolute() or ".." in Path(name).parts:
             raise SampleError(f"image name {name!r} leaves the folder {self.root / IMAGE_DIR}")
         rgb = read_image(self.root / IMAGE_DIR / name)
-        gt = read_mask(mask_path(self.root, name), self.palette)
+        gt = read_mask(mask_path(self.root, name), self.palette, self.ignore_index)
         if gt.shape != rgb.shape[:2]:
             raise SampleError(
                 f"mask {mask_path(self.root, name)} is {gt.shape[1]}x{gt.shape[0]} "

@@ -152,7 +152,7 @@ def _read(root: Path, cfg: Config, max_images: int) -> tuple[list[str], list[np.
     chosen = names if len(names) <= max_images else [names[int(i)] for i in np.linspace(0, len(names) - 1, max_images)]
     for name in chosen:
         try:
-            masks.append(read_mask(mask_path(root, name), cfg.class_colors()))
+            masks.append(read_mask(mask_path(root, name), cfg.class_colors(), cfg.ignore_index))
             kept.append(name)
         except SampleError as exc:
             problems.append(str(exc))

@@ -13,6 +13,7 @@ import contextlib
 import time
 import weakref
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 
@@ -63,17 +64,18 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 
 _NEW_API = hasattr(torch.backends.cudnn, "conv") and hasattr(torch.backends.cuda.matmul, "fp32_precision")
+_backends: Any = torch.backends  # the fp32_precision settings (torch ≥ 2.9) are not in its type stubs
 
 
 def float32_settings() -> dict[str, str]:
     """The fp32 precision cuBLAS matmuls and cuDNN convolutions are set to: "ieee" or "tf32" each."""
     if _NEW_API:
-        matmul = torch.backends.cuda.matmul.fp32_precision
+        matmul = _backends.cuda.matmul.fp32_precision
         if matmul == "none":  # follows the global setting, whose default is the legacy IEEE matmul
-            matmul = "tf32" if torch.backends.fp32_precision == "tf32" else "ieee"
-        conv = torch.backends.cudnn.conv.fp32_precision
+            matmul = "tf32" if _backends.fp32_precision == "tf32" else "ieee"
+        conv = _backends.cudnn.conv.fp32_precision
         if conv == "none":
-            conv = "tf32" if torch.backends.fp32_precision == "tf32" else "ieee"
+            conv = "tf32" if _backends.fp32_precision == "tf32" else "ieee"
         return {"matmul": matmul, "conv": conv}
     return {
         "matmul": "tf32" if torch.backends.cuda.matmul.allow_tf32 else "ieee",
@@ -86,13 +88,13 @@ def float32_math(tf32: bool) -> Iterator[None]:
     """fp32 matmuls and convolutions in TF32 (tf32) or IEEE fp32 inside the block; restored after."""
     mode = "tf32" if tf32 else "ieee"
     if _NEW_API:
-        saved = (torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision)
-        torch.backends.cuda.matmul.fp32_precision = mode
-        torch.backends.cudnn.conv.fp32_precision = mode
+        saved = (_backends.cuda.matmul.fp32_precision, _backends.cudnn.conv.fp32_precision)
+        _backends.cuda.matmul.fp32_precision = mode
+        _backends.cudnn.conv.fp32_precision = mode
         try:
             yield
         finally:
-            torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision = saved
+            _backends.cuda.matmul.fp32_precision, _backends.cudnn.conv.fp32_precision = saved
         return
     legacy = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
@@ -102,7 +104,7 @@ def float32_math(tf32: bool) -> Iterator[None]:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = legacy
 
 
-def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager[None]:
+def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager[Any]:
     """The compute context of a resolved precision: IEEE fp32 (fp32), TF32 (tf32), or autocast to
     bf16/fp16 with IEEE fp32 for what autocast keeps in fp32."""
     if precision in ("fp32", "tf32"):

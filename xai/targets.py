@@ -44,20 +44,24 @@ def class_scores_map(output: torch.Tensor, score: str, outputs_probabilities: bo
 def region_masks(
     pred: torch.Tensor, gt: torch.Tensor | None, classes: Sequence[int], region: str, num_classes: int
 ) -> torch.Tensor:
-    """R (N×C'×H×W float32, 0/1) of each requested class. gt values outside [0, C) are ignored."""
+    """R (N×C'×H×W float32, 0/1) of each requested class. Where gt is given, pixels whose gt is outside
+    [0, C) (padding, ignore labels such as 255) belong to no region, whichever the region."""
     check_region(region)
     idx = torch.as_tensor(list(classes), device=pred.device).view(1, -1, 1, 1)
+    valid = None
+    if gt is not None:
+        gt = gt.to(pred.device).long()
+        if gt.shape != pred.shape:
+            raise XAIError(f"ground truth of shape {tuple(gt.shape)} does not match the input's {tuple(pred.shape)}")
+        valid = ((gt >= 0) & (gt < num_classes)).unsqueeze(1)
     if region == "all":
-        return torch.ones(pred.shape[0], len(classes), *pred.shape[-2:], device=pred.device)
+        every = torch.ones(pred.shape[0], len(classes), *pred.shape[-2:], device=pred.device)
+        return every if valid is None else every * valid
     is_pred = pred.unsqueeze(1) == idx
     if region in ("pred", "instances"):
-        return is_pred.float()
-    if gt is None:
+        return (is_pred if valid is None else is_pred & valid).float()
+    if gt is None or valid is None:
         raise XAIError(f"region '{region}' needs the ground truth (gt) of each image")
-    gt = gt.to(pred.device).long()
-    if gt.shape != pred.shape:
-        raise XAIError(f"ground truth of shape {tuple(gt.shape)} does not match the input's {tuple(pred.shape)}")
-    valid = ((gt >= 0) & (gt < num_classes)).unsqueeze(1)
     is_gt = (gt.unsqueeze(1) == idx) & valid
     if region == "gt":
         return is_gt.float()

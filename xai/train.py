@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 DEFAULT_CONFIG = "demo"  # packaged (xai/configs/demo.yaml)
-_IGNORE = 255  # target value of padding pixels in evaluation
+_IGNORE = 255  # xai.data.IGNORE: ignore-labelled pixels (in training and evaluation) and padding (evaluation)
 TRAIN_DEFAULTS: dict[str, Any] = {
     "epochs": 10,  # passes over the train split
     "batch_size": 8,
@@ -238,6 +238,7 @@ def _prepare(
         std=std,
         split_file=cfg.split_file,
         preprocessing=cfg.preprocess(),
+        ignore_index=cfg.ignore_index,
     )
     train_items = _preload(SegmentationDataset(root, "train", keep_original=False, **common))
     if len(train_items) < 2:
@@ -270,8 +271,8 @@ def _optimiser_step(run: _Run, model: Any) -> Any:
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=st["lr"], total_steps=st["epochs"] * run.steps_per_epoch, pct_start=0.15
     )
-    ce = torch.nn.CrossEntropyLoss()
-    dice = smp.losses.DiceLoss(mode="multiclass", from_logits=True, smooth=1.0)
+    ce = torch.nn.CrossEntropyLoss(ignore_index=_IGNORE)  # ignore-labelled pixels teach nothing
+    dice = smp.losses.DiceLoss(mode="multiclass", from_logits=True, smooth=1.0, ignore_index=_IGNORE)
 
     def step(x: Any, y: Any) -> float:
         logits = model(x)

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from ..batching import Batches
+from ..data import IGNORE
 from ..layers import model_device, preserved_state
 from ..methods import Explainer, Explanation, get_method
 from ..metrics.references import probability_maps, random_smooth_maps
@@ -137,7 +138,8 @@ class Evaluator:
         valid: torch.Tensor,
         results: dict[str, tuple[Explanation, float]],
     ) -> SampleEvaluation:
-        """x: 1×3×H×W (padded input); gt: 1×H×W ids (padding IGNORE); valid: H×W bool; results:
+        """x: 1×3×H×W (padded input); gt: 1×H×W ids (padding and ignore labels IGNORE); valid: H×W bool
+        (the photograph; the metrics leave ignore-labelled pixels out as well); results:
         already computed (Explanation, seconds) by variant label (the run's figure methods), reused.
 
         The model stays in the memory layout measured faster (xai.precision) for all the forwards."""
@@ -166,6 +168,7 @@ class Evaluator:
             seconds[label] = secs
         assert prediction is not None
         regions = region_masks(prediction.cpu(), gt.cpu(), self.class_ids, self.region, len(self.class_names))[0]
+        valid = valid & (gt[0] != IGNORE).to(valid.device)  # ignore-labelled pixels are left out like padding
         ctx = Context(
             model=self.model,
             index=index,

@@ -12,7 +12,9 @@ from ..metrics import error_counts, iou_dice
 from .overlays import (
     ABSENT_TEXT,
     ERRORS,
+    IGNORE,
     NO_GT_TEXT,
+    UNKNOWN_CLASS_COLOR,
     as_ids,
     as_rgb,
     class_index,
@@ -59,6 +61,9 @@ def save_error_figure(
         layers = error_layers(gt, pred, c)
         ov_title = f"errors for '{cname}'\nIoU {fmt(iou)} · Dice {fmt(dice)}"
         legends[3] = [(colour, f"{name}: {counts[key]:,} px") for colour, name, key in ERRORS]
+        ignored = int(np.count_nonzero(gt == IGNORE))
+        if ignored:
+            legends[3].append((UNKNOWN_CLASS_COLOR, f"ignored (no label): {ignored:,} px"))
     else:
         iou, layers = None, [(pred == c, colors[c])]
         ov_title = f"predicted '{cname}'\n(no ground truth)"

@@ -69,9 +69,14 @@ def paint(
     return out
 
 
+IGNORE = 255  # xai.data.IGNORE: ignore-labelled pixels, drawn grey and never an error
+
+
 def error_layers(gt: np.ndarray, pred: np.ndarray, c: int) -> list[tuple[np.ndarray, Sequence[int]]]:
-    g, p = gt == c, pred == c
-    return [(g & p, TP_COLOR), (p & ~g, FP_COLOR), (g & ~p, FN_COLOR)]
+    ignored = gt == IGNORE
+    g, p = gt == c, (pred == c) & ~ignored
+    layers: list[tuple[np.ndarray, Sequence[int]]] = [(g & p, TP_COLOR), (p & ~g, FP_COLOR), (g & ~p, FN_COLOR)]
+    return [(ignored, UNKNOWN_CLASS_COLOR), *layers] if ignored.any() else layers
 
 
 def error_overlay(

@@ -30,6 +30,7 @@ An empty region R_c gives NaN with the reason "class absent from its region".
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -239,7 +240,7 @@ class Faithfulness:
         # ROAD's imputations without a host look per chunk (default: off the CPU, where looks cost a wait)
         self.sync_free = self.device.type != "cpu" if sync_free is None else bool(sync_free)
         self.forwards: dict[str, int] = {}
-        self._shared: dict[str, torch.Tensor] = {}
+        self._shared: dict[str, np.ndarray] = {}
         self._points: dict[tuple[str, str], tuple[torch.Tensor, list[dict[int, float]]]] = {}
         self.y = self._shared_score("x")
 
@@ -399,7 +400,9 @@ class Faithfulness:
         """Per map name and class, {n: s_c with the first n pixels changed} measured so far for this kind;
         emptied for a name whose maps have changed since (one transfer compares every name)."""
         known = [name for name in maps if (kind, name) in self._points]
-        same = to_host(torch.stack([(self._points[(kind, n)][0] == maps[n]).all() for n in known])) if known else []
+        same: Any = (
+            to_host(torch.stack([(self._points[(kind, n)][0] == maps[n]).all() for n in known])) if known else []
+        )
         unchanged = {n for n, ok in zip(known, same, strict=True) if ok}
         for name, m in maps.items():
             if name not in unchanged:
@@ -454,8 +457,8 @@ class Faithfulness:
 
         scores = self._scores("road", len(jobs), build)
         if sync_free and jobs:  # one look for every imputation: redo the few that did not converge
-            for k in np.flatnonzero(~to_host(converged)):
-                scores[k] = self._scores("road", 1, lambda a, b, k=int(k): build(k, k + 1, checked=True))[0]
+            for k in (int(i) for i in np.flatnonzero(~to_host(converged))):
+                scores[k] = self._scores("road", 1, functools.partial(_redo, build, k))[0]
         out: dict[str, list[RoadResult]] = {}
         for name in maps:
             out[name] = []
@@ -490,7 +493,7 @@ class Faithfulness:
             )
             for name, m in maps.items()
         }
-        flags = to_host(torch.stack([(hi > lo).flatten() for lo, hi in bounds.values()])) if maps else []
+        flags: Any = to_host(torch.stack([(hi > lo).flatten() for lo, hi in bounds.values()])) if maps else []
         varies = dict(zip(bounds, flags, strict=True))  # one transfer for every map
         jobs = [(name, j) for name, j, _ in self._present(maps) if self.y[j] > 0 and varies[name][j]]
 
@@ -518,6 +521,11 @@ class Faithfulness:
                     o = float(self._shared_score("deleted")[j])
                 out[name].append(DropIncreaseResult(max(0.0, y - o) / y * 100, 100.0 * (o > y * (1 + TIE)), y, o))
         return out
+
+
+def _redo(build: Callable[..., torch.Tensor], k: int, _a: int, _b: int) -> torch.Tensor:
+    """The input of job k alone, built with the checked (host-looking) solver."""
+    return build(k, k + 1, checked=True)
 
 
 def _curve(s: np.ndarray, t: np.ndarray, counts: list[int], schedule: str) -> CurveResult:

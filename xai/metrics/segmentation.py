@@ -2,7 +2,7 @@
 
 For ground truth G_c and prediction P_c (boolean H×W masks of class c):
 
-    TP = |G_c ∩ P_c|,  FP = |P_c \\ G_c|,  FN = |G_c \\ P_c|
+    TP = |G_c ∩ P_c|,  FP = |P_c \\ G_c|,  FN = |G_c \\ P_c|     over labelled pixels (gt ≠ IGNORE = 255)
     IoU = TP / (TP + FP + FN),  Dice = 2·TP / (2·TP + FP + FN)        (None when TP + FP + FN = 0)
     energy_in(L, M) = Σ_{p ∈ M} L_p / Σ_p L_p                          (None when Σ_p L_p = 0)
     error AUROC(U) over the pixels of G_c ∪ P_c: the chance that an error pixel (FP ∪ FN) has a higher
@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+
+IGNORE = 255  # xai.data.IGNORE: padding and ignore labels (not imported: xai.data pulls in torch)
 
 
 def _ids(a: np.ndarray, name: str) -> np.ndarray:
@@ -32,7 +34,7 @@ def error_counts(gt: np.ndarray, pred: np.ndarray, class_idx: int) -> dict[str, 
     gt, pred = _ids(gt, "gt"), _ids(pred, "pred")
     if gt.shape != pred.shape:
         raise ValueError(f"pred has shape {pred.shape} but gt has {gt.shape}")
-    g, p = gt == class_idx, pred == class_idx
+    g, p = gt == class_idx, (pred == class_idx) & (gt != IGNORE)  # an ignore-labelled pixel is no error
     return {
         "tp": int(np.count_nonzero(g & p)),
         "fp": int(np.count_nonzero(p & ~g)),
@@ -65,7 +67,7 @@ def _average_ranks(values: np.ndarray) -> np.ndarray:
 
 def error_auroc(uncertainty: np.ndarray, gt: np.ndarray, pred: np.ndarray, class_idx: int) -> float | None:
     """How well the map tells the class's error pixels (FP ∪ FN) from its correct ones (TP): the AUROC."""
-    g, p = np.asarray(gt) == class_idx, np.asarray(pred) == class_idx
+    g, p = np.asarray(gt) == class_idx, (np.asarray(pred) == class_idx) & (np.asarray(gt) != IGNORE)
     union = g | p
     errors = (g != p)[union]
     n_err, n_ok = int(errors.sum()), int((~errors).sum())

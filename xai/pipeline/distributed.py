@@ -17,6 +17,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import torch
 
@@ -119,7 +120,7 @@ def join_torchrun(requested_device: str | None) -> Ranks | None:
         if not dist.is_initialized():
             # device_id binds the process group to this rank's GPU at once (NCCL then fails early, not at
             # the closing barrier, and barrier() needs no guess of the device)
-            bound = {"device_id": device} if device.type == "cuda" else {}
+            bound: dict[str, Any] = {"device_id": device} if device.type == "cuda" else {}
             dist.init_process_group(backend=backend, timeout=BARRIER_TIMEOUT, **bound)
     except (RuntimeError, ValueError) as exc:  # rendezvous, NCCL or device errors: one line, not a traceback
         raise XAIError(

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data import Letterbox
+from ..data import IGNORE, Letterbox
 from ..errors import XAIError, first_line
 from ..io import remove_stale_parts
 from ..mapfile import MapFile, write_maps
@@ -28,7 +28,6 @@ from .setup import Setup
 from .writer import FigureJob, FigureWriter
 
 log = logging.getLogger(__name__)
-IGNORE = 255  # ground-truth value of padding pixels: in no class's region
 
 
 @dataclass

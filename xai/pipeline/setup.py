@@ -201,6 +201,7 @@ def _dataset(opts: RunOptions, cfg: Config, loaded: LoadedModel) -> tuple[Segmen
         names=names,
         skip_errors=True,
         preprocessing=Preprocessing(**loaded.preprocessing) if loaded.preprocessing else cfg.preprocess(),
+        ignore_index=cfg.ignore_index,
     )
     if not opts.all and opts.num_samples < 1:
         raise XAIError(f"{option('num_samples')} must be at least 1, got {opts.num_samples}")
@@ -249,6 +250,7 @@ def prepare(opts: RunOptions) -> Setup:
         "split": opts.split,
         "data_root": str(root),
         "preprocessing": dataclasses.asdict(dataset.preprocessing),
+        "ignore_index": cfg.ignore_index,
     }
     run_info = {
         "command": list(opts.command),
