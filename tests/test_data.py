@@ -189,3 +189,49 @@ def test_split_file_errors(tmp_path):
         read_split(tmp_path, "test")
     with pytest.raises(XAIError, match="unknown split 'dev'"):
         read_split(tmp_path, "dev")
+
+
+def test_a_16000_pixel_photograph_runs_in_bounded_memory_and_a_larger_one_is_skipped(tiny_run, tmp_path):
+    """16000×16000 (256 MP): explained, figures from a 4096-pixel display copy, summaries on the
+    photograph, peak RSS under 4 GB; with --max_pixels below its size: skipped with one line, exit 0."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    _base, _data, ckpt = tiny_run
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.big_photo", str(tmp_path / "a"), "16000", "16000", str(ckpt)],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        timeout=600,
+    )
+    lines = done.stdout.strip().splitlines()
+    assert done.returncode == 0 and lines[-2] == "0", done.stderr[-2000:]
+    peak_mb = int(lines[-1])
+    assert peak_mb < 4096, f"peak RSS {peak_mb} MB"
+    run = tmp_path / "a" / "run"
+    figure = cv2.imread(str(run / "tpfpfn_maps" / "sample0_tpfpfn_root.png"))
+    assert figure is not None and max(figure.shape[:2]) < 4096  # drawn from the display copy
+    summary = (run / "summary.csv").read_text()
+    assert "root" in summary
+    skipped = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.big_photo",
+            str(tmp_path / "b"),
+            "3000",
+            "2000",
+            str(ckpt),
+            "--max_pixels",
+            "5000000",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        timeout=600,
+    )
+    assert skipped.returncode == 0, skipped.stderr[-2000:]
+    assert "over the limit of 5 MP (--max_pixels)" in skipped.stderr and "Traceback" not in skipped.stderr

@@ -239,7 +239,15 @@ def _run_controls(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="allow full unpickling of the checkpoint (runs code from the file: only for files you trust)",
     )
-    p.add_argument("--workers", type=int, default=2, help="processes drawing figures (0: draw in this process)")
+    p.add_argument(
+        "--workers", type=int, default=2, help="processes writing figures and maps files (0: in this process)"
+    )
+    p.add_argument(
+        "--max_pixels",
+        type=int,
+        default=400_000_000,
+        help="skip photographs with more pixels (read from the file's header; memory grows with the photograph)",
+    )
     p.add_argument(
         "--shard",
         default=None,

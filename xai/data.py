@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,9 +123,14 @@ class Letterbox:
 
     def to_original(self, arr: np.ndarray, nearest: bool = False) -> np.ndarray:
         """Crop the padding of a (padded_h, padded_w[, ch]) map and resize it to the photograph's size."""
+        return self.to_size(arr, self.orig_hw, nearest)
+
+    def to_size(self, arr: np.ndarray, hw: tuple[int, int], nearest: bool = False) -> np.ndarray:
+        """Crop the padding of a (padded_h, padded_w[, ch]) map and resize it to hw (the photograph's
+        size, or a display copy's)."""
         top, bottom, left, right = self.box
         cropped = np.ascontiguousarray(arr[top:bottom, left:right])
-        h, w = self.orig_hw
+        h, w = hw
         if (bottom - top, right - left) == (h, w):
             return cropped
         interp = cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR
@@ -203,12 +209,38 @@ def denormalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) ->
     return rgb.permute(1, 2, 0).numpy()
 
 
-def read_image(path: Path) -> np.ndarray:
-    """Read a photograph as HxWx3 RGB uint8 (grey, RGBA, 16-bit, palette and CMYK files are converted)."""
+DEFAULT_MAX_PIXELS = 400_000_000  # a 20000×20000 photograph; larger ones are skipped (--max_pixels)
+_HEADER_LOCK = threading.Lock()
+
+
+def image_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from the file's header without decoding it (Pillow), or None if it cannot say."""
+    from PIL import Image
+
+    with _HEADER_LOCK:  # Pillow's decompression-bomb limit is global: lifted for the header read only
+        limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            with Image.open(path) as im:
+                return int(im.size[0]), int(im.size[1])
+        except Exception:  # not an image Pillow knows: OpenCV decides below
+            return None
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
+
+
+def read_image(path: Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read a photograph as HxWx3 RGB uint8 (grey, RGBA, 16-bit, palette and CMYK files are converted).
+    One over max_pixels is refused from its header, before any decoding (a SampleError: skipped)."""
     if not path.is_file():
         raise SampleError(f"image not found: {path}")
     if path.stat().st_size == 0:
         raise SampleError(f"image file is empty (0 bytes): {path}")
+    size = image_size(path) if max_pixels is not None else None
+    if size is not None and max_pixels is not None and size[0] * size[1] > max_pixels:
+        raise SampleError(
+            f"photograph {path} is {size[0]}×{size[1]} = {size[0] * size[1] / 1e6:.0f} MP, over the limit of "
+            f"{max_pixels / 1e6:.0f} MP (⟨max_pixels⟩)"
+        )
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
         raise SampleError(f"unreadable image (not an image, truncated, or a format OpenCV cannot decode): {path}")
@@ -216,6 +248,9 @@ def read_image(path: Path) -> np.ndarray:
 
 
 IGNORE = 255  # the ground-truth id of pixels that belong to no class: padding, and the mask's ignore label
+
+
+_ROWS = 1024  # colour masks are decoded this many rows at a time (bounded temporaries for huge masks)
 
 
 def decode_mask(
@@ -227,7 +262,8 @@ def decode_mask(
     Colours map to ids through the palette (class order), never through the colours present in one
     file. A 3-channel mask whose channels are equal and all below the class count (or the ignore
     label) is read as ids; in a colour mask, the grey (v, v, v) of v = ignore_index (white for 255) is
-    the ignore label unless the palette holds that colour.
+    the ignore label unless the palette holds that colour. Temporaries stay within a few bytes per
+    pixel (no 64-bit copies), so that a mask of a 16000×16000 photograph decodes in bounded memory.
     """
     n = len(palette)
     if raw.ndim == 3 and raw.shape[2] == 4:
@@ -235,32 +271,54 @@ def decode_mask(
     if raw.ndim == 3 and raw.shape[2] == 1:
         raw = raw[..., 0]
     if raw.ndim == 2:
-        ids = raw.astype(np.int64)
-        ignored = ids == ignore_index if ignore_index is not None else np.zeros(ids.shape, bool)
-        labelled = ids[~ignored]
-        if labelled.max(initial=0) >= n or labelled.min(initial=0) < 0:
-            bad = int(labelled.max())
-            hint = f" (ignore_index is {ignore_index})" if ignore_index is not None else ""
-            raise SampleError(f"mask {source} has class id {bad}, but the config has {n} classes{hint}")
-        return np.where(ignored, IGNORE, ids).astype(np.uint8)
+        return _decode_ids(raw, n, source, ignore_index)
     if raw.ndim != 3 or raw.shape[2] != 3:
         raise SampleError(f"mask {source} has unsupported shape {raw.shape}")
-    rgb = raw.astype(np.int64)
-    grey = (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all()
-    if grey and np.isin(rgb[..., 0], [*range(n), *([ignore_index] if ignore_index is not None else [])]).all():
-        return decode_mask(raw[..., 0], palette, source, ignore_index)
-    keys = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-    lut = {(r << 16) | (g << 8) | b: i for i, (r, g, b) in enumerate(palette)}
+    if np.array_equal(raw[..., 0], raw[..., 1]) and np.array_equal(raw[..., 1], raw[..., 2]):
+        grey = raw[..., 0]
+        allowed = np.zeros(max(256, int(grey.max()) + 1), bool)
+        allowed[:n] = True
+        if ignore_index is not None:
+            allowed[ignore_index] = True
+        if allowed[grey].all():
+            return _decode_ids(grey, n, source, ignore_index)
+    lut = np.full(1 << 24, 254, np.uint8)  # packed RGB -> id; 254: not in the palette
     if ignore_index is not None:
-        lut.setdefault((ignore_index << 16) | (ignore_index << 8) | ignore_index, IGNORE)
-    uniq, inverse = np.unique(keys, return_inverse=True)
-    ids = np.empty(len(uniq), dtype=np.uint8)
-    for j, key in enumerate(uniq.tolist()):
-        if key not in lut:
+        lut[(ignore_index << 16) | (ignore_index << 8) | ignore_index] = IGNORE
+    for i, (r, g, b) in enumerate(palette):
+        lut[(int(r) << 16) | (int(g) << 8) | int(b)] = i
+    ids = np.empty(raw.shape[:2], np.uint8)
+    for y in range(0, raw.shape[0], _ROWS):
+        rows = raw[y : y + _ROWS].astype(np.uint32)
+        keys = (rows[..., 0] << 16) | (rows[..., 1] << 8) | rows[..., 2]
+        ids[y : y + _ROWS] = lut[keys]
+        unknown = ids[y : y + _ROWS] == 254
+        if unknown.any():
+            key = int(keys[unknown][0])
             colour = ((key >> 16) & 255, (key >> 8) & 255, key & 255)
             raise SampleError(f"mask {source} has colour RGB{colour} that is not in the palette")
-        ids[j] = lut[key]
-    return ids[inverse.reshape(keys.shape)]
+    return ids
+
+
+def _decode_ids(raw: np.ndarray, n: int, source: str, ignore_index: int | None) -> np.ndarray:
+    """An id mask (any integer dtype) as uint8 ids, ignore_index -> IGNORE; other ids ≥ n refused."""
+    if raw.dtype.kind not in "ui":
+        raise SampleError(f"mask {source} holds {raw.dtype} values, not class ids")
+    top = int(raw.max(initial=0))
+    if top < n and int(raw.min(initial=0)) >= 0:
+        return raw.astype(np.uint8, copy=False)
+    ignored = raw == ignore_index if ignore_index is not None else None
+    bad = (raw >= n) | (raw < 0)
+    if ignored is not None:
+        bad &= ~ignored
+    if bad.any():
+        hint = f" (ignore_index is {ignore_index})" if ignore_index is not None else ""
+        value = int(raw[bad].max())
+        raise SampleError(f"mask {source} has class id {value}, but the config has {n} classes{hint}")
+    ids = raw.astype(np.uint8)
+    if ignored is not None:
+        ids[ignored] = IGNORE
+    return ids
 
 
 def read_mask(path: Path, palette: Sequence[tuple[int, int, int]], ignore_index: int | None = None) -> np.ndarray:
@@ -366,6 +424,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
         keep_original: bool = True,
         preprocessing: Preprocessing | None = None,
         ignore_index: int | None = None,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ):
         self.root = Path(root)
         self.split = split
@@ -377,6 +436,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
         self.keep_original = keep_original
         self.preprocessing = preprocessing or Preprocessing()
         self.ignore_index = ignore_index
+        self.max_pixels = max_pixels
 
     def __len__(self) -> int:
         return len(self.names)
@@ -385,7 +445,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
         name = self.names[index]
         if Path(name).is_absolute() or ".." in Path(name).parts:
             raise SampleError(f"image name {name!r} leaves the folder {self.root / IMAGE_DIR}")
-        rgb = read_image(self.root / IMAGE_DIR / name)
+        rgb = read_image(self.root / IMAGE_DIR / name, self.max_pixels)
         gt = read_mask(mask_path(self.root, name), self.palette, self.ignore_index)
         if gt.shape != rgb.shape[:2]:
             raise SampleError(
@@ -409,8 +469,8 @@ class SegmentationDataset(torch.utils.data.Dataset):
             return self.load(index)
         try:
             return self.load(index)
-        except SampleError as exc:
-            return {"name": self.names[index], "index": index, "error": str(exc)}
+        except SampleError as exc:  # said to the user of a batch run: option names as flags
+            return {"name": self.names[index], "index": index, "error": exc.cli_message()}
         except Exception as exc:
             return {
                 "name": self.names[index],

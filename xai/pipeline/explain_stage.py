@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 
@@ -51,10 +53,20 @@ class Explained:
     raw_extra: dict[str, np.ndarray] = field(default_factory=dict)
     evaluation: Any = None  # xai.evaluation.evaluate.SampleEvaluation with --evaluate
 
-    @property
+    @functools.cached_property
     def pred(self) -> np.ndarray:
         """The prediction on the photograph."""
         return self.letterbox.to_original(self.pred_input, nearest=True)
+
+
+DISPLAY_SIDE = 4096  # figures are drawn from a copy of the photograph at most this long on its long side
+
+
+def display_hw(orig_hw: tuple[int, int], side: int = DISPLAY_SIDE) -> tuple[int, int]:
+    """The size of the display copy: the photograph's, or scaled down to `side` on the long side."""
+    h, w = orig_hw
+    scale = min(1.0, side / max(h, w))
+    return (max(1, round(h * scale)), max(1, round(w * scale))) if scale < 1 else (h, w)
 
 
 @dataclass
@@ -120,9 +132,17 @@ def explain_sample(item: dict[str, Any], setup: Setup) -> Explained:
 
 
 def sample_view(ex: Explained, setup: Setup) -> SampleView:
-    """What the figures of the sample show, on the photograph: each map mapped back through the letterbox."""
+    """What the figures of the sample show, on the photograph (or its display copy, at most DISPLAY_SIDE
+    on the long side, for large photographs): each map mapped back through the letterbox, straight to
+    that size, so that memory does not grow with the photograph beyond its own pixels."""
     box, names = ex.letterbox, setup.class_names
-    pred = ex.pred
+    hw = display_hw(box.orig_hw)
+    if hw == tuple(box.orig_hw):
+        rgb, gt, pred = ex.rgb, ex.gt, ex.pred
+    else:
+        rgb = cv2.resize(ex.rgb, (hw[1], hw[0]), interpolation=cv2.INTER_AREA)
+        gt = cv2.resize(ex.gt, (hw[1], hw[0]), interpolation=cv2.INTER_NEAREST)
+        pred = box.to_size(ex.pred_input, hw, nearest=True)
     maps: dict[str, dict[int, np.ndarray | None]] = {}
     notes: dict[str, dict[int, str]] = {}
     for method, stack in ex.maps.items():
@@ -132,10 +152,10 @@ def sample_view(ex: Explained, setup: Setup) -> SampleView:
                 maps[method][c] = None
                 notes[method][c] = f"class '{names[c]}' absent from its region ({setup.region}): nothing to explain"
             else:
-                maps[method][c] = np.clip(box.to_original(stack[j]), 0.0, 1.0)
+                maps[method][c] = np.clip(box.to_size(stack[j], hw), 0.0, 1.0)
     extra = {
         m: {
-            k: box.to_original(v, nearest=not np.issubdtype(v.dtype, np.floating))
+            k: box.to_size(v, hw, nearest=not np.issubdtype(v.dtype, np.floating))
             for k, v in per.items()
             if v.ndim == 2
         }
@@ -143,8 +163,8 @@ def sample_view(ex: Explained, setup: Setup) -> SampleView:
     }
     return SampleView(
         name=ex.name,
-        rgb=ex.rgb,
-        gt=ex.gt,
+        rgb=rgb,
+        gt=gt,
         pred=pred,
         class_names=list(names),
         colors=list(setup.colors),
@@ -153,22 +173,24 @@ def sample_view(ex: Explained, setup: Setup) -> SampleView:
         labels={m: setup.label(m) for m in ex.maps},
         maps=maps,
         notes=notes,
-        regions={c: _explained_region(ex.gt, pred, c, setup) for c in ex.classes},
+        regions={c: _explained_region(gt, pred, c, setup) for c in ex.classes},
         extra=extra,
         class_agnostic={m for m in ex.maps if not get_method(m).cls.class_specific},
     )
 
 
 def summary_rows(view: SampleView, ex: Explained, setup: Setup) -> list[dict[str, Any]]:
-    """One row per explained class: the prediction's metrics, then each method's map metrics and seconds."""
+    """One row per explained class: the prediction's metrics (on the photograph), then each method's map
+    metrics (on the figures' copy: the photograph, or its display copy when it is larger) and seconds."""
     rows = []
     for c in setup.class_ids:
         row: dict[str, Any] = {"sample": sample_id(ex.index), "image": ex.name, "class": setup.class_names[c]}
         for class_metric in CLASS_METRICS:
-            row.update(class_metric(ex.gt, view.pred, c))
+            row.update(class_metric(ex.gt, ex.pred, c))
         for method in view.maps:
+            assert view.gt is not None  # the pipeline's samples always have their mask
             for map_metric in MAP_METRICS + FAMILY_METRICS.get(get_method(method).family, []):
-                values = map_metric(view.maps[method][c], ex.gt, view.pred, c)
+                values = map_metric(view.maps[method][c], view.gt, view.pred, c)
                 row.update({f"{method}_{k}": v for k, v in values.items()})
             row[f"{method}_seconds"] = ex.seconds[method]
         rows.append(row)
@@ -208,8 +230,9 @@ def figure_jobs(view: SampleView, files: SampleFiles, setup: Setup) -> list[Figu
     return jobs
 
 
-def write_raw(ex: Explained, files: SampleFiles, setup: Setup) -> None:
-    """raw_maps/sample{i}.npz (xai.mapfile): per method a C×H×W stack at the input resolution."""
+def raw_maps_job(ex: Explained, files: SampleFiles, setup: Setup) -> FigureJob:
+    """The job that writes raw_maps/sample{i}.npz (xai.mapfile: per method a C×H×W stack at the input
+    resolution): done by a worker, as the figures are, so that the model never waits for it."""
     stacks = {}
     for method, stack in ex.maps.items():
         full = np.zeros((len(setup.class_names), *stack.shape[-2:]), dtype=np.float32)
@@ -217,7 +240,6 @@ def write_raw(ex: Explained, files: SampleFiles, setup: Setup) -> None:
         stacks[method] = full
     mapfile = MapFile(
         maps=stacks,
-        pred=ex.pred,
         gt=ex.gt,
         pred_input=ex.pred_input,
         gt_input=ex.gt_input,
@@ -228,7 +250,7 @@ def write_raw(ex: Explained, files: SampleFiles, setup: Setup) -> None:
         region=setup.region,
         extra=ex.raw_extra,
     )
-    write_maps(setup.layout.path(files.raw), mapfile)
+    return FigureJob(write_maps, setup.layout.path(files.raw), (mapfile,), {})
 
 
 def worker_identity() -> dict[str, Any]:
@@ -365,7 +387,6 @@ def _explain_one(
     model_seconds = time.perf_counter() - t0
     stats.model_seconds += model_seconds
     files = setup.layout.sample(item["index"])
-    write_raw(ex, files, setup)
     view = sample_view(ex, setup)
     record = SampleRecord(
         id=sample_id(ex.index),
@@ -386,7 +407,8 @@ def _explain_one(
         record.metrics, record.curves, record.sanity = ex.evaluation.rows, ex.evaluation.curves, ex.evaluation.sanity
         record.evaluation_cost = ex.evaluation.cost()
         stats.evaluation_forwards += sum(ex.evaluation.forwards.values())
-    writer.submit(figure_jobs(view, files, setup), _finisher(setup, record, files, stats))
+    jobs = [raw_maps_job(ex, files, setup), *figure_jobs(view, files, setup)]
+    writer.submit(jobs, _finisher(setup, record, files, stats))
 
 
 def _finisher(setup: Setup, record: SampleRecord, files: SampleFiles, stats: ExplainStats):

@@ -202,7 +202,10 @@ def _dataset(opts: RunOptions, cfg: Config, loaded: LoadedModel) -> tuple[Segmen
         skip_errors=True,
         preprocessing=Preprocessing(**loaded.preprocessing) if loaded.preprocessing else cfg.preprocess(),
         ignore_index=cfg.ignore_index,
+        max_pixels=opts.max_pixels,
     )
+    if opts.max_pixels < 1:
+        raise XAIError(f"{option('max_pixels')} must be at least 1, got {opts.max_pixels}")
     if not opts.all and opts.num_samples < 1:
         raise XAIError(f"{option('num_samples')} must be at least 1, got {opts.num_samples}")
     indices = list(range(len(names))) if opts.all else list(range(min(opts.num_samples, len(names))))

@@ -55,6 +55,12 @@ def _worker_start() -> None:
     from .. import figures  # noqa: F401
 
 
+def _stops_the_run(exc: BaseException) -> bool:
+    """A failure no later sample escapes: a full disk (fatal XAIError) or a file that cannot be written
+    (an OSError: permissions, a read-only disk); a figure that fails to draw skips only its sample."""
+    return bool(getattr(exc, "fatal", False)) or isinstance(exc, OSError)
+
+
 @dataclass
 class _Pending:
     futures: list[Future]
@@ -118,7 +124,7 @@ class FigureWriter:
                     seconds += spent
                     self.pids.add(pid)
             except Exception as exc:
-                if getattr(exc, "fatal", False):
+                if _stops_the_run(exc):
                     raise
                 error = f"{type(exc).__name__}: {exc}"
             self.render_seconds += seconds
@@ -172,8 +178,8 @@ class FigureWriter:
         seconds, error = 0.0, None
         for fut in item.futures:
             exc = fut.exception()
-            if exc is not None and getattr(exc, "fatal", False):
-                raise exc  # a full disk: no later sample could be written either
+            if exc is not None and _stops_the_run(exc):
+                raise exc  # a full disk, an unwritable folder: no later sample could be written either
             if exc is not None:
                 error = error or f"{type(exc).__name__}: {exc}"
             else:
