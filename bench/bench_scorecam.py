@@ -71,7 +71,7 @@ def baseline_scorecam(model, x, layer_name, classes, batch_size, max_maps):
         base_p = torch.softmax(model(torch.zeros_like(x)), 1)[0]
         for c in range(classes):
             region = (pred == c).float()
-            w = torch.zeros(acts.shape[0])
+            w = torch.zeros(acts.shape[0], device=x.device)
             for s in range(0, len(keep), batch_size):
                 m = masks[s : s + batch_size].unsqueeze(1)
                 p = torch.softmax(model(x * m), 1)[:, c]
@@ -93,19 +93,31 @@ def floor_forwards(model, x, n_forwards, batch_size, channels_last):
 
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
-    g = torch.Generator().manual_seed(2)
+    g = torch.Generator(device=x.device).manual_seed(2)
     batches = [
-        (x * torch.rand(min(batch_size, n_forwards - s), 1, *x.shape[-2:], generator=g)).contiguous(memory_format=fmt)
+        (x * torch.rand(min(batch_size, n_forwards - s), 1, *x.shape[-2:], generator=g, device=x.device)).contiguous(
+            memory_format=fmt
+        )
         for s in range(0, n_forwards, batch_size)
     ]
     with torch.inference_mode():
         model(batches[0])  # kernels built and memory allocated for this batch shape, as in the engine's 2nd call
         if len(batches[-1]) != len(batches[0]):
             model(batches[-1])
+        synchronize(x.device)
         t0 = time.perf_counter()
         for xb in batches:
             model(xb)
+        synchronize(x.device)
     return time.perf_counter() - t0
+
+
+def synchronize(device) -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously: a timer alone measures the launches)."""
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def peak_memory_mb(device) -> float:
@@ -117,7 +129,15 @@ def peak_memory_mb(device) -> float:
 
 
 def measure(args) -> dict:
-    """Run one measurement (in this process) and return its figures."""
+    """Run one measurement (in this process) and return its figures; everything in IEEE fp32 (TF32 off:
+    on NVIDIA GPUs cuDNN's convolutions would otherwise run TF32 by default, the engine's fp32 does not)."""
+    from xai.precision import float32_math
+
+    with float32_math(tf32=False):
+        return _measure(args)
+
+
+def _measure(args) -> dict:
     import torch
 
     from xai import ScoreCAM
@@ -132,8 +152,10 @@ def measure(args) -> dict:
     model, x = model.to(device), x.to(device)
     result = {"what": args.what}
     if args.what.startswith("baseline"):
+        synchronize(device)
         t0 = time.perf_counter()
         maps = baseline_scorecam(model, x, args.layer, args.classes, args.batch_size, args.maps)
+        synchronize(device)
         result["seconds"] = time.perf_counter() - t0
         torch.save(maps.cpu(), args.maps_out)
     elif args.what == "engine":
@@ -146,11 +168,14 @@ def measure(args) -> dict:
             weights="raw",
             baseline="zero",
         )
+        synchronize(device)
         t0 = time.perf_counter()
         maps = cam(x)
+        synchronize(device)
         first = time.perf_counter() - t0
         t0 = time.perf_counter()
         maps = cam(x)
+        synchronize(device)
         result.update(
             seconds=time.perf_counter() - t0,
             first_seconds=first,

@@ -11,15 +11,15 @@ import sys
 import xai.pipeline.explain_stage as stage
 from xai.cli import main
 
-_real = stage.explain_sample
+_real = stage.explain_samples
 
 
-def _preempted(item, setup):
-    if item["index"] == 1:
+def _preempted(items, setup):
+    if any(item["index"] == 1 for item in items):
         os.killpg(os.getpgid(0), signal.SIGTERM)
-    return _real(item, setup)
+    return _real(items, setup)
 
 
 if __name__ == "__main__":  # figure workers import this module too
-    stage.explain_sample = _preempted
+    stage.explain_samples = _preempted
     sys.exit(main("gradcam"))

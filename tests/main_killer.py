@@ -15,7 +15,7 @@ from pathlib import Path
 import xai.pipeline.explain_stage as stage
 from xai.cli import main
 
-_real = stage.explain_sample
+_real = stage.explain_samples
 
 
 def descendants(pid: int) -> list[int]:
@@ -37,17 +37,17 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-def _killed(item, setup):
-    if item["index"] == 3:
+def _killed(items, setup):
+    if any(item["index"] == 3 for item in items):
         drawn = setup.layout.out / "gradcam_maps"
         deadline = time.monotonic() + 120
         while not list(drawn.glob("sample0_*.png")) and time.monotonic() < deadline:
             time.sleep(0.05)  # until the figure workers have started and drawn sample 0
         Path(os.environ["XAI_TEST_PIDS"]).write_text(json.dumps(descendants(os.getpid())))
         os.kill(os.getpid(), signal.SIGKILL)
-    return _real(item, setup)
+    return _real(items, setup)
 
 
 if __name__ == "__main__":  # figure workers import this module too
-    stage.explain_sample = _killed
+    stage.explain_samples = _killed
     sys.exit(main("gradcam"))

@@ -10,16 +10,16 @@ import sys
 import xai.pipeline.explain_stage as stage
 from xai.cli import main
 
-_real = stage.explain_sample
+_real = stage.explain_samples
 _started = [0]
 
 
-def _dying(item, setup):
+def _dying(items, setup):
     _started[0] += 1
     if _started[0] == 2 and os.environ.get("RANK") == os.environ.get("XAI_TEST_KILL_RANK"):
         os.kill(os.getpid(), signal.SIGKILL)
-    return _real(item, setup)
+    return _real(items, setup)
 
 
-stage.explain_sample = _dying
+stage.explain_samples = _dying
 sys.exit(main("gradcam"))

@@ -117,13 +117,13 @@ def test_finalize_rebuilds_the_report_and_resume_keeps_the_metrics(tiny_run, eva
     )
     import xai.pipeline.explain_stage as stage
 
-    real, calls = stage.explain_sample, []
+    real, calls = stage.explain_samples, []
 
-    def counted(item, setup):
-        calls.append(item["index"])
-        return real(item, setup)
+    def counted(items, setup):
+        calls.extend(item["index"] for item in items)
+        return real(items, setup)
 
-    stage.explain_sample = counted
+    stage.explain_samples = counted
     try:
         assert main("scorecam", args) == 0
         assert calls == []  # complete under the same evaluation settings
@@ -131,7 +131,7 @@ def test_finalize_rebuilds_the_report_and_resume_keeps_the_metrics(tiny_run, eva
         assert main("scorecam", changed) == 0
         assert calls == [0, 1]
     finally:
-        stage.explain_sample = real
+        stage.explain_samples = real
 
 
 def test_seed_000s_claims_are_measured_and_reported(tiny_run, tmp_path):

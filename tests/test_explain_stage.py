@@ -18,21 +18,21 @@ import xai.pipeline.explain_stage as stage
 from tests.helpers import run_args
 from xai.cli import main
 
-EXPLAIN_SAMPLE = stage.explain_sample
+EXPLAIN_SAMPLES = stage.explain_samples
 
 
 def _explained_calls(monkeypatch, fail_on=None):
-    """Count explain_sample calls; raise KeyboardInterrupt on sample `fail_on` (Ctrl-C mid-run)."""
+    """Count the samples explained; raise KeyboardInterrupt on sample `fail_on` (Ctrl-C mid-run)."""
     calls = []
-    real = EXPLAIN_SAMPLE
+    real = EXPLAIN_SAMPLES
 
-    def counting(item, setup):
-        calls.append(item["index"])
-        if item["index"] == fail_on:
+    def counting(items, setup):
+        calls.extend(item["index"] for item in items)
+        if any(item["index"] == fail_on for item in items):
             raise KeyboardInterrupt
-        return real(item, setup)
+        return real(items, setup)
 
-    monkeypatch.setattr(stage, "explain_sample", counting)
+    monkeypatch.setattr(stage, "explain_samples", counting)
     return calls
 
 
@@ -157,12 +157,12 @@ def test_sigterm_finishes_what_is_explained_and_writes_the_summaries(tiny_run, t
 
     _base, data, ckpt = tiny_run
 
-    def preempted(item, setup):  # the cluster's SIGTERM arrives while sample1 is being explained
-        if item["index"] == 1:
+    def preempted(items, setup):  # the cluster's SIGTERM arrives while sample1 is being explained
+        if any(item["index"] == 1 for item in items):
             os.kill(os.getpid(), signal.SIGTERM)
-        return EXPLAIN_SAMPLE(item, setup)
+        return EXPLAIN_SAMPLES(items, setup)
 
-    monkeypatch.setattr(stage, "explain_sample", preempted)
+    monkeypatch.setattr(stage, "explain_samples", preempted)
     out = tmp_path / "out"
     assert main("gradcam", run_args(ckpt, data, out, "--split", "train", "--num_samples", "4")) == 143
     err = capsys.readouterr().err.strip().splitlines()
@@ -226,12 +226,12 @@ def test_a_sample_the_model_cannot_take_is_skipped(tiny_run, tmp_path, monkeypat
 
     stage_index = [0]
 
-    def tracking(item, setup):
-        stage_index[0] = item["index"]
-        return EXPLAIN_SAMPLE(item, setup)
+    def tracking(items, setup):
+        stage_index[0] = items[0]["index"]
+        return EXPLAIN_SAMPLES(items, setup)
 
     monkeypatch.setattr(GradCAM, "explain", fails_on_wide_inputs)
-    monkeypatch.setattr(stage, "explain_sample", tracking)
+    monkeypatch.setattr(stage, "explain_samples", tracking)
     out = tmp_path / "out"
     assert main("gradcam", run_args(ckpt, data, out)) == 0
     err = capsys.readouterr().err

@@ -243,6 +243,14 @@ def _run_controls(p: argparse.ArgumentParser) -> None:
         "--workers", type=int, default=2, help="processes writing figures and maps files (0: in this process)"
     )
     p.add_argument(
+        "--samples_per_call",
+        type=int,
+        default=1,
+        help="samples each method explains in one call: the sweeps (Score-CAM's masked images, occlusion, "
+        "RISE, Ablation-CAM) then fill --batch_size with those of all of them, for the large batches a GPU "
+        "needs; the maps equal those of one sample at a time",
+    )
+    p.add_argument(
         "--max_pixels",
         type=int,
         default=400_000_000,

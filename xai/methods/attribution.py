@@ -83,7 +83,7 @@ class CaptumAttribution(Explainer):
                         nt_samples_batch_size=self.options.batch_size,
                         stdevs=self.options.nt_stdev,
                     )
-                with seeded(self.options.seed + 1000 * n + j, x.device):
+                with seeded(self.options.seed + j, x.device):
                     a = method.attribute(x[n : n + 1].clone().requires_grad_(True), **kwargs)
                 out[n, j] = a.detach()[0].sum(0)
         fwd.stats.update(forwards=calls + 1)

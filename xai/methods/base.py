@@ -19,6 +19,7 @@ everything about its options.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -51,7 +52,12 @@ def progress_bar(enabled: bool, total: int, desc: str, unit: str = "image") -> A
 class ExplainerOptions(Options):
     """The options every method has."""
 
-    region: str = option("pred", "pixels whose class score is explained: pred, gt, tp, fp, fn or all", choices=REGIONS)
+    region: str = option(
+        "pred",
+        "pixels whose class score is explained: pred, gt, tp, fp, fn or all; instances: pred, and --evaluate "
+        "also explains each connected component on its own",
+        choices=REGIONS,
+    )
     score: str | Callable[[torch.Tensor], torch.Tensor] = option(
         "prob",
         "what the region score adds up: the class probability (prob) or its logit; in Python also a callable "
@@ -87,6 +93,22 @@ class Explanation:
     def weights(self) -> torch.Tensor | None:
         """A CAM's weights (N×K×C' or N×K×h×w×C'), else None."""
         return self.extra.get("weights")
+
+    def sample(self, i: int) -> Explanation:
+        """Image i of the batch as a batch of one (stats stay those of the whole call)."""
+        n = self.maps.shape[0]
+
+        def one(t: torch.Tensor) -> torch.Tensor:
+            return t[i : i + 1] if t.dim() and t.shape[0] == n else t
+
+        return dataclasses.replace(
+            self,
+            maps=one(self.maps),
+            raw=one(self.raw),
+            empty=one(self.empty),
+            prediction=None if self.prediction is None else one(self.prediction),
+            extra={k: one(v) for k, v in self.extra.items()},
+        )
 
 
 @dataclass
@@ -125,6 +147,9 @@ class Explainer:
     Options: ClassVar[type[ExplainerOptions]] = ExplainerOptions
     uses_gradients: ClassVar[bool] = False
     class_specific: ClassVar[bool] = True  # False: one map for every class (Eigen-CAM); figures say so
+    # True: an image's maps do not depend on the other images of the call (no random draw shaped by the
+    # batch), so the pipeline may explain several samples in one call (--samples_per_call)
+    batch_invariant: ClassVar[bool] = True
 
     def __init__(self, model: nn.Module, options: ExplainerOptions | None = None, /, **overrides: Any):
         base = self.Options() if options is None else options

@@ -84,7 +84,7 @@ class SuperpixelSurrogate(Explainer):
                     _, P = self.forward_scores(inputs)
                     return self.region_scores(P.float(), regions, fwd.classes)[:, j]
 
-                with seeded(self.options.seed + 1000 * n + j, x.device):
+                with seeded(self.options.seed + j, x.device):
                     a = self.captum_method(score).attribute(
                         x[n : n + 1],
                         baselines=baseline,

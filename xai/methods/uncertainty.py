@@ -87,6 +87,7 @@ class Uncertainty(Explainer):
     family = "uncertainty"
     Options = UncertaintyOptions
     options: UncertaintyOptions
+    batch_invariant = False  # the dropout masks are drawn for the whole batch of passes
 
     def configure(self, options: Any) -> Any:
         self.dropout = dropout_layers(self.model)

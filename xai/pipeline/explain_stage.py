@@ -83,21 +83,48 @@ class ExplainStats:
 
 def explain_sample(item: dict[str, Any], setup: Setup) -> Explained:
     """Run every engine on one preprocessed sample (and the evaluation with --evaluate)."""
+    return explain_samples([item], setup)[0]
+
+
+def explain_samples(items: list[dict[str, Any]], setup: Setup) -> list[Explained]:
+    """Run every engine on preprocessed samples of one input size, all of them in one call of each method
+    whose maps do not depend on the batch (Explainer.batch_invariant: the sweeps then fill their batches
+    with masked images of every sample), the others sample by sample; then the evaluation per sample.
+    Each sample's seconds per method are its share of the call."""
+    boxes: list[Letterbox] = [item["letterbox"] for item in items]
+    x = torch.stack([item["image"] for item in items]).to(setup.device)
+    valid = torch.from_numpy(np.stack([box.valid() for box in boxes]))
+    gt_padded = torch.stack([item["mask"] for item in items]).masked_fill(~valid, IGNORE)  # padding: no class
+    per_sample: list[dict[str, tuple[Any, float]]] = [{} for _ in items]
+    for method, engine in setup.engines.items():
+        calls = [slice(0, len(items))] if engine.batch_invariant else [slice(i, i + 1) for i in range(len(items))]
+        for part in calls:
+            t0 = time.perf_counter()
+            result = engine.explain(x[part], classes=setup.class_ids, gt=gt_padded[part], valid=valid[part])
+            share = (time.perf_counter() - t0) / (part.stop - part.start)
+            for k, i in enumerate(range(part.start, part.stop)):
+                per_sample[i][method] = (result.sample(k), share)
+    return [
+        _explained(item, per_sample[i], x[i : i + 1], gt_padded[i : i + 1], valid[i], setup)
+        for i, item in enumerate(items)
+    ]
+
+
+def _explained(
+    item: dict[str, Any],
+    results: dict[str, tuple[Any, float]],
+    x: torch.Tensor,
+    gt_padded: torch.Tensor,
+    valid: torch.Tensor,
+    setup: Setup,
+) -> Explained:
+    """One sample's maps on the host (and its evaluation with --evaluate), from its methods' results."""
     box: Letterbox = item["letterbox"]
-    x = item["image"].unsqueeze(0).to(setup.device)
-    valid = torch.from_numpy(box.valid())
-    gt_padded = item["mask"].masked_fill(~valid, IGNORE).unsqueeze(0)  # padding belongs to no class
     maps: dict[str, np.ndarray] = {}
     empty: dict[str, list[bool]] = {}
-    seconds: dict[str, float] = {}
     raw_extra: dict[str, np.ndarray] = {}
     extra: dict[str, dict[str, np.ndarray]] = {}
-    results = {}
-    for method, engine in setup.engines.items():
-        t0 = time.perf_counter()
-        result = engine.explain(x, classes=setup.class_ids, gt=gt_padded, valid=valid.unsqueeze(0))
-        seconds[method] = time.perf_counter() - t0
-        results[method] = (result, seconds[method])
+    for method, (result, _) in results.items():
         maps[method] = result.maps[0].cpu().numpy()
         empty[method] = [bool(e) for e in result.empty[0].cpu()]
         spatial = {k: v[0].cpu().numpy() for k, v in result.extra.items() if tuple(v.shape[-2:]) == box.padded_hw}
@@ -124,7 +151,7 @@ def explain_sample(item: dict[str, Any], setup: Setup) -> Explained:
         classes=list(setup.class_ids),
         maps=maps,
         empty=empty,
-        seconds=seconds,
+        seconds={method: secs for method, (_, secs) in results.items()},
         extra=extra,
         raw_extra=raw_extra,
         evaluation=evaluation,
@@ -173,7 +200,7 @@ def sample_view(ex: Explained, setup: Setup) -> SampleView:
         labels={m: setup.label(m) for m in ex.maps},
         maps=maps,
         notes=notes,
-        regions={c: _explained_region(gt, pred, c, setup) for c in ex.classes},
+        regions=_explained_regions(gt, pred, list(ex.classes), setup),
         extra=extra,
         class_agnostic={m for m in ex.maps if not get_method(m).cls.class_specific},
     )
@@ -197,22 +224,21 @@ def summary_rows(view: SampleView, ex: Explained, setup: Setup) -> list[dict[str
     return rows
 
 
-def _explained_region(gt: np.ndarray, pred: np.ndarray, c: int, setup: Setup) -> np.ndarray | None:
-    """The pixels whose class-c score was explained, on the photograph (None for region 'all' or empty)."""
+def _explained_regions(
+    gt: np.ndarray, pred: np.ndarray, classes: list[int], setup: Setup
+) -> dict[int, np.ndarray | None]:
+    """The pixels whose class score was explained, on the photograph, per class (None for region 'all' or
+    an empty region); one pass over the photograph for every class."""
     if setup.region == "all":
-        return None
-    mask = (
-        region_masks(
-            torch.from_numpy(pred.astype(np.int64))[None],
-            torch.from_numpy(gt.astype(np.int64))[None],
-            [c],
-            setup.region,
-            len(setup.class_names),
-        )[0, 0]
-        .bool()
-        .numpy()
-    )
-    return mask if mask.any() else None
+        return dict.fromkeys(classes)
+    masks = region_masks(
+        torch.from_numpy(pred)[None].long(),
+        torch.from_numpy(gt)[None].long(),
+        list(classes),
+        setup.region,
+        len(setup.class_names),
+    )[0].bool()
+    return {c: (m.numpy() if bool(m.any()) else None) for c, m in zip(classes, masks, strict=True)}
 
 
 def figure_jobs(view: SampleView, files: SampleFiles, setup: Setup) -> list[FigureJob]:
@@ -333,9 +359,9 @@ def explain(setup: Setup, indices: list[int] | None = None) -> ExplainStats:
     writer = FigureWriter(opts.workers)
     interrupted: KeyboardInterrupt | None = None
     try:
-        for item in _loader(setup, todo) if todo else []:
-            _explain_one(item, setup, writer, worker, stats)
-            bar.update(1)
+        for group in _groups(_loader(setup, todo) if todo else iter(()), opts.samples_per_call):
+            _explain_group(group, setup, writer, worker, stats)
+            bar.update(len(group))
             bar.set_postfix(_throughput(setup, stats, bar.n))
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the sample in progress is dropped, those explained finish
         interrupted = exc
@@ -364,29 +390,84 @@ def _throughput(setup: Setup, stats: ExplainStats, done: int) -> dict[str, str]:
     return postfix
 
 
-def _explain_one(
-    item: dict[str, Any], setup: Setup, writer: FigureWriter, worker: dict[str, Any], stats: ExplainStats
+def _groups(items: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    """Consecutive samples in groups of at most `size` of one input size; a sample that failed to load is
+    a group of its own (it is skipped)."""
+    group: list[dict[str, Any]] = []
+    for item in items:
+        if "error" in item or (group and item["letterbox"].padded_hw != group[0]["letterbox"].padded_hw):
+            if group:
+                yield group
+            group = []
+        if "error" in item:
+            yield [item]
+            continue
+        group.append(item)
+        if len(group) == size:
+            yield group
+            group = []
+    if group:
+        yield group
+
+
+def _explain_group(
+    items: list[dict[str, Any]], setup: Setup, writer: FigureWriter, worker: dict[str, Any], stats: ExplainStats
 ) -> None:
-    """One sample: its maps, raw maps file and figures; its record once the figures exist (or a skip)."""
+    """Samples explained together: their maps, raw maps files and figures; each one's record once its
+    figures exist. A group the model fails on is explained again sample by sample, so that only the
+    sample at fault is skipped."""
     started = time.time()
-    if "error" in item:
-        _skip(setup, item["index"], item["name"], item["error"], worker, started, stats)
+    if "error" in items[0]:
+        _skip(setup, items[0]["index"], items[0]["name"], items[0]["error"], worker, started, stats)
         return
     t0 = time.perf_counter()
     try:
-        ex = explain_sample(item, setup)
+        explained = explain_samples(items, setup)
     except XAIError as exc:
         if exc.fatal:
             raise
-        _skip(setup, item["index"], item["name"], f"the model failed on this sample: {exc}", worker, started, stats)
+        if len(items) > 1:
+            return _one_by_one(items, setup, writer, worker, stats)
+        _skip(
+            setup,
+            items[0]["index"],
+            items[0]["name"],
+            f"the model failed on this sample: {exc}",
+            worker,
+            started,
+            stats,
+        )
         return
     except Exception as exc:
+        if len(items) > 1:
+            return _one_by_one(items, setup, writer, worker, stats)
         reason = f"the model failed on this sample: {first_line(exc)}"
-        _skip(setup, item["index"], item["name"], reason, worker, started, stats)
+        _skip(setup, items[0]["index"], items[0]["name"], reason, worker, started, stats)
         return
-    model_seconds = time.perf_counter() - t0
-    stats.model_seconds += model_seconds
-    files = setup.layout.sample(item["index"])
+    model_seconds = (time.perf_counter() - t0) / len(items)
+    stats.model_seconds += model_seconds * len(items)
+    for ex in explained:
+        _submit(ex, setup, writer, worker, stats, started, model_seconds)
+
+
+def _one_by_one(
+    items: list[dict[str, Any]], setup: Setup, writer: FigureWriter, worker: dict[str, Any], stats: ExplainStats
+) -> None:
+    for item in items:
+        _explain_group([item], setup, writer, worker, stats)
+
+
+def _submit(
+    ex: Explained,
+    setup: Setup,
+    writer: FigureWriter,
+    worker: dict[str, Any],
+    stats: ExplainStats,
+    started: float,
+    model_seconds: float,
+) -> None:
+    """Queue one explained sample's raw maps file and figures; its record is written once they exist."""
+    files = setup.layout.sample(ex.index)
     view = sample_view(ex, setup)
     record = SampleRecord(
         id=sample_id(ex.index),

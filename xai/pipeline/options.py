@@ -36,6 +36,7 @@ class RunOptions:
     seed: int = 0  # seeds every method that draws random numbers, and the evaluation
     trust_checkpoint: bool = False
     workers: int = 2
+    samples_per_call: int = 1  # samples every method explains in one call (the sweeps' batches span them)
     max_pixels: int = 400_000_000  # photographs larger than this are skipped (xai.data.DEFAULT_MAX_PIXELS)
     progress: bool = True
     evaluate: bool = False

@@ -204,6 +204,8 @@ def _dataset(opts: RunOptions, cfg: Config, loaded: LoadedModel) -> tuple[Segmen
         ignore_index=cfg.ignore_index,
         max_pixels=opts.max_pixels,
     )
+    if opts.samples_per_call < 1:
+        raise XAIError(f"{option('samples_per_call')} must be at least 1, got {opts.samples_per_call}")
     if opts.max_pixels < 1:
         raise XAIError(f"{option('max_pixels')} must be at least 1, got {opts.max_pixels}")
     if not opts.all and opts.num_samples < 1:
