@@ -26,7 +26,7 @@ wheel-check: install
 	tests/check_wheel.sh $(PY)
 
 test: lint typecheck wheel-check
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
 DEMO_DATA := data/demo
 DEMO_CKPT := best_model_FPN.safetensors

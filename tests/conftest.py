@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
 from tests.helpers import tiny_fpn
 
-torch.set_num_threads(2)
+# two test processes (pytest-xdist, `make test`) on the two cores: one thread each; alone: two
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
 
 
 @pytest.fixture

@@ -76,6 +76,7 @@ def test_tiny_training_run_writes_checkpoint_and_metrics(tmp_path, tiny_data):
     assert all(v is None or 0.0 <= v <= 1.0 for v in data["val_iou"].values())
     assert 0.0 <= data["mean_foreground_iou"] <= 1.0
     assert data["epochs"] == 1 and data["seconds"] > 0
+    assert data["device"] == ("cuda" if torch.cuda.is_available() else "cpu")  # the GPU when there is one
     assert m["mean_foreground_iou"] == data["mean_foreground_iou"]
 
     whole = torch.load(pickle, map_location="cpu", weights_only=False)
@@ -101,6 +102,9 @@ def test_bad_inputs_fail_in_one_line(tmp_path, tiny_data):
         train.train(cfg, tmp_path / "x.pth", data_root=tmp_path / "missing", progress=False)
     with pytest.raises(XAIError, match="unknown train setting"):
         train.train(_tiny_config(tmp_path, tiny_data, "typo.yaml", epocs=3), tmp_path / "x.pth", progress=False)
+    if not torch.cuda.is_available():
+        with pytest.raises(XAIError, match="CUDA is not available"):
+            train.train(cfg, tmp_path / "x.pth", device="cuda", progress=False)
     with pytest.raises(XAIError, match="crop"):
         train.train(_tiny_config(tmp_path, tiny_data, "crop.yaml", crop=[30, 30]), tmp_path / "x.pth", progress=False)
 

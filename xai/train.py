@@ -142,7 +142,7 @@ class _Augment:
         return image[:, y0 : y0 + ch, x0 : x0 + cw], mask[y0 : y0 + ch, x0 : x0 + cw]
 
 
-def evaluate(model, items: list[tuple], num_classes: int, batch_size: int, pad_fill) -> np.ndarray:
+def evaluate(model, items: list[tuple], num_classes: int, batch_size: int, pad_fill, device: Any = "cpu") -> np.ndarray:
     """Per-class IoU over the split (NaN for a class absent from both prediction and truth): summed
     intersections over summed unions (smp.metrics.get_stats per image, summed), not a mean of per-image IoUs.
 
@@ -159,7 +159,7 @@ def evaluate(model, items: list[tuple], num_classes: int, batch_size: int, pad_f
         for b in range(0, len(items), batch_size):
             chunk = items[b : b + batch_size]
             x = _stack([it[0] for it in chunk], pad_fill)
-            pred = model(x).argmax(1)
+            pred = model(x.to(device, non_blocking=True)).argmax(1).cpu()
             target = torch.full_like(pred, _IGNORE)
             for k, (_, gt, (top, bottom, left, right)) in enumerate(chunk):
                 target[k, top:bottom, left:right] = gt[top:bottom, left:right]
@@ -192,6 +192,7 @@ class _Run:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     pad_fill: Any  # a black pixel, normalised (3×1×1)
+    device: Any  # where the model trains (torch.device)
 
     @property
     def batch_size(self) -> int:
@@ -210,6 +211,7 @@ def _prepare(
     data_root: str | Path | None,
     epochs: int | None,
     seed: int | None,
+    device: str | None = None,
 ) -> _Run:
     source = str(config if config is not None else DEFAULT_CONFIG)
     cfg = load_config(source)
@@ -229,6 +231,9 @@ def _prepare(
     import torch
 
     from .data import SegmentationDataset, encoder_normalization
+    from .modeling import pick_device
+
+    dev = pick_device(device)
 
     mean, std = encoder_normalization(cfg.encoder)
     common: dict[str, Any] = dict(
@@ -245,7 +250,7 @@ def _prepare(
         raise XAIError(f"the train split of {root} has {len(train_items)} image; training needs at least 2")
     val_items = _preload(SegmentationDataset(root, "val", keep_original=False, **common))
     pad_fill = torch.tensor([-m / s for m, s in zip(mean, std, strict=True)]).view(3, 1, 1)
-    return _Run(cfg, source, st, root, target, train_items, val_items, mean, std, pad_fill)
+    return _Run(cfg, source, st, root, target, train_items, val_items, mean, std, pad_fill, dev)
 
 
 def _epoch(run: _Run, model: Any, step: Any, augment: _Augment, order: np.ndarray, bar: Any) -> float:
@@ -254,7 +259,8 @@ def _epoch(run: _Run, model: Any, step: Any, augment: _Augment, order: np.ndarra
     for k in bar:
         idx = order[k * bs : (k + 1) * bs]
         pairs = [augment(*run.train_items[int(i)]) for i in idx]
-        loss = step(_stack([p[0] for p in pairs], run.pad_fill), _stack([p[1] for p in pairs], 0))
+        x, y = _stack([p[0] for p in pairs], run.pad_fill), _stack([p[1] for p in pairs], 0)
+        loss = step(x.to(run.device, non_blocking=True), y.to(run.device, non_blocking=True))
         running = loss if k == 0 else 0.9 * running + 0.1 * loss
         bar.set_postfix(loss=f"{running:.3f}")
     bar.close()
@@ -331,6 +337,7 @@ def _metrics(run: _Run, best: dict[str, Any], history: list[dict[str, Any]], sec
         "img_size": list(cfg.img_size),
         "arch": cfg.arch,
         "encoder": cfg.encoder,
+        "device": str(run.device),
         "train": {k: (list(v) if isinstance(v, tuple) else v) for k, v in run.st.items()},
         "history": history,
     }
@@ -344,10 +351,12 @@ def train(
     seed: int | None = None,
     whole_model_pickle: str | Path | None = None,
     progress: bool = True,
+    device: str | None = None,
 ) -> dict:
-    """Train, keep the best epoch by mean foreground val IoU; return the metrics written to JSON."""
+    """Train, keep the best epoch by mean foreground val IoU; return the metrics written to JSON.
+    device: cpu, cuda or cuda:N (default: cuda when available)."""
     t_start = time.perf_counter()  # "seconds" in the metrics: this call's wall time (imports included)
-    run = _prepare(config, out, data_root, epochs, seed)
+    run = _prepare(config, out, data_root, epochs, seed, device)
     import torch
     from tqdm import tqdm
 
@@ -358,7 +367,7 @@ def train(
     torch.set_num_threads(st["threads"])
     torch.manual_seed(st["seed"])
     rng = np.random.default_rng(st["seed"])
-    model = build_model(cfg.arch, cfg.encoder, cfg.num_classes, activation=None)
+    model = build_model(cfg.arch, cfg.encoder, cfg.num_classes, activation=None).to(run.device)
     step = _optimiser_step(run, model)
     augment = _Augment(rng, st["crop"], st["fg_crop_prob"], cfg.num_classes)
     best: dict[str, Any] = {"mean": -1.0, "epoch": 0, "iou": None}
@@ -380,7 +389,7 @@ def train(
             if progress:
                 log.info("epoch %d/%d loss %.3f (not evaluated) [%.0fs]", epoch, st["epochs"], loss, elapsed)
             continue
-        iou = evaluate(model, run.val_items, cfg.num_classes, max(run.batch_size, 8), run.pad_fill)
+        iou = evaluate(model, run.val_items, cfg.num_classes, max(run.batch_size, 8), run.pad_fill, run.device)
         mfg = _mean_fg(iou)
         history.append({"epoch": epoch, "loss": round(loss, 5), "mean_foreground_iou": round(mfg, 5)})
         improved = mfg > best["mean"]
@@ -421,6 +430,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="PATH",
         help="also write torch.save(model, PATH), the whole pickled model",
     )
+    ap.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
     args = ap.parse_args(argv)
     # On a shared CPU, spinning OpenMP threads slow everyone (this run too) down: yield instead.
@@ -439,6 +449,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.seed,
             args.whole_model_pickle,
             progress=not args.quiet,
+            device=args.device,
         )
     iou = " ".join(f"{c} {v:.3f}" for c, v in m["val_iou"].items() if v is not None)
     print(
