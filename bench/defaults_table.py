@@ -10,6 +10,8 @@ metrics.csv beside metrics.json (an interval that excludes 0 is a difference the
 
     .venv/bin/python bench/defaults_table.py runs/defaults_evidence/metrics.json \
         --paired scorecam:layer=decoder,weights=centred@scorecam:layer=decoder,baseline=zero
+    .venv/bin/python bench/defaults_table.py runs/explainers_evidence/metrics.json --columns deletion_auc_linear \
+        deletion_auc_area insertion_auc_linear insertion_auc_area road_gap energy_pointing_game seconds
 """
 
 from __future__ import annotations
@@ -25,19 +27,24 @@ from xai.evaluation.evaluate import REFERENCES
 from xai.evaluation.measures import measures
 from xai.evaluation.stats import paired_difference
 
-# (metric, short column title); which way is better comes from the report's own table
-TITLES = [
-    ("deletion_auc_linear", "Del. lin ↓"),
-    ("deletion_auc_area", "Del. area ↓"),
-    ("insertion_auc_linear", "Ins. lin ↑"),
-    ("insertion_auc_area", "Ins. area ↑"),
-    ("average_drop", "Avg Drop % ↓"),
-    ("average_increase", "Avg Inc. % ↑"),
-    ("energy_pointing_game", "Energy PG ↑"),
-    ("seconds", "s / sample"),
-]
+# metric -> short column title; which way is better comes from the report's own table
+TITLES = {
+    "deletion_auc_linear": "Del. lin ↓",
+    "deletion_auc_area": "Del. area ↓",
+    "insertion_auc_linear": "Ins. lin ↑",
+    "insertion_auc_area": "Ins. area ↑",
+    "road_gap": "ROAD gap ↑",
+    "average_drop": "Avg Drop % ↓",
+    "average_increase": "Avg Inc. % ↑",
+    "energy_pointing_game": "Energy PG ↑",
+    "seconds": "s / sample",
+}
+DEFAULT_COLUMNS = [m for m in TITLES if m != "road_gap"]  # the defaults' runs leave ROAD out (--no_road)
 BETTER = {m.name: m.better for m in measures("main")}
-COLUMNS = [(metric, title, BETTER[metric]) for metric, title in TITLES]
+COLUMNS = [(metric, TITLES[metric], BETTER[metric]) for metric in DEFAULT_COLUMNS]
+
+
+PINNED = True  # the run's --methods pinned to encoder.layer4, raw, zero (bench/defaults_evidence.sh)
 
 
 def short(label: str) -> str:
@@ -45,6 +52,8 @@ def short(label: str) -> str:
     Unlabelled settings are read as bench/defaults_evidence.sh pins them (encoder.layer4, raw, zero)."""
     method, _, rest = label.partition(":")
     name = {"scorecam": "Score-CAM", "gradcam": "Grad-CAM"}.get(method, method)
+    if not rest and not PINNED:
+        return label  # a method at the run's settings (bench/explainers_evidence.sh, claims_evidence.sh)
     opts = dict(kv.split("=", 1) for kv in rest.split(",") if kv)
     layer = opts.pop("layer", "encoder.layer4").replace("encoder.", "")
     parts = [name, layer] if method not in REFERENCES else [label]
@@ -91,7 +100,17 @@ def main() -> None:
     p.add_argument("metrics", type=Path)
     p.add_argument("--classes", nargs="+", default=None, help="default: every class in the file")
     p.add_argument("--paired", nargs="*", default=[], metavar="A@B", help="variant pairs to difference")
+    p.add_argument(
+        "--pinned",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="plain method labels ran at defaults_evidence.sh's pinned settings (default: for a defaults_evidence run)",
+    )
+    p.add_argument("--columns", nargs="+", default=DEFAULT_COLUMNS, choices=list(TITLES), help="metrics shown")
     args = p.parse_args()
+    COLUMNS[:] = [(metric, TITLES[metric], BETTER[metric]) for metric in args.columns]
+    global PINNED
+    PINNED = "defaults_evidence" in str(args.metrics) if args.pinned is None else args.pinned
     data = json.loads(args.metrics.read_text())
     summary = data["summary"]
     variants = list(data["variants"])

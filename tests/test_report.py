@@ -103,3 +103,16 @@ def test_no_metrics_no_report(tmp_path):
     plain = SampleRecord(id="sample0", index=0, name="a.png", status="done", run_key={}, run={})
     assert write_report(tmp_path, [plain], {}) is None
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_claim_is_called_only_on_an_interval_that_excludes_zero_from_five_samples_on():
+    from xai.evaluation.report import _verdict
+    from xai.evaluation.stats import Estimate
+
+    assert _verdict(Estimate(0.3, 0.1, 0.5, 6), "higher", "better") == "holds"
+    assert _verdict(Estimate(0.3, 0.1, 0.5, 6), "lower", "better") == "does not hold: the opposite"
+    assert _verdict(Estimate(-0.3, -0.5, -0.1, 6), "lower", "better") == "holds"
+    assert _verdict(Estimate(0.1, -0.1, 0.3, 6), "higher", "better") == "not shown (the interval spans 0)"
+    assert _verdict(Estimate(2.0, 1.0, 3.0, 6), "lower", "higher") == "holds"  # "slower": higher seconds
+    assert _verdict(Estimate(0.3, 0.1, 0.5, 2), "higher", "better") == "too few samples to tell (n=2)"
+    assert _verdict(Estimate(float("nan"), float("nan"), float("nan"), 0), "higher", "better") == "not measurable here"

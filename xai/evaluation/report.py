@@ -375,10 +375,16 @@ SEED_CLAIMS = [
 ]
 
 
+MIN_VERDICT_SAMPLES = 5  # fewer paired samples give a bootstrap interval too unstable to call a claim on
+
+
 def _verdict(estimate: Estimate, better: str | None, predicted: str) -> str:
-    """Whether the paired difference's 95% interval lies on the side the claim predicts."""
+    """Whether the paired difference's 95% interval lies on the side the claim predicts (from 5 paired
+    samples on; fewer are reported as too few)."""
     if not estimate.n or math.isnan(estimate.low):
         return "not measurable here"
+    if estimate.n < MIN_VERDICT_SAMPLES:
+        return f"too few samples to tell (n={estimate.n})"
     higher = predicted == "higher" or (predicted == "better" and better == "higher")
     if estimate.low > 0:
         return "holds" if higher else "does not hold: the opposite"
