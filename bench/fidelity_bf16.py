@@ -1,6 +1,6 @@
 #!/usr/bin/env python
-"""Fidelity of reduced precision: Pearson correlation, per class, of Score-CAM maps at bf16 (or fp16)
-against fp32 on the demo model's test images (bar: >= 0.99 for every class).
+"""Fidelity of reduced precision: Pearson correlation, per class, of Score-CAM maps at bf16 (or fp16, or TF32
+on a GPU that has it) against IEEE fp32 on the demo model's test images (bar: >= 0.99 for every class).
 
     python bench/fidelity_bf16.py --model_path best_model_FPN.pth --data_root data/demo --n 3
 """
@@ -39,7 +39,7 @@ def main() -> None:
     p.add_argument("--data_root", default=None)
     p.add_argument("--split", default="test")
     p.add_argument("--n", type=int, default=3)
-    p.add_argument("--precision", default="bf16", choices=["bf16", "fp16"])
+    p.add_argument("--precision", default="bf16", choices=["bf16", "fp16", "tf32"])
     p.add_argument("--max_activation_maps", type=int, default=None)
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
