@@ -117,7 +117,8 @@ def test_finalize_rebuilds_the_report_and_resume_keeps_the_metrics(tiny_run, eva
     )
     import xai.pipeline.explain_stage as stage
 
-    real, calls = stage.explain_samples, []
+    real = stage.explain_samples
+    calls: list[int] = []
 
     def counted(items, setup):
         calls.extend(item["index"] for item in items)

@@ -23,7 +23,7 @@ EXPLAIN_SAMPLES = stage.explain_samples
 
 def _explained_calls(monkeypatch, fail_on=None):
     """Count the samples explained; raise KeyboardInterrupt on sample `fail_on` (Ctrl-C mid-run)."""
-    calls = []
+    calls: list[int] = []
     real = EXPLAIN_SAMPLES
 
     def counting(items, setup):

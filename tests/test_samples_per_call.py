@@ -4,6 +4,7 @@ the sweeps' batches span the samples, and a sample the model fails on is the onl
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from xai.cli import main
 from xai.mapfile import load_maps
 from xai.methods import get_method, method_names
 
-SMALL = {  # options that keep each method fast on a 64×64 input
+SMALL: dict[str, dict[str, Any]] = {  # options that keep each method fast on a 64×64 input
     "occlusion": {"patch_size": 16},
     "rise": {"num_masks": 40},
     "kernel_shap": {"n_samples": 20, "n_segments": 8},

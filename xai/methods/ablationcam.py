@@ -17,7 +17,6 @@ from typing import Any
 
 import torch
 
-from ..batching import Batches
 from ..options import option
 from .base import Forward, progress_bar
 from .cam import BaseCAM, CAMOptions
@@ -46,11 +45,7 @@ class AblationCAM(BaseCAM):
 
     Options = AblationCAMOptions
     options: AblationCAMOptions
-
-    def configure(self, options: Any) -> Any:
-        options = super().configure(options)
-        self.batches = Batches(options.batch_size, f"{self.label} sweep", "ablated copies", self.device)
-        return options
+    batch_unit = "ablated copies"
 
     def _head(self, fwd: Forward) -> Any:
         """The layers after the target layer as one callable on its output, or None (run the whole model)."""

@@ -6,7 +6,7 @@ from the unperturbed prediction), and captum's attribution a (3×H×W) of s_c gi
     A_c = Σ_channels a                   then the positive part (or |·| with absolute) and min-max over the
                                          photograph, as every method
 
-A method is its captum algorithm and the keywords it takes (`captum_method`, `captum_arguments`).
+A method is its captum algorithm (`captum_class`) and the keywords it takes (`captum_arguments`).
 `nt_samples > 0` wraps it in captum's NoiseTunnel (SmoothGrad: the mean over nt_samples noisy copies
 with noise N(0, nt_stdev²) in normalised units; smoothgrad_sq, vargrad). Images are explained one at a
 time (every row of captum's expanded batches then shares the image's regions); captum's random parts
@@ -15,8 +15,9 @@ time (every row of captum's expanded batches then shares the image's regions); c
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -38,6 +39,11 @@ class AttributionOptions(PerturbationOptions):
     seed: int = option(0, "seed of the method's random parts", minimum=0, cli=False)
 
 
+def captum_algorithm(name: str, forward: Any) -> Any:
+    """captum.attr.<name>(forward): an attribution algorithm of captum over a forward function."""
+    return getattr(importlib.import_module("captum.attr"), name)(forward)
+
+
 class CaptumAttribution(Explainer):
     """Attributions of captum's gradient algorithms, one target class at a time."""
 
@@ -46,9 +52,11 @@ class CaptumAttribution(Explainer):
     Options = AttributionOptions
     options: AttributionOptions
 
+    captum_class: ClassVar[str]  # the name of the captum.attr algorithm
+
     def captum_method(self, forward: Any) -> Any:
         """The captum attribution object over `forward` (B×3×H×W -> B scores)."""
-        raise NotImplementedError
+        return captum_algorithm(self.captum_class, forward)
 
     def captum_arguments(self, x: torch.Tensor, fwd: Forward, n: int) -> dict[str, Any]:
         """Keywords of captum's attribute() for image n (baselines, steps, ...)."""
@@ -62,18 +70,11 @@ class CaptumAttribution(Explainer):
 
         x = fwd.x.detach()
         out = torch.zeros(x.shape[0], len(fwd.classes), *x.shape[-2:], device=x.device)
-        calls = 0
+        calls = [0]
         for n in range(x.shape[0]):
             for j in range(len(fwd.classes)):
                 regions = None if fwd.regions is None else fwd.regions[n]
-
-                def score(inputs: torch.Tensor, j: int = j, regions: Any = regions) -> torch.Tensor:
-                    nonlocal calls
-                    calls += inputs.shape[0]
-                    _, P = self.forward_scores(inputs)
-                    return self.region_scores(P.float(), regions, fwd.classes)[:, j]
-
-                method = self.captum_method(score)
+                method = self.captum_method(self.class_score(regions, fwd.classes, j, calls))
                 kwargs = self.captum_arguments(x, fwd, n)
                 if self.options.nt_samples:
                     method = NoiseTunnel(method)
@@ -86,5 +87,5 @@ class CaptumAttribution(Explainer):
                 with seeded(self.options.seed + j, x.device):
                     a = method.attribute(x[n : n + 1].clone().requires_grad_(True), **kwargs)
                 out[n, j] = a.detach()[0].sum(0)
-        fwd.stats.update(forwards=calls + 1)
+        fwd.stats.update(forwards=calls[0] + 1)
         return out

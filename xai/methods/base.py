@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from ..batching import Batches
 from ..errors import XAIError
 from ..layers import ActivationCapture, model_device, preserved_state
 from ..maps import minmax
@@ -150,6 +151,9 @@ class Explainer:
     # True: an image's maps do not depend on the other images of the call (no random draw shaped by the
     # batch), so the pipeline may explain several samples in one call (--samples_per_call)
     batch_invariant: ClassVar[bool] = True
+    # what one image of the method's batches is ("masked images"): such a method gets self.batches
+    # (options.batch_size images per forward, halved on out-of-memory: xai.batching)
+    batch_unit: ClassVar[str | None] = None
 
     def __init__(self, model: nn.Module, options: ExplainerOptions | None = None, /, **overrides: Any):
         base = self.Options() if options is None else options
@@ -159,6 +163,8 @@ class Explainer:
         chosen = base.replace(**overrides) if overrides else base
         self.scored = ScoredModel(model, "prob" if callable(chosen.score) else str(chosen.score))
         self.options = self.configure(chosen)
+        if self.batch_unit is not None:
+            self.batches = Batches(self.options.batch_size, f"{self.label} sweep", self.batch_unit, self.device)
         self.last: Explanation | None = None
 
     # ---- what a method implements ----------------------------------------------------------------
@@ -261,6 +267,17 @@ class Explainer:
     @property
     def region_score(self) -> RegionScore:
         return RegionScore("prob" if callable(self.options.score) else self.options.score, self.options.score_reduction)
+
+    def class_score(self, regions: torch.Tensor | None, classes: Sequence[int], j: int, calls: list[int]) -> Any:
+        """inputs (B×3×H×W) -> B region scores of classes[j] (regions: C'×H×W of the image): the forward
+        function captum attributes; counts the images it scores in calls[0]."""
+
+        def score(inputs: torch.Tensor) -> torch.Tensor:
+            calls[0] += inputs.shape[0]
+            _, P = self.forward_scores(inputs)
+            return self.region_scores(P.float(), regions, classes)[:, j]
+
+        return score
 
     def region_scores(
         self,

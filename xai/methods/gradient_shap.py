@@ -28,10 +28,7 @@ class GradientSHAP(CaptumAttribution):
     Options = GradientSHAPOptions
     options: GradientSHAPOptions
 
-    def captum_method(self, forward: Any) -> Any:
-        from captum.attr import GradientShap
-
-        return GradientShap(forward)
+    captum_class = "GradientShap"
 
     def captum_arguments(self, x: torch.Tensor, fwd: Forward, n: int) -> dict[str, Any]:
         on_photo = fwd.valid[n]

@@ -28,10 +28,7 @@ class IntegratedGradients(CaptumAttribution):
     Options = IntegratedGradientsOptions
     options: IntegratedGradientsOptions
 
-    def captum_method(self, forward: Any) -> Any:
-        from captum.attr import IntegratedGradients as Captum
-
-        return Captum(forward)
+    captum_class = "IntegratedGradients"
 
     def captum_arguments(self, x: torch.Tensor, fwd: Forward, n: int) -> dict[str, Any]:
         baseline = torch.where(fwd.valid[n], torch.zeros_like(x[n]), x[n]).unsqueeze(0)

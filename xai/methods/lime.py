@@ -4,15 +4,10 @@ kernel of their cosine distance to the whole image."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from .registry import register
 from .surrogate import SuperpixelSurrogate
 
 
 @register("lime", label="LIME")
 class LIME(SuperpixelSurrogate):
-    def captum_method(self, forward: Any) -> Any:
-        from captum.attr import Lime
-
-        return Lime(forward)
+    captum_class = "Lime"

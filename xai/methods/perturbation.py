@@ -14,11 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
-from ..batching import Batches
 from ..data import IMAGENET_MEAN, IMAGENET_STD
 from ..options import option
 from .base import Explainer, ExplainerOptions, Forward, progress_bar
@@ -56,10 +54,7 @@ class PerturbationExplainer(Explainer):
 
     family = "perturbation"
     Options = PerturbationOptions
-
-    def configure(self, options: Any) -> Any:
-        self.batches = Batches(options.batch_size, f"{self.label} sweep", "perturbed images", self.device)
-        return options
+    batch_unit = "perturbed images"
 
     def sweep(
         self,

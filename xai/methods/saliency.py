@@ -21,10 +21,7 @@ from .registry import register
 
 @register("saliency", label="Saliency")
 class Saliency(CaptumAttribution):
-    def captum_method(self, forward: Any) -> Any:
-        from captum.attr import Saliency as Captum
-
-        return Captum(forward)
+    captum_class = "Saliency"
 
     def captum_arguments(self, x: torch.Tensor, fwd: Forward, n: int) -> dict[str, Any]:
         return {"abs": False}

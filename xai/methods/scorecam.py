@@ -33,7 +33,6 @@ from typing import Any, ClassVar
 
 import torch
 
-from ..batching import Batches
 from ..errors import XAIError
 from ..maps import minmax
 from ..options import option
@@ -106,11 +105,11 @@ class ScoreCAM(BaseCAM):
 
     Options = ScoreCAMOptions
     options: ScoreCAMOptions
+    batch_unit = "masked images"
 
     def configure(self, options: Any) -> Any:
         options = super().configure(options)
         options = options.replace(precision=resolve_precision(options.precision, self.device))
-        self.batches = Batches(options.batch_size, f"{self.label} sweep", "masked images", self.device)
         self._channels_last = False
         return options
 

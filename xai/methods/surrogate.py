@@ -15,13 +15,14 @@ class, seeded; the superpixels are returned as extra["superpixels"] and drawn in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from ..options import option
 from ..runtime import seeded
+from .attribution import captum_algorithm
 from .base import Explainer, Forward
 from .perturbation import PerturbationOptions
 
@@ -50,14 +51,13 @@ def superpixels(rgb: np.ndarray, valid: np.ndarray, n_segments: int, compactness
 
 
 class SuperpixelSurrogate(Explainer):
-    """A captum surrogate (`captum_method`) fitted on superpixels, one target class at a time."""
+    """A captum surrogate (`captum_class`) fitted on superpixels, one target class at a time."""
 
     family = "surrogate"
     Options = SurrogateOptions
     options: SurrogateOptions
 
-    def captum_method(self, forward: Any) -> Any:
-        raise NotImplementedError
+    captum_class: ClassVar[str]  # the name of the captum.attr surrogate
 
     def _segments(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         mean = torch.tensor(self.options.input_mean).view(3, 1, 1)
@@ -70,22 +70,16 @@ class SuperpixelSurrogate(Explainer):
         x = fwd.x.detach()
         out = torch.zeros(x.shape[0], len(fwd.classes), *x.shape[-2:], device=x.device)
         segments = torch.stack([self._segments(x[n], fwd.valid[n]) for n in range(x.shape[0])])
-        calls = 0
+        calls = [0]
         for n in range(x.shape[0]):
             features = segments[n].clone()
             features[features < 0] = int(features.max()) + 1  # the padding: one more feature, at its own value
             baseline = torch.where(fwd.valid[n], torch.zeros_like(x[n]), x[n]).unsqueeze(0)
             for j in range(len(fwd.classes)):
                 regions = None if fwd.regions is None else fwd.regions[n]
-
-                def score(inputs: torch.Tensor, j: int = j, regions: Any = regions) -> torch.Tensor:
-                    nonlocal calls
-                    calls += inputs.shape[0]
-                    _, P = self.forward_scores(inputs)
-                    return self.region_scores(P.float(), regions, fwd.classes)[:, j]
-
+                score = self.class_score(regions, fwd.classes, j, calls)
                 with seeded(self.options.seed + j, x.device):
-                    a = self.captum_method(score).attribute(
+                    a = captum_algorithm(self.captum_class, score).attribute(
                         x[n : n + 1],
                         baselines=baseline,
                         feature_mask=features.view(1, 1, *features.shape),
@@ -94,5 +88,5 @@ class SuperpixelSurrogate(Explainer):
                     )
                 out[n, j] = a.detach()[0].mean(0)
         fwd.extra["superpixels"] = segments
-        fwd.stats.update(forwards=calls + 1, superpixels=[int(s.max()) + 1 for s in segments])
+        fwd.stats.update(forwards=calls[0] + 1, superpixels=[int(s.max()) + 1 for s in segments])
         return out

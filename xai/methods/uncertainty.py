@@ -28,7 +28,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..batching import Batches
 from ..errors import XAIError
 from ..errors import option as flag
 from ..modeling import head_kind
@@ -88,6 +87,7 @@ class Uncertainty(Explainer):
     Options = UncertaintyOptions
     options: UncertaintyOptions
     batch_invariant = False  # the dropout masks are drawn for the whole batch of passes
+    batch_unit = "copies"
 
     def configure(self, options: Any) -> Any:
         self.dropout = dropout_layers(self.model)
@@ -96,7 +96,6 @@ class Uncertainty(Explainer):
                 f"the model has no dropout layer, so MC dropout has nothing to sample; use {flag('sampling')} flips "
                 "(test-time augmentation by flips) for an uncertainty of this model"
             )
-        self.batches = Batches(options.batch_size, f"{self.label} passes", "copies", self.device)
         return options
 
     def attribute(self, fwd: Forward) -> torch.Tensor:
