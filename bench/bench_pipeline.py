@@ -111,6 +111,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--samples", type=int, default=24)
     p.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--samples_per_call", type=int, default=1, help="the pipeline's --samples_per_call")
     p.add_argument("--threads", type=int, default=None, help="torch threads of the main process (default: torch's)")
     args = p.parse_args()
     import logging
@@ -135,13 +136,14 @@ def main() -> None:
     one_run(ckpt, work / "data", work / "warmup", 2, 0)  # imports, kernels, fonts
     print(
         f"tiny FPN/resnet18 at 128x256 (width x height), Grad-CAM, 5 classes, {args.samples} synthetic 300x600 "
-        f"photographs, torch threads {torch.get_num_threads()}; seconds per sample (ms)"
+        f"photographs, {args.samples_per_call} sample(s) per call, torch threads {torch.get_num_threads()}; "
+        "milliseconds per sample"
     )
     keys = ("wall", "methods", "main_other", "main_drawing", "main_waiting", "loader_wait")
     header = ("workers", "wall", "methods", "main, other", "main, drawing", "main, waiting", "loader wait")
     print("".join(f"{h:>14}" for h in header) + f"{'files/s':>10}{'s/file':>9}")
     for w in args.workers:
-        r = one_run(ckpt, work / "data", work / f"w{w}", args.samples, w)
+        r = one_run(ckpt, work / "data", work / f"w{w}", args.samples, w, args.samples_per_call)
         cells = [str(w)] + [f"{1000 * r[k]:.1f}" for k in keys]
         print("".join(f"{c:>14}" for c in cells) + f"{r['files_per_second']:>10.1f}{r['render_per_file']:>9.3f}")
 

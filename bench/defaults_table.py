@@ -83,10 +83,10 @@ def paired(metrics_csv: Path, a: str, b: str, classes: list[str]) -> None:
                 )
     print(f"\nPaired difference {short(a)} − {short(b)} (mean [95% bootstrap interval]):\n")
     print("| class | " + " | ".join(t for m, t, _ in COLUMNS if m != "seconds") + " |")
-    print("|---|" + "---|" * (len(COLUMNS) - 1))
+    print("|---|" + "---|" * sum(m != "seconds" for m, _, _ in COLUMNS))
     for cname in classes:
         cells = []
-        for metric, _, _ in COLUMNS[:-1]:
+        for metric in (m for m, _, _ in COLUMNS if m != "seconds"):
             est = paired_difference(values.get((a, cname, metric), {}), values.get((b, cname, metric), {}))
             digits = 1 if metric.startswith("average") else 3
             cells.append(
@@ -136,7 +136,7 @@ def main() -> None:
                 cells.append(f"**{text}**" if best.get(metric) == v else text)
             print(f"| {short(v)} | " + " | ".join(cells) + " |")
     print("\nWins per metric (classes on which a variant is best, references excluded):\n")
-    for metric, title, _ in COLUMNS[:-1]:
+    for metric, title, _ in (c for c in COLUMNS if c[0] != "seconds"):
         print(f"- {title}: " + ", ".join(f"{short(v)} {k}" for v, k in wins[metric].most_common()))
     for pair in args.paired:
         a, sep, b = pair.partition("@")

@@ -48,6 +48,14 @@ def test_a_batch_of_images_gives_each_image_its_own_maps(name):
             assert part.extra[key].shape == value.shape
 
 
+def test_score_cams_random_channels_are_drawn_alike_for_every_image():
+    engine = get_method("scorecam").cls(tiny_fpn(seed=0), max_activation_maps=3, channel_selection="random")
+    x = image_batch(2, 64, 64, seed=3)
+    together = engine.explain(x, classes=[1, 3]).sample(1)
+    alone = engine.explain(x[1:], classes=[1, 3])
+    assert float((together.maps - alone.maps).abs().max()) < 1e-4
+
+
 def test_mc_dropout_is_declared_batch_dependent():
     assert not get_method("uncertainty").cls.batch_invariant
 
@@ -111,3 +119,27 @@ def test_samples_per_call_below_one_is_one_line(tiny_run, tmp_path, capsys):
     _base, data, ckpt = tiny_run
     assert main("gradcam", run_args(ckpt, data, tmp_path / "o", "--samples_per_call", "0")) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == "error: --samples_per_call must be at least 1, got 0"
+
+
+def test_a_group_out_of_memory_is_explained_sample_by_sample_then_in_smaller_groups(
+    tiny_run, tmp_path, monkeypatch, caplog
+):
+    _base, data, ckpt = tiny_run
+    sizes: list[int] = []
+    real = get_method("gradcam").cls.explain
+
+    def small_device(self, x, **kw):  # a device that takes at most 2 images per call
+        sizes.append(int(x.shape[0]))
+        if x.shape[0] > 2:
+            raise RuntimeError("CUDA error: out of memory")
+        return real(self, x, **kw)
+
+    monkeypatch.setattr(get_method("gradcam").cls, "explain", small_device)
+    out = tmp_path / "out"
+    args = run_args(
+        ckpt, data, out, "--split", "train", "--num_samples", "7", "--samples_per_call", "4", "--classes", "root"
+    )
+    assert main("gradcam", args) == 0
+    assert sizes == [4, 1, 1, 1, 1, 2, 1]  # 4 fail, one by one; then groups of 2 (the 7th alone)
+    assert sorted(p.name for p in (out / "samples").iterdir()) == [f"sample{i}.json" for i in range(7)]
+    assert "out of memory with 4 samples per call" in caplog.text

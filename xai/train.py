@@ -407,7 +407,7 @@ def train(
     write_json(metrics_path, metrics)
     if whole_model_pickle is not None:
         model.load_state_dict(best["state"])
-        model.eval()
+        model.cpu().eval()  # loadable without map_location on a machine without the GPU
         with atomic_path(whole_model_pickle) as tmp:
             torch.save(model, tmp)
     return {**metrics, "checkpoint": str(run.out), "metrics_path": str(metrics_path)}

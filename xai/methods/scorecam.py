@@ -171,8 +171,9 @@ class ScoreCAM(BaseCAM):
         elif self.options.channel_selection == "energy":  # mean of A_k²: what a channel can add to Σ_k w_kc A_k
             order = flat.square().mean(-1).argsort(dim=1, descending=True, stable=True)
         else:
-            gen = torch.Generator().manual_seed(self.options.seed)
-            order = torch.stack([torch.randperm(k, generator=gen) for _ in range(acts.shape[0])]).to(acts.device)
+            # one generator per image, seeded alike: an image's channels do not depend on the others in the call
+            draws = [torch.randperm(k, generator=torch.Generator().manual_seed(self.options.seed)) for _ in acts]
+            order = torch.stack(draws).to(acts.device)
         keep = torch.zeros_like(varying)
         keep.scatter_(1, order[:, :limit], True)
         return keep & varying

@@ -7,7 +7,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,8 +15,9 @@ import cv2
 import numpy as np
 import torch
 
+from ..batching import is_out_of_memory, release_cached_memory
 from ..data import IGNORE, Letterbox
-from ..errors import XAIError, first_line
+from ..errors import OutOfMemory, XAIError, first_line
 from ..io import remove_stale_parts
 from ..mapfile import MapFile, write_maps
 from ..methods import get_method
@@ -79,6 +80,7 @@ class ExplainStats:
     render_seconds: float = 0.0
     waiting_for_figures_seconds: float = 0.0
     evaluation_forwards: int = 0
+    group_size: int = 1  # samples per call (--samples_per_call, halved when a group runs out of memory)
 
 
 def explain_sample(item: dict[str, Any], setup: Setup) -> Explained:
@@ -359,11 +361,12 @@ def explain(setup: Setup, indices: list[int] | None = None) -> ExplainStats:
     writer = FigureWriter(opts.workers)
     interrupted: KeyboardInterrupt | None = None
     try:
-        for group in _groups(_loader(setup, todo) if todo else iter(()), opts.samples_per_call):
+        stats.group_size = opts.samples_per_call
+        for group in _groups(_loader(setup, todo) if todo else iter(()), lambda: stats.group_size):
             _explain_group(group, setup, writer, worker, stats)
             bar.update(len(group))
             bar.set_postfix(_throughput(setup, stats, bar.n))
-    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the sample in progress is dropped, those explained finish
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the samples in progress are dropped, those explained finish
         interrupted = exc
     except BaseException:
         writer.abort()
@@ -390,8 +393,8 @@ def _throughput(setup: Setup, stats: ExplainStats, done: int) -> dict[str, str]:
     return postfix
 
 
-def _groups(items: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
-    """Consecutive samples in groups of at most `size` of one input size; a sample that failed to load is
+def _groups(items: Iterator[dict[str, Any]], size: Callable[[], int]) -> Iterator[list[dict[str, Any]]]:
+    """Consecutive samples in groups of at most size() of one input size; a sample that failed to load is
     a group of its own (it is skipped)."""
     group: list[dict[str, Any]] = []
     for item in items:
@@ -403,7 +406,7 @@ def _groups(items: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[st
             yield [item]
             continue
         group.append(item)
-        if len(group) == size:
+        if len(group) >= size():
             yield group
             group = []
     if group:
@@ -421,40 +424,36 @@ def _explain_group(
         _skip(setup, items[0]["index"], items[0]["name"], items[0]["error"], worker, started, stats)
         return
     t0 = time.perf_counter()
+    failure, out_of_memory = None, False
     try:
         explained = explain_samples(items, setup)
     except XAIError as exc:
         if exc.fatal:
             raise
-        if len(items) > 1:
-            return _one_by_one(items, setup, writer, worker, stats)
-        _skip(
-            setup,
-            items[0]["index"],
-            items[0]["name"],
-            f"the model failed on this sample: {exc}",
-            worker,
-            started,
-            stats,
-        )
-        return
+        failure, out_of_memory = str(exc), isinstance(exc, OutOfMemory)
     except Exception as exc:
-        if len(items) > 1:
-            return _one_by_one(items, setup, writer, worker, stats)
-        reason = f"the model failed on this sample: {first_line(exc)}"
-        _skip(setup, items[0]["index"], items[0]["name"], reason, worker, started, stats)
+        failure, out_of_memory = first_line(exc), is_out_of_memory(exc)
+    if failure is not None:  # outside the except: the failed call's tensors are freed with its traceback
+        stats.model_seconds += time.perf_counter() - t0
+        if len(items) == 1:
+            reason = f"the model failed on this sample: {failure}"
+            _skip(setup, items[0]["index"], items[0]["name"], reason, worker, started, stats)
+            return
+        if out_of_memory:
+            release_cached_memory(setup.device)
+            stats.group_size = max(1, len(items) // 2)
+            log.warning(
+                "out of memory with %d samples per call; explaining them one by one, then %d per call",
+                len(items),
+                stats.group_size,
+            )
+        for item in items:
+            _explain_group([item], setup, writer, worker, stats)
         return
     model_seconds = (time.perf_counter() - t0) / len(items)
     stats.model_seconds += model_seconds * len(items)
     for ex in explained:
         _submit(ex, setup, writer, worker, stats, started, model_seconds)
-
-
-def _one_by_one(
-    items: list[dict[str, Any]], setup: Setup, writer: FigureWriter, worker: dict[str, Any], stats: ExplainStats
-) -> None:
-    for item in items:
-        _explain_group([item], setup, writer, worker, stats)
 
 
 def _submit(
