@@ -188,9 +188,12 @@ def test_scripts_run_as_users_type_them(tiny_run):
         ("--batch_size", "32"),
         ("--seed", "0"),
     ):
-        text = " ".join(help_text.split())
-        entry = text[text.index(f" {flag} ") :]
+        found = re.search(rf"^  {flag}\b", help_text, re.MULTILINE)  # the flag's own entry
+        assert found is not None, flag
+        own = help_text[found.start() :]
+        entry = " ".join(own.split())
         assert entry[entry.index("(default:") :].startswith(f"(default: {default})"), flag
+    text = " ".join(help_text.split())
     assert "(default: None)" not in text
     assert "chosen by channel_selection (faster; all: no limit) [scorecam] (default: all)" in text
 
