@@ -49,16 +49,17 @@ def progress_bar(enabled: bool, total: int, desc: str, unit: str = "image") -> A
     return tqdm(total=total, desc=desc, unit=unit, leave=False)
 
 
+REGION_HELP = (
+    "pixels whose class score is explained: pred, gt, tp, fp, fn or all; instances: pred, and --evaluate also "
+    "explains each connected component on its own"
+)
+
+
 @dataclass(frozen=True)
 class ExplainerOptions(Options):
     """The options every method has."""
 
-    region: str = option(
-        "pred",
-        "pixels whose class score is explained: pred, gt, tp, fp, fn or all; instances: pred, and --evaluate "
-        "also explains each connected component on its own",
-        choices=REGIONS,
-    )
+    region: str = option("pred", REGION_HELP, choices=REGIONS)
     score: str | Callable[[torch.Tensor], torch.Tensor] = option(
         "prob",
         "what the region score adds up: the class probability (prob) or its logit; in Python also a callable "
