@@ -80,7 +80,7 @@ def one_run(ckpt: Path, data: Path, out: Path, samples: int, workers: int, per_c
             spent["close"] += time.perf_counter() - t0
 
     explain_stage._explain_group, explain_stage.explain_samples = timed_one, timed_sample
-    explain_stage.FigureWriter = TimedWriter
+    explain_stage.FigureWriter = TimedWriter  # type: ignore[misc]
     try:
         with float32_math(tf32=False):
             t0 = time.perf_counter()
@@ -88,7 +88,7 @@ def one_run(ckpt: Path, data: Path, out: Path, samples: int, workers: int, per_c
             wall = time.perf_counter() - t0
     finally:
         explain_stage._explain_group, explain_stage.explain_samples = original_one, original_sample
-        explain_stage.FigureWriter = original_writer
+        explain_stage.FigureWriter = original_writer  # type: ignore[misc]
     n = stats.explained
     if n != samples:
         raise SystemExit(f"only {n} of {samples} samples were explained: {stats.skipped}")

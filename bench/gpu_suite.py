@@ -1,0 +1,222 @@
+#!/usr/bin/env python
+"""Every GPU figure README asks for, in one run and one JSON file (for the day a GPU is lent).
+
+    .venv/bin/python bench/gpu_suite.py --device cuda --out gpu_suite.json      # about 5-8 minutes on one GPU
+    .venv/bin/python bench/gpu_suite.py --device cpu --quick --out /tmp/s.json  # the same code, small (tests)
+
+It measures, on FPN/se_resnext50_32x4d with seeded random weights (resnet18 and 128x64 with --quick):
+
+    scorecam            seconds per sample of Score-CAM at `decoder` and `encoder.layer4`, for every
+                        precision (fp32 = IEEE, tf32, bf16) and batch size (32 and the largest that fits in
+                        a quarter of the free device memory, by doubling), with the peak device memory
+    error               max |map − CPU IEEE fp32 map| and the minimum Pearson r over classes, per precision
+    out_of_memory       (CUDA) a real out-of-memory: the process limited to a small memory fraction, the
+                        sweep's batch halved until it fits (the batch reached and the maps' agreement)
+    pipeline            bench_pipeline.py's per-sample figures with 2 figure workers, 1 and 4 samples per call
+    numerics            what ran: device name, TF32 settings, torch and CUDA versions
+
+Nothing is estimated: a figure that could not be measured is null with its reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+
+def _model(encoder: str):
+    import torch
+
+    from xai.modeling import build_model
+
+    torch.manual_seed(0)
+    return build_model("FPN", encoder, 5).eval()
+
+
+def _sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _peak_mb(device) -> float | None:
+    import torch
+
+    return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+
+
+def _reset_peak(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _maps(model, x, layer: str, precision: str, batch: int, maps: int | None):
+    from xai import ScoreCAM
+
+    cam = ScoreCAM(model, target_layer=layer, precision=precision, batch_size=batch, max_activation_maps=maps)
+    cam(x)  # the layout measurement and the kernels, once
+    _reset_peak(x.device)
+    _sync(x.device)
+    t0 = time.perf_counter()
+    out = cam(x)
+    _sync(x.device)
+    return out.float().cpu(), time.perf_counter() - t0, cam.batches.size
+
+
+def _largest_batch(model, x, layer: str, maps: int | None, start: int, limit: int) -> int:
+    """The largest batch (doubling from `start`) whose sweep fits in a quarter of the free device memory."""
+    import torch
+
+    if x.device.type != "cuda":
+        return start
+    free, _ = torch.cuda.mem_get_info(x.device)
+    best = start
+    while best * 2 <= limit:
+        _reset_peak(x.device)
+        try:
+            _maps(model, x, layer, "fp32", best * 2, maps)
+        except Exception:
+            break
+        if torch.cuda.max_memory_allocated(x.device) > free / 4:
+            break
+        best *= 2
+    return best
+
+
+def _pearson(a, b) -> float | None:
+    a, b = a.flatten().double(), b.flatten().double()
+    a, b = a - a.mean(), b - b.mean()
+    den = float(a.norm() * b.norm())
+    return float((a * b).sum()) / den if den > 0 else None
+
+
+def scorecam(model, x, device, layers: list[str], batches: list[int], maps: int | None) -> dict[str, Any]:
+    """Seconds, peak memory and error against CPU IEEE fp32, per layer, precision and batch."""
+    from xai.precision import resolve_precision
+
+    reference = {layer: _maps(model.cpu(), x.cpu(), layer, "fp32", batches[0], maps)[0] for layer in layers}
+    model.to(device)
+    out: dict[str, Any] = {}
+    for layer in layers:
+        sizes = sorted({*batches, _largest_batch(model, x.to(device), layer, maps, batches[0], 1024)})
+        for precision in ("fp32", "tf32", "bf16"):
+            ran = resolve_precision(precision, device)
+            for batch in sizes:
+                key = f"{layer}/{precision}/batch{batch}"
+                try:
+                    m, seconds, final = _maps(model, x.to(device), layer, precision, batch, maps)
+                except Exception as exc:  # a precision the device cannot run
+                    out[key] = {"seconds": None, "reason": str(exc).splitlines()[0][:200]}
+                    continue
+                rs = [_pearson(m[0, c], reference[layer][0, c]) for c in range(m.shape[1])]
+                out[key] = {
+                    "ran_as": ran,
+                    "seconds": round(seconds, 4),
+                    "batch_after_halving": final,
+                    "peak_mb": _peak_mb(device),
+                    "max_abs_error_vs_cpu_fp32": float((m - reference[layer]).abs().max()),
+                    "min_pearson_vs_cpu_fp32": min((r for r in rs if r is not None), default=None),
+                }
+    return out
+
+
+def out_of_memory(model, x, device, layer: str, maps: int | None) -> dict[str, Any]:
+    """A real out-of-memory: the process may use only a small fraction of the GPU, the batch halves."""
+    import torch
+
+    if device.type != "cuda":
+        return {"measured": False, "reason": "needs a CUDA device (a real allocation failure)"}
+    full, _, _ = _maps(model, x, layer, "fp32", 8, maps)
+    torch.cuda.empty_cache()
+    total = torch.cuda.get_device_properties(device).total_memory
+    used = torch.cuda.memory_allocated(device)
+    torch.cuda.set_per_process_memory_fraction(min(1.0, (used + 2**30) / total), device)  # about 1 GiB more
+    try:
+        m, seconds, final = _maps(model, x, layer, "fp32", 1024, maps)
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0, device)
+    return {"measured": True, "asked_batch": 1024, "batch_after_halving": final, "seconds": round(seconds, 3),
+            "max_abs_difference_vs_batch8": float((m - full).abs().max())}  # fmt: skip
+
+
+def pipeline(samples: int) -> dict[str, Any]:
+    """bench_pipeline.py's figures (a tiny model: the pipeline's own cost) with 2 workers, 1 and 4 per call."""
+    import tempfile
+
+    from bench_pipeline import one_run, tiny_model
+
+    from xai.checkpoint import save_checkpoint
+    from xai.config import DEFAULT_CLASSES
+    from xai.synth import make_dataset
+
+    work = Path(tempfile.mkdtemp(prefix="gpu_suite_"))
+    make_dataset(work / "data", n=max(2 * samples, 8), seed=0, size=(300, 600))
+    ckpt = work / "tiny.safetensors"
+    save_checkpoint(ckpt, tiny_model(), arch="FPN", encoder="resnet18", classes=list(DEFAULT_CLASSES),
+                    img_size=(128, 256))  # fmt: skip
+    one_run(ckpt, work / "data", work / "warmup", 2, 0)
+    return {f"per_call_{k}": one_run(ckpt, work / "data", work / f"k{k}", samples, 2, k) for k in (1, 4)}
+
+
+def numerics(device) -> dict[str, Any]:
+    import torch
+
+    info: dict[str, Any] = {"device": str(device), "torch": torch.__version__, "cuda": torch.version.cuda}
+    if device.type == "cuda":
+        info["name"] = torch.cuda.get_device_name(device)
+        info["capability"] = list(torch.cuda.get_device_capability(device))
+    from xai.precision import float32_settings
+
+    info["float32_defaults"] = float32_settings()
+    info["compile"] = {"measured": False, "reason": "--compile is not built yet"}
+    return info
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--quick", action="store_true", help="resnet18, 128x64, 8 maps, 4 pipeline samples (tests)")
+    args = p.parse_args(argv)
+    import logging
+
+    import torch
+
+    from xai.modeling import pick_device
+    from xai.runtime import tune_cpu_allocator
+
+    logging.disable(logging.WARNING)
+    tune_cpu_allocator()
+    device = pick_device(args.device)
+    encoder, (w, h), maps = ("resnet18", (128, 64), 8) if args.quick else ("se_resnext50_32x4d", (512, 256), None)
+    model = _model(encoder)
+    x = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(1))
+    t0 = time.perf_counter()
+    result: dict[str, Any] = {
+        "model": f"FPN/{encoder} (seeded random weights)",
+        "input": [w, h],
+        "maps": maps or "all",
+        "numerics": numerics(device),
+        "scorecam": scorecam(model, x, device, ["decoder", "encoder.layer4"], [32], maps),
+        "out_of_memory": out_of_memory(model.to(device), x.to(device), device, "decoder", maps),
+        "pipeline": pipeline(4 if args.quick else 48),
+    }
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    args.out.write_text(json.dumps(result, indent=1))
+    print(f"wrote {args.out} in {result['seconds']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

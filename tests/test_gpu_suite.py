@@ -1,0 +1,31 @@
+"""bench/gpu_suite.py (the GPU figures' script) runs its own code on the CPU with --quick and writes one JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_gpu_suite_runs_on_the_cpu_and_says_what_it_could_not_measure(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import gpu_suite
+
+    out = tmp_path / "suite.json"
+    assert gpu_suite.main(["--device", "cpu", "--quick", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    runs = result["scorecam"]
+    assert {k.rsplit("/", 1)[0] for k in runs} == {
+        f"{layer}/{p}" for layer in ("decoder", "encoder.layer4") for p in ("fp32", "tf32", "bf16")
+    }
+    fp32 = runs["decoder/fp32/batch32"]
+    assert fp32["ran_as"] == "fp32" and fp32["max_abs_error_vs_cpu_fp32"] == 0.0 and fp32["seconds"] > 0
+    assert runs["decoder/tf32/batch32"]["ran_as"] == "fp32"  # no TF32 on a CPU: said, not pretended
+    assert runs["decoder/bf16/batch32"]["min_pearson_vs_cpu_fp32"] > 0.99
+    assert result["out_of_memory"] == {"measured": False, "reason": "needs a CUDA device (a real allocation failure)"}
+    assert result["numerics"]["compile"]["measured"] is False
+    for per_call in ("per_call_1", "per_call_4"):
+        assert result["pipeline"][per_call]["wall"] > 0
+    assert "gpu_suite" in sys.modules
