@@ -83,11 +83,6 @@ class ExplainStats:
     group_size: int = 1  # samples per call (--samples_per_call, halved when a group runs out of memory)
 
 
-def explain_sample(item: dict[str, Any], setup: Setup) -> Explained:
-    """Run every engine on one preprocessed sample (and the evaluation with --evaluate)."""
-    return explain_samples([item], setup)[0]
-
-
 def explain_samples(items: list[dict[str, Any]], setup: Setup) -> list[Explained]:
     """Run every engine on preprocessed samples of one input size, all of them in one call of each method
     whose maps do not depend on the batch (Explainer.batch_invariant: the sweeps then fill their batches
@@ -450,10 +445,10 @@ def _explain_group(
         for item in items:
             _explain_group([item], setup, writer, worker, stats)
         return
-    model_seconds = (time.perf_counter() - t0) / len(items)
-    stats.model_seconds += model_seconds * len(items)
+    elapsed = time.perf_counter() - t0
+    stats.model_seconds += elapsed
     for ex in explained:
-        _submit(ex, setup, writer, worker, stats, started, model_seconds)
+        _submit(ex, setup, writer, worker, stats, started, elapsed / len(items))
 
 
 def _submit(
