@@ -9,6 +9,8 @@ target layer, image and channel count:
     floor-channels_last  the same in channels_last
     engine-first         xai.ScoreCAM's first call: includes the one-time layout measurement
     engine              a second call in the same process (layout cached): what every later sample costs
+    engine-compile       (--compile) the engine with torch.compile: its first call compiles, the second is
+                         what every later sample costs
     baseline[-tuned]     (--baselines) the formula with one sweep per class, as the old scripts ran it,
                          without [with] the CLIs' allocator setting
 
@@ -16,6 +18,7 @@ engine, floors and baseline-tuned run with xai.runtime.tune_cpu_allocator() (as 
 
     .venv/bin/python bench/bench_scorecam.py                      # se_resnext50_32x4d FPN, 256x128, 128 maps
     .venv/bin/python bench/bench_scorecam.py --baselines --maps 64 --size 256 256
+    .venv/bin/python bench/bench_scorecam.py --compile --batch_size auto   # torch.compile; the automatic batch
 """
 
 from __future__ import annotations
@@ -158,7 +161,7 @@ def _measure(args) -> dict:
         synchronize(device)
         result["seconds"] = time.perf_counter() - t0
         torch.save(maps.cpu(), args.maps_out)
-    elif args.what == "engine":
+    elif args.what.startswith("engine"):
         cam = ScoreCAM(  # the paper's weights: what the one-sweep-per-class baseline computes
             model,
             target_layer=args.layer,
@@ -167,6 +170,7 @@ def _measure(args) -> dict:
             precision="fp32",
             weights="raw",
             baseline="zero",
+            compile=args.what == "engine-compile",
         )
         synchronize(device)
         t0 = time.perf_counter()
@@ -181,6 +185,7 @@ def _measure(args) -> dict:
             first_seconds=first,
             forwards=cam.last.stats["forwards"],
             channels_last=cam.last.stats["channels_last"],
+            batch_size=cam.batches.size,
         )
         torch.save(maps[0].cpu(), args.maps_out)
     else:
@@ -204,7 +209,7 @@ def run_child(args, what: str, workdir: Path, forwards: int = 0) -> dict:
         "--classes",
         str(args.classes),
         "--batch_size",
-        str(args.batch_size),
+        str(args.batch_size or "auto"),
         "--layer",
         args.layer,
         "--device",
@@ -226,11 +231,14 @@ def main() -> None:
     p.add_argument("--size", type=int, nargs=2, default=[256, 128], metavar=("W", "H"))
     p.add_argument("--maps", type=int, default=128, help="activation maps kept (highest variance)")
     p.add_argument("--classes", type=int, default=5)
-    p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument(
+        "--batch_size", type=lambda t: None if t == "auto" else int(t), default=32, help="an integer or auto"
+    )
     p.add_argument("--layer", default="encoder.layer4")
     p.add_argument("--device", default="cuda" if _cuda() else "cpu")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--baselines", action="store_true", help="also time one sweep per class (slow)")
+    p.add_argument("--compile", action="store_true", help="also time the engine with torch.compile")
     p.add_argument("--repeats", type=int, default=3, help="interleaved rounds; each figure is the fastest round")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--forwards", type=int, default=0, help=argparse.SUPPRESS)
@@ -251,17 +259,23 @@ def main() -> None:
     for _ in range(args.repeats):  # interleaved, so that every measurement sees the same machine load
         rounds.setdefault("engine", []).append(run_child(args, "engine", work))
         n = rounds["engine"][-1]["forwards"]
+        floor_args = argparse.Namespace(**{**vars(args), "batch_size": rounds["engine"][-1]["batch_size"]})
         for what in ("floor-contiguous", "floor-channels_last"):
-            rounds.setdefault(what, []).append(run_child(args, what, work, forwards=n))
+            rounds.setdefault(what, []).append(run_child(floor_args, what, work, forwards=n))
+        if args.compile:
+            rounds.setdefault("engine-compile", []).append(run_child(args, "engine-compile", work))
     if args.baselines:
         for what in ("baseline", "baseline-tuned"):
             rounds[what] = [run_child(args, what, work)]
     results = {k: min(v, key=lambda r: r["seconds"]) for k, v in rounds.items()}
-    results["engine"]["first_seconds"] = min(r["first_seconds"] for r in rounds["engine"])
+    for name in ("engine", "engine-compile"):
+        if name in results:
+            results[name]["first_seconds"] = min(r["first_seconds"] for r in rounds[name])
     unit = "MiB max allocated" if args.device.startswith("cuda") else "MiB max RSS"
     print(
         f"model FPN/{args.encoder}, layer {args.layer}, image {args.size[0]}x{args.size[1]}, {args.classes} "
-        f"classes, {args.maps} maps ({n} masked forwards), batch {args.batch_size}, device {args.device}, "
+        f"classes, {args.maps} maps ({n} masked forwards), batch {args.batch_size or 'auto'} (ran "
+        f"{results['engine']['batch_size']}), device {args.device}, "
         f"threads {args.threads}, fp32, fastest of {args.repeats} interleaved rounds"
     )
     print(f"{'measurement':<22}{'seconds':>9}{'peak ' + unit:>22}")
@@ -280,6 +294,14 @@ def main() -> None:
         f"engine / best floor: {results['engine']['seconds'] / floor:.3f} "
         f"(first call, with the layout measurement: {results['engine']['first_seconds'] / floor:.3f})"
     )
+    if args.compile:
+        compiled = results["engine-compile"]
+        diff = float((torch.load(work / "engine-compile.pt") - torch.load(work / "engine.pt")).abs().max())
+        print(
+            f"engine-compile: first call (compiles) {compiled['first_seconds']:.2f} s, later calls "
+            f"{compiled['seconds']:.2f} s = {results['engine']['seconds'] / compiled['seconds']:.2f}x faster than the "
+            f"engine; max |compiled - engine| on the normalised maps: {diff:.2e}"
+        )
     if args.baselines:
         ref = torch.load(work / "baseline.pt")
         diff = float((torch.load(work / "engine.pt") - ref).abs().max())

@@ -7,11 +7,14 @@
 It measures, on FPN/se_resnext50_32x4d with seeded random weights (resnet18 and 128x64 with --quick):
 
     scorecam            seconds per sample of Score-CAM at `decoder` and `encoder.layer4`, for every
-                        precision (fp32 = IEEE, tf32, bf16) and batch size (32 and the largest that fits in
-                        a quarter of the free device memory, by doubling), with the peak device memory
+                        precision (fp32 = IEEE, tf32, bf16) and batch size (32 and auto: the library's
+                        automatic size from the measured memory, xai.memory), with the peak device memory
     error               max |map − CPU IEEE fp32 map| and the minimum Pearson r over classes, per precision
     out_of_memory       (CUDA) a real out-of-memory: the process limited to a small memory fraction, the
                         sweep's batch halved until it fits (the batch reached and the maps' agreement)
+    compile             Score-CAM at `decoder`, automatic batch and precision, 4 samples per call: seconds per
+                        call uncompiled, with --compile (the first call, which compiles, apart) and with
+                        --cudnn_benchmark, and the maps' difference from the uncompiled ones
     pipeline            bench_pipeline.py's per-sample figures with 2 figure workers, 1 and 4 samples per call
     numerics            what ran: device name, TF32 settings, torch and CUDA versions
 
@@ -61,37 +64,21 @@ def _reset_peak(device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
-def _maps(model, x, layer: str, precision: str, batch: int, maps: int | None):
+def _maps(model, x, layer: str, precision: str, batch: int | None, maps: int | None, **options: Any):
+    """(maps on the CPU, seconds of the second call, the batch size it ran with): the first call pays the
+    layout measurement, the automatic batch size's measurement, compilation and the kernels' first runs."""
     from xai import ScoreCAM
 
-    cam = ScoreCAM(model, target_layer=layer, precision=precision, batch_size=batch, max_activation_maps=maps)
-    cam(x)  # the layout measurement and the kernels, once
+    cam = ScoreCAM(
+        model, target_layer=layer, precision=precision, batch_size=batch, max_activation_maps=maps, **options
+    )
+    cam(x)
     _reset_peak(x.device)
     _sync(x.device)
     t0 = time.perf_counter()
     out = cam(x)
     _sync(x.device)
     return out.float().cpu(), time.perf_counter() - t0, cam.batches.size
-
-
-def _largest_batch(model, x, layer: str, maps: int | None, start: int, limit: int) -> int:
-    """The largest batch (doubling from `start`) whose sweep fits in a quarter of the free device memory."""
-    import torch
-
-    if x.device.type != "cuda":
-        return start
-    free, _ = torch.cuda.mem_get_info(x.device)
-    best = start
-    while best * 2 <= limit:
-        _reset_peak(x.device)
-        try:
-            _maps(model, x, layer, "fp32", best * 2, maps)
-        except Exception:
-            break
-        if torch.cuda.max_memory_allocated(x.device) > free / 4:
-            break
-        best *= 2
-    return best
 
 
 def _pearson(a, b) -> float | None:
@@ -109,11 +96,10 @@ def scorecam(model, x, device, layers: list[str], batches: list[int], maps: int 
     model.to(device)
     out: dict[str, Any] = {}
     for layer in layers:
-        sizes = sorted({*batches, _largest_batch(model, x.to(device), layer, maps, batches[0], 1024)})
         for precision in ("fp32", "tf32", "bf16"):
             ran = resolve_precision(precision, device)
-            for batch in sizes:
-                key = f"{layer}/{precision}/batch{batch}"
+            for batch in [*batches, None]:
+                key = f"{layer}/{precision}/batch{batch or 'auto'}"
                 try:
                     m, seconds, final = _maps(model, x.to(device), layer, precision, batch, maps)
                 except Exception as exc:  # a precision the device cannot run
@@ -123,7 +109,7 @@ def scorecam(model, x, device, layers: list[str], batches: list[int], maps: int 
                 out[key] = {
                     "ran_as": ran,
                     "seconds": round(seconds, 4),
-                    "batch_after_halving": final,
+                    "batch_ran": final,
                     "peak_mb": _peak_mb(device),
                     "max_abs_error_vs_cpu_fp32": float((m - reference[layer]).abs().max()),
                     "min_pearson_vs_cpu_fp32": min((r for r in rs if r is not None), default=None),
@@ -148,6 +134,40 @@ def out_of_memory(model, x, device, layer: str, maps: int | None) -> dict[str, A
         torch.cuda.set_per_process_memory_fraction(1.0, device)
     return {"measured": True, "asked_batch": 1024, "batch_after_halving": final, "seconds": round(seconds, 3),
             "max_abs_difference_vs_batch8": float((m - full).abs().max())}  # fmt: skip
+
+
+def compiled(model, x, device, layer: str, maps: int | None, samples: int) -> dict[str, Any]:
+    """Score-CAM at `layer` on `samples` images per call (automatic batch and precision), uncompiled, with
+    --compile and with --cudnn_benchmark: seconds per call, the first (compiling) call apart."""
+    import torch
+
+    batch = x.to(device).expand(samples, -1, -1, -1).contiguous()
+    out: dict[str, Any] = {"samples_per_call": samples, "layer": layer}
+    plain = None
+    for name, options in (
+        ("eager", {}),
+        ("compile", {"compile": True}),
+        ("cudnn_benchmark", {"cudnn_benchmark": True}),
+    ):
+        if name == "cudnn_benchmark" and device.type != "cuda":
+            out[name] = {"seconds": None, "reason": "cuDNN runs on CUDA devices only"}
+            continue
+        _sync(device)
+        t0 = time.perf_counter()
+        try:
+            m, seconds, final = _maps(model, batch, layer, "auto", None, maps, **options)
+        except Exception as exc:  # torch.compile needs a working compiler toolchain
+            out[name] = {"seconds": None, "reason": str(exc).splitlines()[0][:200]}
+            continue
+        first = time.perf_counter() - t0 - seconds
+        entry = {"seconds_per_call": round(seconds, 4), "first_call_seconds": round(first, 2), "batch_ran": final}
+        if plain is None:
+            plain = m
+        else:
+            entry["max_abs_difference_vs_eager"] = float((m - plain).abs().max())
+        out[name] = entry
+    torch._dynamo.reset()
+    return out
 
 
 def pipeline(samples: int) -> dict[str, Any]:
@@ -179,7 +199,6 @@ def numerics(device) -> dict[str, Any]:
     from xai.precision import float32_settings
 
     info["float32_defaults"] = float32_settings()
-    info["compile"] = {"measured": False, "reason": "--compile is not built yet"}
     return info
 
 
@@ -210,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         "numerics": numerics(device),
         "scorecam": scorecam(model, x, device, ["decoder", "encoder.layer4"], [32], maps),
         "out_of_memory": out_of_memory(model.to(device), x.to(device), device, "decoder", maps),
+        "compile": compiled(model.to(device), x, device, "decoder", maps, 4),
         "pipeline": pipeline(4 if args.quick else 48),
     }
     result["seconds"] = round(time.perf_counter() - t0, 1)

@@ -89,7 +89,10 @@ def test_compare_run_writes_every_file(tiny_run):
         "precision",
         "memory_format",
         "batch_size",
+        "compile",
+        "cudnn_benchmark",
     }  # the options dataclass, nothing private
+    assert manifest["timing"]["workers"][0]["batch_sizes"] == {"scorecam": [4]}  # what ran (gradcam has no batches)
     assert set(manifest["engines"]["gradcam"]) == {"target_layer", "score", "score_reduction", "region", "progress"}
     with open(out / "summary.csv") as f:
         rows = list(csv.DictReader(f))
@@ -185,7 +188,7 @@ def test_scripts_run_as_users_type_them(tiny_run):
         ("--num_samples", "5"),
         ("--split", "test"),
         ("--output_dir", "scorecam_visualizations"),
-        ("--batch_size", "32"),
+        ("--batch_size", "auto"),
         ("--seed", "0"),
     ):
         found = re.search(rf"^  {flag}\b", help_text, re.MULTILINE)  # the flag's own entry

@@ -10,8 +10,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_the_gpu_suite_runs_on_the_cpu_and_says_what_it_could_not_measure(tmp_path, monkeypatch):
+    import torch
+
+    from xai import compilation
+
     monkeypatch.syspath_prepend(str(ROOT / "bench"))
     import gpu_suite
+
+    compiles: list[object] = []
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: compiles.append(model) or model)  # the path, not inductor
+    monkeypatch.setattr(compilation, "_COMPILED", type(compilation._COMPILED)())
 
     out = tmp_path / "suite.json"
     assert gpu_suite.main(["--device", "cpu", "--quick", "--out", str(out)]) == 0
@@ -20,12 +28,17 @@ def test_the_gpu_suite_runs_on_the_cpu_and_says_what_it_could_not_measure(tmp_pa
     assert {k.rsplit("/", 1)[0] for k in runs} == {
         f"{layer}/{p}" for layer in ("decoder", "encoder.layer4") for p in ("fp32", "tf32", "bf16")
     }
+    assert {k.rsplit("/", 1)[1] for k in runs} == {"batch32", "batchauto"}
+    assert 1 <= runs["decoder/fp32/batchauto"]["batch_ran"] <= 32  # the CPU's cap
     fp32 = runs["decoder/fp32/batch32"]
     assert fp32["ran_as"] == "fp32" and fp32["max_abs_error_vs_cpu_fp32"] == 0.0 and fp32["seconds"] > 0
     assert runs["decoder/tf32/batch32"]["ran_as"] == "fp32"  # no TF32 on a CPU: said, not pretended
     assert runs["decoder/bf16/batch32"]["min_pearson_vs_cpu_fp32"] > 0.99
     assert result["out_of_memory"] == {"measured": False, "reason": "needs a CUDA device (a real allocation failure)"}
-    assert result["numerics"]["compile"]["measured"] is False
+    compiled = result["compile"]
+    assert compiled["eager"]["seconds_per_call"] > 0 and compiled["compile"]["seconds_per_call"] > 0
+    assert compiled["compile"]["max_abs_difference_vs_eager"] == 0.0 and len(compiles) == 1
+    assert compiled["cudnn_benchmark"] == {"seconds": None, "reason": "cuDNN runs on CUDA devices only"}
     for per_call in ("per_call_1", "per_call_4"):
         assert result["pipeline"][per_call]["wall"] > 0
     assert "gpu_suite" in sys.modules

@@ -31,6 +31,7 @@ def _full() -> SampleRecord:
         sample_figures={"comparison": "comparison/sample3_comparison.png"},
         raw="raw_maps/sample3.npz",
         seconds={"gradcam": 0.5, "model": 0.1, "render": 1.25},
+        batch_sizes={"scorecam": 64, "evaluation": 32},
         started=1700000000.5,
         finished=1700000002.0,
         worker={"host": "h", "pid": 12, "rank": 0},

@@ -299,10 +299,13 @@ def test_options_dataclass_is_what_resume_and_manifest_see(fpn):
         "seed": 0,
         "precision": resolve_precision("auto", torch.device("cpu")),
         "batch_size": 7,
+        "compile": False,
+        "cudnn_benchmark": False,
         "memory_format": "auto",
     }
     assert full["precision"] in ("fp32", "bf16")  # "auto" is resolved for the device, never stored
-    assert "batch_size" not in cam.options.result_key() and "memory_format" not in cam.options.result_key()
+    for unkeyed in ("batch_size", "compile", "cudnn_benchmark", "memory_format"):
+        assert unkeyed not in cam.options.result_key()
 
 
 def test_memory_formats_agree_and_auto_measures_once(fpn):

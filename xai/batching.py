@@ -2,21 +2,28 @@
 
 A run keeps one `Batches` per engine (and one for the evaluation): once a chunk of b images did not
 fit, later chunks hold b // 2 for the rest of the run, down to 1; the first halving is said once on
-the log. Every form of running out of memory counts: torch.OutOfMemoryError (CUDA's caching
-allocator), MemoryError (the CPU), and the RuntimeErrors that cuDNN, cuBLAS and the CUDA runtime raise
-when an allocation inside them fails.
+the log. A size of None is automatic: `fit` measures it once per kind of input (xai.memory: the
+largest power of two whose measured memory fits the device's free memory), and it halves the same
+way. Every form of running out of memory counts: torch.OutOfMemoryError (CUDA's caching allocator),
+MemoryError (the CPU), and the RuntimeErrors that cuDNN, cuBLAS and the CUDA runtime raise when an
+allocation inside them fails.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import torch
 
 from .errors import OutOfMemory, first_line
+from .memory import fitting_batch
+from .options import Options, option
 
-__all__ = ["Batches", "is_out_of_memory"]
+__all__ = ["BatchOptions", "Batches", "batch_size_option", "is_out_of_memory"]
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 _OOM_TEXTS = (
@@ -42,21 +49,86 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and any(t in str(exc) for t in _OOM_TEXTS)
 
 
+def batch_size_option(what: str = "images") -> Any:
+    """The batch_size option of every method (and the evaluation) that runs batched forward passes."""
+    return option(
+        None,
+        f"{what} per forward pass; auto: the largest power of two whose measured memory fits the device's free "
+        "memory (at most 1024 on GPUs, 32 on CPUs); halved automatically on out-of-memory",
+        key="batch",
+        minimum=1,
+        result=False,
+        null_words=("auto",),
+    )
+
+
+@dataclass(frozen=True)
+class BatchOptions(Options):
+    """How a method's batched forward passes run (mixed into the options of every method that has them)."""
+
+    batch_size: int | None = batch_size_option()
+    compile: bool = option(
+        False,
+        "torch.compile the batched forward passes without gradients (compiled once per input shape, in about a "
+        "minute; then faster: README, Benchmarks)",
+        result=False,
+    )
+    cudnn_benchmark: bool = option(
+        False, "let cuDNN time its convolution algorithms per input shape and keep the fastest (GPUs)", result=False
+    )
+
+
 class Batches:
-    """for_each(count, fn): fn(a, b) over [0, count) in chunks of `size`, halving on out-of-memory.
+    """for_each(count, fn): fn(a, b) over [0, count) in chunks of `size`, halving on out-of-memory;
+    run(fn): fn(size), retried at half the size on out-of-memory (a library that batches by itself).
 
     fn must not change anything before its forward pass can fail (build inputs, run, then store), so
-    that a chunk is simply run again at half its size."""
+    that a chunk is simply run again at half its size. size None: automatic (call `fit` first)."""
 
-    def __init__(self, size: int, where: str, unit: str = "images", device: torch.device | str = "cpu"):
-        self.size = int(size)
+    def __init__(self, size: int | None, where: str, unit: str = "images", device: torch.device | str = "cpu"):
+        self.requested = None if size is None else int(size)
+        self.size = self.requested or 0
         self.where, self.unit, self.device = where, unit, torch.device(device)
         self.halved = False
+        self.fitted: dict[Hashable, int] = {}  # automatic sizes by kind of input (halvings included)
+        self._kind: Hashable = None
+        self._forward: Callable[[int], object] | None = None
+
+    @property
+    def automatic(self) -> bool:
+        return self.requested is None
+
+    def fit(self, kind: Hashable, forward: Callable[[int], object]) -> None:
+        """With an automatic size: the coming chunks are inputs of this kind (a shape, a layout), whose
+        size is measured with forward(b), which runs the batched pass on b images, once per kind and
+        only when a chunk needs it (xai.memory.fitting_batch)."""
+        if self.requested is None:
+            self._kind, self._forward = kind, forward
+            self.size = self.fitted.get(kind, 0)
+
+    def run(self, fn: Callable[[int], T]) -> T:
+        """fn(size), retried with half the size on out-of-memory (OutOfMemory at 1)."""
+        while True:
+            size = self._checked_size()
+            try:
+                return fn(size)
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                self.halve(size, exc)
+
+    def _checked_size(self) -> int:
+        if self.size < 1:
+            if self._forward is None:
+                raise RuntimeError(f"{self.where}: an automatic batch size needs Batches.fit before the first chunk")
+            self.size = self.fitted[self._kind] = fitting_batch(self._forward, self.device)
+            log.debug("%s: automatic batch size %d %s", self.where, self.size, self.unit)
+        return self.size
 
     def for_each(self, count: int, fn: Callable[[int, int], None]) -> None:
         a = 0
         while a < count:
-            b = min(count, a + self.size)
+            b = min(count, a + self._checked_size())
             try:
                 fn(a, b)
             except Exception as exc:
@@ -72,6 +144,8 @@ class Batches:
             raise OutOfMemory(self.where, 1, str(self.device), first_line(exc, 120)) from None
         release_cached_memory(self.device)
         self.size = failed // 2
+        if self.automatic:
+            self.fitted[self._kind] = self.size
         if not self.halved:
             log.warning(
                 "%s: out of memory at %d %s per forward pass; continuing with %d, halved again if needed "

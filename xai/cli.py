@@ -153,17 +153,23 @@ def method_option_flags(p: argparse.ArgumentParser) -> list[str]:
         if option_name == "target_layer":
             shown = "the config's, decoder"
         elif len(set(map(str, defaults.values()))) == 1:
-            shown = "all" if spec.default is None and spec.nullable else str(spec.default)
+            shown = spec.null_words[0] if spec.default is None and spec.nullable else str(spec.default)
         else:
             shown = ", ".join(f"{m} {d}" for m, d in defaults.items())
         takers = ", ".join(m for m, _ in users) if len(users) < len(methods()) else "every method"
+        default = "" if "default:" in spec.help else f" (default: {shown})"
+        if spec.kind is bool and spec.default is False:  # a switch: on when given, the method's default when not
+            group.add_argument(
+                f"--{option_name}", action="store_const", const=True, default=None, help=f"{spec.help} [{takers}]"
+            )
+            continue
         group.add_argument(
             f"--{option_name}",
             type=_text_parser(spec),
             default=None,
             choices=spec.choices,
             metavar=None if spec.choices else option_name.upper(),
-            help=f"{spec.help} [{takers}] (default: {shown})",
+            help=f"{spec.help} [{takers}]{default}",
         )
     return list(declared)
 

@@ -151,20 +151,35 @@ class ScoredModel:
         kind "prob":  softmax of the logits, or the model's own output when its head ends in an activation
         kind "logit": the logits (read at the input of a final activation when the head has one)
 
-    `forward(x)` returns (output, P): the one place where a model's output is unwrapped and scored."""
+    `forward(x)` returns (output, P): the one place where a model's output is unwrapped and scored.
+    Batched forwards (a sweep's chunks: no gradients, no hooks of a method) run through torch.compile
+    with `compile` and with cuDNN's algorithm search with `cudnn_benchmark` (xai.compilation)."""
 
-    def __init__(self, model: nn.Module, kind: str = "prob"):
+    def __init__(self, model: nn.Module, kind: str = "prob", compile: bool = False, cudnn_benchmark: bool = False):
         check_score(kind)
         self.model, self.kind = model, kind
         self.head = final_activation(model)
         self.probabilities = outputs_probabilities(model)
+        self.compile, self.cudnn_benchmark = compile, cudnn_benchmark
 
-    def forward(self, x: torch.Tensor, through: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(output, P) of model(x), or of through(x): a part of the model that ends in its head (the
-        layers after a target layer, run on cached features)."""
+    def run(self, x: torch.Tensor, through: Any = None, batched: bool = False, hooked: bool = False) -> torch.Tensor:
+        """The output of model(x), or of through(x): a part of the model that ends in its head (the layers
+        after a target layer, run on cached features). batched: a sweep's chunk; hooked: a hook of this
+        class reads a layer during the pass (the model then runs uncompiled)."""
+        if not batched:
+            return unwrap_output((through or self.model)(x))
+        from .compilation import compiled, cudnn_benchmark
+
+        with cudnn_benchmark(self.cudnn_benchmark):
+            if self.compile and through is None and not hooked:
+                return unwrap_output(compiled(self.model)(x))
+            return unwrap_output((through or self.model)(x))
+
+    def forward(self, x: torch.Tensor, through: Any = None, batched: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """(output, P) of `run(x, through, batched)`."""
         tap = InputCapture(self.head) if self.kind == "logit" and self.head is not None else None
         try:
-            output = unwrap_output((through or self.model)(x))
+            output = self.run(x, through, batched, hooked=tap is not None)
             scored = tap.value if tap is not None and tap.value is not None else output
         finally:
             if tap is not None:

@@ -60,7 +60,9 @@ class EvaluationSettings:
     schedules: tuple[str, ...] = ("linear", "area")
     road: bool = True
     sanity_samples: int = 2
-    batch_size: int = 32
+    batch_size: int | None = None  # None: automatic (xai.memory)
+    compile: bool = False  # torch.compile the perturbed images' forwards (xai.compilation)
+    cudnn_benchmark: bool = False
     seed: int = 0
     road_noise: float = 0.01  # in normalised units; the authors' 0.01 on [0, 1] images is 0.01 / std
     pairs: tuple[tuple[str, str], ...] = ()  # paired differences A − B; () = the first variant against each other
@@ -83,6 +85,8 @@ class EvaluationSettings:
             "road_noise": self.road_noise,
             "sanity_samples": self.sanity_samples,
             "batch_size": self.batch_size,
+            "compile": self.compile,
+            "cudnn_benchmark": self.cudnn_benchmark,
             "seed": self.seed,
             "pairs": [list(p) for p in self.pairs],
         }
@@ -143,7 +147,7 @@ class Evaluator:
         already computed (Explanation, seconds) by variant label (the run's figure methods), reused.
 
         The model stays in the memory layout measured faster (xai.precision) for all the forwards."""
-        example = x[:1].expand(min(4, self.settings.batch_size), -1, -1, -1)
+        example = x[:1].expand(min(4, self.settings.batch_size or 4), -1, -1, -1)
         with preserved_state(self.model, channels_last=prefers_channels_last(self.model, example, "fp32")):
             t0 = time.perf_counter()
             ev = self._evaluate(index, x, gt, valid, results)

@@ -127,6 +127,8 @@ class Context:
             self.valid,
             batch_size=self.settings.batch_size,
             batches=self.batches,
+            compile=self.settings.compile,
+            cudnn_benchmark=self.settings.cudnn_benchmark,
         )
 
     def truth(self, j: int) -> torch.Tensor:

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from ..batching import BatchOptions
 from ..options import option
 from .base import Forward, progress_bar
 from .cam import BaseCAM, CAMOptions
@@ -26,10 +27,7 @@ REMAINDERS = ("auto", "full")
 
 
 @dataclass(frozen=True)
-class AblationCAMOptions(CAMOptions):
-    batch_size: int = option(
-        32, "images per forward pass (halved automatically on out-of-memory)", key="batch", minimum=1, result=False
-    )
+class AblationCAMOptions(BatchOptions, CAMOptions):
     remainder: str = option(
         "auto",
         "what runs per ablated channel: auto (the layers after the target layer on cached features where "
@@ -71,7 +69,7 @@ class AblationCAM(BaseCAM):
             keep = torch.ones(b - a, k, 1, 1, device=acts.device)
             keep[torch.arange(b - a, device=acts.device), ch] = 0
             if head is not None:
-                _, P = self.forward_scores(acts[img] * keep, through=head)
+                _, P = self.forward_scores(acts[img] * keep, through=head, batched=True)
             else:
                 hook = self.layer.register_forward_hook(lambda _m, _i, out: out * keep)
                 try:

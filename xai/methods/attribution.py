@@ -15,6 +15,7 @@ time (every row of captum's expanded batches then shares the image's regions); c
 
 from __future__ import annotations
 
+import functools
 import importlib
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -49,6 +50,7 @@ class CaptumAttribution(Explainer):
 
     family = "attribution"
     uses_gradients = True
+    batch_unit = "images"  # captum's internal batches (Integrated Gradients' path points, SmoothGrad's copies)
     Options = AttributionOptions
     options: AttributionOptions
 
@@ -58,34 +60,43 @@ class CaptumAttribution(Explainer):
         """The captum attribution object over `forward` (B×3×H×W -> B scores)."""
         return captum_algorithm(self.captum_class, forward)
 
-    def captum_arguments(self, x: torch.Tensor, fwd: Forward, n: int) -> dict[str, Any]:
-        """Keywords of captum's attribute() for image n (baselines, steps, ...)."""
+    def captum_arguments(self, x: torch.Tensor, fwd: Forward, n: int, batch_size: int) -> dict[str, Any]:
+        """Keywords of captum's attribute() for image n (baselines, steps, ...), batch_size images per
+        forward pass where the algorithm batches its own inputs."""
         return {}
 
     def positive(self, raw: torch.Tensor) -> torch.Tensor:
         return raw.abs() if self.options.absolute else torch.relu(raw)
 
-    def attribute(self, fwd: Forward) -> torch.Tensor:
+    def _attribution(
+        self, x: torch.Tensor, fwd: Forward, n: int, j: int, score: Any, calls: list[int], counted: int, size: int
+    ) -> torch.Tensor:
+        """captum's attribution of class j's score on image n, `size` images per forward where it batches."""
         from captum.attr import NoiseTunnel
 
+        calls[0] = counted  # a retry after out-of-memory counts its images once
+        method = self.captum_method(score)
+        kwargs = self.captum_arguments(x, fwd, n, size)
+        if self.options.nt_samples:
+            method = NoiseTunnel(method)
+            kwargs.update(
+                nt_type=self.options.nt_type,
+                nt_samples=self.options.nt_samples,
+                nt_samples_batch_size=size,
+                stdevs=self.options.nt_stdev,
+            )
+        with seeded(self.options.seed + j, x.device):
+            return method.attribute(x[n : n + 1].clone().requires_grad_(True), **kwargs)
+
+    def attribute(self, fwd: Forward) -> torch.Tensor:
         x = fwd.x.detach()
         out = torch.zeros(x.shape[0], len(fwd.classes), *x.shape[-2:], device=x.device)
         calls = [0]
         for n in range(x.shape[0]):
             for j in range(len(fwd.classes)):
                 regions = None if fwd.regions is None else fwd.regions[n]
-                method = self.captum_method(self.class_score(regions, fwd.classes, j, calls))
-                kwargs = self.captum_arguments(x, fwd, n)
-                if self.options.nt_samples:
-                    method = NoiseTunnel(method)
-                    kwargs.update(
-                        nt_type=self.options.nt_type,
-                        nt_samples=self.options.nt_samples,
-                        nt_samples_batch_size=self.options.batch_size,
-                        stdevs=self.options.nt_stdev,
-                    )
-                with seeded(self.options.seed + j, x.device):
-                    a = method.attribute(x[n : n + 1].clone().requires_grad_(True), **kwargs)
-                out[n, j] = a.detach()[0].sum(0)
+                score = self.class_score(regions, fwd.classes, j, calls)
+                attribution = functools.partial(self._attribution, x, fwd, n, j, score, calls, calls[0])
+                out[n, j] = self.batches.run(attribution).detach()[0].sum(0)
         fwd.stats.update(forwards=calls[0] + 1)
         return out

@@ -32,7 +32,7 @@ from ..batching import Batches
 from ..errors import XAIError
 from ..layers import ActivationCapture, model_device, preserved_state
 from ..maps import minmax
-from ..modeling import ScoredModel, unwrap_output
+from ..modeling import ScoredModel
 from ..options import Options, option
 from ..precision import float32_math
 from ..targets import REDUCTIONS, REGIONS, SCORES, RegionScore, check_classes, region_masks
@@ -152,8 +152,9 @@ class Explainer:
     # True: an image's maps do not depend on the other images of the call (no random draw shaped by the
     # batch), so the pipeline may explain several samples in one call (--samples_per_call)
     batch_invariant: ClassVar[bool] = True
-    # what one image of the method's batches is ("masked images"): such a method gets self.batches
-    # (options.batch_size images per forward, halved on out-of-memory: xai.batching)
+    # what one image of the method's batches is ("masked images"): such a method declares BatchOptions
+    # and gets self.batches (options.batch_size images per forward, automatic where None, halved on
+    # out-of-memory: xai.batching)
     batch_unit: ClassVar[str | None] = None
 
     def __init__(self, model: nn.Module, options: ExplainerOptions | None = None, /, **overrides: Any):
@@ -162,7 +163,12 @@ class Explainer:
             raise XAIError(f"{self.label} takes {self.Options.__name__}, got {type(base).__name__}")
         self.model = model
         chosen = base.replace(**overrides) if overrides else base
-        self.scored = ScoredModel(model, "prob" if callable(chosen.score) else str(chosen.score))
+        self.scored = ScoredModel(
+            model,
+            "prob" if callable(chosen.score) else str(chosen.score),
+            compile=bool(getattr(chosen, "compile", False)),
+            cudnn_benchmark=bool(getattr(chosen, "cudnn_benchmark", False)),
+        )
         self.options = self.configure(chosen)
         if self.batch_unit is not None:
             self.batches = Batches(self.options.batch_size, f"{self.label} sweep", self.batch_unit, self.device)
@@ -193,6 +199,33 @@ class Explainer:
     def check_size(self, height: int, width: int) -> None:
         """Refuse (XAIError) options that cannot work on inputs of this size, before a run starts."""
 
+    def batch_precision(self) -> contextlib.AbstractContextManager[Any]:
+        """The compute context of the method's batched forwards (Score-CAM: its precision)."""
+        return contextlib.nullcontext()
+
+    def fit_batches(self, x: torch.Tensor, channels_last: bool) -> None:
+        """An automatic batch size (batch_size None) for inputs like x: measured once per input shape and
+        layout with batched forwards of copies of x[:1] as the method runs them (xai.batching.Batches.fit):
+        under inference mode, or with the input's gradient for gradient methods."""
+        if self.batch_unit is None or not self.batches.automatic:
+            return
+        example = x[:1].detach()
+        layout = torch.channels_last if channels_last else torch.contiguous_format
+
+        def forward(b: int) -> None:
+            inputs = example.expand(b, -1, -1, -1).contiguous(memory_format=layout)
+            with self.batch_precision():
+                if not self.uses_gradients:
+                    with torch.inference_mode():
+                        self.forward_scores(inputs)
+                    return
+                with torch.enable_grad():
+                    inputs.requires_grad_(True)
+                    _, P = self.forward_scores(inputs)
+                    torch.autograd.grad(P.float().sum(), inputs)
+
+        self.batches.fit((tuple(x.shape[1:]), channels_last), forward)
+
     # ---- the one path ----------------------------------------------------------------------------
 
     def __call__(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
@@ -215,9 +248,13 @@ class Explainer:
             raise XAIError(f"{self.label} needs gradients: call it outside torch.inference_mode()")
         t0 = time.perf_counter()
         grad_mode = torch.enable_grad() if self.uses_gradients else torch.inference_mode()
-        with float32_math(tf32=False), preserved_state(self.model, channels_last=self.channels_last(x)), grad_mode:
+        channels_last = self.channels_last(x)
+        with float32_math(tf32=False), preserved_state(self.model, channels_last=channels_last), grad_mode:
+            self.fit_batches(x, channels_last)
             fwd = self.forward(x, classes, gt, valid_mask)
             raw = self.attribute(fwd)
+        if self.batch_unit is not None and self.batches.size:
+            fwd.stats["batch_size"] = self.batches.size
         with torch.inference_mode():
             empty = fwd.empty()
             raw = self.positive(raw.detach().float()).masked_fill(empty[:, :, None, None], 0.0)
@@ -256,14 +293,16 @@ class Explainer:
             raise XAIError(f"valid mask of shape {tuple(v.shape)} does not match the input's {shape}")
         return v
 
-    def forward_scores(self, x: torch.Tensor, through: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_scores(
+        self, x: torch.Tensor, through: Any = None, batched: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(model output, per-pixel class scores P) of one forward pass (of through(x) when given: a part of
         the model that ends in its head): P is what the region score adds up (the raw output for a callable
-        score)."""
+        score). batched: a sweep's chunk (torch.compile and cuDNN's search where asked: ScoredModel.run)."""
         if callable(self.options.score):
-            output = unwrap_output((through or self.model)(x))
+            output = self.scored.run(x, through, batched)
             return output, output
-        return self.scored.forward(x, through)
+        return self.scored.forward(x, through, batched)
 
     @property
     def region_score(self) -> RegionScore:
@@ -275,7 +314,7 @@ class Explainer:
 
         def score(inputs: torch.Tensor) -> torch.Tensor:
             calls[0] += inputs.shape[0]
-            _, P = self.forward_scores(inputs)
+            _, P = self.forward_scores(inputs, batched=not self.uses_gradients)
             return self.region_scores(P.float(), regions, classes)[:, j]
 
         return score

@@ -30,7 +30,7 @@ class GradientSHAP(CaptumAttribution):
 
     captum_class = "GradientShap"
 
-    def captum_arguments(self, x: torch.Tensor, fwd: Forward, n: int) -> dict[str, Any]:
+    def captum_arguments(self, x: torch.Tensor, fwd: Forward, n: int, batch_size: int) -> dict[str, Any]:
         on_photo = fwd.valid[n]
         black = black_pixel(self.options, x.device)
         baselines = torch.stack(

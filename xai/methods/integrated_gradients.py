@@ -30,6 +30,6 @@ class IntegratedGradients(CaptumAttribution):
 
     captum_class = "IntegratedGradients"
 
-    def captum_arguments(self, x: torch.Tensor, fwd: Forward, n: int) -> dict[str, Any]:
+    def captum_arguments(self, x: torch.Tensor, fwd: Forward, n: int, batch_size: int) -> dict[str, Any]:
         baseline = torch.where(fwd.valid[n], torch.zeros_like(x[n]), x[n]).unsqueeze(0)
-        return {"baselines": baseline, "n_steps": self.options.steps, "internal_batch_size": self.options.batch_size}
+        return {"baselines": baseline, "n_steps": self.options.steps, "internal_batch_size": batch_size}

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..batching import BatchOptions
 from ..data import IMAGENET_MEAN, IMAGENET_STD
 from ..options import option
 from .base import Explainer, ExplainerOptions, Forward, progress_bar
@@ -25,10 +26,7 @@ __all__ = ["PerturbationExplainer", "PerturbationOptions", "black_pixel", "photo
 
 
 @dataclass(frozen=True)
-class PerturbationOptions(ExplainerOptions):
-    batch_size: int = option(
-        32, "images per forward pass (halved automatically on out-of-memory)", key="batch", minimum=1, result=False
-    )
+class PerturbationOptions(BatchOptions, ExplainerOptions):
     input_mean: tuple[float, ...] = option(IMAGENET_MEAN, "the inputs' normalisation: mean of each channel", cli=False)
     input_std: tuple[float, ...] = option(IMAGENET_STD, "the inputs' normalisation: std of each channel", cli=False)
 
@@ -73,7 +71,7 @@ class PerturbationExplainer(Explainer):
 
         def chunk(a: int, b: int) -> None:
             inputs, image = build(a, b)
-            _, P = self.forward_scores(inputs)
+            _, P = self.forward_scores(inputs, batched=True)
             if drop and fwd.P is not None and fwd.regions is not None:
                 P = fwd.P[image].float() - P.float()
             scores = self.region_scores(P.float(), fwd.regions, fwd.classes, image)

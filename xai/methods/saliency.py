@@ -23,7 +23,7 @@ from .registry import register
 class Saliency(CaptumAttribution):
     captum_class = "Saliency"
 
-    def captum_arguments(self, x: torch.Tensor, fwd: Forward, n: int) -> dict[str, Any]:
+    def captum_arguments(self, x: torch.Tensor, fwd: Forward, n: int, batch_size: int) -> dict[str, Any]:
         return {"abs": False}
 
 

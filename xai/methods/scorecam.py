@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from ..batching import BatchOptions
 from ..errors import XAIError
 from ..maps import minmax
 from ..options import option
@@ -48,7 +49,7 @@ MEMORY_FORMATS = ("auto", "contiguous", "channels_last")
 
 
 @dataclass(frozen=True)
-class ScoreCAMOptions(CAMOptions):
+class ScoreCAMOptions(BatchOptions, CAMOptions):
     baseline: str = option(
         "zero",
         "with raw or softmax weights: subtract the score of a zero image (zero: the dataset's mean colour) "
@@ -85,9 +86,6 @@ class ScoreCAMOptions(CAMOptions):
         "AVX512-BF16/AMX), else fp32",
         choices=PRECISIONS,
     )
-    batch_size: int = option(
-        32, "images per forward pass (halved automatically on out-of-memory)", key="batch", minimum=1, result=False
-    )
     memory_format: str = option(
         "auto",
         "layout of the masked forwards: the faster one measured (auto), contiguous or channels_last",
@@ -121,11 +119,14 @@ class ScoreCAM(BaseCAM):
         """memory_format "auto": the masked forwards run in the faster layout, measured once (xai.precision)."""
         fmt = self.options.memory_format
         if fmt == "auto":
-            example = x[:1].expand(min(4, self.options.batch_size), -1, -1, -1)
+            example = x[:1].expand(min(4, self.options.batch_size or 4), -1, -1, -1)
             self._channels_last = prefers_channels_last(self.model, example, self.precision)
         else:
             self._channels_last = fmt == "channels_last"
         return self._channels_last
+
+    def batch_precision(self) -> Any:
+        return autocast(self.precision, self.device)
 
     def weights(self, fwd: Forward) -> torch.Tensor:
         assert fwd.activations is not None
@@ -198,7 +199,7 @@ class ScoreCAM(BaseCAM):
             if self._channels_last:
                 masked = masked.contiguous(memory_format=torch.channels_last)
             with autocast(self.precision, x.device):
-                _, P = self.forward_scores(masked)
+                _, P = self.forward_scores(masked, batched=True)
             P = P.float()
             if fwd.regions is None:
                 s = self.region_scores(P, None, [])

@@ -14,8 +14,9 @@ class, seeded; the superpixels are returned as extra["superpixels"] and drawn in
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -54,6 +55,7 @@ class SuperpixelSurrogate(Explainer):
     """A captum surrogate (`captum_class`) fitted on superpixels, one target class at a time."""
 
     family = "surrogate"
+    batch_unit = "perturbed images"
     Options = SurrogateOptions
     options: SurrogateOptions
 
@@ -65,6 +67,28 @@ class SuperpixelSurrogate(Explainer):
         rgb = (x.detach().float().cpu() * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()
         labels = superpixels(rgb, valid.cpu().numpy(), self.options.n_segments, self.options.compactness)
         return torch.from_numpy(labels).to(x.device)
+
+    def _fit(
+        self,
+        image: torch.Tensor,
+        baseline: torch.Tensor,
+        features: torch.Tensor,
+        score: Any,
+        j: int,
+        calls: list[int],
+        counted: int,
+        size: int,
+    ) -> torch.Tensor:
+        """captum's surrogate of class j's score on one image, `size` perturbed copies per forward."""
+        calls[0] = counted  # a retry after out-of-memory counts its images once
+        with seeded(self.options.seed + j, image.device):
+            return captum_algorithm(self.captum_class, score).attribute(
+                image,
+                baselines=baseline,
+                feature_mask=features.view(1, 1, *features.shape),
+                n_samples=self.options.n_samples,
+                perturbations_per_eval=size,
+            )
 
     def attribute(self, fwd: Forward) -> torch.Tensor:
         x = fwd.x.detach()
@@ -78,14 +102,8 @@ class SuperpixelSurrogate(Explainer):
             for j in range(len(fwd.classes)):
                 regions = None if fwd.regions is None else fwd.regions[n]
                 score = self.class_score(regions, fwd.classes, j, calls)
-                with seeded(self.options.seed + j, x.device):
-                    a = captum_algorithm(self.captum_class, score).attribute(
-                        x[n : n + 1],
-                        baselines=baseline,
-                        feature_mask=features.view(1, 1, *features.shape),
-                        n_samples=self.options.n_samples,
-                        perturbations_per_eval=self.options.batch_size,
-                    )
+                fit = functools.partial(self._fit, x[n : n + 1], baseline, features, score, j, calls, calls[0])
+                a = self.batches.run(fit)
                 out[n, j] = a.detach()[0].mean(0)
         fwd.extra["superpixels"] = segments
         fwd.stats.update(forwards=calls[0] + 1, superpixels=[int(s.max()) + 1 for s in segments])

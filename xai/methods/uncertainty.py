@@ -15,6 +15,8 @@ The maps of every class (what the figures, summaries and metrics take) are Var_t
 "variance") or the class's entropy (measure "entropy": the Bernoulli entropy for sigmoid heads, the
 predictive entropy for softmax heads); the passes run vectorised, batch_size copies per forward. The
 class-agnostic maps are in extra: confidence, entropy, mutual_information (softmax), predicted_variance.
+With compile the dropout masks are drawn by the compiled kernels' generator: seeded alike, but other
+masks than the uncompiled passes draw.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..batching import BatchOptions
 from ..errors import XAIError
 from ..errors import option as flag
 from ..modeling import head_kind
@@ -43,7 +46,7 @@ _FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
 
 
 @dataclass(frozen=True)
-class UncertaintyOptions(ExplainerOptions):
+class UncertaintyOptions(BatchOptions, ExplainerOptions):
     num_mc_samples: int = option(20, "MC dropout: stochastic forward passes T", key="passes", minimum=2)
     sampling: str = option(
         "dropout",
@@ -51,9 +54,6 @@ class UncertaintyOptions(ExplainerOptions):
         choices=SAMPLINGS,
     )
     measure: str = option("variance", "each class's map: variance or entropy of its probability", choices=MEASURES)
-    batch_size: int = option(
-        32, "images per forward pass (halved automatically on out-of-memory)", key="batch", minimum=1, result=False
-    )
     seed: int = option(0, "seed of the dropout masks", minimum=0, cli=False)
 
 
@@ -122,7 +122,7 @@ class Uncertainty(Explainer):
                 image = torch.arange(n, device=x.device).repeat_interleave(o.num_mc_samples)
 
                 def chunk(a: int, b: int) -> None:
-                    _, P = self.scored.forward(x[image[a:b]])
+                    _, P = self.scored.forward(x[image[a:b]], batched=True)
                     add(P.float(), image[a:b])
 
                 self.batches.for_each(n * o.num_mc_samples, chunk)

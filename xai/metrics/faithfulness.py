@@ -191,14 +191,16 @@ class Faithfulness:
         regions: torch.Tensor,
         valid: torch.Tensor,
         *,
-        batch_size: int = 32,
+        batch_size: int | None = None,
         outputs_probabilities: bool | None = None,
         blur_kernel: int = 11,
         blur_sigma: float = 5.0,
         batches: Batches | None = None,
         sync_free: bool | None = None,
+        compile: bool = False,
+        cudnn_benchmark: bool = False,
     ):
-        if int(batch_size) < 1:
+        if batch_size is not None and int(batch_size) < 1:
             raise XAIError(f"{option('batch_size')} must be at least 1, got {batch_size}")
         self.model = model
         self.device = model_device(model)
@@ -229,7 +231,7 @@ class Faithfulness:
         self.n_valid, self.area = int(counts[0]), [int(a) for a in counts[1:]]
         if self.n_valid == 0:
             raise XAIError("the valid mask holds no pixel of the photograph")
-        self.scored = ScoredModel(model, "prob")
+        self.scored = ScoredModel(model, "prob", compile=compile, cudnn_benchmark=cudnn_benchmark)
         if outputs_probabilities is not None:
             self.scored.probabilities = bool(outputs_probabilities)
         self.score = RegionScore("prob", "mean")
@@ -253,7 +255,7 @@ class Faithfulness:
 
     def _score(self, images: torch.Tensor) -> torch.Tensor:
         """B×C' region means s_c of a batch of inputs (float64: sums of many pixels)."""
-        _, P = self.scored.forward(images)
+        _, P = self.scored.forward(images, batched=True)
         check_classes(self.classes, P.shape[1])
         return self.score(P, self.regions, self.classes, dtype=torch.float64)
 
@@ -263,9 +265,14 @@ class Faithfulness:
         is done, then come to the host in one transfer."""
         chunks: list[torch.Tensor] = []
         with float32_math(tf32=False), preserved_state(self.model), torch.inference_mode():
+            self.batches.fit(("evaluation", *self.x.shape[1:]), self._probe)
             self.batches.for_each(count, lambda a, b: chunks.append(self._score(build(a, b))))
         self.forwards[metric] = self.forwards.get(metric, 0) + count
         return to_host(torch.cat(chunks)) if chunks else np.zeros((0, len(self.classes)))
+
+    def _probe(self, b: int) -> None:
+        """A batched forward of b copies of x (an automatic batch size is measured with it)."""
+        self._score(self.x.expand(b, -1, -1, -1).clone())
 
     def shared_image(self, name: str) -> torch.Tensor:
         """1×3×H×W: "x"; "blurred", insertion's start (blur on V, x on padding); "deleted" (V set to 0)."""

@@ -50,6 +50,7 @@ class Explained:
     maps: dict[str, np.ndarray]
     empty: dict[str, list[bool]]
     seconds: dict[str, float]
+    batch_sizes: dict[str, int] = field(default_factory=dict)  # per method and the evaluation: what ran
     extra: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # per method: its maps beside the maps
     raw_extra: dict[str, np.ndarray] = field(default_factory=dict)
     evaluation: Any = None  # xai.evaluation.evaluate.SampleEvaluation with --evaluate
@@ -135,8 +136,10 @@ def _explained(
     first = next(iter(results.values()))[0]
     assert first.prediction is not None
     evaluation = None
+    batch_sizes = {m: int(r.stats["batch_size"]) for m, (r, _) in results.items() if "batch_size" in r.stats}
     if setup.evaluator is not None:
         evaluation = setup.evaluator.evaluate(item["index"], x, gt_padded.to(x.device), valid, results)
+        batch_sizes["evaluation"] = setup.evaluator.batch_size
     return Explained(
         index=item["index"],
         name=item["name"],
@@ -149,6 +152,7 @@ def _explained(
         maps=maps,
         empty=empty,
         seconds={method: secs for method, (_, secs) in results.items()},
+        batch_sizes=batch_sizes,
         extra=extra,
         raw_extra=raw_extra,
         evaluation=evaluation,
@@ -475,6 +479,7 @@ def _submit(
         sample_figures=files.sample_figures,
         raw=files.raw,
         seconds={**ex.seconds, "model": model_seconds},
+        batch_sizes=ex.batch_sizes,
         started=started,
         worker=worker,
     )

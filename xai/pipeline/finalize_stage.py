@@ -52,8 +52,13 @@ def _timing(done: list[SampleRecord]) -> dict[str, Any]:
                 "render_seconds": 0.0,
                 "first_start": r.started,
                 "last_finish": r.finished,
+                "batch_sizes": {},
             },
         )
+        for method, size in r.batch_sizes.items():  # what ran: automatic sizes and halvings included
+            seen = entry["batch_sizes"].setdefault(method, [])
+            if size not in seen:
+                seen.append(size)
         entry["samples"] += 1
         entry["model_seconds"] += float(r.seconds.get("model", 0.0))
         entry["render_seconds"] += float(r.seconds.get("render", 0.0))

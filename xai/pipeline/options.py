@@ -59,6 +59,17 @@ class RunOptions:
         return str(self.method_options.get("region") or "pred")
 
     @property
-    def batch_size(self) -> int:
-        """Images per forward pass of the evaluation: the methods' batch_size when set, else 32."""
-        return int(self.method_options.get("batch_size") or 32)
+    def batch_size(self) -> int | None:
+        """Images per forward pass of the evaluation: the methods' batch_size when set, else automatic (None)."""
+        size = self.method_options.get("batch_size")
+        return None if size is None else int(size)
+
+    @property
+    def compile(self) -> bool:
+        """torch.compile for the evaluation's batched forwards too, when the methods' compile is set."""
+        return bool(self.method_options.get("compile", False))
+
+    @property
+    def cudnn_benchmark(self) -> bool:
+        """cuDNN's algorithm search for the evaluation's batched forwards too, when the methods' is set."""
+        return bool(self.method_options.get("cudnn_benchmark", False))

@@ -32,6 +32,7 @@ class SampleRecord:
     sample_figures: dict[str, str] = field(default_factory=dict)  # per-sample kind -> relative path
     raw: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)  # per method, "model" and "render"
+    batch_sizes: dict[str, int] = field(default_factory=dict)  # per method (and "evaluation"): what ran
     started: float = 0.0  # epoch seconds
     finished: float = 0.0
     worker: dict[str, Any] = field(default_factory=dict)  # host, pid, rank

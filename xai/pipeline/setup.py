@@ -349,6 +349,8 @@ def _evaluator(
         road=opts.road,
         sanity_samples=opts.sanity_samples,
         batch_size=opts.batch_size,
+        compile=opts.compile,
+        cudnn_benchmark=opts.cudnn_benchmark,
         seed=opts.seed,
         road_noise=0.01 / (sum(norm[1]) / len(norm[1])),  # the authors' 0.01 on [0, 1] images
         stability_samples=opts.stability_samples,
@@ -363,7 +365,11 @@ def _evaluator(
         "variants": {v.label: {"method": v.method, "options": built[v.label].options.describe()} for v in variants},
     }
     key = {
-        "settings": {k: v for k, v in settings.describe().items() if k not in ("batch_size", "pairs")},
+        "settings": {
+            k: v
+            for k, v in settings.describe().items()
+            if k not in ("batch_size", "compile", "cudnn_benchmark", "pairs")
+        },
         "variants": {v.label: {"method": v.method, "options": built[v.label].options.result_key()} for v in variants},
     }
     return evaluator, json.loads(json.dumps(described)), json.loads(json.dumps(key))
