@@ -9,6 +9,9 @@ figure workers, records), once per `--workers` value, all in one run. Per sample
     methods         the methods' own time (forward, backward, the maps): what a model costs
     main, other     the main process's time per sample outside the methods: preprocessing on the
                     device, maps to the host, summary rows, figure and maps-file jobs queued
+    other, CPU      the same in CPU seconds of the main thread (with --threads 1 the methods run on it
+                    too, and are taken out the same way): what it costs without the wait for a core
+                    that the figure workers hold on a machine with few cores
     main, drawing   figures drawn by the main process itself (--workers 0)
     main, waiting   the main process blocked on the figure workers (the queue holds 2 x workers samples;
                     with the wait for the last samples' figures at the end)
@@ -56,7 +59,7 @@ def one_run(ckpt: Path, data: Path, out: Path, samples: int, workers: int, per_c
     ]  # fmt: skip
     opts = run_options(build_parser("gradcam").parse_args(argv), "gradcam", argv)
     setup = prepare(opts)
-    spent = {"samples": 0.0, "methods": 0.0, "close": 0.0}
+    spent = {"samples": 0.0, "methods": 0.0, "close": 0.0, "samples_cpu": 0.0, "methods_cpu": 0.0}
     original_one, original_sample, original_writer = (
         explain_stage._explain_group,
         explain_stage.explain_samples,
@@ -64,13 +67,16 @@ def one_run(ckpt: Path, data: Path, out: Path, samples: int, workers: int, per_c
     )
 
     def timed_one(*a):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         original_one(*a)
         spent["samples"] += time.perf_counter() - t0
+        spent["samples_cpu"] += time.thread_time() - c0
 
     def timed_sample(items, setup_):
+        c0 = time.thread_time()
         explained = original_sample(items, setup_)
         spent["methods"] += sum(sum(ex.seconds.values()) for ex in explained)
+        spent["methods_cpu"] += time.thread_time() - c0
         return explained
 
     class TimedWriter(original_writer):  # type: ignore[misc, valid-type]
@@ -99,6 +105,7 @@ def one_run(ckpt: Path, data: Path, out: Path, samples: int, workers: int, per_c
         "wall": wall / n,
         "methods": spent["methods"] / n,
         "main_other": (spent["samples"] - spent["methods"] - drawing_in_main - (waiting - spent["close"])) / n,
+        "main_other_cpu": (spent["samples_cpu"] - spent["methods_cpu"] - drawing_in_main) / n,
         "main_drawing": drawing_in_main / n,
         "main_waiting": waiting / n,
         "loader_wait": (wall - spent["samples"] - spent["close"]) / n,
@@ -139,8 +146,17 @@ def main() -> None:
         f"photographs, {args.samples_per_call} sample(s) per call, torch threads {torch.get_num_threads()}; "
         "milliseconds per sample"
     )
-    keys = ("wall", "methods", "main_other", "main_drawing", "main_waiting", "loader_wait")
-    header = ("workers", "wall", "methods", "main, other", "main, drawing", "main, waiting", "loader wait")
+    keys = ("wall", "methods", "main_other", "main_other_cpu", "main_drawing", "main_waiting", "loader_wait")
+    header = (
+        "workers",
+        "wall",
+        "methods",
+        "main, other",
+        "other, CPU",
+        "main, drawing",
+        "main, waiting",
+        "loader wait",
+    )
     print("".join(f"{h:>14}" for h in header) + f"{'files/s':>10}{'s/file':>9}")
     for w in args.workers:
         r = one_run(ckpt, work / "data", work / f"w{w}", args.samples, w, args.samples_per_call)

@@ -139,7 +139,8 @@ def _explained(
     batch_sizes = {m: int(r.stats["batch_size"]) for m, (r, _) in results.items() if "batch_size" in r.stats}
     if setup.evaluator is not None:
         evaluation = setup.evaluator.evaluate(item["index"], x, gt_padded.to(x.device), valid, results)
-        batch_sizes["evaluation"] = setup.evaluator.batch_size
+        if setup.evaluator.batch_size:  # 0: an automatic size that nothing needed yet
+            batch_sizes["evaluation"] = setup.evaluator.batch_size
     return Explained(
         index=item["index"],
         name=item["name"],
