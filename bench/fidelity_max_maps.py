@@ -80,9 +80,9 @@ def main() -> None:
 
         variant = ""
 
-        def _sweep(self, fwd, acts, selected, baseline):
+        def _sweep(self, fwd, acts, selected, count, baseline):
             if self.variant not in sweeps:
-                sweeps[self.variant] = super()._sweep(fwd, acts, selected, baseline)
+                sweeps[self.variant] = super()._sweep(fwd, acts, selected, count, baseline)
             return sweeps[self.variant].clone()
 
     results: dict[str, list[float]] = {}

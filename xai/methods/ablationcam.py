@@ -19,6 +19,7 @@ import torch
 
 from ..batching import BatchOptions
 from ..options import option
+from ..syncs import to_host
 from .base import Forward, progress_bar
 from .cam import BaseCAM, CAMOptions
 from .registry import register
@@ -51,7 +52,7 @@ class AblationCAM(BaseCAM):
         if self.options.remainder != "auto" or self.target_layer != "decoder" or head is None:
             return None
         assert fwd.activations is not None
-        if not torch.allclose(head(fwd.activations[:1]), fwd.output[:1], rtol=1e-4, atol=1e-5):
+        if not to_host(torch.isclose(head(fwd.activations[:1]), fwd.output[:1], rtol=1e-4, atol=1e-5).all()):
             return None  # the model does more after its decoder than its head: ablate in the full model
         return head
 

@@ -35,6 +35,7 @@ from ..maps import minmax
 from ..modeling import ScoredModel
 from ..options import Options, option
 from ..precision import float32_math
+from ..syncs import to_host
 from ..targets import REDUCTIONS, REGIONS, SCORES, RegionScore, check_classes, region_masks
 
 __all__ = ["Explainer", "ExplainerOptions", "Explanation", "Forward", "progress_bar"]
@@ -279,7 +280,7 @@ class Explainer:
     def _check_input(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor) or x.dim() != 4:
             raise XAIError(f"{self.label} expects an N×C×H×W tensor, got {getattr(x, 'shape', type(x))}")
-        if not torch.isfinite(x).all():
+        if not to_host(torch.isfinite(x).all()):
             raise XAIError(f"{self.label}: the input holds NaN or infinite values")
         return x.to(self.device, torch.float32)
 

@@ -15,11 +15,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ..batching import BatchOptions
 from ..data import IMAGENET_MEAN, IMAGENET_STD
 from ..options import option
+from ..syncs import to_host
 from .base import Explainer, ExplainerOptions, Forward, progress_bar
 
 __all__ = ["PerturbationExplainer", "PerturbationOptions", "black_pixel", "photograph_box"]
@@ -40,9 +42,9 @@ def black_pixel(options: PerturbationOptions, device: torch.device) -> torch.Ten
 
 def photograph_box(valid: torch.Tensor) -> tuple[int, int, int, int]:
     """(y0, y1, x0, x1): the rows and columns [y0, y1) × [x0, x1) that hold the photograph's pixels."""
-    rows = valid.any(dim=1).nonzero().flatten()
-    cols = valid.any(dim=0).nonzero().flatten()
-    if rows.numel() == 0:
+    occupied = to_host(torch.cat([valid.any(dim=1), valid.any(dim=0)]))  # one transfer: rows, then columns
+    rows, cols = np.flatnonzero(occupied[: valid.shape[0]]), np.flatnonzero(occupied[valid.shape[0] :])
+    if rows.size == 0:
         return 0, 0, 0, 0
     return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 

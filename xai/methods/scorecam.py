@@ -38,6 +38,7 @@ from ..errors import XAIError
 from ..maps import minmax
 from ..options import option
 from ..precision import PRECISIONS, autocast, prefers_channels_last, resolve_precision
+from ..syncs import to_host
 from .base import Forward, progress_bar
 from .cam import BaseCAM, CAMOptions, upsample
 from .registry import register
@@ -133,8 +134,9 @@ class ScoreCAM(BaseCAM):
         acts = fwd.activations.float()
         baseline = self._baseline_output(fwd)
         selected = self._select_channels(acts)
-        w = self._sweep(fwd, acts, selected, baseline)
-        if not torch.isfinite(w).all():
+        kept_channels = [int(k) for k in to_host(selected.sum(1))]  # one transfer: the sweep's length
+        w = self._sweep(fwd, acts, selected, sum(kept_channels), baseline)
+        if not to_host(torch.isfinite(w).all()):
             raise XAIError(f"{self.label}: scores overflowed at {self.precision}; use precision fp32")
         if self.options.weights == "softmax":
             w = torch.softmax(w.masked_fill(~selected.unsqueeze(-1), float("-inf")), dim=1)
@@ -143,9 +145,8 @@ class ScoreCAM(BaseCAM):
             kept = selected.unsqueeze(-1).float()
             mean = (w * kept).sum(1, keepdim=True) / kept.sum(1, keepdim=True).clamp_min(1)
             w = (w - mean) * kept
-        kept_channels = selected.sum(1).tolist()
         fwd.stats.update(
-            forwards=int(sum(kept_channels)),
+            forwards=sum(kept_channels),
             kept_channels=kept_channels,
             precision=self.precision,
             channels_last=self._channels_last,
@@ -180,9 +181,10 @@ class ScoreCAM(BaseCAM):
         return keep & varying
 
     def _sweep(
-        self, fwd: Forward, acts: torch.Tensor, selected: torch.Tensor, baseline: torch.Tensor | None
+        self, fwd: Forward, acts: torch.Tensor, selected: torch.Tensor, count: int, baseline: torch.Tensor | None
     ) -> torch.Tensor:
-        """w (N×K×C'): one masked forward per selected (image, channel), in chunks (xai.batching).
+        """w (N×K×C'): one masked forward per selected (image, channel), `count` of them, in chunks
+        (xai.batching).
 
         With region scores, w = Σ_p R_p · (P_p(x ⊙ H_k) − P_p(x_b)): the baseline is subtracted pixel by
         pixel before the sum, which keeps w accurate when it is small beside s itself (fp32 sums of
@@ -190,8 +192,10 @@ class ScoreCAM(BaseCAM):
         x, size = fwd.x, (int(fwd.x.shape[-2]), int(fwd.x.shape[-1]))
         weights = torch.zeros(*selected.shape, fwd.scores.shape[1], device=x.device)
         base_scores = self.region_scores(baseline, None, []) if baseline is not None and fwd.regions is None else None
-        pairs = selected.nonzero()
-        bar = progress_bar(self.options.progress, pairs.shape[0], f"{self.label} sweep", "map")
+        # the selected (image, channel) pairs in raster order, as nonzero() gives them, without its host look
+        flat = torch.argsort(selected.flatten().to(torch.uint8), descending=True, stable=True)[:count]
+        pairs = torch.stack([flat // selected.shape[1], flat % selected.shape[1]], 1)
+        bar = progress_bar(self.options.progress, count, f"{self.label} sweep", "map")
 
         def chunk(a: int, b: int) -> None:
             img, ch = pairs[a:b].unbind(1)
@@ -211,7 +215,7 @@ class ScoreCAM(BaseCAM):
                 bar.update(b - a)
 
         try:
-            self.batches.for_each(pairs.shape[0], chunk)
+            self.batches.for_each(count, chunk)
         finally:
             if bar is not None:
                 bar.close()

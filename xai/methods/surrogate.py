@@ -23,6 +23,7 @@ import torch
 
 from ..options import option
 from ..runtime import seeded
+from ..syncs import to_host
 from .attribution import captum_algorithm
 from .base import Explainer, Forward
 from .perturbation import PerturbationOptions
@@ -61,12 +62,12 @@ class SuperpixelSurrogate(Explainer):
 
     captum_class: ClassVar[str]  # the name of the captum.attr surrogate
 
-    def _segments(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        mean = torch.tensor(self.options.input_mean).view(3, 1, 1)
-        std = torch.tensor(self.options.input_std).view(3, 1, 1)
-        rgb = (x.detach().float().cpu() * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()
-        labels = superpixels(rgb, valid.cpu().numpy(), self.options.n_segments, self.options.compactness)
-        return torch.from_numpy(labels).to(x.device)
+    def _segments(self, x: torch.Tensor, valid: torch.Tensor) -> np.ndarray:
+        """H×W superpixel labels of one image, on the host (SLIC runs there); −1 on padding."""
+        mean = np.asarray(self.options.input_mean, dtype=np.float32).reshape(3, 1, 1)
+        std = np.asarray(self.options.input_std, dtype=np.float32).reshape(3, 1, 1)
+        rgb = (to_host(x.detach().float()) * std + mean).clip(0, 1).transpose(1, 2, 0)
+        return superpixels(rgb, to_host(valid), self.options.n_segments, self.options.compactness)
 
     def _fit(
         self,
@@ -93,11 +94,12 @@ class SuperpixelSurrogate(Explainer):
     def attribute(self, fwd: Forward) -> torch.Tensor:
         x = fwd.x.detach()
         out = torch.zeros(x.shape[0], len(fwd.classes), *x.shape[-2:], device=x.device)
-        segments = torch.stack([self._segments(x[n], fwd.valid[n]) for n in range(x.shape[0])])
+        labels = [self._segments(x[n], fwd.valid[n]) for n in range(x.shape[0])]
+        segments = torch.from_numpy(np.stack(labels)).to(x.device)
         calls = [0]
         for n in range(x.shape[0]):
-            features = segments[n].clone()
-            features[features < 0] = int(features.max()) + 1  # the padding: one more feature, at its own value
+            # the padding: one more feature, at its own value
+            features = torch.from_numpy(np.where(labels[n] < 0, labels[n].max() + 1, labels[n])).to(x.device)
             baseline = torch.where(fwd.valid[n], torch.zeros_like(x[n]), x[n]).unsqueeze(0)
             for j in range(len(fwd.classes)):
                 regions = None if fwd.regions is None else fwd.regions[n]
@@ -106,5 +108,5 @@ class SuperpixelSurrogate(Explainer):
                 a = self.batches.run(fit)
                 out[n, j] = a.detach()[0].mean(0)
         fwd.extra["superpixels"] = segments
-        fwd.stats.update(forwards=calls[0] + 1, superpixels=[int(s.max()) + 1 for s in segments])
+        fwd.stats.update(forwards=calls[0] + 1, superpixels=[int(s.max()) + 1 for s in labels])
         return out

@@ -208,7 +208,7 @@ class Faithfulness:
         x = x.unsqueeze(0) if x.dim() == 3 else x
         if x.dim() != 4 or x.shape[0] != 1:
             raise XAIError(f"faithfulness metrics take one image (1×C×H×W), got shape {tuple(x.shape)}")
-        if not torch.isfinite(x).all():
+        if not to_host(torch.isfinite(x).all()):
             raise XAIError("the input holds NaN or infinite values")
         self.x = x.detach().to(self.device, torch.float32)
         size = tuple(self.x.shape[-2:])
