@@ -18,7 +18,12 @@ def test_the_gpu_suite_runs_on_the_cpu_and_says_what_it_could_not_measure(tmp_pa
     import gpu_suite
 
     compiles: list[object] = []
-    monkeypatch.setattr(torch, "compile", lambda model, **kw: compiles.append(model) or model)  # the path, not inductor
+
+    def pass_through(model: torch.nn.Module, **kw: object) -> torch.nn.Module:  # the path, not inductor
+        compiles.append(model)
+        return model
+
+    monkeypatch.setattr(torch, "compile", pass_through)
     monkeypatch.setattr(compilation, "_COMPILED", type(compilation._COMPILED)())
 
     out = tmp_path / "suite.json"
