@@ -139,6 +139,7 @@ _MANIFEST_KEYS = (
     "methods",
     "outputs",
     "engines",
+    "map_dtype",
 )
 
 
