@@ -225,6 +225,7 @@ def test_methods_choose_what_runs_and_what_the_comparison_shows(tiny_run):
         (["--methods", "gradcam,nocam"], "unknown method 'nocam'"),
         (["--all"], "not allowed with argument --num_samples"),
         (["--split", "holdout"], "invalid choice: 'holdout'"),
+        (["--map_dtype", "int4"], "argument --map_dtype: invalid choice: 'int4'"),
     ],
 )
 def test_option_conflicts_are_one_line(tiny_run, tmp_path, capfd, extra, message):

@@ -63,7 +63,9 @@ N = 5  # train samples used by these tests
 
 
 def _args(ckpt, data, out, *extra):
-    return run_args(ckpt, data, out, "--split", "train", "--num_samples", str(N), *extra)
+    """float32 maps files: the maps of two process layouts compared as the engines made them (float16 could
+    put maps 1e-6 apart one float16 step apart)."""
+    return run_args(ckpt, data, out, "--split", "train", "--num_samples", str(N), "--map_dtype", "float32", *extra)
 
 
 @pytest.fixture(scope="module")

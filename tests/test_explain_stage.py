@@ -12,11 +12,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import xai.pipeline.explain_stage as stage
 from tests.helpers import run_args
 from xai.cli import main
+from xai.mapfile import load_maps
 
 EXPLAIN_SAMPLES = stage.explain_samples
 
@@ -75,6 +77,24 @@ def test_resume_redoes_samples_of_another_split(tiny_run, tmp_path, monkeypatch)
     rows = json.loads((out / "summary.json").read_text())
     train = json.loads((out / "manifest.json").read_text())["split"]
     assert train == "train" and len({r["image"] for r in rows}) == 2
+
+
+def test_resume_redoes_samples_written_with_another_map_dtype(tiny_run, tmp_path, monkeypatch):
+    """--map_dtype rounds the maps every output is computed from: a sample of another map_dtype is redone."""
+    _base, data, ckpt = tiny_run
+    out = tmp_path / "dtypes"
+    one = ("--num_samples", "1", "--classes", "root")
+    assert main("gradcam", run_args(ckpt, data, out, *one)) == 0  # the default, float16
+    assert load_maps(out / "raw_maps" / "sample0.npz").map_dtype == "float16"
+    calls = _explained_calls(monkeypatch)
+    assert main("gradcam", run_args(ckpt, data, out, *one, "--map_dtype", "uint8", "--resume")) == 0
+    assert calls == [0]
+    with np.load(out / "raw_maps" / "sample0.npz") as raw:
+        assert raw["gradcam"].dtype == np.uint8
+    assert json.loads((out / "manifest.json").read_text())["map_dtype"] == "uint8"
+    calls.clear()
+    assert main("gradcam", run_args(ckpt, data, out, *one, "--map_dtype", "uint8", "--resume")) == 0
+    assert calls == []
 
 
 def test_a_shorter_fresh_run_owns_the_summaries(tiny_run, tmp_path):

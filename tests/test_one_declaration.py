@@ -7,6 +7,7 @@ import json
 import textwrap
 
 import numpy as np
+import pytest
 import torch
 
 import xai.methods
@@ -15,7 +16,7 @@ from xai.checkpoint import load_model
 from xai.cli import build_parser, main
 from xai.config import DEFAULT_CLASSES
 from xai.evaluation import measures
-from xai.mapfile import load_maps
+from xai.mapfile import as_stored, load_maps
 from xai.methods import registry
 from xai.metrics.faithfulness import Faithfulness
 from xai.targets import region_masks
@@ -95,19 +96,27 @@ def test_a_new_method_file_and_its_metric_reach_every_output(tiny_run, tmp_path,
     assert again["run_key"]["engines"]["powercam"]["power"] == 3.0 and again["finished"] > record["finished"]
 
 
-def test_the_maps_file_holds_the_very_map_the_evaluation_measured(tiny_run, tmp_path):
-    """Deletion AUC recomputed from raw_maps/sample0.npz equals the reported one: one normalised map."""
+@pytest.mark.parametrize("map_dtype", ["float16", "uint8"])
+def test_the_maps_file_holds_the_very_map_the_evaluation_measured(tiny_run, tmp_path, map_dtype):
+    """Deletion AUC recomputed from raw_maps/sample0.npz equals the reported one: one normalised map, rounded
+    to the file's map_dtype once, while the engine itself returns full float32."""
     _base, data, ckpt = tiny_run
     out = tmp_path / "eval"
     args = ("--evaluate", "--eval_steps", "5", "--no_road", "--sanity_samples", "0", "--num_samples", "1")
-    assert main("gradcam", run_args(ckpt, data, out, *args, "--batch_size", "7")) == 0
+    assert main("gradcam", run_args(ckpt, data, out, *args, "--batch_size", "7", "--map_dtype", map_dtype)) == 0
     saved = load_maps(out / "raw_maps" / "sample0.npz")
+    assert saved.map_dtype == map_dtype and saved.maps["gradcam"].dtype == np.float32
     model = load_model(ckpt, classes=list(DEFAULT_CLASSES)).model.eval()
     from xai.pipeline import RunOptions, prepare
 
     setup = prepare(RunOptions(model_path=str(ckpt), data_root=str(data), methods=("gradcam",), command=["t"]))
     x = setup.dataset[0]["image"].unsqueeze(0)
     valid = torch.from_numpy(saved.letterbox.valid())
+    full = setup.engines["gradcam"].explain(x, classes=saved.class_ids, valid=valid[None]).maps[0]
+    stored = torch.from_numpy(saved.maps["gradcam"][saved.class_ids])
+    assert full.dtype == torch.float32 and not torch.equal(as_stored(full, map_dtype), full)  # the library: full
+    half_step = {"float16": 2.0**-12, "uint8": 0.5 / 255}[map_dtype]
+    assert 0 < float((stored - full).abs().max()) <= half_step + 1e-6  # the file: the engine's map, rounded
     classes = saved.class_ids
     regions = region_masks(
         torch.from_numpy(saved.pred_input.astype(np.int64))[None], None, classes, "pred", len(DEFAULT_CLASSES)

@@ -221,6 +221,7 @@ def _evaluation_options(p: argparse.ArgumentParser) -> None:
 
 
 def _run_controls(p: argparse.ArgumentParser) -> None:
+    from .mapfile import MAP_DTYPES
     from .methods import methods
 
     profiles = sorted({"default"} | {name for info in methods().values() for name in info.options.PROFILES})
@@ -232,6 +233,13 @@ def _run_controls(p: argparse.ArgumentParser) -> None:
         "published: raw weights, zero baseline)",
     )
     p.add_argument("--save_raw", action="store_true", help="also store un-normalised maps and weights in the npz")
+    p.add_argument(
+        "--map_dtype",
+        default=MAP_DTYPES[0],
+        choices=MAP_DTYPES,
+        help="how raw_maps/*.npz stores the normalised maps: float16, uint8 (codes k of k/255) or float32; the run's "
+        "maps are rounded to it before the figures, summaries and evaluation, so every number is the stored map's",
+    )
     p.add_argument("--resume", action="store_true", help="keep samples whose outputs are complete")
     p.add_argument(
         "--seed",

@@ -1,35 +1,59 @@
-"""raw_maps/sample{i}.npz: one sample's maps as the engines made them, with what maps them back.
+"""raw_maps/sample{i}.npz: one sample's maps as the run used them, with what maps them back.
 
 Every map is stored at the model's input resolution, exactly the array the figures, the summaries and
 the evaluation used (in [0, 1] on the photograph's pixels, 0 on padding: xai.maps), together with the
 letterbox geometry, so that `load_maps(path).on_photograph(method)` gives the maps on the photograph:
 
-    <method>        C×H×W float32: the maps of the explained classes (zeros for the others)
+    <method>        C×H×W: the maps of the explained classes (zeros for the others), as map_dtype says
+    map_dtype       "float16" (default), "uint8" (codes k of k/255) or "float32" (files of earlier
+                    releases have no entry: float32)
     gt              h×w uint8 on the photograph (the mask as read; 255: ignore label)
     pred_input, gt_input   H×W uint8 at the input resolution (gt_input: 255 on padding)
     letterbox       8 integers: photograph h, w; resized h, w; padded (input) h, w; offset top, left
+
+A run rounds its maps once, right after each engine's call, to what the file stores (`as_stored`:
+float16 m.half().float(), uint8 round(255·m)/255, float32 m), so the figures, summary.csv, metrics.csv
+and this file hold the same float32 values: `load_maps` reads them back bit for bit, as float32 in [0, 1]
+for every map_dtype. The library's engines (`ScoreCAM(model)(x)`) return full float32; the rounding is
+a property of the run's files only.
 
 The prediction on the photograph is not stored (it is pred_input mapped back, nearest): `MapFile.pred`
 computes it when asked; files of earlier releases that hold a "pred" array keep it.
     methods, classes, class_ids, image_name, region
     <method>_<name>  what a method returns beside its maps at the input resolution (superpixels,
-                     confidence, entropy, ...); with --save_raw also <method>_raw (before min-max)
-                     and <method>_weights (a CAM's weights)
+                     confidence, entropy, ...), as the method returns it; with --save_raw also
+                     <method>_raw (before min-max) and <method>_weights (a CAM's weights), float32 always:
+                     their range is unbounded (float16 overflows at 65504)
+
+This module does not import torch at import time: the figure workers import it to write the files.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .data import Letterbox
-from .errors import XAIError
+from .errors import XAIError, option
 from .io import write_npz
 
-__all__ = ["MapFile", "load_maps", "write_maps"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "MAP_DTYPES",
+    "MapFile",
+    "as_stored",
+    "check_map_dtype",
+    "decode_maps",
+    "encode_maps",
+    "load_maps",
+    "write_maps",
+]
+MAP_DTYPES = ("float16", "uint8", "float32")  # how a maps file stores the normalised maps; the first is the default
 _META = ("classes", "class_ids", "image_name", "region", "gt", "pred_input", "gt_input", "letterbox", "methods")
 
 
@@ -44,6 +68,7 @@ class MapFile:
     class_ids: list[int]
     image_name: str
     region: str
+    map_dtype: str = "float32"  # how write_maps stores `maps` (MAP_DTYPES); in memory they are float32
     extra: dict[str, np.ndarray] = field(default_factory=dict)
     stored_pred: np.ndarray | None = None  # files of earlier releases
 
@@ -61,6 +86,39 @@ class MapFile:
         return np.stack([self.letterbox.to_original(m) for m in self.maps[method]]).astype(np.float32)
 
 
+def check_map_dtype(map_dtype: str) -> str:
+    """map_dtype, if it is one of MAP_DTYPES."""
+    if map_dtype not in MAP_DTYPES:
+        raise XAIError(f"unknown {option('map_dtype')} '{map_dtype}': choose one of {', '.join(MAP_DTYPES)}")
+    return map_dtype
+
+
+def encode_maps(maps: np.ndarray, map_dtype: str) -> np.ndarray:
+    """What the file stores of maps m in [0, 1]: float16 m (nearest), uint8 codes k = round(255·m), or
+    float32 m."""
+    m = np.asarray(maps, dtype=np.float32)
+    if check_map_dtype(map_dtype) == "uint8":
+        return np.rint(np.clip(m, 0, 1) * np.float32(255)).astype(np.uint8)
+    return m.astype(map_dtype)
+
+
+def decode_maps(stored: np.ndarray, map_dtype: str) -> np.ndarray:
+    """The float32 maps that stored arrays stand for: float16 and float32 exactly, uint8 codes k as k/255."""
+    if check_map_dtype(map_dtype) == "uint8":
+        return stored.astype(np.float32) / np.float32(255)
+    return stored.astype(np.float32)
+
+
+def as_stored(maps: torch.Tensor, map_dtype: str) -> torch.Tensor:
+    """maps in [0, 1] rounded to what a maps file of map_dtype gives back, float32 on maps' device:
+    decode(encode(m)) = m.half().float() (float16), round(255·m)/255 (uint8), m (float32). Idempotent, so
+    the file written from the rounded maps reads back bit for bit."""
+    import torch
+
+    host = maps.detach().float().cpu().numpy()
+    return torch.from_numpy(decode_maps(encode_maps(host, map_dtype), map_dtype)).to(maps.device)
+
+
 def write_maps(path: str | Path, file: MapFile) -> None:
     arrays: dict[str, Any] = {
         "methods": np.array(list(file.maps)),
@@ -72,7 +130,8 @@ def write_maps(path: str | Path, file: MapFile) -> None:
         "pred_input": file.pred_input.astype(np.uint8),
         "gt_input": file.gt_input.astype(np.uint8),
         "letterbox": file.letterbox.as_array(),
-        **{m: a.astype(np.float32) for m, a in file.maps.items()},
+        "map_dtype": np.array(file.map_dtype),
+        **{m: encode_maps(a, file.map_dtype) for m, a in file.maps.items()},
         **file.extra,
     }
     write_npz(path, **arrays)
@@ -89,9 +148,15 @@ def load_maps(path: str | Path) -> MapFile:
     if missing:
         raise XAIError(f"{path} is not a maps file of this toolkit (no {', '.join(missing)})")
     methods = [str(m) for m in arrays["methods"]]
-    extra_keys = [k for k in arrays if k not in _META and k not in methods and k != "pred"]
+    map_dtype = str(arrays["map_dtype"]) if "map_dtype" in arrays else "float32"  # earlier releases: float32
+    if map_dtype not in MAP_DTYPES:
+        raise XAIError(f"{path} stores its maps as '{map_dtype}', which this release does not read")
+    wrong = [m for m in methods if arrays[m].dtype != np.dtype(map_dtype)]
+    if wrong:
+        raise XAIError(f"{path}: the maps of {', '.join(wrong)} are not {map_dtype} as the file declares")
+    extra_keys = [k for k in arrays if k not in _META and k not in methods and k not in ("pred", "map_dtype")]
     return MapFile(
-        maps={m: arrays[m] for m in methods},
+        maps={m: decode_maps(arrays[m], map_dtype) for m in methods},
         gt=arrays["gt"],
         pred_input=arrays["pred_input"],
         gt_input=arrays["gt_input"],
@@ -100,6 +165,7 @@ def load_maps(path: str | Path) -> MapFile:
         class_ids=[int(c) for c in arrays["class_ids"]],
         image_name=str(arrays["image_name"]),
         region=str(arrays["region"]),
+        map_dtype=map_dtype,
         extra={k: arrays[k] for k in extra_keys},
         stored_pred=arrays.get("pred"),
     )

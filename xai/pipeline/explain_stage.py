@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -19,7 +20,7 @@ from ..batching import is_out_of_memory, release_cached_memory
 from ..data import IGNORE, Letterbox
 from ..errors import OutOfMemory, XAIError, first_line
 from ..io import remove_stale_parts
-from ..mapfile import MapFile, write_maps
+from ..mapfile import MapFile, as_stored, write_maps
 from ..methods import get_method
 from ..metrics import CLASS_METRICS, FAMILY_METRICS, MAP_METRICS
 from ..runtime import children_leave_signals_to_this_process, leave_the_job_process_group
@@ -88,7 +89,9 @@ def explain_samples(items: list[dict[str, Any]], setup: Setup) -> list[Explained
     """Run every engine on preprocessed samples of one input size, all of them in one call of each method
     whose maps do not depend on the batch (Explainer.batch_invariant: the sweeps then fill their batches
     with masked images of every sample), the others sample by sample; then the evaluation per sample.
-    Each sample's seconds per method are its share of the call."""
+    Each call's maps are rounded once to what the maps file stores (--map_dtype, xai.mapfile.as_stored),
+    so the figures, summaries, evaluation and npz see the same values. Each sample's seconds per method
+    are its share of the call."""
     boxes: list[Letterbox] = [item["letterbox"] for item in items]
     x = torch.stack([item["image"] for item in items]).to(setup.device)
     valid = torch.from_numpy(np.stack([box.valid() for box in boxes]))
@@ -100,6 +103,7 @@ def explain_samples(items: list[dict[str, Any]], setup: Setup) -> list[Explained
             t0 = time.perf_counter()
             result = engine.explain(x[part], classes=setup.class_ids, gt=gt_padded[part], valid=valid[part])
             share = (time.perf_counter() - t0) / (part.stop - part.start)
+            result = dataclasses.replace(result, maps=as_stored(result.maps, setup.opts.map_dtype))
             for k, i in enumerate(range(part.start, part.stop)):
                 per_sample[i][method] = (result.sample(k), share)
     return [
@@ -276,6 +280,7 @@ def raw_maps_job(ex: Explained, files: SampleFiles, setup: Setup) -> FigureJob:
         class_ids=list(setup.class_ids),
         image_name=ex.name,
         region=setup.region,
+        map_dtype=setup.opts.map_dtype,
         extra=ex.raw_extra,
     )
     return FigureJob(write_maps, setup.layout.path(files.raw), (mapfile,), {})

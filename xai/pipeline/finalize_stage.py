@@ -144,6 +144,7 @@ _MANIFEST_KEYS = (
     "methods",
     "outputs",
     "engines",
+    "map_dtype",
 )
 
 

@@ -32,6 +32,7 @@ class RunOptions:
     method_options: Mapping[str, Any] = field(default_factory=dict)
     profile: str = "default"
     save_raw: bool = False
+    map_dtype: str = "float16"  # how raw_maps/*.npz stores the maps (xai.mapfile); the run's maps are rounded to it
     resume: bool = False
     seed: int = 0  # seeds every method that draws random numbers, and the evaluation
     trust_checkpoint: bool = False

@@ -18,6 +18,7 @@ from ..checkpoint import LoadedModel, load_model
 from ..config import Config, load_config
 from ..data import Preprocessing, SegmentationDataset, encoder_normalization, read_split
 from ..errors import XAIError, option
+from ..mapfile import check_map_dtype
 from ..methods import Explainer, get_method, methods
 from ..modeling import pick_device
 from ..options import Options
@@ -218,6 +219,7 @@ def prepare(opts: RunOptions) -> Setup:
     """Resolve config, model, data and engines; every problem surfaces here as one XAIError line."""
     if not opts.methods:
         raise XAIError(f"no method to run: name at least one in {option('methods')}")
+    check_map_dtype(opts.map_dtype)
     for m in opts.methods:
         get_method(m)
     cfg = load_config(opts.config)
@@ -251,6 +253,7 @@ def prepare(opts: RunOptions) -> Setup:
         "img_size": list(dataset.img_size),
         "methods": list(opts.methods),
         "engines": {m: e.options.result_key() for m, e in engines.items()},
+        "map_dtype": opts.map_dtype,  # the maps are rounded to it: figures, summaries and metrics change
         "evaluation": evaluation_key,
         "split": opts.split,
         "data_root": str(root),
@@ -277,6 +280,7 @@ def prepare(opts: RunOptions) -> Setup:
         "split": opts.split,
         "region": opts.region,
         "save_raw": opts.save_raw,
+        "map_dtype": opts.map_dtype,
         "classes": explained,
         "class_names": class_names,
         "colors": [list(c) for c in colors],
