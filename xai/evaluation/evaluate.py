@@ -23,6 +23,7 @@ import torch
 from ..batching import Batches
 from ..data import IGNORE
 from ..layers import model_device, preserved_state
+from ..mapfile import as_stored
 from ..methods import Explainer, Explanation, get_method
 from ..metrics.references import probability_maps, random_smooth_maps
 from ..metrics.sanity import cascading_randomisation
@@ -63,6 +64,7 @@ class EvaluationSettings:
     batch_size: int | None = None  # None: automatic (xai.memory)
     compile: bool = False  # torch.compile the perturbed images' forwards (xai.compilation)
     cudnn_benchmark: bool = False
+    map_dtype: str = "float32"  # every map the evaluation makes is rounded as the run's files store maps
     seed: int = 0
     road_noise: float = 0.01  # in normalised units; the authors' 0.01 on [0, 1] images is 0.01 / std
     pairs: tuple[tuple[str, str], ...] = ()  # paired differences A − B; () = the first variant against each other
@@ -87,6 +89,7 @@ class EvaluationSettings:
             "batch_size": self.batch_size,
             "compile": self.compile,
             "cudnn_benchmark": self.cudnn_benchmark,
+            "map_dtype": self.map_dtype,
             "seed": self.seed,
             "pairs": [list(p) for p in self.pairs],
         }
@@ -168,7 +171,7 @@ class Evaluator:
                 result = engine.explain(x, classes=self.class_ids, gt=gt, valid=valid[None])
                 secs = time.perf_counter() - t0
             prediction = result.prediction if prediction is None else prediction
-            maps[label] = result.maps[0].float().cpu()
+            maps[label] = as_stored(result.maps[0], self.settings.map_dtype)
             seconds[label] = secs
         assert prediction is not None
         regions = region_masks(prediction.cpu(), gt.cpu(), self.class_ids, self.region, len(self.class_names))[0]

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..mapfile import as_stored
 from ..metrics import claims
 from ..metrics.faithfulness import Faithfulness
 from ..metrics.localisation import LocalisationResult, energy_pointing_game, pointing_game, relevance_rank_accuracy
@@ -130,6 +131,11 @@ class Context:
             compile=self.settings.compile,
             cudnn_benchmark=self.settings.cudnn_benchmark,
         )
+
+    def stored(self, maps: torch.Tensor) -> torch.Tensor:
+        """maps on the host, rounded as the run's maps files store them (xai.mapfile.as_stored), so that a
+        map made here compares with the run's own maps at the same resolution."""
+        return as_stored(maps, self.settings.map_dtype).cpu()
 
     def truth(self, j: int) -> torch.Tensor:
         """GT_c ∩ V of the class at position j."""
@@ -362,7 +368,9 @@ def stability(ctx: Context) -> Iterator[Row]:
     gt = ctx.prediction[None].to(ctx.x.device)
     for label, engine in ctx.engines.items():
         fixed = _fixed_region(engine)
-        noisy = [fixed.explain(ctx.x + e, classes=ctx.classes, gt=gt, valid=v[None]).maps[0].cpu() for e in noise_]
+        noisy = [
+            ctx.stored(fixed.explain(ctx.x + e, classes=ctx.classes, gt=gt, valid=v[None]).maps[0]) for e in noise_
+        ]
         for j in range(len(ctx.classes)):
             change, rho = claims.max_sensitivity([m[j] for m in noisy], ctx.maps[label][j], ctx.valid)
             yield label, j, "max_sensitivity", value_of(change, ZERO)
@@ -397,7 +405,7 @@ def instances(ctx: Context) -> Iterator[Row]:
             for k in largest:
                 part = torch.from_numpy(labels == k)
                 gt = torch.where(part, c, 255).to(ctx.x.device)[None]
-                m = fixed.explain(ctx.x, classes=[c], gt=gt, valid=ctx.valid[None]).maps[0, 0].cpu()
+                m = ctx.stored(fixed.explain(ctx.x, classes=[c], gt=gt, valid=ctx.valid[None]).maps[0, 0])
                 share = claims.instance_share(m, part, components)
                 if share is not None:
                     shares.append(share)

@@ -355,6 +355,7 @@ def _evaluator(
         batch_size=opts.batch_size,
         compile=opts.compile,
         cudnn_benchmark=opts.cudnn_benchmark,
+        map_dtype=opts.map_dtype,
         seed=opts.seed,
         road_noise=0.01 / (sum(norm[1]) / len(norm[1])),  # the authors' 0.01 on [0, 1] images
         stability_samples=opts.stability_samples,
