@@ -164,3 +164,41 @@ def test_seed_000s_claims_are_measured_and_reported(tiny_run, tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     settings = manifest["evaluation"]["settings"]
     assert settings["instances"] and settings["stability_samples"] == 2
+
+
+@pytest.mark.parametrize("map_dtype", ["uint8", "float32"])
+def test_maps_the_evaluation_makes_are_rounded_as_the_runs_maps(map_dtype):
+    """With zero noise the noisy copy is the map itself: max-sensitivity is exactly 0 only when the copy is
+    rounded to the run's map_dtype as the run's own map was (unrounded, uint8 would leave up to 1/510)."""
+    import torch
+
+    import xai
+    from tests.helpers import image_batch, tiny_convnet
+    from xai.evaluation.evaluate import EvaluationSettings
+    from xai.evaluation.measures import Context, stability
+    from xai.mapfile import as_stored
+
+    model = tiny_convnet(classes=3, seed=2)
+    x = image_batch(1, 16, 16, seed=1)  # predicts 16 pixels of class 0, 240 of class 1
+    engine = xai.GradCAM(model, target_layer="features.1")
+    valid = torch.ones(16, 16, dtype=torch.bool)
+    result = engine.explain(x, classes=[0, 1], valid=valid[None])
+    assert result.prediction is not None
+    settings = EvaluationSettings(map_dtype=map_dtype, stability_samples=1, stability_radius=0.0)
+    regions = torch.stack([result.prediction[0] == c for c in (0, 1)])
+    ctx = Context(
+        model=model,
+        index=0,
+        x=x,
+        gt=result.prediction[0],
+        valid=valid,
+        classes=[0, 1],
+        regions=regions,
+        maps={"gradcam": as_stored(result.maps[0], map_dtype)},
+        settings=settings,
+        prediction=result.prediction[0],
+        engines={"gradcam": engine},
+    )
+    rows = {(j, name): value for _, j, name, value in stability(ctx)}
+    assert result.maps[0].flatten(1).amax(1).min() > 0  # both classes have a map to compare
+    assert [rows[(j, "max_sensitivity")].value for j in range(2)] == [0.0, 0.0]
