@@ -13,8 +13,9 @@ figure workers, records), once per `--workers` value, all in one run. Per sample
                     too, and are taken out the same way): what it costs without the wait for a core
                     that the figure workers hold on a machine with few cores
     main, drawing   figures drawn by the main process itself (--workers 0)
-    main, waiting   the main process blocked on the figure workers (the queue holds 2 x workers samples;
-                    with the wait for the last samples' figures at the end)
+    main, waiting   the main process blocked on the figure workers (the queue holds 2 x workers samples):
+                    in submit while the queue is full, and at the end for the last samples' figures
+                    (the pool's shutdown, once per run, counts in neither column)
     loader wait     the main process waiting for the next decoded sample (wall - the time in samples)
     figures/s       figures and maps files the workers wrote per second of wall time
 
@@ -59,7 +60,7 @@ def one_run(ckpt: Path, data: Path, out: Path, samples: int, workers: int, per_c
     ]  # fmt: skip
     opts = run_options(build_parser("gradcam").parse_args(argv), "gradcam", argv)
     setup = prepare(opts)
-    spent = {"samples": 0.0, "methods": 0.0, "close": 0.0, "samples_cpu": 0.0, "methods_cpu": 0.0}
+    spent = {"samples": 0.0, "methods": 0.0, "close": 0.0, "samples_cpu": 0.0, "methods_cpu": 0.0, "submit_wait": 0.0}
     original_one, original_sample, original_writer = (
         explain_stage._explain_group,
         explain_stage.explain_samples,
@@ -81,6 +82,7 @@ def one_run(ckpt: Path, data: Path, out: Path, samples: int, workers: int, per_c
 
     class TimedWriter(original_writer):  # type: ignore[misc, valid-type]
         def close(self) -> None:
+            spent["submit_wait"] = self.wait_seconds  # so far: blocked in submit, the queue being full
             t0 = time.perf_counter()
             super().close()
             spent["close"] += time.perf_counter() - t0
@@ -104,8 +106,9 @@ def one_run(ckpt: Path, data: Path, out: Path, samples: int, workers: int, per_c
     return {
         "wall": wall / n,
         "methods": spent["methods"] / n,
-        "main_other": (spent["samples"] - spent["methods"] - drawing_in_main - (waiting - spent["close"])) / n,
-        "main_other_cpu": (spent["samples_cpu"] - spent["methods_cpu"] - drawing_in_main) / n,
+        "main_other": (spent["samples"] - spent["methods"] - drawing_in_main - spent["submit_wait"]) / n,
+        # with --workers 0 the main thread draws too, and drawing's CPU time cannot be told apart
+        "main_other_cpu": (spent["samples_cpu"] - spent["methods_cpu"]) / n if workers else float("nan"),
         "main_drawing": drawing_in_main / n,
         "main_waiting": waiting / n,
         "loader_wait": (wall - spent["samples"] - spent["close"]) / n,

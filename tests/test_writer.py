@@ -104,3 +104,25 @@ def test_an_error_in_done_is_raised_in_the_calling_thread(tmp_path):
             writer.close()
     finally:
         writer.shutdown()
+
+
+def test_a_samples_jobs_are_dealt_into_one_task_per_worker():
+    from xai.pipeline.writer import tasks
+
+    jobs = [FigureJob(save_heatmap_figure, f"f{k}.png") for k in range(5)]
+    assert [[j.path for j in t] for t in tasks(jobs, 2)] == [["f0.png", "f2.png", "f4.png"], ["f1.png", "f3.png"]]
+    assert len(tasks(jobs, 8)) == 5 and tasks(jobs[:1], 0) == [jobs[:1]]
+
+
+def _priority(path: object) -> None:
+    with open(str(path), "w") as fh:
+        fh.write(str(os.nice(0)))
+
+
+def test_workers_draw_at_a_lower_priority_than_the_main_process(tmp_path):
+    from xai.pipeline.writer import WORKER_NICENESS
+
+    writer = FigureWriter(workers=1)
+    writer.submit([FigureJob(_priority, tmp_path / "nice.txt")], lambda seconds, error: None)
+    writer.close()
+    assert int((tmp_path / "nice.txt").read_text()) == min(19, os.nice(0) + WORKER_NICENESS)

@@ -1,7 +1,9 @@
 """Figures rendered in worker processes while the model works on the next sample.
 
-Each figure is one job (`render_figure`: the output kind's draw function and its arguments, see
-xai.pipeline.outputs), so N workers draw N figures at once, also of one sample. A
+Each figure is one job (the output kind's draw function and its arguments, see xai.pipeline.outputs);
+a sample's jobs go to the N workers as N tasks (`render_figures`), so N workers draw N figures at once,
+also of one sample, and what the figures share (the photograph, the masks) is pickled once per task,
+not once per figure (pickle keeps one copy of an array that several jobs of a task hold). A
 sample is finished (its `done` callback writes its record) as soon as all its figures exist, by a
 finisher thread of this process, in submission order: a record on disk always means a complete
 sample, and a run killed while the model works on a long sample loses only that sample. At most
@@ -35,11 +37,22 @@ class FigureJob:
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
-def render_figure(job: FigureJob) -> tuple[float, int]:
-    """Draw one figure (in a worker process); returns the seconds it took and the process id."""
+def render_figures(jobs: list[FigureJob]) -> tuple[float, int]:
+    """Draw figures one after the other (in a worker process); returns the seconds they took and the
+    process id. The first failure is raised: it skips the whole sample anyway."""
     t0 = time.perf_counter()
-    job.draw(job.path, *job.args, **job.kwargs)
+    for job in jobs:
+        job.draw(job.path, *job.args, **job.kwargs)
     return time.perf_counter() - t0, os.getpid()
+
+
+def tasks(jobs: list[FigureJob], workers: int) -> list[list[FigureJob]]:
+    """A sample's jobs dealt round-robin into at most `workers` tasks (none empty)."""
+    count = max(1, min(workers, len(jobs)))
+    return [jobs[k::count] for k in range(count)]
+
+
+WORKER_NICENESS = 10
 
 
 def _worker_start() -> None:
@@ -47,11 +60,17 @@ def _worker_start() -> None:
     finishes or drops samples as a whole and then shuts the pool down; each is one
     unit of parallelism (OpenCV's own thread pool in every worker oversubscribed the cores: on 2 cores,
     2 workers drew 1.05x the figures of 1, and 2x with one OpenCV thread each); matplotlib and its fonts
-    load once, before the first job."""
+    load once, before the first job. Workers run at a lower priority (nice +10) than the main process,
+    which feeds the model: where the cores are fewer than the workers and the main process, the main
+    process gets a core first, and the figures take what is left."""
     import cv2
 
     leave_the_job_process_group()
     cv2.setNumThreads(1)
+    try:
+        os.nice(WORKER_NICENESS)
+    except OSError:  # not permitted here: the same priority as the main process
+        pass
     from .. import figures  # noqa: F401
 
 
@@ -119,10 +138,8 @@ class FigureWriter:
         if self.pool is None:
             seconds, error = 0.0, None
             try:
-                for job in jobs:
-                    spent, pid = render_figure(job)
-                    seconds += spent
-                    self.pids.add(pid)
+                seconds, pid = render_figures(jobs)
+                self.pids.add(pid)
             except Exception as exc:
                 if _stops_the_run(exc):
                     raise
@@ -138,8 +155,8 @@ class FigureWriter:
         futures: list[Future] = []
         try:
             with children_leave_signals_to_this_process():  # workers start on demand
-                for job in jobs:
-                    futures.append(self.pool.submit(render_figure, job))
+                for task in tasks(jobs, self.workers):
+                    futures.append(self.pool.submit(render_figures, task))
         except BaseException:  # Ctrl-C or SIGTERM mid-submit: the sample is dropped, its figures too
             for fut in futures:
                 fut.cancel()
