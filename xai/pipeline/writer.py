@@ -15,6 +15,7 @@ xai.figures) to unpickle their jobs.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import threading
@@ -67,10 +68,8 @@ def _worker_start() -> None:
 
     leave_the_job_process_group()
     cv2.setNumThreads(1)
-    try:
+    with contextlib.suppress(OSError):  # not permitted here: the same priority as the main process
         os.nice(WORKER_NICENESS)
-    except OSError:  # not permitted here: the same priority as the main process
-        pass
     from .. import figures  # noqa: F401
 
 
