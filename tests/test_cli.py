@@ -188,7 +188,7 @@ def test_scripts_run_as_users_type_them(tiny_run):
         ("--num_samples", "5"),
         ("--split", "test"),
         ("--output_dir", "scorecam_visualizations"),
-        ("--batch_size", "auto"),
+        ("--batch_size", "auto; uncertainty 32"),
         ("--seed", "0"),
     ):
         found = re.search(rf"^  {flag}\b", help_text, re.MULTILINE)  # the flag's own entry

@@ -37,7 +37,6 @@ class _Recorder:
 def recorder(monkeypatch: pytest.MonkeyPatch) -> _Recorder:
     rec = _Recorder()
     monkeypatch.setattr(torch, "compile", rec)
-    monkeypatch.setattr(compilation, "_COMPILED", type(compilation._COMPILED)())
     return rec
 
 
@@ -104,3 +103,18 @@ def test_a_real_compilation_gives_the_maps_of_the_uncompiled_model():
     expected = xai.ScoreCAM(model, **options)(x, classes=[1, 2])
     got = xai.ScoreCAM(model, compile=True, **options)(x, classes=[1, 2])
     assert torch.allclose(got, expected, atol=1e-5)
+
+
+def test_the_compiled_module_goes_with_its_model(recorder):
+    import gc
+    import weakref
+
+    model = tiny_convnet(classes=3)
+    keys = set(model.state_dict())
+    assert compilation.compiled(model) is compilation.compiled(model) and recorder.compiled == [model]
+    assert set(model.state_dict()) == keys and len(list(model.children())) == 1  # no submodule, no weights
+    gone = weakref.ref(model)
+    recorder.compiled.clear()  # the stand-in's own record of it
+    del model
+    gc.collect()
+    assert gone() is None

@@ -214,3 +214,55 @@ def test_the_evaluation_measures_its_automatic_batch_once():
     assert [r.auc for r in got["a"]] == pytest.approx([r.auc for r in expected["a"]], abs=1e-6)
     assert counting.batches[:3] == [1, 2, 1]  # the measurement (1, 2 copies of x), then x itself
     assert batches.size >= 8 and max(counting.batches[3:]) <= batches.size
+
+
+def test_measuring_draws_nothing_from_the_generators_a_method_seeded():
+    """MC dropout measures its automatic batch inside its seeded block: the measuring passes must not use
+    up dropout masks, or a sample's map would depend on being the first of its input size."""
+    from tests.helpers import tiny_fpn
+
+    model = tiny_fpn(seed=2)
+    x = image_batch(1, 64, 64, seed=3)
+    auto = xai.Uncertainty(model, batch_size=None, num_mc_samples=4)
+    first, second = auto(x, classes=[1, 2]), auto(x, classes=[1, 2])
+    fixed = xai.Uncertainty(model, batch_size=auto.batches.size, num_mc_samples=4)(x, classes=[1, 2])
+    assert torch.equal(first, second) and torch.equal(first, fixed)
+    assert xai.Uncertainty.Options().batch_size == 32  # its masks follow the batch: fixed by default, keyed
+    assert "batch_size" in xai.Uncertainty.Options().result_key()
+
+
+def test_out_of_memory_while_measuring_gives_one_image_per_pass(monkeypatch):
+    def tight(b: int) -> None:
+        if b > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    batches = Batches(None, "test", device="cpu")
+    batches.fit("x", tight)
+    spans: list[tuple[int, int]] = []
+    batches.for_each(3, lambda a, b: spans.append((a, b)))
+    assert spans == [(0, 1), (1, 2), (2, 3)] and batches.fitted == {"x": 1}
+
+
+def test_methods_that_ignore_the_batch_size_neither_measure_nor_record_it():
+    counting = CountingModel(tiny_convnet(classes=3))
+    shap = get_method("gradient_shap").cls(counting, shap_samples=3)
+    shap(image_batch(1, 16, 16), classes=[1])
+    assert shap.last is not None and "batch_size" not in shap.last.stats
+    assert counting.batches == [1, 3]  # the input, then captum's 3 draws: no measuring passes
+    smooth = get_method("smoothgrad").cls(counting, nt_samples=4)
+    assert smooth.uses_batches() and not shap.uses_batches()
+
+
+def test_an_engine_on_a_model_copy_keeps_the_measured_sizes_and_is_not_compiled():
+    import copy
+
+    from xai.metrics.sanity import same_engine
+
+    model = tiny_convnet(classes=3)
+    cam = xai.ScoreCAM(model, target_layer="features.1", compile=False)
+    cam.batches.fitted[("shape",)] = 8
+    again = same_engine(cam, model, region="gt")
+    assert again.batches.fitted == {("shape",): 8}
+    compiled = xai.ScoreCAM(model, target_layer="features.1", compile=True)
+    assert same_engine(compiled, model).options.compile
+    assert not same_engine(compiled, copy.deepcopy(model)).options.compile

@@ -49,15 +49,16 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and any(t in str(exc) for t in _OOM_TEXTS)
 
 
-def batch_size_option(what: str = "images") -> Any:
-    """The batch_size option of every method (and the evaluation) that runs batched forward passes."""
+def batch_size_option(default: int | None = None, result: bool = False) -> Any:
+    """The batch_size option of every method that runs batched forward passes: automatic (None) by
+    default; result=True for a method whose maps depend on how its passes are batched (its random draws)."""
     return option(
-        None,
-        f"{what} per forward pass; auto: the largest power of two whose measured memory fits the device's free "
+        default,
+        "images per forward pass; auto: the largest power of two whose measured memory fits the device's free "
         "memory (at most 1024 on GPUs, 32 on CPUs); halved automatically on out-of-memory",
         key="batch",
         minimum=1,
-        result=False,
+        result=result,
         null_words=("auto",),
     )
 
@@ -121,7 +122,14 @@ class Batches:
         if self.size < 1:
             if self._forward is None:
                 raise RuntimeError(f"{self.where}: an automatic batch size needs Batches.fit before the first chunk")
-            self.size = self.fitted[self._kind] = fitting_batch(self._forward, self.device)
+            try:
+                size = fitting_batch(self._forward, self.device)
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                release_cached_memory(self.device)
+                size = 1  # two images did not fit: one at a time (OutOfMemory if not even that)
+            self.size = self.fitted[self._kind] = size
             log.debug("%s: automatic batch size %d %s", self.where, self.size, self.unit)
         return self.size
 

@@ -149,13 +149,12 @@ def method_option_flags(p: argparse.ArgumentParser) -> list[str]:
     group = p.add_argument_group("method options (each applies to the selected methods that have it)")
     for option_name, users in declared.items():
         spec = users[0][1]
-        defaults = {m: s.default for m, s in users}
+        defaults = {m: s.null_words[0] if s.default is None and s.nullable else str(s.default) for m, s in users}
         if option_name == "target_layer":
             shown = "the config's, decoder"
-        elif len(set(map(str, defaults.values()))) == 1:
-            shown = spec.null_words[0] if spec.default is None and spec.nullable else str(spec.default)
-        else:
-            shown = ", ".join(f"{m} {d}" for m, d in defaults.items())
+        else:  # the most common default alone, then the methods that differ
+            common = max(set(defaults.values()), key=list(defaults.values()).count)
+            shown = "; ".join([common, *(f"{m} {d}" for m, d in defaults.items() if d != common)])
         takers = ", ".join(m for m, _ in users) if len(users) < len(methods()) else "every method"
         default = "" if "default:" in spec.help else f" (default: {shown})"
         if spec.kind is bool and spec.default is False:  # a switch: on when given, the method's default when not

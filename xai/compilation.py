@@ -13,7 +13,6 @@ float32 rounding (other kernels, other summation orders).
 from __future__ import annotations
 
 import contextlib
-import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -22,14 +21,17 @@ from torch import nn
 
 __all__ = ["compiled", "cudnn_benchmark"]
 
-_COMPILED: weakref.WeakKeyDictionary[nn.Module, Callable[..., Any]] = weakref.WeakKeyDictionary()
+_ATTRIBUTE = "_xai_compiled"
 
 
 def compiled(model: nn.Module) -> Callable[..., Any]:
-    """torch.compile(model), once per model (the compiled module shares the model's parameters)."""
-    if model not in _COMPILED:
-        _COMPILED[model] = torch.compile(model)
-    return _COMPILED[model]
+    """torch.compile(model), once per model (the compiled module shares the model's parameters). It is
+    kept in the model's own __dict__ (not as a submodule: no state_dict entry), so it goes with the model."""
+    found = model.__dict__.get(_ATTRIBUTE)
+    if found is None:
+        found = torch.compile(model)
+        object.__setattr__(model, _ATTRIBUTE, found)
+    return found
 
 
 @contextlib.contextmanager

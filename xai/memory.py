@@ -126,14 +126,19 @@ def fitting_batch(
     free: int | None = None,
 ) -> int:
     """The largest power of two b ≤ cap whose measured memory fits `fraction` of the free memory (see
-    the module); forward(b) runs the batched pass on b images. cap and fraction default to the device
-    type's (AUTO_CAP, AUTO_FRACTION); free to `free_bytes(device)` (the cap when unknown)."""
+    the module); forward(b) runs the batched pass on b images, with the random generators' states
+    restored after it. cap and fraction default to the device type's (AUTO_CAP, AUTO_FRACTION); free to
+    `free_bytes(device)` (the cap when unknown)."""
     device = torch.device(device)
     kind = "cuda" if device.type == "cuda" else "cpu"
     cap = AUTO_CAP[kind] if cap is None else int(cap)
     fraction = AUTO_FRACTION[kind] if fraction is None else float(fraction)
-    one = peak_bytes(lambda: forward(1), device)
-    two = peak_bytes(lambda: forward(2), device)
+    # the measuring passes draw nothing from the generators a method seeded (dropout masks, noise)
+    on_gpu = kind == "cuda" and torch.cuda.is_available()
+    gpus = [device.index if device.index is not None else torch.cuda.current_device()] if on_gpu else []
+    with torch.random.fork_rng(devices=gpus):
+        one = peak_bytes(lambda: forward(1), device)
+        two = peak_bytes(lambda: forward(2), device)
     per_image = max(two - one, 1)
     fixed = max(one - per_image, 0)
     free = free_bytes(device) if free is None else free

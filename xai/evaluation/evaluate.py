@@ -171,7 +171,7 @@ class Evaluator:
                 result = engine.explain(x, classes=self.class_ids, gt=gt, valid=valid[None])
                 secs = time.perf_counter() - t0
             prediction = result.prediction if prediction is None else prediction
-            maps[label] = as_stored(result.maps[0], self.settings.map_dtype)
+            maps[label] = as_stored(result.maps[0], self.settings.map_dtype).cpu()
             seconds[label] = secs
         assert prediction is not None
         regions = region_masks(prediction.cpu(), gt.cpu(), self.class_ids, self.region, len(self.class_names))[0]

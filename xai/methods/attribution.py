@@ -55,6 +55,11 @@ class CaptumAttribution(Explainer):
     options: AttributionOptions
 
     captum_class: ClassVar[str]  # the name of the captum.attr algorithm
+    captum_batches: ClassVar[bool] = False  # True: the algorithm batches its own inputs (internal_batch_size)
+
+    def uses_batches(self) -> bool:
+        """Only an algorithm that batches its inputs, or SmoothGrad's copies, take batch_size."""
+        return self.captum_batches or self.options.nt_samples > 0
 
     def captum_method(self, forward: Any) -> Any:
         """The captum attribution object over `forward` (B×3×H×W -> B scores)."""
@@ -97,6 +102,7 @@ class CaptumAttribution(Explainer):
                 regions = None if fwd.regions is None else fwd.regions[n]
                 score = self.class_score(regions, fwd.classes, j, calls)
                 attribution = functools.partial(self._attribution, x, fwd, n, j, score, calls, calls[0])
-                out[n, j] = self.batches.run(attribution).detach()[0].sum(0)
+                a = self.batches.run(attribution) if self.uses_batches() else attribution(1)
+                out[n, j] = a.detach()[0].sum(0)
         fwd.stats.update(forwards=calls[0] + 1)
         return out

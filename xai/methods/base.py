@@ -200,6 +200,10 @@ class Explainer:
     def check_size(self, height: int, width: int) -> None:
         """Refuse (XAIError) options that cannot work on inputs of this size, before a run starts."""
 
+    def uses_batches(self) -> bool:
+        """Whether the method's passes are batched by options.batch_size (those of batch_unit)."""
+        return self.batch_unit is not None
+
     def batch_precision(self) -> contextlib.AbstractContextManager[Any]:
         """The compute context of the method's batched forwards (Score-CAM: its precision)."""
         return contextlib.nullcontext()
@@ -208,7 +212,7 @@ class Explainer:
         """An automatic batch size (batch_size None) for inputs like x: measured once per input shape and
         layout with batched forwards of copies of x[:1] as the method runs them (xai.batching.Batches.fit):
         under inference mode, or with the input's gradient for gradient methods."""
-        if self.batch_unit is None or not self.batches.automatic:
+        if not self.uses_batches() or not self.batches.automatic:
             return
         example = x[:1].detach()
         layout = torch.channels_last if channels_last else torch.contiguous_format
@@ -254,7 +258,7 @@ class Explainer:
             self.fit_batches(x, channels_last)
             fwd = self.forward(x, classes, gt, valid_mask)
             raw = self.attribute(fwd)
-        if self.batch_unit is not None and self.batches.size:
+        if self.uses_batches() and self.batches.size:
             fwd.stats["batch_size"] = self.batches.size
         with torch.inference_mode():
             empty = fwd.empty()

@@ -29,6 +29,7 @@ class IntegratedGradients(CaptumAttribution):
     options: IntegratedGradientsOptions
 
     captum_class = "IntegratedGradients"
+    captum_batches = True
 
     def captum_arguments(self, x: torch.Tensor, fwd: Forward, n: int, batch_size: int) -> dict[str, Any]:
         baseline = torch.where(fwd.valid[n], torch.zeros_like(x[n]), x[n]).unsqueeze(0)

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..batching import BatchOptions
+from ..batching import BatchOptions, batch_size_option
 from ..errors import XAIError
 from ..errors import option as flag
 from ..modeling import head_kind
@@ -54,6 +54,9 @@ class UncertaintyOptions(BatchOptions, ExplainerOptions):
         choices=SAMPLINGS,
     )
     measure: str = option("variance", "each class's map: variance or entropy of its probability", choices=MEASURES)
+    # the dropout masks are drawn per forward pass: another batch size draws other masks, so the size is
+    # fixed by default and keyed (auto would make the maps depend on the free memory)
+    batch_size: int | None = batch_size_option(32, result=True)
     seed: int = option(0, "seed of the dropout masks", minimum=0, cli=False)
 
 

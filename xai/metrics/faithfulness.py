@@ -253,9 +253,9 @@ class Faithfulness:
 
     # ---- forwards ---------------------------------------------------------------------------------
 
-    def _score(self, images: torch.Tensor) -> torch.Tensor:
+    def _score(self, images: torch.Tensor, batched: bool = True) -> torch.Tensor:
         """B×C' region means s_c of a batch of inputs (float64: sums of many pixels)."""
-        _, P = self.scored.forward(images, batched=True)
+        _, P = self.scored.forward(images, batched=batched)
         check_classes(self.classes, P.shape[1])
         return self.score(P, self.regions, self.classes, dtype=torch.float64)
 
@@ -271,8 +271,9 @@ class Faithfulness:
         return to_host(torch.cat(chunks)) if chunks else np.zeros((0, len(self.classes)))
 
     def _probe(self, b: int) -> None:
-        """A batched forward of b copies of x (an automatic batch size is measured with it)."""
-        self._score(self.x.expand(b, -1, -1, -1).clone())
+        """A forward of b copies of x (an automatic batch size is measured with it), uncompiled as the
+        methods measure theirs: a compilation under the measuring dispatch mode would be measured too."""
+        self._score(self.x.expand(b, -1, -1, -1).clone(), batched=False)
 
     def shared_image(self, name: str) -> torch.Tensor:
         """1×3×H×W: "x"; "blurred", insertion's start (blur on V, x on padding); "deleted" (V set to 0)."""

@@ -39,8 +39,15 @@ IDENTITY = "none"
 
 
 def same_engine(engine: Explainer, model: nn.Module, **overrides: Any) -> Explainer:
-    """The same method with the same options (then `overrides`) on another model."""
-    return type(engine)(model, engine.options.replace(**overrides))
+    """The same method with the same options (then `overrides`) on another model (or the same one), with
+    the automatic batch sizes the engine measured (a copy of a model has its memory). A copy of the model
+    is not compiled: a compilation per randomised copy would cost far more than it saves."""
+    if model is not engine.model and "compile" in engine.options.names():
+        overrides = {"compile": False, **overrides}
+    new = type(engine)(model, engine.options.replace(**overrides))
+    if getattr(engine, "batch_unit", None) is not None and new.batch_unit is not None:
+        new.batches.fitted.update(engine.batches.fitted)
+    return new
 
 
 def _has_parameters(module: nn.Module) -> bool:
