@@ -70,8 +70,8 @@ class BatchOptions(Options):
     batch_size: int | None = batch_size_option()
     compile: bool = option(
         False,
-        "torch.compile the batched forward passes without gradients (compiled once per input shape, in about a "
-        "minute; then faster: README, Benchmarks)",
+        "torch.compile the batched forward passes without gradients (the first batch of each input shape "
+        "compiles: seconds to minutes, by model and machine; then faster: README, Benchmarks)",
         result=False,
     )
     cudnn_benchmark: bool = option(
