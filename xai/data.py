@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .errors import SampleError, XAIError, first_line
+from .labels import IGNORE
 
 log = logging.getLogger(__name__)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -245,9 +246,6 @@ def read_image(path: Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.nd
     if img is None:
         raise SampleError(f"unreadable image (not an image, truncated, or a format OpenCV cannot decode): {path}")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-
-
-IGNORE = 255  # the ground-truth id of pixels that belong to no class: padding, and the mask's ignore label
 
 
 _ROWS = 1024  # colour masks are decoded this many rows at a time (bounded temporaries for huge masks)
