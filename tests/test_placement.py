@@ -328,7 +328,7 @@ def test_every_faithfulness_metric_runs_with_the_model_on_the_device(on_meta, mo
 def test_the_evaluations_measures_run_with_the_model_on_the_device(on_meta, model):
     """Every measure --evaluate declares, on a Context built as the Evaluator builds one: the model and
     the image on the device, maps, regions and the ground truth on the host."""
-    settings = EvaluationSettings(steps=4, stability_samples=0, batch_size=64)
+    settings = EvaluationSettings(eval_steps=4, stability_samples=0, batch_size=64)
     with on_meta:
         ctx = Context(
             model=model(),

@@ -74,7 +74,7 @@ def test_chosen_classes_methods_and_options_reach_engines_and_layout(tiny_run, t
 def test_indices_follow_num_samples_all_and_the_split(tiny_run, tmp_path):
     assert prepare(_opts(tiny_run, tmp_path, num_samples=1)).indices == [0]
     assert prepare(_opts(tiny_run, tmp_path, num_samples=50)).indices == [0, 1]  # capped at the split's size
-    assert prepare(_opts(tiny_run, tmp_path, split="train", all=True, num_samples=0)).indices == list(range(10))
+    assert prepare(_opts(tiny_run, tmp_path, split="train", all=True)).indices == list(range(10))
 
 
 def test_run_key_holds_what_the_maps_depend_on_only(tiny_run, tmp_path):
@@ -105,13 +105,21 @@ def test_profiles_and_the_config_set_the_methods_defaults(tiny_run, tmp_path):
         ({"methods": ("scorecam",), "batch_size": 0}, "--batch_size must be at least 1, got 0"),
         ({"methods": ("scorecam",), "weights": "max"}, "unknown --weights 'max': choose one of centred, raw, softmax"),
         ({"profile": "newest"}, "unknown --profile 'newest': choose one of default, paper"),
+        ({"pairs": ("gradcam",)}, "--pairs wants A@B with two different evaluated variants, got 'gradcam'"),
         ({"evaluate": True, "pairs": ("gradcam@nocam",)}, "--pairs wants A@B with two different evaluated variants"),
         (
             {"classes": ("root", "leaf", "stem")},
             f"unknown class(es) leaf, stem; the model's classes are {', '.join(CLASSES)}",
         ),
-        ({"img_size": (64, 0)}, "--img_size must be two positive integers (width height), got [64, 0]"),
-        ({"img_size": (64,)}, "--img_size must be two positive integers (width height), got [64]"),
+        ({"img_size": (64, 0)}, "--img_size must be at least 1, got 0"),
+        ({"img_size": (64,)}, "--img_size takes 2 values (WIDTH HEIGHT), got [64]"),
+        ({"img_size": (64, 100_000)}, "--img_size must be at most 16384, got 100000"),
+        ({"eval_steps": 1}, "--eval_steps must be at least 2, got 1"),
+        ({"sanity_samples": -1}, "--sanity_samples must be at least 0, got -1"),
+        ({"workers": -1}, "--workers must be at least 0, got -1"),
+        ({"max_pixels": 0}, "--max_pixels must be at least 1, got 0"),
+        ({"split": "holdout"}, "unknown --split 'holdout': choose one of train, val, test"),
+        ({"map_dtype": "int4"}, "unknown --map_dtype 'int4': choose one of float16, uint8, float32"),
         ({"methods": ()}, "no method to run"),
         ({"methods": ("gradcam", "nocam")}, "unknown method 'nocam'"),
         ({"encoder": "resnet34"}, "was trained with encoder resnet18, but --encoder resnet34 was given"),
@@ -120,7 +128,8 @@ def test_profiles_and_the_config_set_the_methods_defaults(tiny_run, tmp_path):
     ],
 )
 def test_bad_options_are_one_xai_error(tiny_run, tmp_path, kw, message):
-    """One line; the library names its options (num_samples), the command line its flags (--num_samples)."""
+    """One line; the library names its options (num_samples), the command line its flags (--num_samples).
+    A run option is checked where it is declared (RunOptions), a method option when its engine is built."""
     with pytest.raises(XAIError) as err:
         prepare(_opts(tiny_run, tmp_path, **kw))
     assert message in err.value.cli_message() and "\n" not in str(err.value)

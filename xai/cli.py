@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import logging
 import signal
 import sys
@@ -20,10 +19,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from .errors import OutOfMemory, Terminated, XAIError, first_line
+from .errors import Terminated, XAIError, first_line
 
 if TYPE_CHECKING:
-    from .options import OptionSpec
+    from .options import Options, OptionSpec
 
 DEFAULT_OUTPUT = {
     "scorecam": "scorecam_visualizations",
@@ -72,68 +71,71 @@ def _method_list(text: str) -> tuple[str, ...]:
     return names
 
 
-def _source_and_samples(p: argparse.ArgumentParser, method: str) -> None:
-    from .data import SPLITS
-
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument(
-        "--model_path",
-        help="checkpoint (.pth or .safetensors): whole pickled model, state_dict or the project's format",
-    )
-    source.add_argument(
-        "--finalize",
-        metavar="OUTPUT_DIR",
-        help="only rebuild summary, manifest and gallery of a "
-        "run folder from its samples/*.json (merges shards and resumed runs)",
-    )
-    how_many = p.add_mutually_exclusive_group()
-    how_many.add_argument(
-        "--num_samples", type=int, default=5, help="number of samples to visualise (first N of the split)"
-    )
-    how_many.add_argument("--all", action="store_true", help="explain the whole split")
-    p.add_argument("--split", default="test", choices=SPLITS, help="dataset split")
-    p.add_argument("--output_dir", default=DEFAULT_OUTPUT[method], help="output directory")
-
-
-def _model_and_data(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--encoder",
-        default=None,
-        help="encoder architecture (default: the checkpoint's, else the config's, se_resnext50_32x4d)",
-    )
-    p.add_argument(
-        "--img_size",
-        type=int,
-        nargs=2,
-        default=None,
-        metavar=("WIDTH", "HEIGHT"),
-        help="image size (default: the checkpoint's, else the config's, 512 256)",
-    )
-    p.add_argument(
-        "--config", default=None, help="a packaged config (phenocyte, demo) or a YAML file (default: phenocyte)"
-    )
-    p.add_argument("--data_root", default=None, help="dataset root (default: the config's data_root)")
-    p.add_argument("--arch", default=None, help="architecture for plain state_dicts (default: the config's, FPN)")
-    p.add_argument("--classes", nargs="+", default=None, metavar="CLASS", help="explain only these classes, by name")
-    p.add_argument(
-        "--class_names",
-        nargs="+",
-        default=None,
-        metavar="NAME",
-        help="the name of each output id, in id order (over the checkpoint's and the config's; README, 'Class names')",
-    )
-    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
-
-
 def _text_parser(spec: OptionSpec) -> Any:
+    """What argparse calls on a flag's text (each value of a tuple): the declared type; the bounds and
+    choices of the value are checked where the options are built, in the library's words."""
+
     def parse(text: str) -> Any:
         try:
-            return spec.check(spec.parse(text))
+            return spec.parse(text)
         except XAIError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
     parse.__name__ = spec.kind.__name__  # argparse's "invalid <name> value" wording
     return parse
+
+
+def _shown(value: Any) -> str | None:
+    """A default as --help shows it, or None where there is nothing to show (unset, empty, a switch)."""
+    if value is None or isinstance(value, bool) or value == ():
+        return None
+    return " ".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def add_flag(container: Any, spec: OptionSpec, help: str) -> None:
+    """The flag of one declared option (xai.options), unset unless given (argparse.SUPPRESS): a switch
+    for a boolean (it sets the opposite of the default), else its values' type, count and choices."""
+    if spec.switch:
+        container.add_argument(
+            f"--{spec.flag}", dest=spec.name, action="store_const", const=not spec.default, default=None, help=help
+        )
+        return
+    metavar = spec.metavar or (None if spec.choices else spec.flag.upper())
+    container.add_argument(
+        f"--{spec.flag}",
+        dest=spec.name,
+        type=_text_parser(spec),
+        nargs=None if spec.count is None else "+" if spec.count < 0 else spec.count,
+        default=None,
+        choices=spec.choices,
+        metavar=metavar,
+        help=help,
+    )
+
+
+def option_flags(
+    p: argparse.ArgumentParser, defaults: Options, sections: dict[str | None, Any], groups: dict[str, Any]
+) -> dict[str | None, Any]:
+    """A flag per declared option of `defaults` (RunOptions) that is on the command line, listed in its
+    section (`sections` first, the others in the order their first option is declared), in its group of
+    mutually exclusive flags (`groups`: those made already); its help says the default of `defaults`.
+    Returns every section."""
+    specs = [s for s in defaults.specs() if s.cli]
+    sections = {None: p, **sections}
+    order = [*sections, *dict.fromkeys(s.section for s in specs)]
+    for spec in sorted(specs, key=lambda s: order.index(s.section)):
+        if spec.section not in sections:
+            sections[spec.section] = p.add_argument_group(spec.section)
+        container = sections[spec.section]
+        if spec.exclusive is not None:
+            if spec.exclusive not in groups:
+                groups[spec.exclusive] = container.add_mutually_exclusive_group()
+            container = groups[spec.exclusive]
+        shown = (
+            None if spec.switch or spec.required or "default:" in spec.help else _shown(getattr(defaults, spec.name))
+        )
+        add_flag(container, spec, spec.help + (f" (default: {shown})" if shown is not None else ""))
+    return sections
 
 
 def method_option_flags(p: argparse.ArgumentParser) -> list[str]:
@@ -147,148 +149,46 @@ def method_option_flags(p: argparse.ArgumentParser) -> list[str]:
             if spec.cli:
                 declared.setdefault(spec.name, []).append((name, spec))
     group = p.add_argument_group("method options (each applies to the selected methods that have it)")
-    for option_name, users in declared.items():
+    for users in declared.values():
         spec = users[0][1]
         defaults = {m: s.null_words[0] if s.default is None and s.nullable else str(s.default) for m, s in users}
-        if option_name == "target_layer":
-            shown = "the config's, decoder"
-        else:  # the most common default alone, then the methods that differ
-            common = max(set(defaults.values()), key=list(defaults.values()).count)
-            shown = "; ".join([common, *(f"{m} {d}" for m, d in defaults.items() if d != common)])
+        common = max(set(defaults.values()), key=list(defaults.values()).count)  # then the methods that differ
+        shown = "; ".join([common, *(f"{m} {d}" for m, d in defaults.items() if d != common)])
         takers = ", ".join(m for m, _ in users) if len(users) < len(methods()) else "every method"
-        default = "" if "default:" in spec.help else f" (default: {shown})"
-        if spec.kind is bool and spec.default is False:  # a switch: on when given, the method's default when not
-            group.add_argument(
-                f"--{option_name}", action="store_const", const=True, default=None, help=f"{spec.help} [{takers}]"
-            )
-            continue
-        group.add_argument(
-            f"--{option_name}",
-            type=_text_parser(spec),
-            default=None,
-            choices=spec.choices,
-            metavar=None if spec.choices else option_name.upper(),
-            help=f"{spec.help} [{takers}]{default}",
-        )
+        default = "" if "default:" in spec.help or spec.switch else f" (default: {shown})"
+        add_flag(group, spec, f"{spec.help} [{takers}]{default}")
     return list(declared)
 
 
-def _evaluation_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--evaluate",
-        action="store_true",
-        help="also measure how faithful each map is (deletion, "
-        "insertion, ROAD, Average Drop/Increase, localisation, sanity check): metrics.csv, report.html",
-    )
-    p.add_argument(
-        "--variants",
-        nargs="+",
-        default=None,
-        metavar="SPEC",
-        help="method settings evaluated beside --methods (implies --evaluate), e.g. "
-        "'scorecam:layer=decoder,baseline=none gradcam:layer=encoder.layer3'; keys: any option of the "
-        "method, by name or short key (layer, maps, select, batch, ...)",
-    )
-    p.add_argument(
-        "--pairs",
-        nargs="+",
-        default=None,
-        metavar="A@B",
-        help="paired differences A − B of evaluated variants in the report (default: the first method against "
-        "each other one)",
-    )
-    p.add_argument("--eval_steps", type=int, default=50, help="steps S of the deletion and insertion curves")
-    p.add_argument(
-        "--no_road",
-        action="store_true",
-        help="leave ROAD out of --evaluate (its noisy linear imputation is the costliest metric on a CPU: "
-        "about 0.1 s per perturbed 128x256 image on one core, 18 images per map and class)",
-    )
-    p.add_argument(
-        "--stability_samples",
-        type=int,
-        default=3,
-        help="noisy copies (±0.02 of the intensity range, seeded) per sample and method for max-sensitivity and the "
-        "Spearman correlation under noise (0: none); each costs one more explanation",
-    )
-    p.add_argument(
-        "--sanity_samples",
-        type=int,
-        default=2,
-        help="the first N samples of the split also get the cascading-randomisation sanity check (0: none)",
-    )
+def command_defaults(method: str) -> Any:
+    """The RunOptions a command starts from: its method and output folder (seed 000's names)."""
+    from .pipeline import RunOptions
 
-
-def _run_controls(p: argparse.ArgumentParser) -> None:
-    from .mapfile import MAP_DTYPES
-    from .methods import methods
-
-    profiles = sorted({"default"} | {name for info in methods().values() for name in info.options.PROFILES})
-    p.add_argument(
-        "--profile",
-        default="default",
-        choices=profiles,
-        help="the methods' defaults: default (chosen by the evidence in README) or paper (Score-CAM as "
-        "published: raw weights, zero baseline)",
-    )
-    p.add_argument("--save_raw", action="store_true", help="also store un-normalised maps and weights in the npz")
-    p.add_argument(
-        "--map_dtype",
-        default=MAP_DTYPES[0],
-        choices=MAP_DTYPES,
-        help="how raw_maps/*.npz stores the normalised maps: float16, uint8 (codes k of k/255) or float32; the run's "
-        "maps are rounded to it before the figures, summaries and evaluation, so every number is the stored map's",
-    )
-    p.add_argument("--resume", action="store_true", help="keep samples whose outputs are complete")
-    p.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        help="seed of every method that draws random numbers and of the evaluation's random parts "
-        "(reference map, ROAD noise, sanity check)",
-    )
-    p.add_argument(
-        "--trust_checkpoint",
-        action="store_true",
-        help="allow full unpickling of the checkpoint (runs code from the file: only for files you trust)",
-    )
-    p.add_argument(
-        "--workers", type=int, default=2, help="processes writing figures and maps files (0: in this process)"
-    )
-    p.add_argument(
-        "--samples_per_call",
-        type=int,
-        default=1,
-        help="samples each method explains in one call: the sweeps (Score-CAM's masked images, occlusion, "
-        "RISE, Ablation-CAM) then fill --batch_size with those of all of them, for the large batches a GPU "
-        "needs; the maps equal those of one sample at a time",
-    )
-    p.add_argument(
-        "--max_pixels",
-        type=int,
-        default=400_000_000,
-        help="skip photographs with more pixels (read from the file's header; memory grows with the photograph)",
-    )
-    p.add_argument(
-        "--shard",
-        default=None,
-        metavar="K/N",
-        help="explain only every N-th sample from the K-th "
-        "(job arrays; 0 <= K < N); merge with --finalize OUTPUT_DIR when all are done. Under torchrun "
-        "the ranks share the samples by themselves",
-    )
-    p.add_argument("--no_progress", action="store_true", help="no progress bar")
+    return RunOptions(model_path="", methods=(method,), output_dir=DEFAULT_OUTPUT[method])
 
 
 def build_parser(method: str, prog: str | None = None) -> argparse.ArgumentParser:
-    """The parser of both CLIs: seed 000's options with their names and defaults, the run's options, and a
-    flag per method option (generated from the methods' option dataclasses)."""
+    """The parser of both CLIs: seed 000's options with their names and defaults, generated from the run's
+    declared options (xai.pipeline.options.RunOptions), and a flag per method option (generated from the
+    methods' option dataclasses)."""
+    from .evaluation.settings import EVALUATION
     from .methods import methods
+    from .pipeline.options import MODEL_AND_DATA, RUN, SAMPLES
 
     p = _Parser(prog=prog, description=DESCRIPTION[method], formatter_class=_Formatter)
-    _source_and_samples(p, method)
+    sections: dict[str | None, Any] = {
+        title: p.add_argument_group(title) for title in (SAMPLES, MODEL_AND_DATA, EVALUATION, RUN)
+    }
+    source = sections[SAMPLES].add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--finalize",
+        metavar="OUTPUT_DIR",
+        help="only rebuild summary, manifest and gallery of a "
+        "run folder from its samples/*.json (merges shards and resumed runs)",
+    )
+    sections = option_flags(p, command_defaults(method), sections, {"source": source})
     known = ", ".join(f"{n} ({i.label})" for n, i in methods().items())
-    p.add_argument(
+    sections[SAMPLES].add_argument(
         "--methods",
         type=_method_list,
         default=None,
@@ -296,15 +196,20 @@ def build_parser(method: str, prog: str | None = None) -> argparse.ArgumentParse
         help=f"methods to run, comma-separated, in the comparison figure's order: {known} "
         f"(default: {method}; with --compare: {','.join(COMPARE)})",
     )
-    p.add_argument(
+    sections[SAMPLES].add_argument(
         "--compare",
         action="store_true",
         help="run Grad-CAM and Score-CAM (or --methods) and write one comparison figure per sample",
     )
-    _model_and_data(p)
+    sections[RUN].add_argument(
+        "--shard",
+        default=None,
+        metavar="K/N",
+        help="explain only every N-th sample from the K-th "
+        "(job arrays; 0 <= K < N); merge with --finalize OUTPUT_DIR when all are done. Under torchrun "
+        "the ranks share the samples by themselves",
+    )
     p.set_defaults(_method_options=method_option_flags(p))
-    _evaluation_options(p)
-    _run_controls(p)
     return p
 
 
@@ -359,24 +264,14 @@ def _terminate_as_interrupt() -> Iterator[None]:
 
 
 def run_options(args: argparse.Namespace, method: str, argv: Sequence[str] | None) -> Any:
-    """The RunOptions of parsed arguments."""
-    from .pipeline import RunOptions
-
-    named = {f.name for f in dataclasses.fields(RunOptions)}
-    same = {k: v for k, v in vars(args).items() if k in named}  # flags named as the options they set
-    return RunOptions(
-        **{
-            **same,
-            "methods": _methods(args, method),
-            "img_size": tuple(args.img_size) if args.img_size else None,
-            "method_options": {k: getattr(args, k) for k in args._method_options if getattr(args, k) is not None},
-            "progress": not args.no_progress,
-            "evaluate": args.evaluate or bool(args.variants),
-            "variants": tuple(args.variants or ()),
-            "pairs": tuple(args.pairs or ()),
-            "road": not args.no_road,
-            "command": [sys.argv[0].split("/")[-1], *(argv if argv is not None else sys.argv[1:])],
-        }
+    """The RunOptions of parsed arguments: the command's defaults with the flags that were given."""
+    defaults = command_defaults(method)
+    given = {s.name: getattr(args, s.name) for s in defaults.specs() if s.cli and getattr(args, s.name) is not None}
+    return defaults.replace(
+        **given,
+        methods=_methods(args, method),
+        method_options={k: getattr(args, k) for k in args._method_options if getattr(args, k) is not None},
+        command=(sys.argv[0].split("/")[-1], *(argv if argv is not None else sys.argv[1:])),
     )
 
 
@@ -410,12 +305,9 @@ def main(method: str, argv: Sequence[str] | None = None, prog: str | None = None
 
             opts = run_options(args, method, argv)
             run(opts, shard)
-    except OutOfMemory as exc:
+    except XAIError as exc:  # 2: bad input; 1: nothing explained (xai.errors.NothingExplained); 3: out of memory
         print(f"error: {exc.cli_message()}", file=sys.stderr)
-        return 3
-    except XAIError as exc:
-        print(f"error: {exc.cli_message()}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except Terminated:
         print("terminated (SIGTERM): completed samples are kept; rerun with --resume to continue", file=sys.stderr)
         return 143

@@ -16,12 +16,13 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import torch
 
-from .errors import SampleError, XAIError, first_line
+from .errors import SampleError, XAIError, first_line, option
 from .labels import IGNORE
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,24 @@ INTERPOLATIONS = {
     "cubic": cv2.INTER_CUBIC,
 }
 PAD_POSITIONS = ("center", "top_left")
+
+
+MAX_INPUT_SIDE = 16_384  # px: the largest side of the model's input any source (flag, config, checkpoint) may ask for
+
+
+def check_input_size(size: Sequence[int], source: str) -> tuple[int, int]:
+    """(width, height) of the model's input as `source` asks for it, refused in one line when it is not two
+    whole numbers in 1..MAX_INPUT_SIDE (a checkpoint header is text anyone can edit: a bound before any
+    photograph is read or any input is allocated)."""
+    values: list[Any] = list(size) if isinstance(size, (list, tuple)) else [size]
+    if len(values) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        raise XAIError(f"{source}: the input size must be two whole numbers (width height), got {values}")
+    if not all(1 <= v <= MAX_INPUT_SIDE for v in values):
+        raise XAIError(
+            f"{source}: the input size {values[0]}x{values[1]} is outside 1..{MAX_INPUT_SIDE} px a side "
+            f"(give a smaller {option('img_size')})"
+        )
+    return int(values[0]), int(values[1])
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ class XAIError(Exception):
     """An error caused by the user's input (file, option, data), reported as one line."""
 
     fatal = False  # True: no later sample of a batch run can succeed either (a full disk)
+    exit_code = 2  # what the command line exits with: 2 for bad input (options, files, data)
 
     def __str__(self) -> str:
         return render(super().__str__())
@@ -46,8 +47,25 @@ class SampleError(XAIError):
     """A single sample cannot be read; batch runs skip it and report it at the end."""
 
 
+class NothingExplained(XAIError):
+    """A run that was asked for samples and explained none of them (each was skipped): exit code 1, so that
+    a job array or a pipeline that checks exit codes does not take the split as explained."""
+
+    exit_code = 1
+
+    def __init__(self, skipped: list[dict[str, str]]):
+        self.skipped = skipped
+        first = skipped[0] if skipped else {"sample": "?", "image": "?", "error": "?"}
+        super().__init__(
+            f"no sample explained: all {len(skipped)} were skipped; the first, {first['sample']} "
+            f"({first['image']}): {first['error']}"
+        )
+
+
 class OutOfMemory(XAIError):
     """Out of memory even at the smallest batch: `where` (what ran), `batch` (the size reached), `device`."""
+
+    exit_code = 3
 
     def __init__(self, where: str, batch: int, device: str, cause: str):
         self.where, self.batch, self.device, self.cause = where, batch, device, cause
@@ -77,12 +95,12 @@ def first_line(exc: BaseException, limit: int = 300) -> str:
 
 
 def run_one_line(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
-    """main(argv)'s exit code; an XAIError becomes `error: ...` on stderr and exit code 2."""
+    """main(argv)'s exit code; an XAIError becomes `error: ...` on stderr and its exit code (2: bad input)."""
     try:
         return main(argv)
     except XAIError as exc:
         print(f"error: {exc.cli_message()}", file=sys.stderr)
-        return 2
+        return exc.exit_code
 
 
 def exit_with_one_line(main: Callable[[Sequence[str] | None], int]) -> NoReturn:

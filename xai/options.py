@@ -17,23 +17,28 @@ import dataclasses
 import functools
 import types
 import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from .errors import XAIError
 from .errors import option as flag
 
-__all__ = ["OptionSpec", "Options", "jsonable", "option"]
+__all__ = ["REQUIRED", "OptionSpec", "Options", "jsonable", "option"]
 
 T = TypeVar("T", bound="Options")
 _KINDS = (bool, int, float, str)
+
+
+REQUIRED: Any = dataclasses.MISSING  # the default of an option that must be given
 
 
 def option(
     default: Any,
     help: str,
     *,
-    choices: tuple[str, ...] | None = None,
+    factory: Callable[[], Any] | None = None,
+    choices: tuple[str, ...] | Callable[[], tuple[str, ...]] | None = None,
     key: str | None = None,
     result: bool = True,
     cli: bool = True,
@@ -41,14 +46,25 @@ def option(
     maximum: float | None = None,
     null_words: tuple[str, ...] = ("none",),
     approximates: bool = False,
+    flag: str | None = None,
+    section: str | None = None,
+    exclusive: str | None = None,
+    metavar: str | tuple[str, ...] | None = None,
 ) -> Any:
     """A dataclass field that declares an option.
 
-    help: one line for --help and the docs; choices: the values allowed (strings); key: its short name in
-    --variants (default: the field's name); result: False when it does not change the maps (a batch
-    size), so that a resumed run may change it; cli: False to keep it off the command line; minimum: the
-    smallest number allowed; maximum: the largest; null_words: texts read as None; approximates: a setting of a fast
-    approximation (a variant differing from another only in such settings is compared with it)."""
+    default: its value when not given (REQUIRED: none); factory: makes the default instead (a dict);
+    help: one line for --help and the docs; choices: the values allowed (strings), or a function
+    returning them (resolved when first asked); key: its short name in --variants (default: the field's
+    name); result: False when it does not change the results (a batch size), so that a resumed run may
+    change it; cli: False to keep it off the command line; minimum, maximum: the numbers allowed (each
+    item's, for a tuple); null_words: texts read as None; approximates: a setting of a fast approximation
+    (a variant differing from another only in such settings is compared with it); flag: the command-line
+    name when it is not the field's (a switch that turns a True default off: "no_road", its help written
+    for the switch); section: the --help group it is listed in; exclusive: the name of a group of flags
+    of which at most one may be given; metavar: what --help shows for its value(s).
+
+    A field annotated `tuple[T, ...]` takes one or more values, `tuple[T, T]` exactly two."""
     meta = {
         "help": help,
         "choices": choices,
@@ -59,7 +75,13 @@ def option(
         "maximum": maximum,
         "null_words": null_words,
         "approximates": approximates,
+        "flag": flag,
+        "section": section,
+        "exclusive": exclusive,
+        "metavar": metavar,
     }
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata={"option": meta})
     return dataclasses.field(default=default, metadata={"option": meta})
 
 
@@ -81,9 +103,20 @@ class OptionSpec:
     maximum: float | None
     null_words: tuple[str, ...]
     approximates: bool
+    flag: str  # the command-line name (--flag)
+    section: str | None
+    exclusive: str | None
+    metavar: str | tuple[str, ...] | None
+    count: int | None = None  # a tuple's length: N, -1 for one or more; None: a single value
+    required: bool = False
+
+    @property
+    def switch(self) -> bool:
+        """A flag without a value: it sets the opposite of the (boolean) default."""
+        return self.kind is bool and self.count is None and isinstance(self.default, bool)
 
     def parse(self, text: str) -> Any:
-        """The value a text means (--variants, the command line)."""
+        """The value a text means (--variants, the command line; one item of a tuple)."""
         text = text.strip()
         if self.nullable and text.lower() in self.null_words:
             return None
@@ -100,9 +133,22 @@ class OptionSpec:
             raise XAIError(f"{flag(self.name)} must be {what}, got '{text}'") from None
 
     def check(self, value: Any) -> Any:
-        """value, checked (and an int given for a float made a float); XAIError says what is wrong."""
+        """value, checked (an int given for a float made a float, a list a tuple); XAIError says what is wrong."""
         if value is None and self.nullable:
             return value
+        if self.count is not None:
+            return self._check_items(value)
+        return self._check_one(value)
+
+    def _check_items(self, value: Any) -> tuple[Any, ...]:
+        if isinstance(value, (str, bytes)) or not isinstance(value, (tuple, list)):
+            raise XAIError(f"{flag(self.name)} must be a sequence of {self.kind.__name__}, got {value!r}")
+        if self.count is not None and self.count > 0 and len(value) != self.count:
+            what = " ".join(self.metavar) if isinstance(self.metavar, tuple) else self.kind.__name__
+            raise XAIError(f"{flag(self.name)} takes {self.count} values ({what}), got {list(value)}")
+        return tuple(self._check_one(v) for v in value)
+
+    def _check_one(self, value: Any) -> Any:
         if self.others and isinstance(value, self.others) and not isinstance(value, self.kind):
             return value
         if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
@@ -129,37 +175,62 @@ def _types(annotation: Any) -> tuple[type, ...]:
     return (annotation,) if isinstance(annotation, type) else (object,)
 
 
+def _tuple_items(annotation: Any) -> tuple[Any, int] | None:
+    """(item annotation, count) of a `tuple[T, ...]` (count -1) or `tuple[T, T]` member of the annotation."""
+    members = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) else ()
+    for member in members or (annotation,):
+        if typing.get_origin(member) is tuple:
+            args = typing.get_args(member)
+            return (args[0], -1) if len(args) == 2 and args[1] is Ellipsis else (args[0], len(args))
+    return None
+
+
+def _default(f: dataclasses.Field) -> tuple[Any, bool]:
+    """(the field's default, whether it is required)."""
+    if f.default is not dataclasses.MISSING:
+        return f.default, False
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory(), False
+    return None, True
+
+
+def _spec(f: dataclasses.Field, annotation: Any) -> OptionSpec:
+    meta = f.metadata["option"]
+    admitted = _types(annotation)
+    items = _tuple_items(annotation)
+    kinds = _types(items[0]) if items is not None else admitted
+    kind = next((k for k in _KINDS if k in kinds), str)
+    excluded = (*_KINDS, type(None), object, tuple) if items is not None else (*_KINDS, type(None), object)
+    default, required = _default(f)
+    choices = meta["choices"]() if callable(meta["choices"]) else meta["choices"]
+    return OptionSpec(
+        name=f.name,
+        default=default,
+        help=meta["help"],
+        kind=kind,
+        nullable=type(None) in admitted,
+        others=tuple(t for t in admitted if t not in excluded),
+        choices=tuple(choices) if choices is not None else None,
+        key=meta["key"] or f.name,
+        result=meta["result"],
+        cli=meta["cli"],
+        minimum=meta["minimum"],
+        maximum=meta["maximum"],
+        null_words=meta["null_words"],
+        approximates=meta["approximates"],
+        flag=meta["flag"] or f.name,
+        section=meta["section"],
+        exclusive=meta["exclusive"],
+        metavar=meta["metavar"],
+        count=items[1] if items is not None else None,
+        required=required,
+    )
+
+
 @functools.cache
 def _specs(cls: Any) -> tuple[OptionSpec, ...]:
     hints = typing.get_type_hints(cls)
-    out = []
-    for f in dataclasses.fields(cls):
-        meta = f.metadata.get("option")
-        if meta is None:
-            continue
-        admitted = _types(hints[f.name])
-        kind = next((k for k in _KINDS if k in admitted), str)
-        others = tuple(t for t in admitted if t not in _KINDS and t is not type(None) and t is not object)
-        default = f.default if f.default is not dataclasses.MISSING else None
-        out.append(
-            OptionSpec(
-                name=f.name,
-                default=default,
-                help=meta["help"],
-                kind=kind,
-                nullable=type(None) in admitted,
-                others=others,
-                choices=meta["choices"],
-                key=meta["key"] or f.name,
-                result=meta["result"],
-                cli=meta["cli"],
-                minimum=meta["minimum"],
-                maximum=meta["maximum"],
-                null_words=meta["null_words"],
-                approximates=meta["approximates"],
-            )
-        )
-    return tuple(out)
+    return tuple(_spec(f, hints[f.name]) for f in dataclasses.fields(cls) if "option" in f.metadata)
 
 
 def jsonable(value: Any) -> Any:
@@ -176,7 +247,7 @@ def jsonable(value: Any) -> Any:
 class Options:
     """Base of the frozen option dataclasses: checked on construction, described, keyed, replaced.
 
-    PROFILES: named sets of values ({"paper": {"weights": "raw"}}) that `profile(name)` applies."""
+    PROFILES: named sets of values ({"paper": {"weights": "raw"}}) that `of_profile(name)` applies."""
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {}
 
@@ -199,7 +270,13 @@ class Options:
         return next((s for s in cls.specs() if name_or_key in (s.name, s.key)), None)
 
     @classmethod
-    def profile(cls: type[T], name: str = "default") -> T:
+    def declared_in(cls, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The entries of `values` that set an option of this class (None: not set)."""
+        names = set(cls.names())
+        return {k: v for k, v in values.items() if k in names and v is not None}
+
+    @classmethod
+    def of_profile(cls: type[T], name: str = "default") -> T:
         """The options of a named profile ("default": the declared defaults)."""
         if name == "default":
             return cls()

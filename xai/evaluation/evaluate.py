@@ -30,6 +30,7 @@ from ..metrics.sanity import cascading_randomisation
 from ..precision import prefers_channels_last
 from ..targets import region_masks
 from .measures import Context, metrics
+from .settings import EvaluationSettings
 from .variants import Variant, full_counterparts
 
 
@@ -53,46 +54,6 @@ REFERENCES = {
         lambda ctx: probability_maps(ctx.model, ctx.x, ctx.classes).cpu() * ctx.valid,
     ),
 }
-
-
-@dataclass
-class EvaluationSettings:
-    steps: int = 50
-    schedules: tuple[str, ...] = ("linear", "area")
-    road: bool = True
-    sanity_samples: int = 2
-    batch_size: int | None = None  # None: automatic (xai.memory)
-    compile: bool = False  # torch.compile the perturbed images' forwards (xai.compilation)
-    cudnn_benchmark: bool = False
-    map_dtype: str = "float32"  # every map the evaluation makes is rounded as the run's files store maps
-    seed: int = 0
-    road_noise: float = 0.01  # in normalised units; the authors' 0.01 on [0, 1] images is 0.01 / std
-    pairs: tuple[tuple[str, str], ...] = ()  # paired differences A − B; () = the first variant against each other
-    stability_samples: int = 3  # noisy copies per sample for max-sensitivity (0: none)
-    stability_radius: float = 0.02 / 0.226  # uniform noise ±r in normalised units (0.02 of the [0, 1] range)
-    ring_width: int = 3  # pixels of the ring just outside a region (boundary precision)
-    size_bins: tuple[int, ...] = (64, 512)  # component areas (input pixels) that separate small, medium, large
-    instances: bool = False  # explain each connected component of a class's region on its own
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "stability_samples": self.stability_samples,
-            "stability_radius": self.stability_radius,
-            "ring_width": self.ring_width,
-            "size_bins": list(self.size_bins),
-            "instances": self.instances,
-            "steps": self.steps,
-            "schedules": list(self.schedules),
-            "road": self.road,
-            "road_noise": self.road_noise,
-            "sanity_samples": self.sanity_samples,
-            "batch_size": self.batch_size,
-            "compile": self.compile,
-            "cudnn_benchmark": self.cudnn_benchmark,
-            "map_dtype": self.map_dtype,
-            "seed": self.seed,
-            "pairs": [list(p) for p in self.pairs],
-        }
 
 
 @dataclass

@@ -22,6 +22,7 @@ import numpy as np
 from ..io import atomic_path, write_csv, write_json, write_text
 from ..templating import render_template
 from .measures import Measure, measures
+from .settings import split_pair
 from .stats import Estimate, bootstrap_mean, paired_difference
 
 FIELDS = ["sample", "image", "class", "method", "variant", "metric", "value", "reason"]
@@ -62,12 +63,12 @@ def summarise(
 
 
 def pairs(
-    variants: Sequence[str], methods: dict[str, str], asked: Iterable[Sequence[str]] = ()
+    variants: Sequence[str], methods: dict[str, str], asked: Iterable[str | Sequence[str]] = ()
 ) -> list[tuple[str, str]]:
     """The pairs (A, B) whose paired difference A − B the report shows: those asked for that the rows
     have, or by default the first variant against each other one (references aside)."""
     explained = [v for v in variants if methods.get(v) != REFERENCE]
-    wanted = [(str(a), str(b)) for a, b in asked]
+    wanted = [split_pair(p) if isinstance(p, str) else (str(p[0]), str(p[1])) for p in asked]  # "A@B"; [A, B] before
     if wanted:
         return [(a, b) for a, b in wanted if a in variants and b in variants and a != b]
     return [(explained[0], v) for v in explained[1:]]

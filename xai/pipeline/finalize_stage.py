@@ -131,23 +131,6 @@ def _gallery(out: Path, run: dict[str, Any], done: list[SampleRecord], report: A
     )
 
 
-_MANIFEST_KEYS = (
-    "command",
-    "versions",
-    "config",
-    "checkpoint",
-    "device",
-    "data_root",
-    "split",
-    "region",
-    "classes",
-    "methods",
-    "outputs",
-    "engines",
-    "map_dtype",
-)
-
-
 def finalize(out: str | Path) -> dict[str, Any]:
     """Write summary.csv, summary.json, manifest.json and index.html of a run folder; returns the manifest."""
     out = Path(out)
@@ -165,7 +148,7 @@ def finalize(out: str | Path) -> dict[str, Any]:
     report = _report(out, run, done)
     _gallery(out, run, done, report)
     manifest = {
-        **{k: run.get(k) for k in _MANIFEST_KEYS},
+        **{k: v for k, v in run.items() if k != "evaluation"},  # the run as it ran (xai.pipeline.setup)
         "samples": {
             "explained": len(done),
             "skipped": [{"sample": r.id, "image": r.name, "error": r.error} for r in skipped],

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import Any
 
-from ..errors import XAIError
+from ..errors import NothingExplained, XAIError
 from ..precision import float32_math
-from .distributed import Shard, join_torchrun
-from .explain_stage import explain
+from .distributed import Ranks, Shard, join_torchrun
+from .explain_stage import ExplainStats, explain
 from .finalize_stage import finalize
 from .layout import SAMPLE_DIR
 from .options import RunOptions
-from .setup import prepare
+from .setup import Setup, prepare
 
 log = logging.getLogger(__name__)
 
@@ -23,14 +22,15 @@ def run(opts: RunOptions, shard: Shard | None = None) -> dict[str, Any] | None:
 
     Under torchrun each rank explains its shard and rank 0 finalizes after a barrier (the other ranks
     return None). With `shard` (--shard K/N, no torchrun) only that shard is explained and nothing is
-    finalized: run --finalize OUTPUT_DIR once every shard is done."""
+    finalized: run --finalize OUTPUT_DIR once every shard is done. A process whose share of the samples
+    was not empty and that explained none of them raises NothingExplained (exit code 1), after the
+    summaries are written."""
     ranks = join_torchrun(opts.device)
     try:
         if ranks is not None:
             if shard is not None:
                 raise XAIError("--shard and torchrun both split the samples: use one of them")
-            opts = dataclasses.replace(
-                opts,
+            opts = opts.replace(
                 device=ranks.device(opts.device),
                 resume=opts.resume or ranks.restarted,
                 progress=opts.progress and ranks.rank == 0,
@@ -42,48 +42,66 @@ def run(opts: RunOptions, shard: Shard | None = None) -> dict[str, Any] | None:
         if ranks is None and shard is None and not opts.resume:
             _drop_other_records(setup)
         indices = shard.take(setup.indices) if shard is not None else setup.indices
-        try:
-            with float32_math(tf32=False):  # fp32 is IEEE fp32 unless a method's precision says tf32
-                stats = explain(setup, indices)
-        except KeyboardInterrupt:
-            if ranks is None and shard is None and any((setup.layout.out / "samples").glob("sample*.json")):
-                finalize(setup.layout.out)  # summaries of what is complete
-            raise
+        stats = _explain(setup, indices, finalize_if_stopped=ranks is None and shard is None)
         _report_skipped(stats.skipped)
-        if ranks is not None:
-            ranks.barrier()
-            if ranks.rank != 0:
-                log.info("rank %d explained %d sample(s); rank 0 writes the summaries", ranks.rank, stats.explained)
-                return None
-        elif shard is not None:
-            log.info(
-                "shard %s: explained %d of its %d sample(s) in %s/; when every shard is done: --finalize %s",
-                shard,
-                stats.explained,
-                len(indices),
-                setup.layout.out,
-                setup.layout.out,
-            )
-            return None
-        manifest = finalize(setup.layout.out)
-        if manifest["samples"]["runs_mixed"]:
-            log.warning(
-                "note: %s holds samples written with other options or another checkpoint; summary and "
-                "gallery show all of them (rerun with --resume to redo them under this run's options)",
-                setup.layout.out,
-            )
-        log.info(
-            "wrote %d sample(s) to %s/ (index.html, summary.csv, manifest.json)",
-            manifest["samples"]["explained"],
-            setup.layout.out,
-        )
+        manifest = _finish(setup, stats, len(indices), ranks, shard)
+        if indices and stats.explained + stats.resumed == 0:
+            raise NothingExplained(stats.skipped)
         return manifest
     finally:
         if ranks is not None:
             ranks.close()
 
 
-def _drop_other_records(setup: Any) -> None:
+def _explain(setup: Setup, indices: list[int], finalize_if_stopped: bool) -> ExplainStats:
+    """The explain stage in IEEE fp32 (a method's precision may say otherwise); when it is stopped
+    (Ctrl-C, SIGTERM), the summaries of what is complete are written first if this process owns them."""
+    try:
+        with float32_math(tf32=False):
+            return explain(setup, indices)
+    except KeyboardInterrupt:
+        if finalize_if_stopped and any((setup.layout.out / SAMPLE_DIR).glob("sample*.json")):
+            finalize(setup.layout.out)
+        raise
+
+
+def _finish(
+    setup: Setup, stats: ExplainStats, share: int, ranks: Ranks | None, shard: Shard | None
+) -> dict[str, Any] | None:
+    """The summaries, by whoever writes them: rank 0 after the barrier, nobody for a --shard (its
+    --finalize comes later), this process otherwise. Returns the manifest where it was written."""
+    out = setup.layout.out
+    if ranks is not None:
+        ranks.barrier()
+        if ranks.rank != 0:
+            log.info("rank %d explained %d sample(s); rank 0 writes the summaries", ranks.rank, stats.explained)
+            return None
+    elif shard is not None:
+        log.info(
+            "shard %s: explained %d of its %d sample(s) in %s/; when every shard is done: --finalize %s",
+            shard,
+            stats.explained,
+            share,
+            out,
+            out,
+        )
+        return None
+    if not any((out / SAMPLE_DIR).glob("sample*.json")):
+        return None  # nothing was asked of this process, or nothing it was asked could be recorded
+    manifest = finalize(out)
+    if manifest["samples"]["runs_mixed"]:
+        log.warning(
+            "note: %s holds samples written with other options or another checkpoint; summary and "
+            "gallery show all of them (rerun with --resume to redo them under this run's options)",
+            out,
+        )
+    log.info(
+        "wrote %d sample(s) to %s/ (index.html, summary.csv, manifest.json)", manifest["samples"]["explained"], out
+    )
+    return manifest
+
+
+def _drop_other_records(setup: Setup) -> None:
     """A fresh single-process run owns its folder's summaries: records of samples it was not asked for
     (an earlier, longer run) are removed, so summary and gallery show this run only. Shards, ranks and
     --resume keep every record (they merge)."""

@@ -7,6 +7,7 @@ import json
 import logging
 import platform
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,12 +15,12 @@ from typing import Any
 import torch
 
 from .. import __version__
+from ..batching import BatchOptions
 from ..checkpoint import LoadedModel, load_model
 from ..config import Config, load_config
-from ..data import Preprocessing, SegmentationDataset, encoder_normalization, read_split
+from ..data import Preprocessing, SegmentationDataset, check_input_size, encoder_normalization, read_split
 from ..errors import XAIError, option
-from ..mapfile import check_map_dtype
-from ..methods import Explainer, get_method, methods
+from ..methods import Explainer, get_method
 from ..modeling import pick_device
 from ..options import Options
 from ..precision import numerics
@@ -100,7 +101,7 @@ def method_options(
     if normalization is not None and "input_mean" in names:
         values["input_mean"], values["input_std"] = tuple(normalization[0]), tuple(normalization[1])
     values.update({k: v for k, v in opts.method_options.items() if k in names and v is not None})
-    base = declared.profile(opts.profile) if opts.profile in declared.PROFILES else declared()
+    base = declared.of_profile(opts.profile) if opts.profile in declared.PROFILES else declared()
     return base.replace(**values)
 
 
@@ -109,14 +110,11 @@ def build_engine(method: str, model: torch.nn.Module, options: Options) -> Expla
     return get_method(method).cls(model, options)  # type: ignore[arg-type]  # the method's own Options class
 
 
-def _check_run_options(opts: RunOptions, variants: list[str]) -> None:
-    """Profiles, and method options that no method of the run declares (said once, then ignored)."""
-    profiles = {"default"} | {p for info in methods().values() for p in info.options.PROFILES}
-    if opts.profile not in profiles:
-        raise XAIError(f"unknown {option('profile')} '{opts.profile}': choose one of {', '.join(sorted(profiles))}")
+def _note_unused_options(opts: RunOptions, variants: list[str]) -> None:
+    """Method options that no method of the run declares (said once, then ignored)."""
     used = {n for m in [*opts.methods, *variants] for n in get_method(m).options.names()}
-    if opts.evaluate or opts.variants:
-        used.add("batch_size")  # the evaluation's forwards
+    if opts.evaluate:
+        used.update(BatchOptions.names())  # the evaluation's forwards
     unused = [k for k, v in opts.method_options.items() if v is not None and k not in used]
     if unused:
         log.warning("note: %s: not an option of %s, so it has no effect", ", ".join(unused), ", ".join(opts.methods))
@@ -180,58 +178,91 @@ def _class_names(loaded: LoadedModel, cfg: Config, asked: Any, given: Any = None
     return names, [names.index(c) for c in asked]
 
 
-def _dataset(opts: RunOptions, cfg: Config, loaded: LoadedModel) -> tuple[SegmentationDataset, list[int], Path]:
-    img_size = tuple(opts.img_size) if opts.img_size else tuple(loaded.img_size or cfg.img_size)
-    if len(img_size) != 2 or not all(isinstance(v, int) and v > 0 for v in img_size):
-        raise XAIError(f"{option('img_size')} must be two positive integers (width height), got {list(img_size)}")
+@dataclass(frozen=True)
+class ModelInput:
+    """What the model's input is made of, as it ran: its size (and which source asked for it), the
+    normalisation and the preprocessing (the checkpoint's where it stores them, else the config's)."""
+
+    img_size: tuple[int, int]
+    size_from: str
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    preprocessing: Preprocessing
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "img_size": list(self.img_size),
+            "img_size_from": self.size_from,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "preprocessing": dataclasses.asdict(self.preprocessing),
+        }
+
+
+def _model_input(opts: RunOptions, cfg: Config, loaded: LoadedModel) -> ModelInput:
+    """The input the run feeds the model; a size outside the declared bound (xai.data.MAX_INPUT_SIDE) is
+    refused here, in one line, before any photograph is read."""
+    size: Sequence[int]
+    if opts.img_size:
+        size, source = opts.img_size, option("img_size")
+    elif loaded.img_size:
+        size, source = tuple(loaded.img_size), f"the checkpoint {opts.model_path}"
+    else:
+        size, source = cfg.img_size, f"the config {opts.config or 'phenocyte'}"
     mean, std = (
         (loaded.mean, loaded.std)
         if loaded.mean and loaded.std
         else encoder_normalization(loaded.encoder or cfg.encoder)
     )
+    return ModelInput(
+        img_size=check_input_size(size, source),
+        size_from=source.replace("⟨img_size⟩", "--img_size"),
+        mean=tuple(mean),
+        std=tuple(std),
+        preprocessing=Preprocessing(**loaded.preprocessing) if loaded.preprocessing else cfg.preprocess(),
+    )
+
+
+def _dataset(opts: RunOptions, cfg: Config, model_input: ModelInput) -> tuple[SegmentationDataset, list[int]]:
     root = _data_root(opts, cfg)
     names = read_split(root, opts.split, cfg.split_file)
     dataset = SegmentationDataset(
         root,
         opts.split,
         palette=cfg.class_colors(),
-        img_size=(img_size[0], img_size[1]),
-        mean=mean,
-        std=std,
+        img_size=model_input.img_size,
+        mean=model_input.mean,
+        std=model_input.std,
         split_file=cfg.split_file,
         names=names,
         skip_errors=True,
-        preprocessing=Preprocessing(**loaded.preprocessing) if loaded.preprocessing else cfg.preprocess(),
+        preprocessing=model_input.preprocessing,
         ignore_index=cfg.ignore_index,
         max_pixels=opts.max_pixels,
     )
-    if opts.samples_per_call < 1:
-        raise XAIError(f"{option('samples_per_call')} must be at least 1, got {opts.samples_per_call}")
-    if opts.max_pixels < 1:
-        raise XAIError(f"{option('max_pixels')} must be at least 1, got {opts.max_pixels}")
-    if not opts.all and opts.num_samples < 1:
-        raise XAIError(f"{option('num_samples')} must be at least 1, got {opts.num_samples}")
     indices = list(range(len(names))) if opts.all else list(range(min(opts.num_samples, len(names))))
-    return dataset, indices, root
+    return dataset, indices
+
+
+def _colors(cfg: Config, class_names: list[str]) -> list[tuple[int, int, int]]:
+    """A class's colour by its name in the config's palette, else by its id, else grey."""
+    palette = cfg.class_colors()
+    by_name = dict(zip(cfg.classes, palette, strict=True))
+    return [by_name[n] if n in by_name else palette[i] if i < len(palette) else GREY for i, n in enumerate(class_names)]
 
 
 def prepare(opts: RunOptions) -> Setup:
     """Resolve config, model, data and engines; every problem surfaces here as one XAIError line."""
     if not opts.methods:
         raise XAIError(f"no method to run: name at least one in {option('methods')}")
-    check_map_dtype(opts.map_dtype)
     for m in opts.methods:
         get_method(m)
     cfg = load_config(opts.config)
     device = pick_device(opts.device)
     loaded = _model(opts, cfg, device)
     class_names, class_ids = _class_names(loaded, cfg, opts.classes, opts.class_names)
-    dataset, indices, root = _dataset(opts, cfg, loaded)
-    palette = cfg.class_colors()
-    by_name = dict(zip(cfg.classes, palette, strict=True))
-    colors = [  # a class's colour by its name in the palette, else by its id
-        by_name[n] if n in by_name else palette[i] if i < len(palette) else GREY for i, n in enumerate(class_names)
-    ]
+    model_input = _model_input(opts, cfg, loaded)
+    dataset, indices = _dataset(opts, cfg, model_input)
     norm = (dataset.mean, dataset.std)
     engines = {m: build_engine(m, loaded.model, method_options(m, opts, cfg, norm)) for m in opts.methods}
     for engine in engines.values():
@@ -239,56 +270,10 @@ def prepare(opts: RunOptions) -> Setup:
     described = [(m, get_method(m).label, get_method(m).folder, get_method(m).family) for m in opts.methods]
     kinds = output_kinds(described, opts.comparison)
     layout = Layout(Path(opts.output_dir), tuple(class_names), tuple(class_ids), tuple(kinds))
-    evaluator, evaluation, evaluation_key = None, None, None
-    if opts.evaluate or opts.variants:
-        evaluator, evaluation, evaluation_key = _evaluator(
-            opts, cfg, norm, loaded.model, engines, class_ids, class_names
-        )
-    else:
-        _check_run_options(opts, [])
-    explained = [class_names[c] for c in class_ids]
-    run_key = {
-        "checkpoint": loaded.sha256,
-        "classes": explained,
-        "img_size": list(dataset.img_size),
-        "methods": list(opts.methods),
-        "engines": {m: e.options.result_key() for m, e in engines.items()},
-        "map_dtype": opts.map_dtype,  # the maps are rounded to it: figures, summaries and metrics change
-        "evaluation": evaluation_key,
-        "split": opts.split,
-        "data_root": str(root),
-        "preprocessing": dataclasses.asdict(dataset.preprocessing),
-        "ignore_index": cfg.ignore_index,
-    }
-    run_info = {
-        "command": list(opts.command),
-        "versions": _versions(),
-        "config": cfg.to_dict(),
-        "checkpoint": {
-            "path": str(opts.model_path),
-            "sha256": loaded.sha256,
-            "kind": loaded.kind,
-            "arch": loaded.arch,
-            "encoder": loaded.encoder,
-        },
-        "device": str(device),
-        "numerics": numerics(
-            device, {m: e.options.precision for m, e in engines.items() if hasattr(e.options, "precision")}
-        ),
-        "data_root": str(root),
-        "preprocessing": dataclasses.asdict(dataset.preprocessing),
-        "split": opts.split,
-        "region": opts.region,
-        "save_raw": opts.save_raw,
-        "map_dtype": opts.map_dtype,
-        "classes": explained,
-        "class_names": class_names,
-        "colors": [list(c) for c in colors],
-        "methods": {m: {"label": get_method(m).label, "folder": get_method(m).folder} for m in opts.methods},
-        "outputs": [k.describe() for k in kinds],
-        "engines": {m: e.options.describe() for m, e in engines.items()},
-        "evaluation": evaluation,
-    }
+    evaluation = _evaluation(opts, cfg, norm, loaded.model, engines, class_ids, class_names) if opts.evaluate else None
+    _note_unused_options(opts, list(evaluation.variants) if evaluation else [])
+    run = RunDescription(opts, cfg, loaded, device, dataset, model_input, [class_names[c] for c in class_ids])
+    colors = _colors(cfg, class_names)
     return Setup(
         opts=opts,
         cfg=cfg,
@@ -301,27 +286,108 @@ def prepare(opts: RunOptions) -> Setup:
         colors=colors,
         engines=engines,
         layout=layout,
-        run_info=json.loads(json.dumps(run_info)),
-        run_key=json.loads(json.dumps(run_key)),
+        run_info=run.info(engines, kinds, colors, class_names, evaluation),
+        run_key=run.key(engines, evaluation),
         notes=list(loaded.notes or []),
-        evaluator=evaluator,
+        evaluator=evaluation.evaluator if evaluation else None,
     )
 
 
-def _pairs(asked: tuple[str, ...], labels: list[str]) -> tuple[tuple[str, str], ...]:
-    out = []
-    for text in asked:
-        a, sep, b = text.partition("@")
-        if not sep or a not in labels or b not in labels or a == b:
+@dataclass
+class RunDescription:
+    """What a run resolved, described twice: for the manifest (everything that ran) and for the resume key
+    (what a sample's outputs depend on)."""
+
+    opts: RunOptions
+    cfg: Config
+    loaded: LoadedModel
+    device: torch.device
+    dataset: SegmentationDataset
+    model_input: ModelInput
+    explained: list[str]  # the names of the explained classes
+
+    def key(self, engines: dict[str, Explainer], evaluation: Evaluation | None) -> dict[str, Any]:
+        """The declared settings that change a sample's outputs (RunOptions.result_key), with the values
+        the run resolved in place of those it resolved (classes, img_size, data root)."""
+        key = {
+            **self.opts.result_key(),
+            "checkpoint": self.loaded.sha256,
+            "classes": self.explained,
+            "img_size": list(self.dataset.img_size),
+            "engines": {m: e.options.result_key() for m, e in engines.items()},
+            "evaluation": evaluation.key if evaluation else None,
+            "data_root": str(self.dataset.root),
+            "preprocessing": dataclasses.asdict(self.dataset.preprocessing),
+            "ignore_index": self.cfg.ignore_index,
+        }
+        return json.loads(json.dumps(key))
+
+    def info(
+        self,
+        engines: dict[str, Explainer],
+        kinds: list[Any],
+        colors: list[tuple[int, int, int]],
+        class_names: list[str],
+        evaluation: Evaluation | None,
+    ) -> dict[str, Any]:
+        """The manifest's description of the run: its options as given, and what ran (the input the model
+        saw, the checkpoint, the device and numerics, every engine's options, the evaluation)."""
+        loaded = self.loaded
+        info = {
+            "command": list(self.opts.command),
+            "options": self.opts.describe(),
+            "versions": _versions(),
+            "config": self.cfg.to_dict(),
+            "checkpoint": {
+                "path": str(self.opts.model_path),
+                "sha256": loaded.sha256,
+                "kind": loaded.kind,
+                "arch": loaded.arch,
+                "encoder": loaded.encoder,
+            },
+            "device": str(self.device),
+            "numerics": numerics(
+                self.device, {m: e.options.precision for m, e in engines.items() if hasattr(e.options, "precision")}
+            ),
+            "input": self.model_input.describe(),
+            "data_root": str(self.dataset.root),
+            "preprocessing": dataclasses.asdict(self.dataset.preprocessing),
+            "split": self.opts.split,
+            "region": self.opts.region,
+            "save_raw": self.opts.save_raw,
+            "map_dtype": self.opts.map_dtype,
+            "classes": self.explained,
+            "class_names": class_names,
+            "colors": [list(c) for c in colors],
+            "methods": {m: {"label": get_method(m).label, "folder": get_method(m).folder} for m in self.opts.methods},
+            "outputs": [k.describe() for k in kinds],
+            "engines": {m: e.options.describe() for m, e in engines.items()},
+            "evaluation": evaluation.description if evaluation else None,
+        }
+        return json.loads(json.dumps(info))
+
+
+def _check_pairs(pairs: tuple[tuple[str, str], ...], labels: list[str]) -> None:
+    for a, b in pairs:
+        if a not in labels or b not in labels:
             raise XAIError(
-                f"{option('pairs')} wants A@B with two different evaluated variants, got '{text}'; "
+                f"{option('pairs')} wants A@B with two different evaluated variants, got '{a}@{b}'; "
                 f"the variants: {', '.join(labels)}"
             )
-        out.append((a, b))
-    return tuple(out)
 
 
-def _evaluator(
+@dataclass
+class Evaluation:
+    """The evaluator of --evaluate with its variants, its description (manifest) and what its numbers
+    depend on (resume key)."""
+
+    evaluator: Any  # xai.evaluation.evaluate.Evaluator
+    variants: list[str]  # the method of each evaluated variant
+    description: dict[str, Any]
+    key: dict[str, Any]
+
+
+def _evaluation(
     opts: RunOptions,
     cfg: Config,
     norm: tuple[Any, Any],
@@ -329,52 +395,45 @@ def _evaluator(
     engines: dict[str, Explainer],
     class_ids: list[int],
     class_names: list[str],
-) -> tuple[Any, dict[str, Any], dict[str, Any]]:
-    """The evaluator of --evaluate: the run's methods and --variants, each an engine built once; with its
-    description (manifest) and what its numbers depend on (resume key: no batch sizes)."""
-    from ..evaluation.evaluate import REFERENCES, EvaluationSettings, Evaluator
+) -> Evaluation:
+    """The run's methods and --variants, each an engine built once, and the evaluator's settings: the run's
+    evaluation options (EvaluationOptions) and what follows from the run."""
+    from ..evaluation.evaluate import REFERENCES, Evaluator
+    from ..evaluation.settings import EvaluationOptions, EvaluationSettings
     from ..evaluation.variants import Variant, parse_variants
 
-    if opts.eval_steps < 2:
-        raise XAIError(f"{option('eval_steps')} must be at least 2, got {opts.eval_steps}")
-    if opts.stability_samples < 0:
-        raise XAIError(f"{option('stability_samples')} must be at least 0, got {opts.stability_samples}")
     variants = [Variant(label=m, method=m, overrides=()) for m in opts.methods]
     for v in parse_variants(list(opts.variants)):
         if v.label not in {x.label for x in variants}:
             variants.append(v)
-    _check_run_options(opts, [v.method for v in variants])
+    _check_pairs(opts.pair_list, [v.label for v in variants] + list(REFERENCES))
     built = dict(engines)
     for v in variants:
         if v.label not in built:
             built[v.label] = build_engine(v.method, model, v.options(method_options(v.method, opts, cfg, norm)))
+    unit = sum(norm[1]) / len(norm[1])  # the noise radii are declared on [0, 1] images: in normalised units
+    batching = opts.batching
     settings = EvaluationSettings(
-        steps=opts.eval_steps,
-        road=opts.road,
-        sanity_samples=opts.sanity_samples,
-        batch_size=opts.batch_size,
-        compile=opts.compile,
-        cudnn_benchmark=opts.cudnn_benchmark,
+        **{name: getattr(opts, name) for name in EvaluationOptions.names()},
+        batch_size=batching.batch_size,
+        compile=batching.compile,
+        cudnn_benchmark=batching.cudnn_benchmark,
         map_dtype=opts.map_dtype,
         seed=opts.seed,
-        road_noise=0.01 / (sum(norm[1]) / len(norm[1])),  # the authors' 0.01 on [0, 1] images
-        stability_samples=opts.stability_samples,
-        stability_radius=0.02 / (sum(norm[1]) / len(norm[1])),  # ±0.02 of the [0, 1] intensity range
+        road_noise=0.01 / unit,
+        stability_radius=0.02 / unit,
         instances=opts.region == "instances",
-        pairs=_pairs(opts.pairs, [v.label for v in variants] + list(REFERENCES)),
     )
     evaluator = Evaluator(model, built, variants, class_ids, class_names, opts.region, settings)
-    described = {
+    description = {
         "settings": settings.describe(),
         "references": {name: r.description for name, r in REFERENCES.items()},
         "variants": {v.label: {"method": v.method, "options": built[v.label].options.describe()} for v in variants},
     }
     key = {
-        "settings": {
-            k: v
-            for k, v in settings.describe().items()
-            if k not in ("batch_size", "compile", "cudnn_benchmark", "pairs")
-        },
+        "settings": settings.result_key(),
         "variants": {v.label: {"method": v.method, "options": built[v.label].options.result_key()} for v in variants},
     }
-    return evaluator, json.loads(json.dumps(described)), json.loads(json.dumps(key))
+    return Evaluation(
+        evaluator, [v.method for v in variants], json.loads(json.dumps(description)), json.loads(json.dumps(key))
+    )

@@ -1,0 +1,121 @@
+"""What --evaluate measures, declared once (xai.options): the run's evaluation options, and the settings
+the evaluator derives from the run.
+
+`EvaluationOptions` are options of every run (flags, checks, resume key and manifest follow from the
+fields); `EvaluationSettings` adds what the run decides for the evaluator (seed, noise in normalised
+units, batches, how maps are stored). Torch-free: the command line reads these declarations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import XAIError
+from ..errors import option as flag
+from ..options import Options, option
+
+__all__ = ["EVALUATION", "EvaluationOptions", "EvaluationSettings", "split_pair"]
+
+EVALUATION = "evaluation (--evaluate)"  # the --help section of the evaluation's options
+DEFAULT_STD = 0.226  # the mean of ImageNet's std: the noise radii's unit when no normalisation is given
+
+
+def split_pair(text: str) -> tuple[str, str]:
+    """("A", "B") of a paired difference written "A@B"; XAIError for any other text."""
+    a, sep, b = text.partition("@")
+    if not sep or not a or not b or a == b:
+        raise XAIError(f"{flag('pairs')} wants A@B with two different evaluated variants, got '{text}'")
+    return a, b
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluationOptions(Options):
+    """The evaluation's options of a run (README, 'Measuring faithfulness')."""
+
+    evaluate: bool = option(
+        False,
+        "also measure how faithful each map is (deletion, insertion, ROAD, Average Drop/Increase, localisation, "
+        "sanity check): metrics.csv, report.html",
+        section=EVALUATION,
+    )
+    variants: tuple[str, ...] = option(
+        (),
+        "method settings evaluated beside --methods (implies --evaluate), e.g. "
+        "'scorecam:layer=decoder,baseline=none gradcam:layer=encoder.layer3'; keys: any option of the "
+        "method, by name or short key (layer, maps, select, batch, ...)",
+        section=EVALUATION,
+        metavar="SPEC",
+    )
+    pairs: tuple[str, ...] = option(
+        (),
+        "paired differences A − B of evaluated variants in the report (default: the first method against each "
+        "other one)",
+        result=False,
+        section=EVALUATION,
+        metavar="A@B",
+    )
+    eval_steps: int = option(50, "steps S of the deletion and insertion curves", minimum=2, section=EVALUATION)
+    road: bool = option(
+        True,
+        "leave ROAD out of --evaluate (its noisy linear imputation is the costliest metric on a CPU: about 0.1 s "
+        "per perturbed 128x256 image on one core, 18 images per map and class)",
+        flag="no_road",
+        section=EVALUATION,
+    )
+    stability_samples: int = option(
+        3,
+        "noisy copies (±0.02 of the intensity range, seeded) per sample and method for max-sensitivity and the "
+        "Spearman correlation under noise (0: none); each costs one more explanation",
+        minimum=0,
+        section=EVALUATION,
+    )
+    sanity_samples: int = option(
+        2,
+        "the first N samples of the split also get the cascading-randomisation sanity check (0: none)",
+        minimum=0,
+        section=EVALUATION,
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.variants and not self.evaluate:  # --variants implies --evaluate
+            object.__setattr__(self, "evaluate", True)
+        for text in self.pairs:
+            split_pair(text)
+
+    @property
+    def pair_list(self) -> tuple[tuple[str, str], ...]:
+        """The paired differences asked for, as (A, B)."""
+        return tuple(split_pair(text) for text in self.pairs)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluationSettings(EvaluationOptions):
+    """The evaluator's settings: the run's evaluation options, and what follows from the rest of the run."""
+
+    schedules: tuple[str, ...] = option(("linear", "area"), "deletion and insertion schedules", cli=False)
+    batch_size: int | None = option(
+        None, "images per forward pass (None: automatic, xai.memory)", minimum=1, result=False, cli=False
+    )
+    compile: bool = option(False, "torch.compile the perturbed images' forwards", result=False, cli=False)
+    cudnn_benchmark: bool = option(False, "cuDNN's algorithm search per input shape", result=False, cli=False)
+    map_dtype: str = option(
+        "float32", "every map the evaluation makes is rounded as the run's files store maps", cli=False
+    )
+    seed: int = option(0, "seed of the evaluation's random parts", cli=False)
+    road_noise: float = option(
+        0.01 / DEFAULT_STD, "ROAD's noise in normalised units (the authors' 0.01 on [0, 1] images)", cli=False
+    )
+    stability_radius: float = option(
+        0.02 / DEFAULT_STD, "uniform noise ±r in normalised units (0.02 of the [0, 1] range)", cli=False
+    )
+    ring_width: int = option(3, "pixels of the ring just outside a region (boundary precision)", cli=False)
+    size_bins: tuple[int, ...] = option(
+        (64, 512), "component areas (input pixels) that separate small, medium and large objects", cli=False
+    )
+    instances: bool = option(False, "explain each connected component of a class's region on its own", cli=False)
+
+    @property
+    def steps(self) -> int:
+        """S, the steps of the deletion and insertion curves."""
+        return self.eval_steps
