@@ -62,7 +62,7 @@ def one_run(ckpt: Path, data: Path, out: Path, samples: int, workers: int, per_c
     setup = prepare(opts)
     spent = {"samples": 0.0, "methods": 0.0, "close": 0.0, "samples_cpu": 0.0, "methods_cpu": 0.0, "submit_wait": 0.0}
     original_one, original_sample, original_writer = (
-        explain_stage._explain_group,
+        explain_stage._Stage.group,
         explain_stage.explain_samples,
         explain_stage.FigureWriter,
     )
@@ -73,9 +73,9 @@ def one_run(ckpt: Path, data: Path, out: Path, samples: int, workers: int, per_c
         spent["samples"] += time.perf_counter() - t0
         spent["samples_cpu"] += time.thread_time() - c0
 
-    def timed_sample(items, setup_):
+    def timed_sample(items, execution):
         c0 = time.thread_time()
-        explained = original_sample(items, setup_)
+        explained = original_sample(items, execution)
         spent["methods"] += sum(sum(ex.seconds.values()) for ex in explained)
         spent["methods_cpu"] += time.thread_time() - c0
         return explained
@@ -87,7 +87,7 @@ def one_run(ckpt: Path, data: Path, out: Path, samples: int, workers: int, per_c
             super().close()
             spent["close"] += time.perf_counter() - t0
 
-    explain_stage._explain_group, explain_stage.explain_samples = timed_one, timed_sample
+    explain_stage._Stage.group, explain_stage.explain_samples = timed_one, timed_sample  # type: ignore[method-assign]
     explain_stage.FigureWriter = TimedWriter  # type: ignore[misc]
     try:
         with float32_math(tf32=False):
@@ -95,7 +95,7 @@ def one_run(ckpt: Path, data: Path, out: Path, samples: int, workers: int, per_c
             stats = explain_stage.explain(setup)
             wall = time.perf_counter() - t0
     finally:
-        explain_stage._explain_group, explain_stage.explain_samples = original_one, original_sample
+        explain_stage._Stage.group, explain_stage.explain_samples = original_one, original_sample  # type: ignore[method-assign]
         explain_stage.FigureWriter = original_writer  # type: ignore[misc]
     n = stats.explained
     if n != samples:

@@ -14,10 +14,10 @@ from xai.cli import main
 _real = stage.explain_samples
 
 
-def _preempted(items, setup):
-    if any(item["index"] == 1 for item in items):
+def _preempted(items, execution):
+    if any(item.index == 1 for item in items):
         os.killpg(os.getpgid(0), signal.SIGTERM)
-    return _real(items, setup)
+    return _real(items, execution)
 
 
 if __name__ == "__main__":  # figure workers import this module too

@@ -37,15 +37,15 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-def _killed(items, setup):
-    if any(item["index"] == 3 for item in items):
-        drawn = setup.layout.out / "gradcam_maps"
+def _killed(items, execution):
+    if any(item.index == 3 for item in items):
+        drawn = Path(sys.argv[sys.argv.index("--output_dir") + 1]) / "gradcam_maps"
         deadline = time.monotonic() + 120
         while not list(drawn.glob("sample0_*.png")) and time.monotonic() < deadline:
             time.sleep(0.05)  # until the figure workers have started and drawn sample 0
         Path(os.environ["XAI_TEST_PIDS"]).write_text(json.dumps(descendants(os.getpid())))
         os.kill(os.getpid(), signal.SIGKILL)
-    return _real(items, setup)
+    return _real(items, execution)
 
 
 if __name__ == "__main__":  # figure workers import this module too

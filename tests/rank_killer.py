@@ -14,11 +14,11 @@ _real = stage.explain_samples
 _started = [0]
 
 
-def _dying(items, setup):
+def _dying(items, execution):
     _started[0] += 1
     if _started[0] == 2 and os.environ.get("RANK") == os.environ.get("XAI_TEST_KILL_RANK"):
         os.kill(os.getpid(), signal.SIGKILL)
-    return _real(items, setup)
+    return _real(items, execution)
 
 
 stage.explain_samples = _dying

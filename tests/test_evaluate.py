@@ -120,9 +120,9 @@ def test_finalize_rebuilds_the_report_and_resume_keeps_the_metrics(tiny_run, eva
     real = stage.explain_samples
     calls: list[int] = []
 
-    def counted(items, setup):
-        calls.extend(item["index"] for item in items)
-        return real(items, setup)
+    def counted(items, execution):
+        calls.extend(item.index for item in items)
+        return real(items, execution)
 
     stage.explain_samples = counted
     try:

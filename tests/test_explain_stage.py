@@ -28,11 +28,11 @@ def _explained_calls(monkeypatch, fail_on=None):
     calls: list[int] = []
     real = EXPLAIN_SAMPLES
 
-    def counting(items, setup):
-        calls.extend(item["index"] for item in items)
-        if any(item["index"] == fail_on for item in items):
+    def counting(items, execution):
+        calls.extend(item.index for item in items)
+        if any(item.index == fail_on for item in items):
             raise KeyboardInterrupt
-        return real(items, setup)
+        return real(items, execution)
 
     monkeypatch.setattr(stage, "explain_samples", counting)
     return calls
@@ -177,10 +177,10 @@ def test_sigterm_finishes_what_is_explained_and_writes_the_summaries(tiny_run, t
 
     _base, data, ckpt = tiny_run
 
-    def preempted(items, setup):  # the cluster's SIGTERM arrives while sample1 is being explained
-        if any(item["index"] == 1 for item in items):
+    def preempted(items, execution):  # the cluster's SIGTERM arrives while sample1 is being explained
+        if any(item.index == 1 for item in items):
             os.kill(os.getpid(), signal.SIGTERM)
-        return EXPLAIN_SAMPLES(items, setup)
+        return EXPLAIN_SAMPLES(items, execution)
 
     monkeypatch.setattr(stage, "explain_samples", preempted)
     out = tmp_path / "out"
@@ -246,9 +246,9 @@ def test_a_sample_the_model_cannot_take_is_skipped(tiny_run, tmp_path, monkeypat
 
     stage_index = [0]
 
-    def tracking(items, setup):
-        stage_index[0] = items[0]["index"]
-        return EXPLAIN_SAMPLES(items, setup)
+    def tracking(items, execution):
+        stage_index[0] = items[0].index
+        return EXPLAIN_SAMPLES(items, execution)
 
     monkeypatch.setattr(GradCAM, "explain", fails_on_wide_inputs)
     monkeypatch.setattr(stage, "explain_samples", tracking)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 from xai.pipeline.distributed import Shard
 from xai.pipeline.layout import Layout
@@ -94,12 +93,12 @@ def test_drop_other_records_matches_whole_names(tmp_path):
     for name in names:
         (samples / name).write_text("{}", encoding="utf-8")
     layout = Layout(tmp_path, ("a", "b"), (0, 1), tuple(output_kinds([("gradcam", "Grad-CAM", "gradcam_maps")], False)))
-    _drop_other_records(SimpleNamespace(layout=layout, indices=[1, 2]))
+    _drop_other_records(layout, [1, 2])
     assert sorted(p.name for p in samples.iterdir()) == [
         "sample1.json",
         "sample1.json.part",
         "sample1.npz",
         "sample2.json",
     ]
-    _drop_other_records(SimpleNamespace(layout=Layout(tmp_path / "new", ("a",), (0,), ()), indices=[0]))
+    _drop_other_records(Layout(tmp_path / "new", ("a",), (0,), ()), [0])
     assert not (tmp_path / "new").exists()  # a folder without records is left as it is

@@ -96,9 +96,9 @@ def test_a_sample_the_model_fails_on_is_the_only_one_skipped_of_its_group(tiny_r
     current: list[int] = []
     real_samples, real_explain = stage.explain_samples, get_method("gradcam").cls.explain
 
-    def tracking(items, setup):
-        current[:] = [item["index"] for item in items]
-        return real_samples(items, setup)
+    def tracking(items, execution):
+        current[:] = [item.index for item in items]
+        return real_samples(items, execution)
 
     def fails_on_sample_1(self, x, **kw):
         if 1 in current:

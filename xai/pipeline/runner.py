@@ -10,7 +10,7 @@ from ..precision import float32_math
 from .distributed import Ranks, Shard, join_torchrun
 from .explain_stage import ExplainStats, explain
 from .finalize_stage import finalize
-from .layout import SAMPLE_DIR
+from .layout import SAMPLE_DIR, Layout
 from .options import RunOptions
 from .setup import Setup, prepare
 
@@ -40,7 +40,7 @@ def run(opts: RunOptions, shard: Shard | None = None) -> dict[str, Any] | None:
         for note in setup.notes:
             log.warning("note: %s", note)
         if ranks is None and shard is None and not opts.resume:
-            _drop_other_records(setup)
+            _drop_other_records(setup.layout, setup.indices)
         indices = shard.take(setup.indices) if shard is not None else setup.indices
         stats = _explain(setup, indices, finalize_if_stopped=ranks is None and shard is None)
         _report_skipped(stats.skipped)
@@ -101,12 +101,12 @@ def _finish(
     return manifest
 
 
-def _drop_other_records(setup: Setup) -> None:
+def _drop_other_records(layout: Layout, indices: list[int]) -> None:
     """A fresh single-process run owns its folder's summaries: records of samples it was not asked for
     (an earlier, longer run) are removed, so summary and gallery show this run only. Shards, ranks and
     --resume keep every record (they merge)."""
-    wanted = {setup.layout.sample(i).record for i in setup.indices}
-    folder = setup.layout.out / SAMPLE_DIR
+    wanted = {layout.sample(i).record for i in indices}
+    folder = layout.out / SAMPLE_DIR
     stale = [p for p in sorted(folder.glob("sample*.json")) if f"{SAMPLE_DIR}/{p.name}" not in wanted]
     for p in stale:
         p.unlink(missing_ok=True)

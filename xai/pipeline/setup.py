@@ -24,9 +24,11 @@ from ..methods import Explainer, get_method
 from ..modeling import pick_device
 from ..options import Options
 from ..precision import numerics
+from .execution import Execution
 from .layout import Layout
 from .options import RunOptions
 from .outputs import output_kinds
+from .sample_outputs import Presentation
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 GREY = (128, 128, 128)
@@ -61,6 +63,28 @@ class Setup:
 
     def label(self, method: str) -> str:
         return get_method(method).label
+
+    def execution(self) -> Execution:
+        """What the explain stage's model execution needs of the run."""
+        return Execution(
+            engines=self.engines,
+            class_ids=list(self.class_ids),
+            device=self.device,
+            map_dtype=self.opts.map_dtype,
+            save_raw=self.opts.save_raw,
+            evaluator=self.evaluator,
+        )
+
+    def presentation(self) -> Presentation:
+        """What a sample's outputs (figures, summary rows, maps file) need of the run."""
+        return Presentation(
+            class_names=list(self.class_names),
+            class_ids=list(self.class_ids),
+            colors=list(self.colors),
+            region=self.region,
+            layout=self.layout,
+            map_dtype=self.opts.map_dtype,
+        )
 
 
 def _data_root(opts: RunOptions, cfg: Config) -> Path:
