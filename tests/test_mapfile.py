@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
-from xai.data import Letterbox
+from xai.data import Letterbox, Preprocessing
 from xai.errors import XAIError
 from xai.mapfile import MAP_DTYPES, MapFile, as_stored, check_map_dtype, load_maps, write_maps
 from xai.pipeline import RunOptions, prepare
@@ -112,3 +114,19 @@ def test_a_map_dtype_the_release_does_not_know_is_one_line(tmp_path):
     np.savez_compressed(path, **{**arrays, "map_dtype": np.array("int4")})
     with pytest.raises(XAIError, match="stores its maps as 'int4', which this release does not read"):
         load_maps(path)
+
+
+@pytest.mark.parametrize("placement", ["center", "top_left"])
+def test_the_file_keeps_the_preprocessing_that_made_its_geometry(tmp_path, placement):
+    pre = Preprocessing(interpolation="area", pad_position=placement)
+    box = Letterbox.fit((30, 60), (64, 64), pre)
+    path = tmp_path / "sample0.npz"
+    file = dataclasses.replace(_file(np.zeros((3, *box.padded_hw), np.float32), "float32"), letterbox=box)
+    write_maps(path, file)
+    assert load_maps(path).letterbox == box  # its geometry and its preprocessing
+    with np.load(path) as raw:  # a file of an earlier release: no preprocessing entry
+        arrays = {k: raw[k] for k in raw.files if k != "preprocessing"}
+    old = tmp_path / "old.npz"
+    np.savez_compressed(old, **arrays)
+    assert load_maps(old).letterbox.preprocessing.pad_position == placement  # what its offset shows
+    assert load_maps(old).extra == {}

@@ -30,13 +30,15 @@ This module does not import torch at import time: the figure workers import it t
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .data import Letterbox
+from .data import Letterbox, Preprocessing
 from .errors import XAIError, option
 from .io import write_npz
 
@@ -130,11 +132,26 @@ def write_maps(path: str | Path, file: MapFile) -> None:
         "pred_input": file.pred_input.astype(np.uint8),
         "gt_input": file.gt_input.astype(np.uint8),
         "letterbox": file.letterbox.as_array(),
+        "preprocessing": np.array(json.dumps(dataclasses.asdict(file.letterbox.preprocessing))),
         "map_dtype": np.array(file.map_dtype),
         **{m: encode_maps(a, file.map_dtype) for m, a in file.maps.items()},
         **file.extra,
     }
     write_npz(path, **arrays)
+
+
+_OPTIONAL = ("pred", "map_dtype", "preprocessing")  # entries that files of earlier releases may lack
+
+
+def _letterbox(arrays: dict[str, Any]) -> Letterbox:
+    """The geometry with the preprocessing that made it (files of earlier releases: the placement that
+    their offset shows, the other settings unknown and left at their defaults)."""
+    box = Letterbox.from_array(arrays["letterbox"])
+    if "preprocessing" in arrays:
+        pre = Preprocessing(**json.loads(str(arrays["preprocessing"])))
+    else:
+        pre = Preprocessing(pad_position="center" if box.offset != (0, 0) else "top_left")
+    return dataclasses.replace(box, preprocessing=pre)
 
 
 def load_maps(path: str | Path) -> MapFile:
@@ -154,13 +171,13 @@ def load_maps(path: str | Path) -> MapFile:
     wrong = [m for m in methods if arrays[m].dtype != np.dtype(map_dtype)]
     if wrong:
         raise XAIError(f"{path}: the maps of {', '.join(wrong)} are not {map_dtype} as the file declares")
-    extra_keys = [k for k in arrays if k not in _META and k not in methods and k not in ("pred", "map_dtype")]
+    extra_keys = [k for k in arrays if k not in _META and k not in methods and k not in _OPTIONAL]
     return MapFile(
         maps={m: decode_maps(arrays[m], map_dtype) for m in methods},
         gt=arrays["gt"],
         pred_input=arrays["pred_input"],
         gt_input=arrays["gt_input"],
-        letterbox=Letterbox.from_array(arrays["letterbox"]),
+        letterbox=_letterbox(arrays),
         class_names=[str(c) for c in arrays["classes"]],
         class_ids=[int(c) for c in arrays["class_ids"]],
         image_name=str(arrays["image_name"]),

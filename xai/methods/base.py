@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ..batching import Batches
+from ..batching import Batches, BatchOptions
 from ..errors import XAIError
 from ..layers import ActivationCapture, model_device, preserved_state
 from ..maps import minmax
@@ -167,8 +167,8 @@ class Explainer:
         self.scored = ScoredModel(
             model,
             "prob" if callable(chosen.score) else str(chosen.score),
-            compile=bool(getattr(chosen, "compile", False)),
-            cudnn_benchmark=bool(getattr(chosen, "cudnn_benchmark", False)),
+            compile=isinstance(chosen, BatchOptions) and chosen.compile,
+            cudnn_benchmark=isinstance(chosen, BatchOptions) and chosen.cudnn_benchmark,
         )
         self.options = self.configure(chosen)
         if self.batch_unit is not None:

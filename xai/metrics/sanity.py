@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..batching import BatchOptions
 from ..errors import XAIError
 from ..layers import model_device
 from ..methods.base import Explainer
@@ -42,7 +43,7 @@ def same_engine(engine: Explainer, model: nn.Module, **overrides: Any) -> Explai
     """The same method with the same options (then `overrides`) on another model (or the same one), with
     the automatic batch sizes the engine measured (a copy of a model has its memory). A copy of the model
     is not compiled: a compilation per randomised copy would cost far more than it saves."""
-    if model is not engine.model and "compile" in engine.options.names():
+    if model is not engine.model and isinstance(engine.options, BatchOptions):
         overrides = {"compile": False, **overrides}
     new = type(engine)(model, engine.options.replace(**overrides))
     if getattr(engine, "batch_unit", None) is not None and new.batch_unit is not None:

@@ -116,15 +116,12 @@ def method_options(
     the inputs' normalisation (mean, std) where the method declares them, then the run's method_options
     that the method declares."""
     declared = get_method(method).options
-    names = set(declared.names())
-    values: dict[str, Any] = {}
-    if cfg is not None and cfg.target_layer and "target_layer" in names:
-        values["target_layer"] = cfg.target_layer
-    if "seed" in names:
-        values["seed"] = opts.seed
-    if normalization is not None and "input_mean" in names:
-        values["input_mean"], values["input_std"] = tuple(normalization[0]), tuple(normalization[1])
-    values.update({k: v for k, v in opts.method_options.items() if k in names and v is not None})
+    run_values: dict[str, Any] = dict(seed=opts.seed)
+    if cfg is not None and cfg.target_layer:
+        run_values.update(target_layer=cfg.target_layer)
+    if normalization is not None:
+        run_values.update(input_mean=tuple(normalization[0]), input_std=tuple(normalization[1]))
+    values = {**declared.declared_in(run_values), **declared.declared_in(opts.method_options)}
     base = declared.of_profile(opts.profile) if opts.profile in declared.PROFILES else declared()
     return base.replace(**values)
 
