@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
-import platform
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,7 +12,6 @@ from typing import Any
 
 import torch
 
-from .. import __version__
 from ..batching import BatchOptions
 from ..checkpoint import LoadedModel, load_model
 from ..config import Config, load_config
@@ -23,7 +20,7 @@ from ..errors import XAIError, option
 from ..methods import Explainer, get_method
 from ..modeling import pick_device
 from ..options import Options
-from ..precision import numerics
+from .description import ModelInput, RunDescription
 from .execution import Execution
 from .layout import Layout
 from .options import RunOptions
@@ -141,23 +138,6 @@ def _note_unused_options(opts: RunOptions, variants: list[str]) -> None:
         log.warning("note: %s: not an option of %s, so it has no effect", ", ".join(unused), ", ".join(opts.methods))
 
 
-def _versions() -> dict[str, str]:
-    import cv2
-    import matplotlib
-    import numpy as np
-    import segmentation_models_pytorch as smp
-
-    return {
-        "xai": __version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "segmentation_models_pytorch": smp.__version__,
-        "numpy": np.__version__,
-        "opencv": cv2.__version__,
-        "matplotlib": matplotlib.__version__,
-    }
-
-
 def _model(opts: RunOptions, cfg: Config, device: torch.device) -> LoadedModel:
     if not Path(opts.model_path).exists():
         raise XAIError(f"model file not found: {opts.model_path}")
@@ -197,27 +177,6 @@ def _class_names(loaded: LoadedModel, cfg: Config, asked: Any, given: Any = None
     if unknown:
         raise XAIError(f"unknown class(es) {', '.join(unknown)}; the model's classes are {', '.join(names)}")
     return names, [names.index(c) for c in asked]
-
-
-@dataclass(frozen=True)
-class ModelInput:
-    """What the model's input is made of, as it ran: its size (and which source asked for it), the
-    normalisation and the preprocessing (the checkpoint's where it stores them, else the config's)."""
-
-    img_size: tuple[int, int]
-    size_from: str
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    preprocessing: Preprocessing
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "img_size": list(self.img_size),
-            "img_size_from": self.size_from,
-            "mean": list(self.mean),
-            "std": list(self.std),
-            "preprocessing": dataclasses.asdict(self.preprocessing),
-        }
 
 
 def _model_input(opts: RunOptions, cfg: Config, loaded: LoadedModel) -> ModelInput:
@@ -307,85 +266,11 @@ def prepare(opts: RunOptions) -> Setup:
         colors=colors,
         engines=engines,
         layout=layout,
-        run_info=run.info(engines, kinds, colors, class_names, evaluation),
-        run_key=run.key(engines, evaluation),
+        run_info=run.info(engines, kinds, colors, class_names, evaluation.description if evaluation else None),
+        run_key=run.key(engines, evaluation.key if evaluation else None),
         notes=list(loaded.notes or []),
         evaluator=evaluation.evaluator if evaluation else None,
     )
-
-
-@dataclass
-class RunDescription:
-    """What a run resolved, described twice: for the manifest (everything that ran) and for the resume key
-    (what a sample's outputs depend on)."""
-
-    opts: RunOptions
-    cfg: Config
-    loaded: LoadedModel
-    device: torch.device
-    dataset: SegmentationDataset
-    model_input: ModelInput
-    explained: list[str]  # the names of the explained classes
-
-    def key(self, engines: dict[str, Explainer], evaluation: Evaluation | None) -> dict[str, Any]:
-        """The declared settings that change a sample's outputs (RunOptions.result_key), with the values
-        the run resolved in place of those it resolved (classes, img_size, data root)."""
-        key = {
-            **self.opts.result_key(),
-            "checkpoint": self.loaded.sha256,
-            "classes": self.explained,
-            "img_size": list(self.dataset.img_size),
-            "engines": {m: e.options.result_key() for m, e in engines.items()},
-            "evaluation": evaluation.key if evaluation else None,
-            "data_root": str(self.dataset.root),
-            "preprocessing": dataclasses.asdict(self.dataset.preprocessing),
-            "ignore_index": self.cfg.ignore_index,
-        }
-        return json.loads(json.dumps(key))
-
-    def info(
-        self,
-        engines: dict[str, Explainer],
-        kinds: list[Any],
-        colors: list[tuple[int, int, int]],
-        class_names: list[str],
-        evaluation: Evaluation | None,
-    ) -> dict[str, Any]:
-        """The manifest's description of the run: its options as given, and what ran (the input the model
-        saw, the checkpoint, the device and numerics, every engine's options, the evaluation)."""
-        loaded = self.loaded
-        info = {
-            "command": list(self.opts.command),
-            "options": self.opts.describe(),
-            "versions": _versions(),
-            "config": self.cfg.to_dict(),
-            "checkpoint": {
-                "path": str(self.opts.model_path),
-                "sha256": loaded.sha256,
-                "kind": loaded.kind,
-                "arch": loaded.arch,
-                "encoder": loaded.encoder,
-            },
-            "device": str(self.device),
-            "numerics": numerics(
-                self.device, {m: e.options.precision for m, e in engines.items() if hasattr(e.options, "precision")}
-            ),
-            "input": self.model_input.describe(),
-            "data_root": str(self.dataset.root),
-            "preprocessing": dataclasses.asdict(self.dataset.preprocessing),
-            "split": self.opts.split,
-            "region": self.opts.region,
-            "save_raw": self.opts.save_raw,
-            "map_dtype": self.opts.map_dtype,
-            "classes": self.explained,
-            "class_names": class_names,
-            "colors": [list(c) for c in colors],
-            "methods": {m: {"label": get_method(m).label, "folder": get_method(m).folder} for m in self.opts.methods},
-            "outputs": [k.describe() for k in kinds],
-            "engines": {m: e.options.describe() for m, e in engines.items()},
-            "evaluation": evaluation.description if evaluation else None,
-        }
-        return json.loads(json.dumps(info))
 
 
 def _check_pairs(pairs: tuple[tuple[str, str], ...], labels: list[str]) -> None:
