@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from .io import atomic_path
+from .run_files import RUN_FILES
 from .templating import render_template
 
 __all__ = ["write_gallery"]
@@ -122,7 +123,7 @@ def write_gallery(
     kind_labels: Mapping[str, str] | None = None,
     links: Sequence[tuple[str, str]] = (),
 ) -> Path:
-    """Write output_dir/index.html (atomically, from the template gallery.html.j2) and return its path.
+    """Write output_dir/index.html (RUN_FILES.gallery) atomically from gallery.html.j2; return its path.
 
     samples: [{"id": "sample0", "name": "<image name>",
                "figures": {kind: {class_name: relative_path}},   # per-class kinds: tpfpfn, a method, ...
@@ -153,7 +154,7 @@ def write_gallery(
         links=[(label, url_of(href, label)) for label, href in links],
     )
     output_dir.mkdir(parents=True, exist_ok=True)
-    index = output_dir / "index.html"
+    index = output_dir / RUN_FILES.gallery
     with atomic_path(index) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return index

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..errors import XAIError
 from ..io import write_csv, write_json
+from ..run_files import RUN_FILES
 from .outputs import ERROR_KIND
 from .records import DONE, SKIPPED, SampleRecord, read_records
 
@@ -25,8 +26,8 @@ def summary_fields(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def write_summaries(out: Path, rows: list[dict[str, Any]]) -> None:
-    write_csv(out / "summary.csv", rows, summary_fields(rows))
-    write_json(out / "summary.json", rows)
+    write_csv(out / RUN_FILES.summary_csv, rows, summary_fields(rows))
+    write_json(out / RUN_FILES.summary_json, rows)
 
 
 def _key(record: SampleRecord) -> str:
@@ -120,14 +121,14 @@ def _gallery(out: Path, run: dict[str, Any], done: list[SampleRecord], report: A
     ]
     method_labels = [info["label"] for info in run.get("methods", {}).values()]
     title = f"{' vs '.join(method_labels)}: {Path(run['checkpoint']['path']).name}, {run['split']} split"
-    links = [("Faithfulness report", "report.html"), ("metrics.csv", "metrics.csv")] if report else []
+    links = [("Faithfulness report", RUN_FILES.report_html), (RUN_FILES.metrics_csv, RUN_FILES.metrics_csv)]
     write_gallery(
         out,
         samples,
         run.get("class_names", run.get("classes", [])),
         title=title,
         kind_labels={o["name"]: o["label"] for o in outputs},
-        links=links,
+        links=links if report else [],
     )
 
 
@@ -155,7 +156,7 @@ def finalize(out: str | Path) -> dict[str, Any]:
             "runs_mixed": len(keys) > 1,
         },
         "timing": _timing(done),
-        "evaluation": {**(run.get("evaluation") or {}), "report": "report.html"} if report else None,
+        "evaluation": {**(run.get("evaluation") or {}), "report": RUN_FILES.report_html} if report else None,
     }
-    write_json(out / "manifest.json", manifest)
+    write_json(out / RUN_FILES.manifest, manifest)
     return manifest

@@ -2,7 +2,8 @@
 
     <kind folder>/sample{i}_<kind>_{class}.png       per-class kinds (tpfpfn_maps/, scorecam_maps/, ...)
     comparison/sample{i}_comparison.png              per-sample kinds (more than one method)
-    raw_maps/sample{i}.npz, samples/sample{i}.json   summary.csv, summary.json, manifest.json, index.html
+    raw_maps/sample{i}.npz, samples/sample{i}.json
+    summary.csv, summary.json, manifest.json, index.html, metrics.*, report.*   the run's (xai.run_files)
 
 Paths in records are relative to the output folder, so a run folder can be moved or merged.
 """
@@ -12,9 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..run_files import RUN_FILES, RunFiles
 from .outputs import OutputKind
 
 RAW_DIR, SAMPLE_DIR = "raw_maps", "samples"
+__all__ = ["RAW_DIR", "RUN_FILES", "SAMPLE_DIR", "Layout", "RunFiles", "SampleFiles", "sample_id"]
 
 
 def sample_id(index: int) -> str:
