@@ -235,3 +235,49 @@ def test_a_16000_pixel_photograph_runs_in_bounded_memory_and_a_larger_one_is_ski
     )
     assert skipped.returncode == 0, skipped.stderr[-2000:]
     assert "over the limit of 5 MP (--max_pixels)" in skipped.stderr and "Traceback" not in skipped.stderr
+
+
+def test_a_split_file_with_every_kind_of_odd_row(tmp_path, caplog):
+    """Names in file order; rows without a name, of unknown sets and repeated are left out, each kind said
+    once (word for word); a byte-order mark, spaces, extra columns and blank lines are fine."""
+    unnamed = "".join(f",x{i}\n" for i in range(7))
+    tmp_path.joinpath("dataset_split.csv").write_text(
+        "\ufeffimg_name , set ,extra\n a.png , test ,1\n,test,2\nb.png,dev,3\nc.png,,4\na.png,test,5\n"
+        f"d.png,train\n\n{unnamed}e.png,test\ne.png,test\n",
+        encoding="utf-8",
+    )
+    csv_path = tmp_path / "dataset_split.csv"
+    with caplog.at_level("WARNING", logger="xai.data"):
+        assert read_split(tmp_path, "test") == ["a.png", "e.png"]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{csv_path}: 8 row(s) without an image name ignored (line 3, 9, 10, 11, 12)",
+        f"{csv_path}: rows of set(s) (empty), dev ignored (sets are train, val, test)",
+        f"{csv_path}: 2 repeated row(s) of split 'test' explained once: a.png, e.png",
+    ]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="xai.data"):
+        assert read_split(tmp_path, "train") == ["d.png"]
+    assert len(caplog.records) == 2  # nothing repeated in train
+    with pytest.raises(XAIError) as err:
+        read_split(tmp_path, "val")
+    assert str(err.value) == f"split 'val' of {csv_path} has no images"
+    refusals = {
+        "name,split\na,test\n": "has no column img_name or set (it needs img_name,set; found name,split)",
+        "": "has no column img_name or set (it needs img_name,set; found nothing)",
+        "img_name\na,test\n": "has no column set (it needs img_name,set; found img_name)",
+    }
+    for text, message in refusals.items():
+        tmp_path.joinpath("s.csv").write_text(text)
+        with pytest.raises(XAIError) as err:
+            read_split(tmp_path, "test", "s.csv")
+        assert str(err.value) == f"{tmp_path / 's.csv'} {message}"
+    tmp_path.joinpath("s.csv").write_bytes(b"\xff\xfe\x00bad")
+    with pytest.raises(XAIError) as err:
+        read_split(tmp_path, "test", "s.csv")
+    assert str(err.value) == (
+        f"{tmp_path / 's.csv'} is not a readable UTF-8 CSV file: "
+        "'utf-8' codec can't decode byte 0xff in position 0: invalid start byte"
+    )
+    with pytest.raises(XAIError) as err:
+        read_split(tmp_path, "test", "missing.csv")
+    assert str(err.value) == f"split file not found: {tmp_path / 'missing.csv'}"

@@ -316,3 +316,58 @@ def test_out_of_memory_halves_the_batch_and_changes_no_number(caplog):
     )  # fp32 convolutions may sum in another order at another batch size
     with pytest.raises(XAIError, match=r"out of memory in evaluation on cpu even with 1 image\(s\)"):
         Faithfulness(_OutOfMemoryAbove(model, limit=0), x, [0, 1], regions, valid, batch_size=4)
+
+
+def test_road_with_noise_is_pinned_and_the_same_with_or_without_host_looks():
+    """The MoRF and LeRF curves (25th, 75th percentile) of classes 0 and 1 with seeded noise: the numbers
+    this implementation gives, by the checking and by the sync-free imputations."""
+    model, x, valid, regions, maps = _small_case()
+    expected = {
+        "a": [[0.439818, 0.444008, 0.428574, 0.412723], [0.245735, 0.25079, 0.245746, 0.247407]],
+        "b": [[0.432256, 0.443357, 0.427081, 0.420373], [0.244652, 0.250982, 0.246784, 0.25129]],
+    }
+    for sync_free in (False, True):
+        faith = Faithfulness(model, x, [0, 1, 2], regions, valid, batch_size=5, sync_free=sync_free)
+        road = faith.road(maps, percentiles=(25, 75), noise=0.05, seed=3)
+        assert faith.forwards == {"unperturbed": 1, "road": 2 * 2 * 2 * 2}
+        for name, rows in expected.items():
+            assert road[name][2].reason == ABSENT and road[name][2].percentiles == (25, 75)
+            for j, row in enumerate(rows):
+                r = road[name][j]
+                assert r.morf_curve is not None and r.lerf_curve is not None and r.reason is None
+                got = torch.cat([r.morf_curve, r.lerf_curve])
+                assert torch.allclose(got, torch.tensor(row, dtype=torch.float64), atol=1e-5, rtol=0), got.tolist()
+                assert (r.morf, r.lerf) == (float(r.morf_curve.mean()), float(r.lerf_curve.mean()))
+                assert r.gap == float((r.lerf_curve - r.morf_curve).mean())
+
+
+def test_every_refusal_says_what_is_wrong_word_for_word():
+    model, x, valid, regions, maps = _small_case()
+    faith = Faithfulness(model, x, [0, 1, 2], regions, valid)
+    refusals = {
+        "batch_size must be at least 1, got 0": lambda: Faithfulness(model, x, [0], regions[:1], valid, batch_size=0),
+        "faithfulness metrics take one image (1×C×H×W), got shape (2, 3, 12, 16)": lambda: Faithfulness(
+            model, x.expand(2, -1, -1, -1), [0], regions[:1], valid
+        ),
+        "the input holds NaN or infinite values": lambda: Faithfulness(model, x / 0, [0], regions[:1], valid),
+        "valid mask of shape (12, 15) does not match the image's (12, 16)": lambda: Faithfulness(
+            model, x, [0], regions[:1], valid[:, :15]
+        ),
+        "faithfulness metrics need at least one class": lambda: Faithfulness(model, x, [], regions[:0], valid),
+        "regions of shape (2, 12, 16) do not match 3 classes of (12, 16) pixels": lambda: Faithfulness(
+            model, x, [0, 1, 2], regions[:2], valid
+        ),
+        "the valid mask holds no pixel of the photograph": lambda: Faithfulness(
+            model, x, [0, 1, 2], regions, torch.zeros_like(valid)
+        ),
+        "ROAD percentiles must lie strictly between 0 and 100, got [50, 100]": lambda: faith.road(
+            maps, percentiles=(50, 100)
+        ),
+        "ROAD percentiles must lie strictly between 0 and 100, got []": lambda: faith.road(maps, percentiles=()),
+        "ROAD needs noise ≥ 0 and seed ≥ 0, got -0.1 and 0": lambda: faith.road(maps, noise=-0.1),
+        "ROAD needs noise ≥ 0 and seed ≥ 0, got 0.01 and -1": lambda: faith.road(maps, seed=-1),
+    }
+    for message, call in refusals.items():
+        with pytest.raises(XAIError) as err:
+            call()
+        assert str(err.value) == message

@@ -103,3 +103,35 @@ def test_bad_shapes_are_refused():
         noisy_linear_impute(x, torch.zeros(12, 15, dtype=torch.bool), valid)
     with pytest.raises(XAIError, match="one image"):
         noisy_linear_impute(torch.zeros(2, 3, 12, 16), torch.zeros(12, 16, dtype=torch.bool), valid)
+
+
+def test_a_tiny_case_is_pinned():
+    """The removed pixels of a 4×5 image (one padding column) with noise from one generator per mask or
+    one for all, by the checking and the sync-free solver: the numbers this implementation gives."""
+    x = torch.arange(20.0).view(1, 4, 5).sin()
+    valid = torch.ones(4, 5, dtype=torch.bool)
+    valid[:, 4] = False
+    remove = torch.zeros(2, 4, 5, dtype=torch.bool)
+    remove[0, 1:3, 1:3] = remove[0, 0, 0] = True
+    remove[1, :, :2] = remove[1, 3, 4] = True  # a padding pixel: never removed
+    gens = lambda: [torch.Generator().manual_seed(7), torch.Generator().manual_seed(8)]  # noqa: E731
+    out = noisy_linear_impute(x, remove, valid, noise=0.05, generator=gens())
+    converged = torch.zeros(2, dtype=torch.bool)
+    free = noisy_linear_impute(x, remove, valid, noise=0.05, generator=gens(), sync_free=True, converged=converged)
+    one = noisy_linear_impute(x, remove, valid, noise=0.05, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(out, free) and converged.tolist() == [True, True]
+    expected = {
+        "per mask": [
+            [-0.080862, 0.087587, 0.375486, -0.145903, -0.161482],
+            [0.223893, 0.524269, 0.083586, 0.24806, -0.108549, -0.11636, -0.178901, -0.419658],
+        ],
+        "one": [
+            [-0.080862, 0.003577, 0.367029, -0.236985, -0.022981],
+            [0.293275, 0.493711, 0.177533, 0.257788, -0.050955, -0.224007, -0.30782, -0.426472],
+        ],
+    }
+    for name, result in (("per mask", out), ("one", one)):
+        for m in range(2):
+            assert torch.equal(result[m, :, ~(remove[m] & valid)], x[:, ~(remove[m] & valid)])
+            got = result[m, 0][remove[m] & valid]
+            assert torch.allclose(got, torch.tensor(expected[name][m]), atol=1e-5, rtol=0), (name, m, got.tolist())

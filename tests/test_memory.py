@@ -166,6 +166,43 @@ def test_run_retries_a_library_call_at_half_the_size():
         Batches(4, "captum", device="cpu").run(lambda size: (_ for _ in ()).throw(MemoryError()))
 
 
+class _Bar:
+    def __init__(self) -> None:
+        self.updates: list[int] = []
+        self.closed = 0
+
+    def update(self, n: int) -> None:
+        self.updates.append(n)
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_a_sweeps_bar_counts_the_chunks_that_ran_and_is_closed_however_the_sweep_ends():
+    bar = _Bar()
+
+    def chunk(a: int, b: int) -> None:
+        if b - a > 4:
+            raise MemoryError("injected")
+
+    Batches(8, "test", device="cpu").for_each(10, chunk, bar)
+    assert bar.updates == [4, 4, 2] and bar.closed == 1  # the chunk of 8 that did not fit is not counted
+    bar = _Bar()
+
+    def fails_at_five(a: int, b: int) -> None:
+        if b > 5:
+            raise ValueError("injected")
+
+    with pytest.raises(ValueError, match="injected"):
+        Batches(2, "test", device="cpu").for_each(10, fails_at_five, bar)
+    assert bar.updates == [2, 2] and bar.closed == 1
+    bar = _Bar()
+    with pytest.raises(OutOfMemory):  # not even one image fits
+        Batches(1, "test", device="cpu").for_each(3, lambda a, b: (_ for _ in ()).throw(MemoryError()), bar)
+    assert bar.updates == [] and bar.closed == 1
+    Batches(4, "test", device="cpu").for_each(5, lambda a, b: None)  # no bar
+
+
 @pytest.mark.parametrize("method", ["scorecam", "occlusion", "integrated_gradients", "kernel_shap"])
 def test_engines_with_an_automatic_batch_give_the_maps_of_a_fixed_one(method):
     model = tiny_convnet(classes=3, seed=3)

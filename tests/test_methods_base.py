@@ -3,7 +3,7 @@ checks, one combine for channel and element-wise weights, custom scores."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import torch
@@ -163,3 +163,80 @@ def test_channel_and_element_wise_weights_combine_as_the_formula_says():
     assert torch.allclose(Fixed(model, wide)(x), maps, atol=1e-6)
     with pytest.raises(XAIError, match="N×K×C' or N×K×h×w×C'"):
         Fixed(model, torch.ones(1, 2))(x)
+
+
+class _Bar:
+    """A stand-in for tqdm that records how a sweep uses it."""
+
+    made: ClassVar[list[_Bar]] = []
+
+    def __init__(self, **kw: Any) -> None:
+        self.kw, self.closed = kw, 0
+        self.updates: list[int] = []
+        _Bar.made.append(self)
+
+    def update(self, n: int) -> None:
+        self.updates.append(n)
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+class _FailsAfter(torch.nn.Module):
+    """Runs `chunks` forwards of several images, then every one fails (not an out-of-memory: the sweep
+    stops); more than `limit` images run out of memory."""
+
+    def __init__(self, inner: torch.nn.Module, chunks: int, limit: int = 10**9) -> None:
+        super().__init__()
+        self.inner, self.chunks, self.limit = inner, chunks, limit
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] > self.limit:
+            raise MemoryError("injected: out of memory")
+        if x.shape[0] > 1:
+            self.chunks -= 1
+            if self.chunks < 0:
+                raise RuntimeError("injected")
+        return self.inner(x)
+
+
+SWEEPS: dict[str, tuple[dict[str, Any], str]] = {  # the methods whose sweeps show a bar: (options, the bar's unit)
+    "ablationcam": ({"target_layer": "inner." + LAYER}, "channel"),
+    "scorecam": (
+        {
+            "target_layer": "inner." + LAYER,
+            "max_activation_maps": 8,
+            "precision": "fp32",
+            "memory_format": "contiguous",
+        },
+        "map",
+    ),
+    "occlusion": ({"patch_size": 16}, "image"),
+    "rise": ({"num_masks": 24, "cell_size": 16}, "image"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SWEEPS))
+def test_a_sweep_shows_one_bar_that_counts_every_image_once_and_always_closes(fpn, name, monkeypatch):
+    import tqdm.auto
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", _Bar)
+    options, unit = SWEEPS[name]
+    cls = methods()[name].cls
+    label = methods()[name].label
+    _Bar.made = []
+    cls(_FailsAfter(fpn, 10**9), **options, batch_size=7)(image_batch(1, 32, 64))
+    assert _Bar.made == []  # progress is off by default
+
+    model = _FailsAfter(fpn, 10**9, limit=5)  # chunks of 7 run out of memory: halved to 3, counted once
+    cls(model, **options, batch_size=7, progress=True)(image_batch(2, 32, 64))
+    (bar,) = _Bar.made
+    total = bar.kw["total"]
+    assert bar.kw == {"total": total, "desc": f"{label} sweep", "unit": unit, "leave": False}
+    assert total > 3 and sum(bar.updates) == total and max(bar.updates) == 3 and bar.closed == 1
+
+    _Bar.made = []
+    with pytest.raises(RuntimeError, match="injected"):  # a failing sweep closes its bar too
+        cls(_FailsAfter(fpn, 2), **options, batch_size=2, progress=True)(image_batch(1, 32, 64))
+    (bar,) = _Bar.made
+    assert bar.closed == 1 and bar.updates == [2, 2] and bar.kw["total"] > 4

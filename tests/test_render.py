@@ -353,3 +353,13 @@ def test_process_pool(tmp_path, seedling):
     for path in paths:
         _assert_figure(path)
     _no_temporaries(tmp_path)
+
+
+def test_figures_import_without_torch():
+    """Figure worker processes import xai.figures (and with it xai.labels' IGNORE) without torch."""
+    import subprocess
+    import sys
+
+    code = "import sys, xai.figures, xai.render, xai.labels; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

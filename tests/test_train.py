@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -129,3 +130,30 @@ def test_bad_inputs_fail_in_one_line(tmp_path, tiny_data):
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: data root not found") and len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x.pth").exists()
+
+
+def test_progress_the_log_and_the_history_of_each_epoch(tmp_path, tiny_data, caplog, capsys):
+    """With progress: a bar per epoch on stderr and one log line per epoch, word for word but for the numbers;
+    an epoch before eval_from is trained, not evaluated; the metrics JSON holds the run's history."""
+    cfg = _tiny_config(tmp_path, tiny_data, epochs=2, eval_from=2)
+    with caplog.at_level("INFO", logger="xai.train"):
+        m = train.train(cfg, tmp_path / "p.pth", progress=True)
+    lines = [r.getMessage() for r in caplog.records if r.name == "xai.train"]
+    number = r"\d+\.\d{3}"
+    assert len(lines) == 2, lines
+    assert re.fullmatch(rf"epoch 1/2 loss {number} \(not evaluated\) \[\d+s\]", lines[0]), lines[0]
+    per_class = " ".join(f"{c} {number}" for c in CLASSES[1:])
+    assert re.fullmatch(
+        rf"epoch 2/2 loss {number} val IoU {per_class} \| mean fg {number} \(best, saved\) \[\d+s\]", lines[1]
+    )
+    assert "epoch 1/2" in capsys.readouterr().err  # the bar
+    history = m["history"]
+    assert [sorted(h) for h in history] == [["epoch", "loss", "mean_foreground_iou"]] * 2
+    assert history[0]["mean_foreground_iou"] is None and history[1]["mean_foreground_iou"] == m["mean_foreground_iou"]
+    assert m["best_epoch"] == 2 and m["epochs"] == 2 and m["train"]["eval_from"] == 2
+    assert m["checkpoint"] == str(tmp_path / "p.pth") and m["metrics_path"] == str(tmp_path / "p.metrics.json")
+    assert json.loads((tmp_path / "p.metrics.json").read_text())["history"] == history
+    caplog.clear()
+    with caplog.at_level("INFO", logger="xai.train"):
+        train.train(cfg, tmp_path / "q.pth", progress=False)
+    assert not [r for r in caplog.records if r.name == "xai.train"] and "epoch" not in capsys.readouterr().err

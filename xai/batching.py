@@ -22,7 +22,7 @@ from .errors import OutOfMemory, first_line
 from .memory import fitting_batch
 from .options import Options, option
 
-__all__ = ["BatchOptions", "Batches", "batch_size_option", "is_out_of_memory"]
+__all__ = ["BatchOptions", "Batches", "batch_size_option", "is_out_of_memory", "progress_bar"]
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,16 @@ def is_out_of_memory(exc: BaseException) -> bool:
     if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
         return True
     return isinstance(exc, RuntimeError) and any(t in str(exc) for t in _OOM_TEXTS)
+
+
+def progress_bar(enabled: bool, total: int, desc: str, unit: str = "image") -> Any:
+    """A tqdm bar over a long sweep of `total` units (for Batches.for_each, which advances and closes it),
+    or None when not asked for."""
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, leave=False)
 
 
 def batch_size_option(default: int | None = None, result: bool = False) -> Any:
@@ -80,7 +90,8 @@ class BatchOptions(Options):
 
 
 class Batches:
-    """for_each(count, fn): fn(a, b) over [0, count) in chunks of `size`, halving on out-of-memory;
+    """for_each(count, fn, bar): fn(a, b) over [0, count) in chunks of `size`, halving on out-of-memory (a
+    progress bar advanced chunk by chunk, closed at the end);
     run(fn): fn(size), retried at half the size on out-of-memory (a library that batches by itself).
 
     fn must not change anything before its forward pass can fail (build inputs, run, then store), so
@@ -133,18 +144,27 @@ class Batches:
             log.debug("%s: automatic batch size %d %s", self.where, self.size, self.unit)
         return self.size
 
-    def for_each(self, count: int, fn: Callable[[int, int], None]) -> None:
-        a = 0
-        while a < count:
-            b = min(count, a + self._checked_size())
-            try:
-                fn(a, b)
-            except Exception as exc:
-                if not is_out_of_memory(exc):
-                    raise
-                self.halve(b - a, exc)
-                continue
-            a = b
+    def for_each(self, count: int, fn: Callable[[int, int], None], bar: Any = None) -> None:
+        """fn(a, b) over [0, count) in chunks of `size`, halving on out-of-memory. bar (a `progress_bar`,
+        or None): advanced by b − a after each chunk that ran, and closed when the sweep ends, whether it
+        finished or failed."""
+        try:
+            a = 0
+            while a < count:
+                b = min(count, a + self._checked_size())
+                try:
+                    fn(a, b)
+                except Exception as exc:
+                    if not is_out_of_memory(exc):
+                        raise
+                    self.halve(b - a, exc)
+                    continue
+                if bar is not None:
+                    bar.update(b - a)
+                a = b
+        finally:
+            if bar is not None:
+                bar.close()
 
     def halve(self, failed: int, exc: BaseException) -> None:
         """After `failed` images did not fit: half as many from now on (OutOfMemory at 1)."""

@@ -14,7 +14,7 @@ import logging
 import math
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -360,6 +360,26 @@ def read_split(root: Path, split: str, split_file: str = "dataset_split.csv") ->
     spaces around values and blank lines are fine). Rows without a name, rows of sets other than
     train/val/test and repeated names are left out, each kind said once on the log.
     """
+    csv_path = _split_path(root, split, split_file)
+    rows = _read_split_rows(csv_path, split)
+    _warn_left_out(csv_path, split, rows)
+    if not rows.names:
+        raise XAIError(f"split '{split}' of {csv_path} has no images")
+    return rows.names
+
+
+@dataclass
+class _SplitRows:
+    """One split's rows of a split file: its names in file order, and the rows left out."""
+
+    names: list[str] = field(default_factory=list)
+    unnamed: list[int] = field(default_factory=list)  # line numbers of the rows without a name
+    unknown: set[str] = field(default_factory=set)  # sets other than train/val/test ("(empty)": none)
+    repeated: list[str] = field(default_factory=list)  # names of this split seen again
+
+
+def _split_path(root: Path, split: str, split_file: str) -> Path:
+    """The split file under root; an unknown split, a missing root or a missing file is refused."""
     if split not in SPLITS:
         raise XAIError(f"unknown split '{split}': choose one of {', '.join(SPLITS)}")
     if not root.is_dir():
@@ -367,8 +387,13 @@ def read_split(root: Path, split: str, split_file: str = "dataset_split.csv") ->
     csv_path = root / split_file
     if not csv_path.is_file():
         raise XAIError(f"split file not found: {csv_path}")
-    names: list[str] = []
-    unnamed, unknown, repeated = [], set(), []
+    return csv_path
+
+
+def _read_split_rows(csv_path: Path, split: str) -> _SplitRows:
+    """The rows of `split` (column names and values stripped); a file without the columns img_name and
+    set, or that is not UTF-8 CSV, is refused."""
+    rows = _SplitRows()
     try:
         with csv_path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
@@ -383,38 +408,40 @@ def read_split(root: Path, split: str, split_file: str = "dataset_split.csv") ->
             for row in reader:
                 name, subset = (row.get("img_name") or "").strip(), (row.get("set") or "").strip()
                 if not name:
-                    unnamed.append(reader.line_num)
+                    rows.unnamed.append(reader.line_num)
                 elif subset not in SPLITS:
-                    unknown.add(subset or "(empty)")
+                    rows.unknown.add(subset or "(empty)")
                 elif subset == split:
-                    if name in names:
-                        repeated.append(name)
+                    if name in rows.names:
+                        rows.repeated.append(name)
                     else:
-                        names.append(name)
+                        rows.names.append(name)
     except (UnicodeDecodeError, csv.Error) as exc:
         raise XAIError(f"{csv_path} is not a readable UTF-8 CSV file: {exc}") from None
-    if unnamed:
+    return rows
+
+
+def _warn_left_out(csv_path: Path, split: str, rows: _SplitRows) -> None:
+    """One warning per kind of row left out (the first five lines or names of each)."""
+    if rows.unnamed:
         log.warning(
             "%s: %d row(s) without an image name ignored (line %s)",
             csv_path,
-            len(unnamed),
-            ", ".join(map(str, unnamed[:5])),
+            len(rows.unnamed),
+            ", ".join(map(str, rows.unnamed[:5])),
         )
-    if unknown:
+    if rows.unknown:
         log.warning(
-            "%s: rows of set(s) %s ignored (sets are %s)", csv_path, ", ".join(sorted(unknown)), ", ".join(SPLITS)
+            "%s: rows of set(s) %s ignored (sets are %s)", csv_path, ", ".join(sorted(rows.unknown)), ", ".join(SPLITS)
         )
-    if repeated:
+    if rows.repeated:
         log.warning(
             "%s: %d repeated row(s) of split '%s' explained once: %s",
             csv_path,
-            len(repeated),
+            len(rows.repeated),
             split,
-            ", ".join(repeated[:5]),
+            ", ".join(rows.repeated[:5]),
         )
-    if not names:
-        raise XAIError(f"split '{split}' of {csv_path} has no images")
-    return names
 
 
 class SegmentationDataset(torch.utils.data.Dataset):

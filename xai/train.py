@@ -35,13 +35,13 @@ import numpy as np
 
 from .config import Config, load_config
 from .errors import XAIError, exit_with_one_line, option
+from .labels import IGNORE  # ignore-labelled pixels (in training and evaluation) and padding (evaluation)
 
 if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger(__name__)
 DEFAULT_CONFIG = "demo"  # packaged (xai/configs/demo.yaml)
-_IGNORE = 255  # xai.data.IGNORE: ignore-labelled pixels (in training and evaluation) and padding (evaluation)
 TRAIN_DEFAULTS: dict[str, Any] = {
     "epochs": 10,  # passes over the train split
     "batch_size": 8,
@@ -160,12 +160,10 @@ def evaluate(model, items: list[tuple], num_classes: int, batch_size: int, pad_f
             chunk = items[b : b + batch_size]
             x = _stack([it[0] for it in chunk], pad_fill)
             pred = model(x.to(device, non_blocking=True)).argmax(1).cpu()
-            target = torch.full_like(pred, _IGNORE)
+            target = torch.full_like(pred, IGNORE)
             for k, (_, gt, (top, bottom, left, right)) in enumerate(chunk):
                 target[k, top:bottom, left:right] = gt[top:bottom, left:right]
-            stats = smp.metrics.get_stats(
-                pred, target, mode="multiclass", num_classes=num_classes, ignore_index=_IGNORE
-            )
+            stats = smp.metrics.get_stats(pred, target, mode="multiclass", num_classes=num_classes, ignore_index=IGNORE)
             tp, fp, fn = tp + stats[0].sum(0), fp + stats[1].sum(0), fn + stats[2].sum(0)
     union = (tp + fp + fn).numpy()
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -277,8 +275,8 @@ def _optimiser_step(run: _Run, model: Any) -> Any:
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=st["lr"], total_steps=st["epochs"] * run.steps_per_epoch, pct_start=0.15
     )
-    ce = torch.nn.CrossEntropyLoss(ignore_index=_IGNORE)  # ignore-labelled pixels teach nothing
-    dice = smp.losses.DiceLoss(mode="multiclass", from_logits=True, smooth=1.0, ignore_index=_IGNORE)
+    ce = torch.nn.CrossEntropyLoss(ignore_index=IGNORE)  # ignore-labelled pixels teach nothing
+    dice = smp.losses.DiceLoss(mode="multiclass", from_logits=True, smooth=1.0, ignore_index=IGNORE)
 
     def step(x: Any, y: Any) -> float:
         logits = model(x)
@@ -357,10 +355,16 @@ def train(
     device: cpu, cuda or cuda:N (default: cuda when available)."""
     t_start = time.perf_counter()  # "seconds" in the metrics: this call's wall time (imports included)
     run = _prepare(config, out, data_root, epochs, seed, device)
-    import torch
-    from tqdm import tqdm
+    model, step, augment, rng = _start(run)
+    best, history = _epochs(run, model, step, augment, rng, progress, t_start)
+    return _finish(run, model, best, history, t_start, whole_model_pickle)
 
-    from .io import atomic_path, write_json
+
+def _start(run: _Run) -> tuple[Any, Any, _Augment, np.random.Generator]:
+    """The run's model, optimiser step, augmentation and shuffling generator, seeded by its settings (torch's
+    threads and seed set)."""
+    import torch
+
     from .modeling import build_model
 
     st, cfg = run.st, run.cfg
@@ -370,8 +374,19 @@ def train(
     model = build_model(cfg.arch, cfg.encoder, cfg.num_classes, activation=None).to(run.device)
     step = _optimiser_step(run, model)
     augment = _Augment(rng, st["crop"], st["fg_crop_prob"], cfg.num_classes)
+    return model, step, augment, rng
+
+
+def _epochs(
+    run: _Run, model: Any, step: Any, augment: _Augment, rng: np.random.Generator, progress: bool, t_start: float
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Every epoch: trained (a bar with progress), then evaluated from eval_from on (the last always).
+    Returns the best epoch ({mean, epoch, iou, state}; saved as it came) and the history of every epoch."""
+    from tqdm import tqdm
+
+    st = run.st
     best: dict[str, Any] = {"mean": -1.0, "epoch": 0, "iou": None}
-    history = []
+    history: list[dict[str, Any]] = []
     for epoch in range(1, st["epochs"] + 1):
         model.train()
         bar = tqdm(
@@ -389,19 +404,53 @@ def train(
             if progress:
                 log.info("epoch %d/%d loss %.3f (not evaluated) [%.0fs]", epoch, st["epochs"], loss, elapsed)
             continue
-        iou = evaluate(model, run.val_items, cfg.num_classes, max(run.batch_size, 8), run.pad_fill, run.device)
-        mfg = _mean_fg(iou)
-        history.append({"epoch": epoch, "loss": round(loss, 5), "mean_foreground_iou": round(mfg, 5)})
-        improved = mfg > best["mean"]
-        if improved:
-            best = {"mean": mfg, "epoch": epoch, "iou": iou}
-            best["state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            _save(run, model, epoch, iou, mfg)
-        if progress:
-            per_class = " ".join(f"{c} {v:.3f}" for c, v in zip(cfg.classes[1:], iou[1:], strict=True))
-            saved = " (best, saved)" if improved else ""
-            log.info("epoch %d/%d loss %.3f val IoU %s | mean fg %.3f%s [%.0fs]", epoch, st["epochs"], loss,
-                     per_class, mfg, saved, time.perf_counter() - t_start)  # fmt: skip
+        best = _evaluate_epoch(run, model, epoch, loss, best, history, progress, t_start)
+    return best, history
+
+
+def _evaluate_epoch(
+    run: _Run,
+    model: Any,
+    epoch: int,
+    loss: float,
+    best: dict[str, Any],
+    history: list[dict[str, Any]],
+    progress: bool,
+    t_start: float,
+) -> dict[str, Any]:
+    """Val IoU after an epoch, added to the history (and logged with progress); returns the new best, saved
+    when its mean foreground IoU beats `best`'s, else `best`."""
+    st, cfg = run.st, run.cfg
+    iou = evaluate(model, run.val_items, cfg.num_classes, max(run.batch_size, 8), run.pad_fill, run.device)
+    mfg = _mean_fg(iou)
+    history.append({"epoch": epoch, "loss": round(loss, 5), "mean_foreground_iou": round(mfg, 5)})
+    improved = mfg > best["mean"]
+    if improved:
+        best = {"mean": mfg, "epoch": epoch, "iou": iou}
+        best["state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        _save(run, model, epoch, iou, mfg)
+    if progress:
+        per_class = " ".join(f"{c} {v:.3f}" for c, v in zip(cfg.classes[1:], iou[1:], strict=True))
+        saved = " (best, saved)" if improved else ""
+        log.info("epoch %d/%d loss %.3f val IoU %s | mean fg %.3f%s [%.0fs]", epoch, st["epochs"], loss,
+                 per_class, mfg, saved, time.perf_counter() - t_start)  # fmt: skip
+    return best
+
+
+def _finish(
+    run: _Run,
+    model: Any,
+    best: dict[str, Any],
+    history: list[dict[str, Any]],
+    t_start: float,
+    whole_model_pickle: str | Path | None,
+) -> dict:
+    """Writes the metrics JSON beside the checkpoint (and the best epoch's whole model, pickled, when asked);
+    returns the metrics with the paths of both files."""
+    import torch
+
+    from .io import atomic_path, write_json
+
     metrics = _metrics(run, best, history, time.perf_counter() - t_start)
     metrics_path = run.out.with_name(f"{run.out.stem}.metrics.json")
     write_json(metrics_path, metrics)

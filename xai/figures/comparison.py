@@ -99,37 +99,15 @@ def save_comparison_figure(
     rgb = as_rgb(rgb)
     hw = rgb.shape[:2]
     gt, pred = None if gt is None else as_ids(gt, hw, "gt"), as_ids(pred, hw, "pred")
-    show = [
-        class_index(c, class_names) for c in (range(len(class_names)) if classes_to_show is None else classes_to_show)
-    ]
-    if not show:
-        raise ValueError("classes_to_show is empty")
+    show = _shown_classes(classes_to_show, class_names)
     methods = [str(m) for m in maps]
     per_method = {str(m): _method_maps(v, len(class_names), hw, str(m)) for m, v in maps.items()}
     colormaps[cmap]  # unknown colour maps fail here, before anything is drawn
-    scores = {c: iou_dice(error_counts(gt, pred, c)) for c in show} if gt is not None else {}
-    captions = {c: f"IoU {fmt(scores[c][0])} · Dice {fmt(scores[c][1])}" if scores else "no ground truth" for c in show}
+    scores, captions = _scores_and_captions(gt, pred, show)
     grid = _Grid.fit(hw, [class_names[c] for c in show], len(methods), list(captions.values()), gt is not None, dpi)
-    col_titles = [
-        "image + ground truth" if gt is not None else "image (no ground truth)",
-        "prediction: TP/FP/FN" if gt is not None else "prediction",
-        *methods,
-    ]
     ncols = 2 + len(methods)
     with MPL_LOCK:
-        lay = page_layout(
-            dpi,
-            grid.aspect,
-            ncols,
-            grid.ph_in,
-            col_titles + [""] * (ncols * (len(show) - 1)),
-            grid.fs + 1,
-            title if title is not None else "Explanations per class",
-            {r * ncols + 1: (0, text_height("I", grid.fs)) for r in range(len(show))},
-            grid.cw / grid.pt,
-            grid.left + GAP * dpi,
-            bottom=grid.bottom,
-        )
+        lay = _layout(grid, methods, len(show), gt is not None, title, dpi)
         page = Page(lay.W, lay.H, dpi, path)
         img = fit(rgb, (lay.pw * page.k, lay.ph * page.k))
         for r, c in enumerate(show):
@@ -142,6 +120,49 @@ def save_comparison_figure(
         page.titles(lay)
         _bottom_band(page, lay, grid, len(methods), gt is not None, cmap)
         return page.save(path)
+
+
+def _shown_classes(classes_to_show: Sequence[int | str] | None, class_names: Sequence[str]) -> list[int]:
+    """The indices of the rows' classes (every class by default); none is refused."""
+    show = [
+        class_index(c, class_names) for c in (range(len(class_names)) if classes_to_show is None else classes_to_show)
+    ]
+    if not show:
+        raise ValueError("classes_to_show is empty")
+    return show
+
+
+def _scores_and_captions(
+    gt: np.ndarray | None, pred: np.ndarray, show: list[int]
+) -> tuple[dict[int, tuple[float | None, float | None]], dict[int, str]]:
+    """{class: (IoU, Dice)} at full resolution (empty without gt) and the caption under each error panel."""
+    scores = {c: iou_dice(error_counts(gt, pred, c)) for c in show} if gt is not None else {}
+    captions = {c: f"IoU {fmt(scores[c][0])} · Dice {fmt(scores[c][1])}" if scores else "no ground truth" for c in show}
+    return scores, captions
+
+
+def _layout(grid: _Grid, methods: list[str], rows: int, has_gt: bool, title: str | None, dpi: int) -> Any:
+    """Page pixels of the grid (xai.figures.page.page_layout): column titles over the first row, a caption
+    line under each error panel, the row labels' band on the left, the legend and colour bar band below."""
+    col_titles = [
+        "image + ground truth" if has_gt else "image (no ground truth)",
+        "prediction: TP/FP/FN" if has_gt else "prediction",
+        *methods,
+    ]
+    ncols = 2 + len(methods)
+    return page_layout(
+        dpi,
+        grid.aspect,
+        ncols,
+        grid.ph_in,
+        col_titles + [""] * (ncols * (rows - 1)),
+        grid.fs + 1,
+        title if title is not None else "Explanations per class",
+        {r * ncols + 1: (0, text_height("I", grid.fs)) for r in range(rows)},
+        grid.cw / grid.pt,
+        grid.left + GAP * dpi,
+        bottom=grid.bottom,
+    )
 
 
 @dataclass

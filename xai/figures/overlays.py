@@ -12,11 +12,13 @@ import cv2
 import numpy as np
 from matplotlib import colormaps
 
+from ..labels import IGNORE  # ignore-labelled pixels: drawn grey and never an error
+
 TP_COLOR = (0, 200, 0)
 FP_COLOR = (220, 0, 0)
 FN_COLOR = (0, 80, 255)
 DEFAULT_CMAP = "turbo"
-UNKNOWN_CLASS_COLOR = (128, 128, 128)  # ids outside the palette (e.g. 255 "ignore" labels)
+UNKNOWN_CLASS_COLOR = (128, 128, 128)  # ids outside the palette (e.g. IGNORE, the ignore label)
 ABSENT_TEXT = "class absent from ground truth and prediction"
 NO_GT_TEXT = "no ground truth for this image"
 NO_MAP_TEXT = "no explanation"
@@ -67,9 +69,6 @@ def paint(
         blend = cv2.addWeighted(rgb, 1.0 - alpha, np.full_like(rgb, [int(v) for v in colour]), alpha, 0.0)
         out = cv2.copyTo(blend, mask.view(np.uint8), out)
     return out
-
-
-IGNORE = 255  # xai.data.IGNORE: ignore-labelled pixels, drawn grey and never an error
 
 
 def error_layers(gt: np.ndarray, pred: np.ndarray, c: int) -> list[tuple[np.ndarray, Sequence[int]]]:

@@ -20,7 +20,7 @@ import torch
 from ..batching import BatchOptions
 from ..options import option
 from ..syncs import to_host
-from .base import Forward, progress_bar
+from .base import Forward
 from .cam import BaseCAM, CAMOptions
 from .registry import register
 
@@ -62,7 +62,6 @@ class AblationCAM(BaseCAM):
         n, k = acts.shape[:2]
         head = self._head(fwd)
         lost = torch.zeros(n, k, len(fwd.classes), device=acts.device)
-        bar = progress_bar(self.options.progress, n * k, f"{self.label} sweep", "channel")
 
         def chunk(a: int, b: int) -> None:
             rows = torch.arange(a, b, device=acts.device)
@@ -78,14 +77,8 @@ class AblationCAM(BaseCAM):
                 finally:
                     hook.remove()
             lost[img, ch] = fwd.scores.detach()[img] - self.region_scores(P.float(), fwd.regions, fwd.classes, img)
-            if bar is not None:
-                bar.update(b - a)
 
-        try:
-            self.batches.for_each(n * k, chunk)
-        finally:
-            if bar is not None:
-                bar.close()
+        self.batches.for_each(n * k, chunk, self.sweep_bar(n * k, "channel"))
         s = fwd.scores.detach().unsqueeze(1)  # N×1×C'
         fwd.stats.update(forwards=1 + n * k, cached_features=head is not None)
         return torch.where(s != 0, lost / torch.where(s != 0, s, torch.ones_like(s)), torch.zeros_like(lost))

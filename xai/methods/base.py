@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ..batching import Batches, BatchOptions
+from ..batching import Batches, BatchOptions, progress_bar
 from ..errors import XAIError
 from ..layers import ActivationCapture, model_device, preserved_state
 from ..maps import minmax
@@ -39,15 +39,6 @@ from ..syncs import to_host
 from ..targets import REDUCTIONS, REGIONS, SCORES, RegionScore, check_classes, region_masks
 
 __all__ = ["Explainer", "ExplainerOptions", "Explanation", "Forward", "progress_bar"]
-
-
-def progress_bar(enabled: bool, total: int, desc: str, unit: str = "image") -> Any:
-    """A tqdm bar over a long sweep, or None when not asked for."""
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit=unit, leave=False)
 
 
 REGION_HELP = (
@@ -207,6 +198,11 @@ class Explainer:
     def batch_precision(self) -> contextlib.AbstractContextManager[Any]:
         """The compute context of the method's batched forwards (Score-CAM: its precision)."""
         return contextlib.nullcontext()
+
+    def sweep_bar(self, total: int, unit: str = "image") -> Any:
+        """The progress bar of a sweep over `total` units, for self.batches.for_each (which advances and
+        closes it); None unless options.progress."""
+        return progress_bar(self.options.progress, total, f"{self.label} sweep", unit)
 
     def fit_batches(self, x: torch.Tensor, channels_last: bool) -> None:
         """An automatic batch size (batch_size None) for inputs like x: measured once per input shape and

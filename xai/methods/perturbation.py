@@ -22,7 +22,7 @@ from ..batching import BatchOptions
 from ..data import IMAGENET_MEAN, IMAGENET_STD
 from ..options import option
 from ..syncs import to_host
-from .base import Explainer, ExplainerOptions, Forward, progress_bar
+from .base import Explainer, ExplainerOptions, Forward
 
 __all__ = ["PerturbationExplainer", "PerturbationOptions", "black_pixel", "photograph_box"]
 
@@ -69,7 +69,6 @@ class PerturbationExplainer(Explainer):
         by pixel as Σ_R (P(x) − P(x')) (exact to float32 rounding of P where s_c − s_c(x') is small);
         after(a, b, scores) runs once per chunk that fitted (an accumulation over the chunk's inputs)."""
         out = torch.zeros(count, len(fwd.classes), device=fwd.x.device)
-        bar = progress_bar(self.options.progress, count, f"{self.label} sweep")
 
         def chunk(a: int, b: int) -> None:
             inputs, image = build(a, b)
@@ -82,13 +81,7 @@ class PerturbationExplainer(Explainer):
             if after is not None:
                 after(a, b, scores)
             out[a:b] = scores
-            if bar is not None:
-                bar.update(b - a)
 
-        try:
-            self.batches.for_each(count, chunk)
-        finally:
-            if bar is not None:
-                bar.close()
+        self.batches.for_each(count, chunk, self.sweep_bar(count))
         fwd.stats["forwards"] = fwd.stats.get("forwards", 1) + count
         return out

@@ -39,7 +39,7 @@ from ..maps import minmax
 from ..options import option
 from ..precision import PRECISIONS, autocast, prefers_channels_last, resolve_precision
 from ..syncs import to_host
-from .base import Forward, progress_bar
+from .base import Forward
 from .cam import BaseCAM, CAMOptions, upsample
 from .registry import register
 
@@ -195,7 +195,6 @@ class ScoreCAM(BaseCAM):
         # the selected (image, channel) pairs in raster order, as nonzero() gives them, without its host look
         flat = torch.argsort(selected.flatten().to(torch.uint8), descending=True, stable=True)[:count]
         pairs = torch.stack([flat // selected.shape[1], flat % selected.shape[1]], 1)
-        bar = progress_bar(self.options.progress, count, f"{self.label} sweep", "map")
 
         def chunk(a: int, b: int) -> None:
             img, ch = pairs[a:b].unbind(1)
@@ -211,12 +210,6 @@ class ScoreCAM(BaseCAM):
             else:
                 delta = P - baseline if baseline is not None else P
                 weights[img, ch] = self.region_scores(delta, fwd.regions, fwd.classes, img)
-            if bar is not None:
-                bar.update(b - a)
 
-        try:
-            self.batches.for_each(count, chunk)
-        finally:
-            if bar is not None:
-                bar.close()
+        self.batches.for_each(count, chunk, self.sweep_bar(count, "map"))
         return weights

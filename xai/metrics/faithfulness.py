@@ -70,6 +70,8 @@ SCHEDULES = ("linear", "area")
 ABSENT = "class absent from its region"
 ZERO_SCORE = "the class's score on the unperturbed image is 0"
 TIE = 1e-6  # relative: O within float32 resolution of Y is not an increase
+_RoadJob = tuple[int, int, int]  # (rank map, n, noise seed)
+_RoadPlan = dict[tuple[str, int], list[list[int | None]]]  # (name, class): MoRF and LeRF rows of job indices
 
 
 @dataclass
@@ -162,6 +164,40 @@ def _noise_seed(seed: int, cls: int, percentile: int) -> int:
     return int(np.random.SeedSequence([seed, cls, percentile]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
+def _image_and_valid(x: torch.Tensor, valid: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """x as 1×C×H×W float32 and valid as H×W bool (V), on the device; anything but one finite image, or a
+    valid mask of another size, is refused."""
+    x = torch.as_tensor(x)
+    x = x.unsqueeze(0) if x.dim() == 3 else x
+    if x.dim() != 4 or x.shape[0] != 1:
+        raise XAIError(f"faithfulness metrics take one image (1×C×H×W), got shape {tuple(x.shape)}")
+    if not to_host(torch.isfinite(x).all()):
+        raise XAIError("the input holds NaN or infinite values")
+    x = x.detach().to(device, torch.float32)
+    size = tuple(x.shape[-2:])
+    valid = torch.as_tensor(valid, device=device).bool()
+    checked = valid[0] if valid.dim() == 3 and valid.shape[0] == 1 else valid
+    if tuple(checked.shape) != size:
+        raise XAIError(f"valid mask of shape {tuple(valid.shape)} does not match the image's {size}")
+    return x, checked
+
+
+def _classes_and_regions(
+    classes: Sequence[int], regions: torch.Tensor, valid: torch.Tensor
+) -> tuple[list[int], torch.Tensor]:
+    """The classes as ints and their regions C'×H×W bool restricted to V (R_c); no class, or regions of
+    another number or size, are refused."""
+    classes = [int(c) for c in classes]
+    if not classes:
+        raise XAIError("faithfulness metrics need at least one class")
+    regions = torch.as_tensor(regions, device=valid.device).bool()
+    regions = regions[0] if regions.dim() == 4 and regions.shape[0] == 1 else regions
+    size = tuple(valid.shape)
+    if tuple(regions.shape) != (len(classes), *size):
+        raise XAIError(f"regions of shape {tuple(regions.shape)} do not match {len(classes)} classes of {size} pixels")
+    return classes, regions & valid
+
+
 class Faithfulness:
     """The perturbation metrics of one image: `deletion`, `insertion`, `road`, `average_drop_increase`,
     each taking maps = {name: C'×H×W tensor aligned with `classes`} and returning {name: [result per
@@ -204,29 +240,8 @@ class Faithfulness:
             raise XAIError(f"{option('batch_size')} must be at least 1, got {batch_size}")
         self.model = model
         self.device = model_device(model)
-        x = torch.as_tensor(x)
-        x = x.unsqueeze(0) if x.dim() == 3 else x
-        if x.dim() != 4 or x.shape[0] != 1:
-            raise XAIError(f"faithfulness metrics take one image (1×C×H×W), got shape {tuple(x.shape)}")
-        if not to_host(torch.isfinite(x).all()):
-            raise XAIError("the input holds NaN or infinite values")
-        self.x = x.detach().to(self.device, torch.float32)
-        size = tuple(self.x.shape[-2:])
-        valid = torch.as_tensor(valid, device=self.device).bool()
-        self.valid = valid[0] if valid.dim() == 3 and valid.shape[0] == 1 else valid
-        if tuple(self.valid.shape) != size:
-            raise XAIError(f"valid mask of shape {tuple(valid.shape)} does not match the image's {size}")
-
-        self.classes = [int(c) for c in classes]
-        if not self.classes:
-            raise XAIError("faithfulness metrics need at least one class")
-        regions = torch.as_tensor(regions, device=self.device).bool()
-        regions = regions[0] if regions.dim() == 4 and regions.shape[0] == 1 else regions
-        if tuple(regions.shape) != (len(self.classes), *size):
-            raise XAIError(
-                f"regions of shape {tuple(regions.shape)} do not match {len(self.classes)} classes of {size} pixels"
-            )
-        self.regions = regions & self.valid
+        self.x, self.valid = _image_and_valid(x, valid, self.device)
+        self.classes, self.regions = _classes_and_regions(classes, regions, self.valid)
         counts = to_host(torch.cat([self.valid.sum().view(1), self.regions.flatten(1).sum(1)]))  # one transfer
         self.n_valid, self.area = int(counts[0]), [int(a) for a in counts[1:]]
         if self.n_valid == 0:
@@ -431,11 +446,22 @@ class Faithfulness:
             raise XAIError(f"ROAD percentiles must lie strictly between 0 and 100, got {list(ps)}")
         if noise < 0 or seed < 0:
             raise XAIError(f"ROAD needs noise ≥ 0 and seed ≥ 0, got {noise} and {seed}")
+        ranks, jobs, plan = self._road_jobs(maps, ps, seed)
+        scores = self._road_scores(ranks, jobs, noise)
+        return self._road_results(maps, plan, scores, ps)
+
+    def _road_jobs(
+        self, maps: dict[str, torch.Tensor], ps: tuple[int, ...], seed: int
+    ) -> tuple[list[torch.Tensor], list[_RoadJob], _RoadPlan]:
+        """The imputations ROAD needs: per present map and class, the rank maps in MoRF (descending) and
+        LeRF (ascending) order; a job (rank map, n, noise seed) per percentile whose count n =
+        round(p·|V|/100) is above 0; and the plan: per (name, class) the MoRF and LeRF rows of each
+        percentile's job (None where n = 0: the score of x)."""
         N = self.n_valid
         counts = [_round_half_up(p * N, 100) for p in ps]
         ranks: list[torch.Tensor] = []
-        jobs: list[tuple[int, int, int]] = []  # (rank map, n, noise seed)
-        plan: dict[tuple[str, int], list[list[int | None]]] = {}
+        jobs: list[_RoadJob] = []
+        plan: _RoadPlan = {}
         for name, j, m in self._present(maps):
             rows: list[list[int | None]] = []
             for descending in (True, False):
@@ -446,7 +472,12 @@ class Faithfulness:
                     if n > 0:
                         jobs.append((len(ranks) - 1, n, _noise_seed(seed, self.classes[j], p)))
             plan[(name, j)] = rows
+        return ranks, jobs, plan
 
+    def _road_scores(self, ranks: list[torch.Tensor], jobs: list[_RoadJob], noise: float) -> np.ndarray:
+        """len(jobs)×C' scores of the imputed images (x with each job's n first pixels imputed, its own
+        seeded noise). Sync-free, the imputations run without host looks and record whether they
+        converged; one look at the end redoes the few that did not with the checking solver."""
         converged = torch.ones(len(jobs), dtype=torch.bool, device=self.device)
         sync_free = self.sync_free
 
@@ -467,6 +498,13 @@ class Faithfulness:
         if sync_free and jobs:  # one look for every imputation: redo the few that did not converge
             for k in (int(i) for i in np.flatnonzero(~to_host(converged))):
                 scores[k] = self._scores("road", 1, functools.partial(_redo, build, k))[0]
+        return scores
+
+    def _road_results(
+        self, maps: dict[str, torch.Tensor], plan: _RoadPlan, scores: np.ndarray, ps: tuple[int, ...]
+    ) -> dict[str, list[RoadResult]]:
+        """{name: [RoadResult per class]}: the MoRF and LeRF curves from the plan's scores, their means
+        and the gap; NaN with the reason for a class absent from its region."""
         out: dict[str, list[RoadResult]] = {}
         for name in maps:
             out[name] = []

@@ -116,10 +116,34 @@ def noisy_linear_impute(
     map) on one or two cores of a shared CPU: 128×256, 17–20 iterations, 0.7–1.1 s (setting up the
     V-cycle ≈ 0.05–0.1 s of it); 512×512, 19 iterations, ≈ 19 s. Memory ≈ 12·M·C·H·W floats.
     """
+    x, remove, valid = _checked(x, remove, valid, generator)
+    _, C, H, W = x.shape
+    M = remove.shape[0]
+    xf = x.float().expand(M, C, H, W)
+    r = (remove & valid).unsqueeze(1).float()  # M×1×H×W: the unknowns
+    blind = (x.device.type != "cpu") if sync_free is None else bool(sync_free)
+    fixed = min(SYNC_FREE_ITERATIONS, max_iter) if blind and converged is not None else None
+    u, active = _solve(xf, r, valid, tol, max_iter, fixed, first_check=SYNC_FREE_ITERATIONS if blind else 0)
+    if converged is not None:
+        converged.copy_(~active.flatten(1).any(1))
+    out = torch.where(r.bool(), u, xf)
+    if noise > 0:
+        out = out + float(noise) * _standard_normal((M, C, H, W), generator, x.device) * r
+    return out
+
+
+def _checked(
+    x: torch.Tensor,
+    remove: torch.Tensor,
+    valid: torch.Tensor | None,
+    generator: torch.Generator | Sequence[torch.Generator] | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """x as 1×C×H×W, remove as M×H×W bool and valid as H×W bool (all True by default), on x's device;
+    shapes that do not match, and a number of generators other than one per mask, are refused."""
     x = x.unsqueeze(0) if x.dim() == 3 else x
     if x.dim() != 4 or x.shape[0] != 1:
         raise XAIError(f"noisy_linear_impute expects one image (1×C×H×W), got shape {tuple(x.shape)}")
-    _, C, H, W = x.shape
+    H, W = x.shape[-2:]
     remove = torch.as_tensor(remove, device=x.device).bool()
     remove = remove.unsqueeze(0) if remove.dim() == 2 else remove
     valid = (
@@ -134,15 +158,27 @@ def noisy_linear_impute(
     M = remove.shape[0]
     if generator is not None and not isinstance(generator, torch.Generator) and len(generator) != M:
         raise XAIError(f"{len(generator)} generators given for {M} masks")
-    xf = x.float().expand(M, C, H, W)
-    r = (remove & valid).unsqueeze(1).float()  # M×1×H×W: the unknowns
+    return x, remove, valid
+
+
+def _solve(
+    xf: torch.Tensor,
+    r: torch.Tensor,
+    valid: torch.Tensor,
+    tol: float,
+    max_iter: int,
+    fixed: int | None,
+    first_check: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The system A·u = b of the module docstring for the unknowns r (M×1×H×W) of the images xf
+    (M×C×H×W), solved by CG from the push-pull fill, preconditioned by the V-cycle
+    (_conjugate_gradients: the solution and which systems have not converged)."""
+    H, W = valid.shape
     kept = valid.float().view(1, 1, H, W) - r
     d = _neighbour_sum(valid.float().view(1, 1, H, W))
     b = _neighbour_sum(xf * kept) * r
     levels = _hierarchy(r, d)
-    blind = (x.device.type != "cpu") if sync_free is None else bool(sync_free)
-    fixed = min(SYNC_FREE_ITERATIONS, max_iter) if blind and converged is not None else None
-    u, active = _conjugate_gradients(
+    return _conjugate_gradients(
         levels[0].apply,
         b,
         push_pull_fill(xf * kept, kept) * r,
@@ -150,18 +186,20 @@ def noisy_linear_impute(
         tol,
         max_iter,
         fixed,
-        first_check=SYNC_FREE_ITERATIONS if blind else 0,
+        first_check=first_check,
     )
-    if converged is not None:
-        converged.copy_(~active.flatten(1).any(1))
-    out = torch.where(r.bool(), u, xf)
-    if noise > 0:
-        if generator is None or isinstance(generator, torch.Generator):
-            eps = torch.randn((M, C, H, W), generator=generator, device=x.device)
-        else:
-            eps = torch.stack([torch.randn((C, H, W), generator=g, device=x.device) for g in generator])
-        out = out + float(noise) * eps * r
-    return out
+
+
+def _standard_normal(
+    shape: tuple[int, int, int, int],
+    generator: torch.Generator | Sequence[torch.Generator] | None,
+    device: torch.device,
+) -> torch.Tensor:
+    """ε ~ N(0, 1) of M×C×H×W, from one generator for all masks or one per mask (then each mask's noise
+    does not depend on the others)."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return torch.randn(shape, generator=generator, device=device)
+    return torch.stack([torch.randn(shape[1:], generator=g, device=device) for g in generator])
 
 
 @dataclass
