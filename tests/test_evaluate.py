@@ -199,6 +199,6 @@ def test_maps_the_evaluation_makes_are_rounded_as_the_runs_maps(map_dtype):
         prediction=result.prediction[0],
         engines={"gradcam": engine},
     )
-    rows = {(j, name): value for _, j, name, value in stability(ctx)}
+    rows = {(j, measure.name): value for _, j, measure, value in stability(ctx)}
     assert result.maps[0].flatten(1).amax(1).min() > 0  # both classes have a map to compare
     assert [rows[(j, "max_sensitivity")].value for j in range(2)] == [0.0, 0.0]

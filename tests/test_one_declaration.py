@@ -15,9 +15,9 @@ from tests.helpers import run_args
 from xai.checkpoint import load_model
 from xai.cli import build_parser, main
 from xai.config import DEFAULT_CLASSES
-from xai.evaluation import measures
 from xai.mapfile import as_stored, load_maps
 from xai.methods import registry
+from xai.metrics import registry as metric_registry
 from xai.metrics.faithfulness import Faithfulness
 from xai.targets import region_masks
 
@@ -46,10 +46,13 @@ class PowerCAM(GradientCAM):
         return grads.mean(dim=(2, 3)).clamp_min(0) ** self.options.power
 
 
-@metric(Measure("map_mean", "Mean of the map", "lower"), cost="no forward pass")
+MAP_MEAN = Measure("map_mean", "Mean of the map", "lower")
+
+
+@metric(MAP_MEAN, cost="no forward pass")
 def map_mean(ctx):
     for label, j in ctx.each_map_and_class():
-        yield label, j, "map_mean", Value(float(ctx.maps[label][j][ctx.valid].float().mean()))
+        yield label, j, MAP_MEAN, Value(float(ctx.maps[label][j][ctx.valid].float().mean()))
 '''
 
 
@@ -60,7 +63,7 @@ def test_a_new_method_file_and_its_metric_reach_every_output(tiny_run, tmp_path,
     registry.methods()  # the packaged methods are registered before the registry is swapped for a copy
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     monkeypatch.setattr(registry, "_discovered", False)
-    monkeypatch.setattr(measures, "_METRICS", dict(measures._METRICS))
+    monkeypatch.setattr(metric_registry, "_METRICS", dict(metric_registry._METRICS))
     monkeypatch.setattr(xai.methods, "__path__", [*xai.methods.__path__, str(plugins)])
 
     help_text = " ".join(build_parser("gradcam").format_help().split())

@@ -12,7 +12,6 @@ the engines define them for the run's region.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from ..layers import model_device, preserved_state
 from ..mapfile import as_stored
 from ..methods import Explainer, Explanation, get_method
 from ..metrics.references import probability_maps, random_smooth_maps
+from ..metrics.registry import finite
 from ..metrics.sanity import cascading_randomisation
 from ..precision import prefers_channels_last
 from ..targets import region_masks
@@ -66,13 +66,6 @@ class SampleEvaluation:
 
     def cost(self) -> dict[str, Any]:
         return {"forwards": dict(self.forwards), "seconds": self.seconds}
-
-
-def _clean(value: Any) -> float | None:
-    if value is None:
-        return None
-    v = float(value)
-    return v if math.isfinite(v) else None
 
 
 class Evaluator:
@@ -169,7 +162,7 @@ class Evaluator:
             if not declared.enabled(self.settings):
                 continue
             for label, j, measure, value in declared.compute(ctx):
-                v = _clean(value.value)
+                v = finite(value.value)
                 row = {"class": names[j], "method": methods[label], "variant": label, "metric": measure}
                 ev.rows.append({**row, "value": v, "reason": value.reason if v is None else None})
                 if value.curve is not None:
@@ -181,6 +174,6 @@ class Evaluator:
                 steps = cascading_randomisation(engine, x, self.class_ids, valid, prediction, seed=self.settings.seed)
                 ev.sanity[label] = {
                     "steps": [s for s, _ in steps],
-                    "rho": {names[j]: [_clean(rho[j]) for _, rho in steps] for j in range(len(names))},
+                    "rho": {names[j]: [finite(rho[j]) for _, rho in steps] for j in range(len(names))},
                 }
         return ev

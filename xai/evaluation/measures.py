@@ -1,98 +1,45 @@
-"""Metrics declared once: what --evaluate measures, and everything the report needs to know about it.
+"""The metrics of --evaluate: what it measures of every evaluated map and class, declared once.
 
-A metric is one decorated function of the evaluation context of a sample (`Context`): it yields one
-`Value` (value, reason when undefined, curve if any) per evaluated map and class for each `Measure`
-it declares. A Measure says its name (the column of metrics.csv), its title, which direction is better
-(the report's arrows, bold winners and paired differences) and where the report shows it:
+Each is one decorated function of the evaluation context of a sample (`Context`), registered in the one
+registry of metrics (xai.metrics.registry, which also holds summary.csv's columns). It declares its measures
+(`Measure`: name, title, which direction is better, which table of the report shows it) and yields, per
+evaluated map and class, the declared Measure object itself with its `Value` (value, reason when undefined,
+curve if any), so that a measure's name is written once:
 
-    @metric(Measure("energy_pointing_game", "Energy pointing game", "higher"), cost="no forward pass")
+    ENERGY_POINTING_GAME = Measure("energy_pointing_game", "Energy pointing game", "higher")
+
+    @metric(ENERGY_POINTING_GAME, cost="no forward pass")
     def energy(ctx):
-        for label, j, truth in ctx.each_map_and_class():
-            yield label, j, "energy_pointing_game", value_of(energy_pointing_game(ctx.maps[label][j], truth, ctx.valid))
+        for label, j in ctx.each_map_and_class():
+            res = energy_pointing_game(ctx.maps[label][j], ctx.truth(j), ctx.valid)
+            yield label, j, ENERGY_POINTING_GAME, value_of(res.value, res.reason)
 
 The evaluation runs every registered metric whose `enabled(settings)` holds; metrics.csv/json, the
-report's tables and its paired differences list the measures in registration order.
+report's tables and its paired differences list the measures in registration order. A metric of one
+method's map that summary.csv also shows is declared once with the others of summary.csv (error AUROC, in
+xai.metrics.segmentation) and measured here on every evaluated map; `evaluated_here` places it.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
+from ..labels import IGNORE
 from ..mapfile import as_stored
 from ..metrics import claims
 from ..metrics.faithfulness import Faithfulness
 from ..metrics.localisation import LocalisationResult, energy_pointing_game, pointing_game, relevance_rank_accuracy
-from ..metrics.segmentation import error_auroc as segmentation_error_auroc
+from ..metrics.registry import Measure, Metric, Row, Value, evaluated_here, finite, measures, metric, metrics, value_of
+from ..metrics.segmentation import uncertainty_metrics
 
-__all__ = ["Context", "Measure", "Metric", "Value", "measures", "metric", "metrics"]
-
-
-@dataclass(frozen=True)
-class Measure:
-    """name: the metric column of metrics.csv; title: the report's column; better: "higher", "lower" or
-    None (not ranked); table: "main" (the per-class tables and paired differences), "fast" (the fast
-    variants' table) or None (metrics.csv/json only)."""
-
-    name: str
-    title: str
-    better: str | None
-    table: str | None = "main"
-    digits: int = 3
-
-
-@dataclass
-class Value:
-    """One measured number; None with the reason when it does not exist; a named curve if any."""
-
-    value: float | None
-    reason: str | None = None
-    curve: tuple[str, list[float]] | None = None
-
-
-Row = tuple[str, int, str, Value]  # (variant label, position j of the class, measure name, value)
-
-
-@dataclass(frozen=True)
-class Metric:
-    name: str
-    measures: tuple[Measure, ...]
-    compute: Callable[[Context], Iterable[Row]]
-    cost: str  # forward passes it needs, in words (README, report)
-    enabled: Callable[[Any], bool]
-
-
-_METRICS: dict[str, Metric] = {}
-
-
-def metric(*declared: Measure, cost: str, enabled: Callable[[Any], bool] = lambda settings: True) -> Callable:
-    """Register the decorated function as a metric yielding the declared measures."""
-
-    def decorate(fn: Callable[[Context], Iterable[Row]]) -> Callable[[Context], Iterable[Row]]:
-        taken = {m.name for other in _METRICS.values() if other.name != fn.__name__ for m in other.measures}
-        clash = sorted(taken & {m.name for m in declared})
-        if clash:
-            raise ValueError(f"measure(s) {', '.join(clash)} already declared by another metric")
-        _METRICS[fn.__name__] = Metric(fn.__name__, tuple(declared), fn, cost, enabled)
-        return fn
-
-    return decorate
-
-
-def metrics() -> list[Metric]:
-    """Every registered metric, in registration order."""
-    return list(_METRICS.values())
-
-
-def measures(table: str | None = "main") -> list[Measure]:
-    """The declared measures shown in `table` ("main", "fast"; None: every measure), in order."""
-    return [m for mt in _METRICS.values() for m in mt.measures if table is None or m.table == table]
+__all__ = ["Context", "Measure", "Metric", "Value", "finite", "measures", "metric", "metrics", "value_of"]
 
 
 @dataclass
@@ -147,27 +94,18 @@ class Context:
                 yield label, j
 
 
-def _finite(value: Any) -> float | None:
-    if value is None:
-        return None
-    v = float(value)
-    return v if math.isfinite(v) else None
-
-
-def value_of(number: Any, reason: str | None = None, curve: tuple[str, list[float]] | None = None) -> Value:
-    """A Value from a number that may be NaN (then the reason stays)."""
-    v = _finite(number)
-    return Value(v, None if v is not None else reason, curve if v is not None else None)
-
-
 # ---- the metrics of --evaluate ---------------------------------------------------------------------
+
+CURVE_AUC = {
+    ("deletion", "linear"): Measure("deletion_auc_linear", "Deletion AUC (linear)", "lower"),
+    ("deletion", "area"): Measure("deletion_auc_area", "Deletion AUC (area)", "lower"),
+    ("insertion", "linear"): Measure("insertion_auc_linear", "Insertion AUC (linear)", "higher"),
+    ("insertion", "area"): Measure("insertion_auc_area", "Insertion AUC (area)", "higher"),
+}
 
 
 @metric(
-    Measure("deletion_auc_linear", "Deletion AUC (linear)", "lower"),
-    Measure("deletion_auc_area", "Deletion AUC (area)", "lower"),
-    Measure("insertion_auc_linear", "Insertion AUC (linear)", "higher"),
-    Measure("insertion_auc_area", "Insertion AUC (area)", "higher"),
+    *CURVE_AUC.values(),
     cost="S − 1 forwards each per map and class (linear schedule), up to S more each (area schedule)",
 )
 def perturbation_curves(ctx: Context) -> Iterator[Row]:
@@ -179,13 +117,18 @@ def perturbation_curves(ctx: Context) -> Iterator[Row]:
             ).items():
                 for j, res in enumerate(per_class):
                     curve = (f"{kind}_{schedule}", [float(y) for y in res.curve[1]]) if res.curve is not None else None
-                    yield label, j, f"{kind}_auc_{schedule}", value_of(res.auc, res.reason, curve)
+                    yield label, j, CURVE_AUC[kind, schedule], value_of(res.auc, res.reason, curve)
+
+
+ROAD_MORF = Measure("road_morf", "ROAD MoRF", "lower", table=None)
+ROAD_LERF = Measure("road_lerf", "ROAD LeRF", "higher", table=None)
+ROAD_GAP = Measure("road_gap", "ROAD LeRF−MoRF", "higher")
 
 
 @metric(
-    Measure("road_morf", "ROAD MoRF", "lower", table=None),
-    Measure("road_lerf", "ROAD LeRF", "higher", table=None),
-    Measure("road_gap", "ROAD LeRF−MoRF", "higher"),
+    ROAD_MORF,
+    ROAD_LERF,
+    ROAD_GAP,
     cost="2 × 9 imputations and forwards per map and class",
     enabled=lambda settings: settings.road,
 )
@@ -194,140 +137,129 @@ def road(ctx: Context) -> Iterator[Row]:
     results = ctx.faith.road(ctx.maps, noise=ctx.settings.road_noise, seed=ctx.settings.seed + ctx.index)
     for label, per_class in results.items():
         for j, res in enumerate(per_class):
-            yield label, j, "road_morf", value_of(res.morf, res.reason)
-            yield label, j, "road_lerf", value_of(res.lerf, res.reason)
-            yield label, j, "road_gap", value_of(res.gap, res.reason)
+            yield label, j, ROAD_MORF, value_of(res.morf, res.reason)
+            yield label, j, ROAD_LERF, value_of(res.lerf, res.reason)
+            yield label, j, ROAD_GAP, value_of(res.gap, res.reason)
 
 
-@metric(
-    Measure("average_drop", "Avg Drop %", "lower"),
-    Measure("average_increase", "Avg Increase %", "higher"),
-    cost="1 forward per map and class",
-)
+AVERAGE_DROP = Measure("average_drop", "Avg Drop %", "lower")
+AVERAGE_INCREASE = Measure("average_increase", "Avg Increase %", "higher")
+
+
+@metric(AVERAGE_DROP, AVERAGE_INCREASE, cost="1 forward per map and class")
 def average_drop_increase(ctx: Context) -> Iterator[Row]:
     """Average Drop and Average Increase (Chattopadhay et al. 2018)."""
     for label, per_class in ctx.faith.average_drop_increase(ctx.maps).items():
         for j, res in enumerate(per_class):
-            yield label, j, "average_drop", value_of(res.drop, res.reason)
-            yield label, j, "average_increase", value_of(res.increase, res.reason)
+            yield label, j, AVERAGE_DROP, value_of(res.drop, res.reason)
+            yield label, j, AVERAGE_INCREASE, value_of(res.increase, res.reason)
 
 
-_LOCALISATION: tuple[tuple[str, Callable[..., LocalisationResult]], ...] = (
-    ("energy_pointing_game", energy_pointing_game),
-    ("pointing_game", pointing_game),
-    ("rank_accuracy", relevance_rank_accuracy),
+_LOCALISATION: tuple[tuple[Measure, Callable[..., LocalisationResult]], ...] = (
+    (Measure("energy_pointing_game", "Energy pointing game", "higher"), energy_pointing_game),
+    (Measure("pointing_game", "Pointing game", "higher"), pointing_game),
+    (Measure("rank_accuracy", "Rank accuracy", "higher"), relevance_rank_accuracy),
 )
 
 
-@metric(
-    Measure("energy_pointing_game", "Energy pointing game", "higher"),
-    Measure("pointing_game", "Pointing game", "higher"),
-    Measure("rank_accuracy", "Rank accuracy", "higher"),
-    cost="no forward pass",
-)
+@metric(*(measure for measure, _ in _LOCALISATION), cost="no forward pass")
 def localisation(ctx: Context) -> Iterator[Row]:
     """The maps against the ground truth (xai.metrics.localisation)."""
     for label, j in ctx.each_map_and_class():
-        for name, fn in _LOCALISATION:
+        for measure, fn in _LOCALISATION:
             res = fn(ctx.maps[label][j], ctx.truth(j), ctx.valid)
-            yield label, j, name, value_of(res.value, res.reason)
+            yield label, j, measure, value_of(res.value, res.reason)
 
 
-@metric(Measure("seconds", "Seconds / sample", "lower"), cost="none (the time each method's maps took)")
+SECONDS = Measure("seconds", "Seconds / sample", "lower")
+
+
+@metric(SECONDS, cost="none (the time each method's maps took)")
 def seconds(ctx: Context) -> Iterator[Row]:
     """What a sample's maps cost, per method and variant (references have none)."""
     for label, secs in ctx.seconds.items():
         for j in range(len(ctx.classes)):
-            yield label, j, "seconds", Value(float(secs))
+            yield label, j, SECONDS, Value(float(secs))
 
 
-@metric(Measure("pearson_vs_full", "Pearson r vs full", "higher", table="fast", digits=4), cost="no forward pass")
+PEARSON_VS_FULL = Measure("pearson_vs_full", "Pearson r vs full", "higher", table="fast", digits=4)
+
+
+@metric(PEARSON_VS_FULL, cost="no forward pass")
 def pearson_vs_full(ctx: Context) -> Iterator[Row]:
     """A fast variant's map against its full variant's (same settings, every channel), over V."""
     for fast, full in ctx.full_of.items():
         for j in range(len(ctx.classes)):
             a, b = ctx.maps[fast][j][ctx.valid], ctx.maps[full][j][ctx.valid]
             if a.std() > 0 and b.std() > 0:
-                yield fast, j, "pearson_vs_full", Value(float(torch.corrcoef(torch.stack([a, b]))[0, 1]))
+                yield fast, j, PEARSON_VS_FULL, Value(float(torch.corrcoef(torch.stack([a, b]))[0, 1]))
             else:
-                yield fast, j, "pearson_vs_full", Value(None, "a constant map (nothing to correlate)")
+                yield fast, j, PEARSON_VS_FULL, Value(None, "a constant map (nothing to correlate)")
 
 
-@metric(Measure("error_auroc", "Error AUROC", "higher"), cost="no forward pass")
-def error_auroc(ctx: Context) -> Iterator[Row]:
-    """Uncertainty maps only: the AUROC of telling the class's error pixels (FP ∪ FN) from its correct ones
-    (TP) over the photograph (xai.metrics.segmentation.error_auroc)."""
-    if ctx.prediction is None:
-        return
-    gt, pred, valid = ctx.gt.numpy(), ctx.prediction.numpy(), ctx.valid.numpy()
-    for label, j in ctx.each_map_and_class():
-        if ctx.families.get(label) != "uncertainty":
-            continue
-        c = ctx.classes[j]
-        on_photo = np.where(valid, gt, 255), np.where(valid, pred, 255)
-        value = segmentation_error_auroc(ctx.maps[label][j].numpy(), *on_photo, c)
-        yield label, j, "error_auroc", Value(value, None if value is not None else "no error or no correct pixel")
+# error_auroc: a summary.csv column of uncertainty maps (xai.metrics.segmentation), measured by --evaluate
+# on every evaluated uncertainty map on the photograph, listed here
+evaluated_here(uncertainty_metrics)
 
 
 # ---- the claims papers make for one method over another (xai.metrics.claims) ------------------------------
 
+ZERO = "the map is 0 on every pixel of the photograph"
+COMPLEXITY = Measure("complexity", "Complexity", "lower", table="claims")
+SPARSENESS = Measure("sparseness", "Sparseness (Gini)", "higher", table="claims")
 
-@metric(
-    Measure("complexity", "Complexity", "lower", table="claims"),
-    Measure("sparseness", "Sparseness (Gini)", "higher", table="claims"),
-    cost="no forward pass",
-)
+
+@metric(COMPLEXITY, SPARSENESS, cost="no forward pass")
 def noise(ctx: Context) -> Iterator[Row]:
     """How noisy a map is: the entropy of its normalised values and their Gini index."""
     for label, j in ctx.each_map_and_class():
         m = ctx.maps[label][j]
-        yield label, j, "complexity", value_of(claims.complexity(m, ctx.valid), ZERO)
-        yield label, j, "sparseness", value_of(claims.sparseness(m, ctx.valid), ZERO)
+        yield label, j, COMPLEXITY, value_of(claims.complexity(m, ctx.valid), ZERO)
+        yield label, j, SPARSENESS, value_of(claims.sparseness(m, ctx.valid), ZERO)
 
 
-ZERO = "the map is 0 on every pixel of the photograph"
+RING_RATIO = Measure("ring_ratio", "Inside / ring", "higher", table="claims")
+RING_SHARE = Measure("ring_share", "Ring's share", "lower", table="claims")
 
 
-@metric(
-    Measure("ring_ratio", "Inside / ring", "higher", table="claims"),
-    Measure("ring_share", "Ring's share", "lower", table="claims"),
-    cost="no forward pass",
-)
+@metric(RING_RATIO, RING_SHARE, cost="no forward pass")
 def boundary(ctx: Context) -> Iterator[Row]:
     """Boundary precision: the map inside R_c against a ring of ring_width pixels just outside it."""
+    reason = "an empty region, an empty ring or a zero map"
     for label, j in ctx.each_map_and_class():
         ratio, share = claims.ring(ctx.maps[label][j], ctx.regions[j], ctx.valid, ctx.settings.ring_width)
-        reason = "an empty region, an empty ring or a zero map"
         if ratio is not None and math.isinf(ratio):
-            yield label, j, "ring_ratio", Value(None, "unbounded: no energy in the ring")
+            yield label, j, RING_RATIO, Value(None, "unbounded: no energy in the ring")
         else:
-            yield label, j, "ring_ratio", value_of(ratio, reason)
-        yield label, j, "ring_share", value_of(share, reason)
+            yield label, j, RING_RATIO, value_of(ratio, reason)
+        yield label, j, RING_SHARE, value_of(share, reason)
+
+
+ENERGY_OUTSIDE = Measure("energy_outside", "Energy outside the region", None, table="claims")
+CONTEXT_DELETION_AUC = Measure("context_deletion_auc", "Context deletion AUC", "lower", table="claims")
 
 
 @metric(
-    Measure("energy_outside", "Energy outside the region", None, table="claims"),
-    Measure("context_deletion_auc", "Context deletion AUC", "lower", table="claims"),
+    ENERGY_OUTSIDE,
+    CONTEXT_DELETION_AUC,
     cost="S forwards per map and class (deletion of the region's surroundings only)",
 )
 def context(ctx: Context) -> Iterator[Row]:
     """How much of the map, and of the class's score, is about what surrounds the class."""
     for label, j in ctx.each_map_and_class():
         value = claims.outside_share(ctx.maps[label][j], ctx.regions[j], ctx.valid)
-        yield label, j, "energy_outside", value_of(value, ZERO)
+        yield label, j, ENERGY_OUTSIDE, value_of(value, ZERO)
     for label, per_class in ctx.faith.context_deletion(ctx.maps, steps=ctx.settings.steps).items():
         for j, res in enumerate(per_class):
-            yield label, j, "context_deletion_auc", value_of(res.auc, res.reason)
+            yield label, j, CONTEXT_DELETION_AUC, value_of(res.auc, res.reason)
 
 
 _SIZES = ("small", "medium", "large")
+EPG_BY_SIZE = {s: Measure(f"energy_pointing_game_{s}", f"Energy PG, {s} objects", "higher", "claims") for s in _SIZES}
+RANK_BY_SIZE = {s: Measure(f"rank_accuracy_{s}", f"Rank acc., {s} objects", "higher", "claims") for s in _SIZES}
 
 
-@metric(
-    *(Measure(f"energy_pointing_game_{s}", f"Energy PG, {s} objects", "higher", table="claims") for s in _SIZES),
-    *(Measure(f"rank_accuracy_{s}", f"Rank acc., {s} objects", "higher", table="claims") for s in _SIZES),
-    cost="no forward pass",
-)
+@metric(*EPG_BY_SIZE.values(), *RANK_BY_SIZE.values(), cost="no forward pass")
 def object_size(ctx: Context) -> Iterator[Row]:
     """Localisation of the ground truth's components binned by area (small: seeds)."""
     for j in range(len(ctx.classes)):
@@ -337,8 +269,8 @@ def object_size(ctx: Context) -> Iterator[Row]:
             for size, part in zip(_SIZES, bins, strict=True):
                 epg, rank = claims.size_localisation(ctx.maps[label][j], truth, part, ctx.valid)
                 reason = f"no {size} object of the class in the ground truth"
-                yield label, j, f"energy_pointing_game_{size}", value_of(epg, reason)
-                yield label, j, f"rank_accuracy_{size}", value_of(rank, reason)
+                yield label, j, EPG_BY_SIZE[size], value_of(epg, reason)
+                yield label, j, RANK_BY_SIZE[size], value_of(rank, reason)
 
 
 def _fixed_region(engine: Any) -> Any:
@@ -348,9 +280,13 @@ def _fixed_region(engine: Any) -> Any:
     return same_engine(engine, engine.model, region="gt")
 
 
+MAX_SENSITIVITY = Measure("max_sensitivity", "Max-sensitivity", "lower", table="claims")
+NOISE_SPEARMAN = Measure("noise_spearman", "Spearman under noise", "higher", table="claims")
+
+
 @metric(
-    Measure("max_sensitivity", "Max-sensitivity", "lower", table="claims"),
-    Measure("noise_spearman", "Spearman under noise", "higher", table="claims"),
+    MAX_SENSITIVITY,
+    NOISE_SPEARMAN,
     cost="stability_samples more explanations per method (the maps of noisy copies)",
     enabled=lambda settings: settings.stability_samples > 0,
 )
@@ -373,15 +309,16 @@ def stability(ctx: Context) -> Iterator[Row]:
         ]
         for j in range(len(ctx.classes)):
             change, rho = claims.max_sensitivity([m[j] for m in noisy], ctx.maps[label][j], ctx.valid)
-            yield label, j, "max_sensitivity", value_of(change, ZERO)
-            yield label, j, "noise_spearman", value_of(rho, "constant maps (nothing to correlate)")
+            yield label, j, MAX_SENSITIVITY, value_of(change, ZERO)
+            yield label, j, NOISE_SPEARMAN, value_of(rho, "constant maps (nothing to correlate)")
 
 
 MIN_INSTANCE = 16  # pixels at the input: smaller fragments of a region are not instances
+INSTANCE_SHARE = Measure("instance_share", "Instance share", "higher", table="claims")
 
 
 @metric(
-    Measure("instance_share", "Instance share", "higher", table="claims"),
+    INSTANCE_SHARE,
     cost="one more explanation per component of a class's region (at most 5 per class, of 16 pixels or more)",
     enabled=lambda settings: settings.instances,
 )
@@ -396,7 +333,7 @@ def instances(ctx: Context) -> Iterator[Row]:
         kept = [k for k in range(1, count) if stats[k, cv2.CC_STAT_AREA] >= MIN_INSTANCE]
         if len(kept) < 2:
             for label in ctx.engines:
-                yield label, j, "instance_share", Value(None, "fewer than two components (of 16 px or more)")
+                yield label, j, INSTANCE_SHARE, Value(None, "fewer than two components (of 16 px or more)")
             continue
         largest = sorted(kept, key=lambda k: -stats[k, cv2.CC_STAT_AREA])[:5]
         components = torch.from_numpy(region > 0)
@@ -404,9 +341,9 @@ def instances(ctx: Context) -> Iterator[Row]:
             fixed, shares = _fixed_region(engine), []
             for k in largest:
                 part = torch.from_numpy(labels == k)
-                gt = torch.where(part, c, 255).to(ctx.x.device)[None]
+                gt = torch.where(part, c, IGNORE).to(ctx.x.device)[None]
                 m = ctx.stored(fixed.explain(ctx.x, classes=[c], gt=gt, valid=ctx.valid[None]).maps[0, 0])
                 share = claims.instance_share(m, part, components)
                 if share is not None:
                     shares.append(share)
-            yield label, j, "instance_share", value_of(np.mean(shares) if shares else None, ZERO)
+            yield label, j, INSTANCE_SHARE, value_of(np.mean(shares) if shares else None, ZERO)

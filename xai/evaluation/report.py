@@ -239,7 +239,9 @@ def write_report(out: Path, records: list[Any], settings: dict[str, Any]) -> dic
             "settings": settings,
             "classes": classes,
             "variants": {v: methods[v] for v in variants},
-            "measures": {m.name: {"title": m.title, "better": m.better, "table": m.table} for m in measures(None)},
+            "measures": {
+                m.name: {"title": m.title, "better": m.better, "table": m.report_table} for m in measures(None)
+            },
             "summary": {
                 c: {v: {m: e.as_dict() for m, e in per.items() if e.n} for v, per in by_v.items()}
                 for c, by_v in summary.items()

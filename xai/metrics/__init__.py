@@ -1,25 +1,31 @@
-"""Metrics: segmentation quality of the prediction, and (xai.metrics.faithfulness) of explanations."""
+"""Metrics: segmentation quality of the prediction, and (xai.metrics.faithfulness) of explanations; every
+column of summary.csv and measure of --evaluate is declared once in xai.metrics.registry."""
 
+from .registry import Measure, Value, measures, metric, metrics, summary_columns
 from .segmentation import (
-    CLASS_METRICS,
-    FAMILY_METRICS,
-    MAP_METRICS,
+    ERROR_AUROC,
     class_metrics,
     energy_in,
     error_auroc,
     error_counts,
     iou_dice,
     map_metrics,
+    uncertainty_metrics,
 )
 
 __all__ = [
-    "CLASS_METRICS",
-    "FAMILY_METRICS",
-    "MAP_METRICS",
+    "ERROR_AUROC",
+    "Measure",
+    "Value",
     "class_metrics",
     "energy_in",
     "error_auroc",
     "error_counts",
     "iou_dice",
     "map_metrics",
+    "measures",
+    "metric",
+    "metrics",
+    "summary_columns",
+    "uncertainty_metrics",
 ]

@@ -7,6 +7,15 @@ For ground truth G_c and prediction P_c (boolean H×W masks of class c):
     energy_in(L, M) = Σ_{p ∈ M} L_p / Σ_p L_p                          (None when Σ_p L_p = 0)
     error AUROC(U) over the pixels of G_c ∪ P_c: the chance that an error pixel (FP ∪ FN) has a higher
         U than a correct one (TP), ties counting half (Mann-Whitney; None without both kinds of pixel)
+
+Each is declared once in xai.metrics.registry (the columns of summary.csv; error AUROC is also a measure of
+--evaluate): a new column is one decorated function, e.g. of every method's map of a class
+
+    MAP_MAX = Measure("map_max", "Largest map value", None, table=SUMMARY)
+
+    @metric(MAP_MAX, per="map")
+    def map_max(cam, gt, pred, class_idx):
+        return {MAP_MAX: Value(float(cam.max()))}
 """
 
 from __future__ import annotations
@@ -15,7 +24,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-IGNORE = 255  # xai.data.IGNORE: padding and ignore labels (not imported: xai.data pulls in torch)
+from ..labels import IGNORE
+from .registry import SUMMARY, Measure, Value, metric
 
 
 def _ids(a: np.ndarray, name: str) -> np.ndarray:
@@ -77,29 +87,39 @@ def error_auroc(uncertainty: np.ndarray, gt: np.ndarray, pred: np.ndarray, class
     return float((ranks[errors].sum() - n_err * (n_err + 1) / 2) / (n_err * n_ok))
 
 
-def uncertainty_metrics(
-    cam: np.ndarray | None, gt: np.ndarray, pred: np.ndarray, class_idx: int
-) -> dict[str, float | None]:
-    """Whether an uncertainty map points at the prediction's mistakes of one class."""
-    return {"error_auroc": None if cam is None else error_auroc(cam, gt, pred, class_idx)}
+IOU = Measure("iou", "IoU", "higher", table=SUMMARY)
+DICE = Measure("dice", "Dice", "higher", table=SUMMARY)
+COUNTS = (
+    Measure("tp", "True positives (pixels)", None, table=SUMMARY),
+    Measure("fp", "False positives (pixels)", None, table=SUMMARY),
+    Measure("fn", "False negatives (pixels)", None, table=SUMMARY),
+)
+ENERGY_IN_GT = Measure("energy_in_gt", "Energy in the ground truth", "higher", table=SUMMARY)
+ENERGY_IN_PRED = Measure("energy_in_pred", "Energy in the prediction", "higher", table=SUMMARY)
+ERROR_AUROC = Measure("error_auroc", "Error AUROC", "higher", table=(SUMMARY, "main"))
 
 
-def class_metrics(gt: np.ndarray, pred: np.ndarray, class_idx: int) -> dict[str, float | int | None]:
-    """The prediction's quality for one class: tp, fp, fn, iou, dice."""
+@metric(IOU, DICE, *COUNTS, per="class")
+def class_metrics(gt: np.ndarray, pred: np.ndarray, class_idx: int) -> dict[Measure, Value]:
+    """The prediction's quality for one class: iou, dice, tp, fp, fn."""
     counts = error_counts(gt, pred, class_idx)
     iou, dice = iou_dice(counts)
-    return {"iou": iou, "dice": dice, **counts}
+    absent = "the class is in neither the ground truth nor the prediction"
+    return {IOU: Value(iou, absent), DICE: Value(dice, absent), **{m: Value(counts[m.name]) for m in COUNTS}}
 
 
-def map_metrics(cam: np.ndarray | None, gt: np.ndarray, pred: np.ndarray, class_idx: int) -> dict[str, float | None]:
+@metric(ENERGY_IN_GT, ENERGY_IN_PRED, per="map")
+def map_metrics(cam: np.ndarray, gt: np.ndarray, pred: np.ndarray, class_idx: int) -> dict[Measure, Value]:
     """Where one class's map puts its energy: inside the ground truth, inside the prediction."""
-    if cam is None:
-        return {"energy_in_gt": None, "energy_in_pred": None}
-    return {"energy_in_gt": energy_in(cam, gt == class_idx), "energy_in_pred": energy_in(cam, pred == class_idx)}
+    zero = "the map is 0 everywhere"
+    return {
+        ENERGY_IN_GT: Value(energy_in(cam, gt == class_idx), zero),
+        ENERGY_IN_PRED: Value(energy_in(cam, pred == class_idx), zero),
+    }
 
 
-# A summary row per sample and class: CLASS_METRICS of the prediction, then MAP_METRICS per method
-# (columns "<method>_<name>"). A new metric is one function appended here.
-CLASS_METRICS = [class_metrics]
-MAP_METRICS = [map_metrics]
-FAMILY_METRICS = {"uncertainty": [uncertainty_metrics]}  # columns only the methods of a family get
+@metric(ERROR_AUROC, per="map", family="uncertainty")
+def uncertainty_metrics(cam: np.ndarray, gt: np.ndarray, pred: np.ndarray, class_idx: int) -> dict[Measure, Value]:
+    """Whether an uncertainty map points at the prediction's mistakes of one class: the error AUROC (a
+    summary.csv column of the uncertainty family's methods, and a measure of --evaluate)."""
+    return {ERROR_AUROC: Value(error_auroc(cam, gt, pred, class_idx), "no error or no correct pixel")}

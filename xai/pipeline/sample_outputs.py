@@ -13,7 +13,7 @@ import torch
 from ..data import Letterbox
 from ..mapfile import MapFile, write_maps
 from ..methods import get_method
-from ..metrics import CLASS_METRICS, FAMILY_METRICS, MAP_METRICS
+from ..metrics import summary_columns
 from ..targets import region_masks
 from .layout import Layout, SampleFiles, sample_id
 from .outputs import SampleView
@@ -123,17 +123,15 @@ class Presentation:
     def summary_rows(self, view: SampleView, ex: Explained) -> list[dict[str, Any]]:
         """One row per explained class: the prediction's metrics (on the photograph), then each method's map
         metrics (on the figures' copy: the photograph, or its display copy when it is larger) and seconds."""
+        assert view.gt is not None  # the pipeline's samples always have their mask
+        families = {method: get_method(method).family for method in view.maps}
+        seconds = {method: {"seconds": ex.seconds[method]} for method in view.maps}
         rows = []
         for c in self.class_ids:
             row: dict[str, Any] = {"sample": sample_id(ex.index), "image": ex.name, "class": self.class_names[c]}
-            for class_metric in CLASS_METRICS:
-                row.update(class_metric(ex.gt, ex.pred, c))
-            for method in view.maps:
-                assert view.gt is not None  # the pipeline's samples always have their mask
-                for map_metric in MAP_METRICS + FAMILY_METRICS.get(get_method(method).family, []):
-                    values = map_metric(view.maps[method][c], view.gt, view.pred, c)
-                    row.update({f"{method}_{k}": v for k, v in values.items()})
-                row[f"{method}_seconds"] = ex.seconds[method]
+            maps = {method: per_class[c] for method, per_class in view.maps.items()}
+            on_view = (view.gt, view.pred)
+            row.update(summary_columns(ex.gt, ex.pred, c, maps, families, maps_gt_pred=on_view, after=seconds))
             rows.append(row)
         return rows
 
