@@ -3,7 +3,7 @@ the evaluator derives from the run.
 
 `EvaluationOptions` are options of every run (flags, checks, resume key and manifest follow from the
 fields); `EvaluationSettings` adds what the run decides for the evaluator (seed, noise in normalised
-units, batches, how maps are stored). Torch-free: the command line reads these declarations.
+units, batches, how maps are stored).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from ..errors import XAIError
 from ..errors import option as flag
+from ..metrics.faithfulness import CURVE_STEPS
 from ..options import Options, option
 
 __all__ = ["EVALUATION", "EvaluationOptions", "EvaluationSettings", "split_pair"]
@@ -54,7 +55,7 @@ class EvaluationOptions(Options):
         section=EVALUATION,
         metavar="A@B",
     )
-    eval_steps: int = option(50, "steps S of the deletion and insertion curves", minimum=2, section=EVALUATION)
+    eval_steps: int = option(CURVE_STEPS, "steps S of the deletion and insertion curves", minimum=2, section=EVALUATION)
     road: bool = option(
         True,
         "leave ROAD out of --evaluate (its noisy linear imputation is the costliest metric on a CPU: about 0.1 s "

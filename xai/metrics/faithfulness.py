@@ -73,6 +73,8 @@ TIE = 1e-6  # relative: O within float32 resolution of Y is not an increase
 _RoadJob = tuple[int, int, int]  # (rank map, n, noise seed)
 _RoadPlan = dict[tuple[str, int], list[list[int | None]]]  # (name, class): MoRF and LeRF rows of job indices
 
+CURVE_STEPS = 50  # S, the steps of the deletion and insertion curves unless told otherwise (--eval_steps)
+
 
 @dataclass
 class CurveResult:
@@ -330,13 +332,13 @@ class Faithfulness:
     # ---- the metrics ------------------------------------------------------------------------------
 
     def deletion(
-        self, maps: Mapping[str, torch.Tensor], steps: int = 50, schedule: str = "linear"
+        self, maps: Mapping[str, torch.Tensor], steps: int = CURVE_STEPS, schedule: str = "linear"
     ) -> dict[str, list[CurveResult]]:
         """Deletion curves and AUCs (lower is better) of every map and class."""
         return self._curves("deletion", maps, steps, schedule)
 
     def insertion(
-        self, maps: Mapping[str, torch.Tensor], steps: int = 50, schedule: str = "linear"
+        self, maps: Mapping[str, torch.Tensor], steps: int = CURVE_STEPS, schedule: str = "linear"
     ) -> dict[str, list[CurveResult]]:
         """Insertion curves and AUCs (higher is better) of every map and class."""
         return self._curves("insertion", maps, steps, schedule)
@@ -383,7 +385,9 @@ class Faithfulness:
                 out[name].append(_curve(s, t, counts, schedule))
         return out
 
-    def context_deletion(self, maps: Mapping[str, torch.Tensor], steps: int = 50) -> dict[str, list[CurveResult]]:
+    def context_deletion(
+        self, maps: Mapping[str, torch.Tensor], steps: int = CURVE_STEPS
+    ) -> dict[str, list[CurveResult]]:
         """Deletion restricted to the class's surroundings: the pixels of V ∖ R_c ordered by L_c, the first
         n_i = round(i·|V ∖ R_c|/S) set to 0, R_c never changed; AUC of s_c (how much the class's score
         leans on what is around it, in the map's order: lower is a better ordering)."""
