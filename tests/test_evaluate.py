@@ -86,7 +86,7 @@ def test_report_sanity_and_gallery_link(evaluated):
     curves = record["curves"]["scorecam"]["root"]
     assert len(curves["deletion_linear"]) == 7 and len(curves["insertion_area"]) == 7
     manifest = json.loads((evaluated / "manifest.json").read_text())
-    assert manifest["evaluation"]["settings"]["steps"] == 6 and manifest["evaluation"]["report"] == "report.html"
+    assert manifest["evaluation"]["settings"]["eval_steps"] == 6 and manifest["evaluation"]["report"] == "report.html"
     assert set(manifest["evaluation"]["variants"]) == {"gradcam", "scorecam", *VARIANTS}
 
 
