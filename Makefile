@@ -1,11 +1,12 @@
-# make test: install into .venv, lint, type-check, the wheel check and the test suite (what CI runs).
+# make test: install into .venv, lint, type-check, the wheel check, the docs and the test suite (what CI runs).
+# make docs: the documentation site, built strictly (any warning fails) into site/.
 # make demo: synthetic data, the demo model, both CLIs and an evaluation report.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck wheel-check demo bench clean
+.PHONY: install test lint typecheck wheel-check docs demo bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,8 +17,8 @@ $(STAMP): requirements.txt pyproject.toml
 install: $(STAMP)
 
 lint: install
-	$(PY) -m ruff check xai tests bench
-	$(PY) -m ruff format --check xai tests bench
+	$(PY) -m ruff check xai tests bench docs/hooks.py
+	$(PY) -m ruff format --check xai tests bench docs/hooks.py
 
 typecheck: install
 	$(PY) -m mypy xai tests
@@ -25,7 +26,11 @@ typecheck: install
 wheel-check: install
 	tests/check_wheel.sh $(PY)
 
-test: lint typecheck wheel-check
+# NO_MKDOCS_2_WARNING: mkdocs-material prints a notice about its successor on every build (not a build warning)
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
+
+test: lint typecheck wheel-check docs
 	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
 DEMO_DATA := data/demo
@@ -49,4 +54,4 @@ bench: install
 	$(PY) bench/bench_scorecam.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site
