@@ -169,7 +169,7 @@ class Metric:
         without a ground truth (ctx.gt None) a metric that needs one gives None ("no ground truth") for
         every map and class it measures; one that is only measured without it gives nothing with it."""
         rows: Iterable[Row] = ()
-        if not self.measured(ctx.gt is not None):
+        if not self.measured(_has_truth(ctx)):
             rows = self._without_truth(ctx) if self.truth == "needed" else ()
         elif self.per == "sample":
             rows = self.fn(ctx)
@@ -200,6 +200,11 @@ class Metric:
             if self.applies_to(ctx.families.get(label)):
                 for measure, value in self.values(ctx.maps[label][j].numpy(), gt, pred, ctx.classes[j]).items():
                     yield label, j, measure, value
+
+
+def _has_truth(ctx: Any) -> bool:
+    """Whether an evaluation context has a ground truth (ctx.gt; a context without the attribute does)."""
+    return getattr(ctx, "gt", True) is not None
 
 
 _METRICS: dict[str, Metric] = {}

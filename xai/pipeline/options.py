@@ -197,9 +197,11 @@ class RunOptions(EvaluationOptions):
     def sample_limit(self) -> int | None:
         """How many samples to explain from the first: --num_samples, else all of --images or with --all, else
         SPLIT_SAMPLES of the split (None: every one)."""
+        if self.all:
+            return None
         if self.num_samples is not None:
             return self.num_samples
-        return None if self.all or self.images else SPLIT_SAMPLES
+        return None if self.images else SPLIT_SAMPLES
 
     @property
     def comparison(self) -> bool:
