@@ -384,3 +384,17 @@ def test_the_summary_columns_without_a_ground_truth_come_from_the_registry():
     assert row["m_energy_in_pred"] == pytest.approx(1.0)
     assert summary_columns(None, pred, 4, {}, {})["mean_probability"] is None  # not predicted
     assert [m.name for m in measures("summary", ground_truth=False)] == [*NO_TRUTH_COLUMNS, "energy_in_pred"]
+
+
+def test_the_prediction_figure_says_what_is_predicted_and_what_is_not(tmp_path):
+    from xai.figures import save_prediction_figure
+
+    rgb, mask = render_seedling(np.random.default_rng(3), size=(60, 120))
+    colors = [(0, 0, 0), (0, 255, 0), (255, 255, 0), (0, 255, 255), (255, 0, 255)]
+    confidence = np.full(mask.shape, 0.75, np.float32)
+    for c, pred in ((3, mask), (3, np.zeros_like(mask)), (4, mask)):
+        path = save_prediction_figure(tmp_path / f"p{c}.png", rgb, pred, c, CLASSES, colors, confidence)
+        assert cv2.imread(str(path)) is not None
+    with pytest.raises(ValueError, match="confidence has shape"):
+        save_prediction_figure(tmp_path / "bad.png", rgb, mask, 3, CLASSES, colors, confidence[:10])
+    assert not (tmp_path / "bad.png").exists()

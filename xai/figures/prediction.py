@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ..metrics import mean_probability
 from .overlays import as_ids, as_rgb, class_index, colorize_classes, fit, fmt, paint, visible
 from .page import DEFAULT_DPI, LINE_H, MIN_COL, MPL_LOCK, Page, grid_shape, legend_size, page_layout
 
@@ -51,7 +52,7 @@ def save_prediction_figure(
             aspect,
             cols,
             ph_in,
-            ["input image", "prediction", _region_title(class_names[c], region, confidence)],
+            ["input image", "prediction", _region_title(class_names[c], pred, c, confidence)],
             10,
             title if title is not None else f"Prediction of class '{class_names[c]}' (no ground truth)",
             {1: legend_size(labels, 8.5, ncol)} if labels else None,
@@ -65,15 +66,10 @@ def save_prediction_figure(
         return page.save(path)
 
 
-def _region_title(cname: str, region: np.ndarray, confidence: np.ndarray | None) -> str:
+def _region_title(cname: str, pred: np.ndarray, c: int, confidence: np.ndarray | None) -> str:
     """The last panel's title: the class, its predicted pixels and their mean probability."""
-    pixels = int(np.count_nonzero(region))
-    mean = None
-    if confidence is not None and pixels:
-        if np.shape(confidence) != region.shape:
-            raise ValueError(f"confidence has shape {np.shape(confidence)} but the image is {region.shape}")
-        mean = float(np.asarray(confidence)[region].mean(dtype=np.float64))
-    shown = f"\nmean probability {fmt(mean)}" if confidence is not None else ""
+    pixels = int(np.count_nonzero(pred == c))
+    shown = f"\nmean probability {fmt(mean_probability(pred, confidence, c))}" if confidence is not None else ""
     return f"predicted '{cname}'\n{pixels:,} px{shown}"
 
 
