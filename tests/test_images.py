@@ -370,6 +370,7 @@ def test_num_samples_caps_images_and_keeps_a_splits_default():
     split = RunOptions(model_path="m.pth")
     assert split.sample_limit == 5 and split.replace(all=True).sample_limit is None
     assert "split" not in opts.result_key() and split.result_key()["split"] == "test"
+    assert opts.describe()["num_samples"] is None and split.describe()["num_samples"] == 5  # the manifest
 
 
 def test_the_summary_columns_without_a_ground_truth_come_from_the_registry():

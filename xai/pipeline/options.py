@@ -182,6 +182,13 @@ class RunOptions(EvaluationOptions):
                 )
             check_images_region(self.region)
 
+    def describe(self) -> dict[str, Any]:
+        """Every option's value (the manifest); a split's num_samples not given is the SPLIT_SAMPLES it means."""
+        described = super().describe()
+        if self.num_samples is None and not self.images:
+            described["num_samples"] = SPLIT_SAMPLES
+        return described
+
     def result_key(self) -> dict[str, Any]:
         """The settings that change a sample's outputs; the evaluation's only when it runs; no split with
         --images (a sample's record keeps its photograph's path instead)."""

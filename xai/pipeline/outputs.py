@@ -3,11 +3,11 @@
 The layout (paths), the figure workers (they call `draw`, a function of xai.figures), finalize and the
 gallery (labels and order, from the run's record) all read the kinds of a run:
 
-    tpfpfn         tpfpfn_maps/sample{i}_tpfpfn_{class}.png    per class    TP/FP/FN of the prediction
-    prediction     prediction_maps/sample{i}_prediction_{class}.png  per class  photographs without masks
-                                                                              (--images): the prediction
-    <method>       <folder>/sample{i}_<method>_{class}.png      per class    the method's heatmap (a kind per method)
-    comparison     comparison/sample{i}_comparison.png          per sample   more than one method: the grid
+    tpfpfn       tpfpfn_maps/sample{i}_tpfpfn_{class}.png           per class    TP/FP/FN of the prediction
+    prediction   prediction_maps/sample{i}_prediction_{class}.png   per class    instead of tpfpfn for photographs
+                                                                                 without masks (--images)
+    <method>     <folder>/sample{i}_<method>_{class}.png            per class    a method's heatmap (one kind each)
+    comparison   comparison/sample{i}_comparison.png                per sample   more than one method: the grid
 
 A new kind is one OutputKind in `output_kinds` (or in a method's `outputs`): its draw function gets the
 arguments `arguments(view, class)` picks from the sample's SampleView.
