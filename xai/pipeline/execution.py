@@ -70,12 +70,12 @@ def explain_samples(samples: list[Sample], execution: Execution) -> list[Explain
 def _ground_truth(samples: list[Sample], valid: torch.Tensor) -> torch.Tensor | None:
     """The samples' masks at the input (N×H×W, padding IGNORE: no class), or None for photographs without
     masks (--images: every sample of a run has a mask, or none has)."""
-    masks = [s.mask for s in samples]
-    if any(m is None for m in masks):
-        if not all(m is None for m in masks):
-            raise XAIError("samples with and without masks cannot be explained in one call")
+    masks = [s.mask for s in samples if s.mask is not None]
+    if not masks:
         return None
-    return torch.stack(masks).masked_fill(~valid, IGNORE)  # type: ignore[arg-type]  # none is None here
+    if len(masks) < len(samples):
+        raise XAIError("samples with and without masks cannot be explained in one call")
+    return torch.stack(masks).masked_fill(~valid, IGNORE)
 
 
 def _host_maps(results: dict[str, tuple[Any, float]], padded_hw: tuple[int, int], save_raw: bool) -> dict[str, Any]:
