@@ -40,6 +40,7 @@ def _full() -> SampleRecord:
         curves={"gradcam": {"root": {"deletion": [1.0, 0.5]}}},
         sanity={"gradcam": {"steps": ["decoder"], "spearman": {"root": [0.5]}}},
         evaluation_cost={"forwards": {"deletion": 50}, "seconds": 2.0},
+        source="photos/seedling_0003.png",
     )
 
 

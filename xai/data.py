@@ -13,7 +13,7 @@ import csv
 import logging
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -227,6 +227,28 @@ def denormalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) ->
     s = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
     rgb = (x.detach().float().cpu() * s + m).clamp(0, 1).mul(255).round().byte()
     return rgb.permute(1, 2, 0).numpy()
+
+
+def preprocess(
+    rgb: np.ndarray,
+    img_size: tuple[int, int],
+    preprocessing: Preprocessing,
+    mean: Sequence[float],
+    std: Sequence[float],
+) -> tuple[Letterbox, torch.Tensor]:
+    """A photograph (H×W×3 uint8) as the model's input: its letterbox and the normalised 3×H×W tensor."""
+    box = Letterbox.fit((rgb.shape[0], rgb.shape[1]), img_size, preprocessing)
+    return box, normalize(box.apply_image(rgb), mean, std)
+
+
+def skipping_errors(load: Callable[[int], dict], index: int, name: str) -> dict:
+    """load(index), or {'name', 'index', 'error'} for a sample that cannot be read, so a batch run goes on."""
+    try:
+        return load(index)
+    except SampleError as exc:  # said to the user of a batch run: option names as flags
+        return {"name": name, "index": index, "error": exc.cli_message()}
+    except Exception as exc:
+        return {"name": name, "index": index, "error": f"cannot read {name}: {first_line(exc, 240)}"}
 
 
 DEFAULT_MAX_PIXELS = 400_000_000  # a 20000×20000 photograph; larger ones are skipped (--max_pixels)
@@ -496,11 +518,11 @@ class SegmentationDataset(torch.utils.data.Dataset):
                 f"mask {mask_path(self.root, name)} is {gt.shape[1]}x{gt.shape[0]} "
                 f"but its image is {rgb.shape[1]}x{rgb.shape[0]}"
             )
-        box = Letterbox.fit((rgb.shape[0], rgb.shape[1]), self.img_size, self.preprocessing)
+        box, image = preprocess(rgb, self.img_size, self.preprocessing, self.mean, self.std)
         item = {
             "name": name,
             "index": index,
-            "image": normalize(box.apply_image(rgb), self.mean, self.std),
+            "image": image,
             "mask": torch.from_numpy(box.apply_mask(gt).astype(np.int64)),
             "letterbox": box,
         }
@@ -508,16 +530,11 @@ class SegmentationDataset(torch.utils.data.Dataset):
             item["rgb"], item["gt"] = rgb, gt
         return item
 
+    def source(self, index: int) -> str | None:
+        """Where a sample came from, beyond its name: nothing (its name under root/images says it)."""
+        return None
+
     def __getitem__(self, index: int) -> dict:
         if not self.skip_errors:
             return self.load(index)
-        try:
-            return self.load(index)
-        except SampleError as exc:  # said to the user of a batch run: option names as flags
-            return {"name": self.names[index], "index": index, "error": exc.cli_message()}
-        except Exception as exc:
-            return {
-                "name": self.names[index],
-                "index": index,
-                "error": f"cannot read {self.names[index]}: {first_line(exc, 240)}",
-            }
+        return skipping_errors(self.load, index, self.names[index])

@@ -15,7 +15,12 @@ from .io import atomic_path
 from .run_files import RUN_FILES
 from .templating import render_template
 
-__all__ = ["write_gallery"]
+__all__ = ["ERRORS_LEGEND", "SPLIT_MEASURES", "write_gallery"]
+
+ERRORS_LEGEND = (
+    "TP: correctly predicted pixels, FP: predicted but not in the ground truth, FN: in the ground truth but missed."
+)
+SPLIT_MEASURES = (("iou", "IoU", 3), ("dice", "Dice", 3))  # (key, label, digits): the numbers under a class
 
 
 def _rel_url(path: Any, output_dir: Path, what: str) -> tuple[str, Path]:
@@ -45,9 +50,9 @@ def _rel_url(path: Any, output_dir: Path, what: str) -> tuple[str, Path]:
     return url, output_dir / p
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: Any, digits: int = 3) -> str:
     try:
-        return f"{float(value):.3f}"
+        return f"{float(value):,.{digits}f}" if digits == 0 else f"{float(value):.{digits}f}"
     except (TypeError, ValueError):
         return "n/a"
 
@@ -76,6 +81,7 @@ def _sample_entry(
     labels: Mapping[str, str],
     url_of: Any,
     used: set[str],
+    measures: Sequence[tuple[str, str, int]] = SPLIT_MEASURES,
 ) -> dict[str, Any]:
     """What the template shows of one sample: classes (columns), a row per per-class kind, per-sample figures."""
     sid = str(sample.get("id", f"sample{i}"))
@@ -93,19 +99,20 @@ def _sample_entry(
         per_class = figures.get(kind) or {}
         cells = [url_of(per_class[c], f"sample {sid!r} {kind} {c!r}") if per_class.get(c) else None for c in classes]
         rows.append({"label": labels.get(kind, kind), "cells": cells})
+    numbers = {c: m for c, m in metrics.items() if isinstance(m, Mapping)}
     scores = {
-        c: f"IoU {_fmt(m.get('iou'))} · Dice {_fmt(m.get('dice'))}"
-        for c, m in metrics.items()
-        if isinstance(m, Mapping)
+        c: " · ".join(f"{label} {_fmt(m.get(key), digits)}" for key, label, digits in measures)
+        for c, m in numbers.items()
     }
+    first = {c: _fmt(m.get(measures[0][0]), measures[0][2]) for c, m in numbers.items()} if measures else {}
     return {
         "id": sid,
         "name": name,
         "anchor": _anchor(sid, used),
         "classes": classes,
         "rows": rows,
-        "scores": scores,
-        "iou": {c: _fmt(m.get("iou")) for c, m in metrics.items() if isinstance(m, Mapping)},
+        "scores": scores if measures else {},
+        "first": first,
         "metric_classes": list(metrics),
         "per_sample": [
             {"label": labels.get(k, k), "url": url_of(path, f"sample {sid!r} {k}")}
@@ -122,6 +129,8 @@ def write_gallery(
     *,
     kind_labels: Mapping[str, str] | None = None,
     links: Sequence[tuple[str, str]] = (),
+    measures: Sequence[tuple[str, str, int]] = SPLIT_MEASURES,
+    legend: str = ERRORS_LEGEND,
 ) -> Path:
     """Write output_dir/index.html (RUN_FILES.gallery) atomically from gallery.html.j2; return its path.
 
@@ -132,9 +141,11 @@ def write_gallery(
     Paths are relative to output_dir (absolute paths inside it are accepted and made relative; any path
     leaving the folder is refused with ValueError). For every sample: a table with one column per class
     (classes in class_names order, then any other class named by the figures or metrics), one row per
-    per-class kind, IoU/Dice under each class name, and its per-sample figures below. kind_labels:
-    {kind: label}, also the order (kinds it does not name follow, sorted). links: (label, relative
-    path) shown under the title (the evaluation report).
+    per-class kind, the numbers of `measures` under each class name ((key of metrics, label, digits):
+    IoU and Dice by default; the first one is also the contents' column), and its per-sample figures
+    below. kind_labels: {kind: label}, also the order (kinds it does not name follow, sorted). links:
+    (label, relative path) shown under the title (the evaluation report). legend: the line under the
+    title that says what the figures show.
     """
     labels = dict(kind_labels or {})
     output_dir = Path(output_dir)
@@ -143,14 +154,16 @@ def write_gallery(
     def url_of(path: Any, what: str) -> str:
         return _rel_url(path, output_dir, what)[0]
 
-    entries = [_sample_entry(s, i, class_names, labels, url_of, used) for i, s in enumerate(samples)]
+    entries = [_sample_entry(s, i, class_names, labels, url_of, used, measures) for i, s in enumerate(samples)]
     order = {c: i for i, c in enumerate(class_names)}
     toc_classes = sorted({c for e in entries for c in e["metric_classes"]}, key=lambda c: (order.get(c, len(order)), c))
     page = render_template(
         "gallery.html.j2",
         title=title,
+        legend=legend,
+        first_label=measures[0][1] if measures else None,
         samples=entries,
-        toc_classes=toc_classes,
+        toc_classes=toc_classes if measures else [],
         links=[(label, url_of(href, label)) for label, href in links],
     )
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,8 @@ letterbox geometry, so that `load_maps(path).on_photograph(method)` gives the ma
                     releases have no entry: float32)
     gt              h×w uint8 on the photograph (the mask as read; 255: ignore label)
     pred_input, gt_input   H×W uint8 at the input resolution (gt_input: 255 on padding)
+    ground_truth    False, only in the file of a photograph without a mask (--images): gt and gt_input are
+                    then all 255 (no label anywhere) and `load_maps` gives gt and gt_input None
     letterbox       8 integers: photograph h, w; resized h, w; padded (input) h, w; offset top, left
 
 A run rounds its maps once, right after each engine's call, to what the file stores (`as_stored`:
@@ -61,10 +63,12 @@ _META = ("classes", "class_ids", "image_name", "region", "gt", "pred_input", "gt
 
 @dataclass
 class MapFile:
+    """One sample's maps file; gt and gt_input are None for a photograph without a mask."""
+
     maps: dict[str, np.ndarray]
-    gt: np.ndarray
+    gt: np.ndarray | None
     pred_input: np.ndarray
-    gt_input: np.ndarray
+    gt_input: np.ndarray | None
     letterbox: Letterbox
     class_names: list[str]
     class_ids: list[int]
@@ -73,6 +77,11 @@ class MapFile:
     map_dtype: str = "float32"  # how write_maps stores `maps` (MAP_DTYPES); in memory they are float32
     extra: dict[str, np.ndarray] = field(default_factory=dict)
     stored_pred: np.ndarray | None = None  # files of earlier releases
+
+    @property
+    def has_ground_truth(self) -> bool:
+        """Whether the sample had a mask (False: a photograph explained without one, --images)."""
+        return self.gt is not None
 
     @property
     def pred(self) -> np.ndarray:
@@ -121,16 +130,26 @@ def as_stored(maps: torch.Tensor, map_dtype: str) -> torch.Tensor:
     return torch.from_numpy(decode_maps(encode_maps(host, map_dtype), map_dtype)).to(maps.device)
 
 
+def _unlabelled(hw: tuple[int, ...]) -> np.ndarray:
+    """What the file stores for the gt of a photograph without a mask: no label anywhere (255)."""
+    return np.full(hw, 255, dtype=np.uint8)
+
+
 def write_maps(path: str | Path, file: MapFile) -> None:
+    """Write the maps file (atomically); a photograph without a mask stores gt all 255 and ground_truth
+    False."""
+    gt = file.gt if file.gt is not None else _unlabelled(file.letterbox.orig_hw)
+    gt_input = file.gt_input if file.gt_input is not None else _unlabelled(file.pred_input.shape)
     arrays: dict[str, Any] = {
         "methods": np.array(list(file.maps)),
         "classes": np.array(file.class_names),
         "class_ids": np.array(file.class_ids),
         "image_name": np.array(file.image_name),
         "region": np.array(file.region),
-        "gt": file.gt.astype(np.uint8),
+        "gt": gt.astype(np.uint8),
         "pred_input": file.pred_input.astype(np.uint8),
-        "gt_input": file.gt_input.astype(np.uint8),
+        "gt_input": gt_input.astype(np.uint8),
+        **({} if file.has_ground_truth else {"ground_truth": np.array(False)}),
         "letterbox": file.letterbox.as_array(),
         "preprocessing": np.array(json.dumps(dataclasses.asdict(file.letterbox.preprocessing))),
         "map_dtype": np.array(file.map_dtype),
@@ -140,7 +159,7 @@ def write_maps(path: str | Path, file: MapFile) -> None:
     write_npz(path, **arrays)
 
 
-_OPTIONAL = ("pred", "map_dtype", "preprocessing")  # entries that files of earlier releases may lack
+_OPTIONAL = ("pred", "map_dtype", "preprocessing", "ground_truth")  # entries that files of earlier releases may lack
 
 
 def _letterbox(arrays: dict[str, Any]) -> Letterbox:
@@ -155,7 +174,8 @@ def _letterbox(arrays: dict[str, Any]) -> Letterbox:
 
 
 def load_maps(path: str | Path) -> MapFile:
-    """The maps file of a sample (raw_maps/sample{i}.npz)."""
+    """The maps file of a sample (raw_maps/sample{i}.npz); gt and gt_input None where it says the sample had
+    no mask."""
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
@@ -172,11 +192,12 @@ def load_maps(path: str | Path) -> MapFile:
     if wrong:
         raise XAIError(f"{path}: the maps of {', '.join(wrong)} are not {map_dtype} as the file declares")
     extra_keys = [k for k in arrays if k not in _META and k not in methods and k not in _OPTIONAL]
+    truth = bool(arrays["ground_truth"]) if "ground_truth" in arrays else True
     return MapFile(
         maps={m: decode_maps(arrays[m], map_dtype) for m in methods},
-        gt=arrays["gt"],
+        gt=arrays["gt"] if truth else None,
         pred_input=arrays["pred_input"],
-        gt_input=arrays["gt_input"],
+        gt_input=arrays["gt_input"] if truth else None,
         letterbox=_letterbox(arrays),
         class_names=[str(c) for c in arrays["classes"]],
         class_ids=[int(c) for c in arrays["class_ids"]],

@@ -175,6 +175,11 @@ class ScoredModel:
                 return unwrap_output(compiled(self.model)(x))
             return unwrap_output((through or self.model)(x))
 
+    def probabilities_of(self, output: torch.Tensor) -> torch.Tensor:
+        """The class probabilities (B×C×H×W, float32) of an output of the model, whatever the score: the
+        softmax of logits, or the head's own probabilities."""
+        return class_scores_map(output, "prob", self.probabilities)
+
     def forward(self, x: torch.Tensor, through: Any = None, batched: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """(output, P) of `run(x, through, batched)`."""
         tap = InputCapture(self.head) if self.kind == "logit" and self.head is not None else None

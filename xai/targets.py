@@ -17,6 +17,7 @@ import torch
 from .errors import XAIError
 
 REGIONS = ("pred", "gt", "tp", "fp", "fn", "all", "instances")  # instances: pred; --evaluate explains each component
+TRUTH_REGIONS = ("gt", "tp", "fp", "fn")  # the regions that need a ground truth (a mask) of each image
 SCORES = ("prob", "logit")
 REDUCTIONS = ("sum", "mean")
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]

@@ -95,11 +95,12 @@ class Evaluator:
         self,
         index: int,
         x: torch.Tensor,
-        gt: torch.Tensor,
+        gt: torch.Tensor | None,
         valid: torch.Tensor,
         results: dict[str, tuple[Explanation, float]],
     ) -> SampleEvaluation:
-        """x: 1×3×H×W (padded input); gt: 1×H×W ids (padding and ignore labels IGNORE); valid: H×W bool
+        """x: 1×3×H×W (padded input); gt: 1×H×W ids (padding and ignore labels IGNORE; None for a photograph
+        without a mask: the metrics that need one give None, "no ground truth"); valid: H×W bool
         (the photograph; the metrics leave ignore-labelled pixels out as well); results:
         already computed (Explanation, seconds) by variant label (the run's figure methods), reused.
 
@@ -112,7 +113,7 @@ class Evaluator:
             return ev
 
     def _context(
-        self, index: int, x: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor, results: dict[str, Any]
+        self, index: int, x: torch.Tensor, gt: torch.Tensor | None, valid: torch.Tensor, results: dict[str, Any]
     ) -> tuple[Context, torch.Tensor]:
         maps: dict[str, torch.Tensor] = {}
         seconds: dict[str, float] = {}
@@ -128,13 +129,15 @@ class Evaluator:
             maps[label] = as_stored(result.maps[0], self.settings.map_dtype).cpu()
             seconds[label] = secs
         assert prediction is not None
-        regions = region_masks(prediction.cpu(), gt.cpu(), self.class_ids, self.region, len(self.class_names))[0]
-        valid = valid & (gt[0] != IGNORE).to(valid.device)  # ignore-labelled pixels are left out like padding
+        truth = None if gt is None else gt.cpu()
+        regions = region_masks(prediction.cpu(), truth, self.class_ids, self.region, len(self.class_names))[0]
+        if truth is not None:  # ignore-labelled pixels are left out like padding
+            valid = valid & (truth[0] != IGNORE).to(valid.device)
         ctx = Context(
             model=self.model,
             index=index,
             x=x,
-            gt=gt[0].cpu(),
+            gt=None if truth is None else truth[0],
             valid=valid,
             classes=list(self.class_ids),
             regions=regions.bool() & valid,
@@ -152,13 +155,13 @@ class Evaluator:
         return ctx, prediction
 
     def _evaluate(
-        self, index: int, x: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor, results: dict[str, Any]
+        self, index: int, x: torch.Tensor, gt: torch.Tensor | None, valid: torch.Tensor, results: dict[str, Any]
     ) -> SampleEvaluation:
         ev = SampleEvaluation()
         ctx, prediction = self._context(index, x, gt, valid, results)
         names = [self.class_names[c] for c in self.class_ids]
         methods = {**self.methods, **{name: "reference" for name in REFERENCES}}
-        for declared in metrics():
+        for declared in metrics(ground_truth=None):  # each says what it gives without a ground truth
             if not declared.enabled(self.settings):
                 continue
             for label, j, measure, value in declared.compute(ctx):

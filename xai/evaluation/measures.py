@@ -14,6 +14,11 @@ curve if any), so that a measure's name is written once:
             res = energy_pointing_game(ctx.maps[label][j], ctx.truth(j), ctx.valid)
             yield label, j, ENERGY_POINTING_GAME, value_of(res.value, res.reason)
 
+A metric declares what it needs of the ground truth (`truth`, xai.metrics.registry): "needed" (the default:
+localisation, the object-size claims, error AUROC) gives None with the reason "no ground truth" on a
+photograph without a mask (--images), "unused" (the perturbation metrics, the claims about the maps and
+their regions, stability, seconds) is measured on every sample.
+
 The evaluation runs every registered metric whose `enabled(settings)` holds; metrics.csv/json, the
 report's tables and its paired differences list the measures in registration order. A metric of one
 method's map that summary.csv also shows is declared once with the others of summary.csv (error AUROC, in
@@ -44,14 +49,15 @@ __all__ = ["Context", "Measure", "Metric", "Value", "finite", "measures", "metri
 
 @dataclass
 class Context:
-    """One sample's evaluation: x (1×3×H×W), gt (H×W ids), valid (H×W bool), classes (output ids),
+    """One sample's evaluation: x (1×3×H×W), gt (H×W ids; None for a photograph without a mask: only the
+    metrics that need no ground truth read this context then), valid (H×W bool), classes (output ids),
     regions R_c (C'×H×W bool, from the unperturbed prediction, on V), maps {variant: C'×H×W in [0,1] on V,
     0 on padding}, seconds {variant: seconds its maps took}, full_of {fast variant: its full variant}."""
 
     model: torch.nn.Module
     index: int
     x: torch.Tensor
-    gt: torch.Tensor
+    gt: torch.Tensor | None
     valid: torch.Tensor
     classes: list[int]
     regions: torch.Tensor
@@ -85,7 +91,8 @@ class Context:
         return as_stored(maps, self.settings.map_dtype).cpu()
 
     def truth(self, j: int) -> torch.Tensor:
-        """GT_c ∩ V of the class at position j."""
+        """GT_c ∩ V of the class at position j (for the metrics that need a ground truth)."""
+        assert self.gt is not None, "a metric that reads the ground truth must declare truth='needed'"
         return (self.gt == self.classes[j]) & self.valid
 
     def each_map_and_class(self) -> Iterator[tuple[str, int]]:
@@ -107,6 +114,7 @@ CURVE_AUC = {
 @metric(
     *CURVE_AUC.values(),
     cost="S − 1 forwards each per map and class (linear schedule), up to S more each (area schedule)",
+    truth="unused",
 )
 def perturbation_curves(ctx: Context) -> Iterator[Row]:
     """Deletion and insertion (xai.metrics.faithfulness), both schedules, with their curves."""
@@ -131,6 +139,7 @@ ROAD_GAP = Measure("road_gap", "ROAD LeRF−MoRF", "higher")
     ROAD_GAP,
     cost="2 × 9 imputations and forwards per map and class",
     enabled=lambda settings: settings.road,
+    truth="unused",
 )
 def road(ctx: Context) -> Iterator[Row]:
     """ROAD with noisy linear imputation at the percentiles 10..90."""
@@ -146,7 +155,7 @@ AVERAGE_DROP = Measure("average_drop", "Avg Drop %", "lower")
 AVERAGE_INCREASE = Measure("average_increase", "Avg Increase %", "higher")
 
 
-@metric(AVERAGE_DROP, AVERAGE_INCREASE, cost="1 forward per map and class")
+@metric(AVERAGE_DROP, AVERAGE_INCREASE, cost="1 forward per map and class", truth="unused")
 def average_drop_increase(ctx: Context) -> Iterator[Row]:
     """Average Drop and Average Increase (Chattopadhay et al. 2018)."""
     for label, per_class in ctx.faith.average_drop_increase(ctx.maps).items():
@@ -162,7 +171,7 @@ _LOCALISATION: tuple[tuple[Measure, Callable[..., LocalisationResult]], ...] = (
 )
 
 
-@metric(*(measure for measure, _ in _LOCALISATION), cost="no forward pass")
+@metric(*(measure for measure, _ in _LOCALISATION), cost="no forward pass", truth="needed")
 def localisation(ctx: Context) -> Iterator[Row]:
     """The maps against the ground truth (xai.metrics.localisation)."""
     for label, j in ctx.each_map_and_class():
@@ -174,7 +183,7 @@ def localisation(ctx: Context) -> Iterator[Row]:
 SECONDS = Measure("seconds", "Seconds / sample", "lower")
 
 
-@metric(SECONDS, cost="none (the time each method's maps took)")
+@metric(SECONDS, cost="none (the time each method's maps took)", truth="unused")
 def seconds(ctx: Context) -> Iterator[Row]:
     """What a sample's maps cost, per method and variant (references have none)."""
     for label, secs in ctx.seconds.items():
@@ -185,7 +194,7 @@ def seconds(ctx: Context) -> Iterator[Row]:
 PEARSON_VS_FULL = Measure("pearson_vs_full", "Pearson r vs full", "higher", table="fast", digits=4)
 
 
-@metric(PEARSON_VS_FULL, cost="no forward pass")
+@metric(PEARSON_VS_FULL, cost="no forward pass", truth="unused")
 def pearson_vs_full(ctx: Context) -> Iterator[Row]:
     """A fast variant's map against its full variant's (same settings, every channel), over V."""
     for fast, full in ctx.full_of.items():
@@ -209,7 +218,7 @@ COMPLEXITY = Measure("complexity", "Complexity", "lower", table="claims")
 SPARSENESS = Measure("sparseness", "Sparseness (Gini)", "higher", table="claims")
 
 
-@metric(COMPLEXITY, SPARSENESS, cost="no forward pass")
+@metric(COMPLEXITY, SPARSENESS, cost="no forward pass", truth="unused")
 def noise(ctx: Context) -> Iterator[Row]:
     """How noisy a map is: the entropy of its normalised values and their Gini index."""
     for label, j in ctx.each_map_and_class():
@@ -222,7 +231,7 @@ RING_RATIO = Measure("ring_ratio", "Inside / ring", "higher", table="claims")
 RING_SHARE = Measure("ring_share", "Ring's share", "lower", table="claims")
 
 
-@metric(RING_RATIO, RING_SHARE, cost="no forward pass")
+@metric(RING_RATIO, RING_SHARE, cost="no forward pass", truth="unused")
 def boundary(ctx: Context) -> Iterator[Row]:
     """Boundary precision: the map inside R_c against a ring of ring_width pixels just outside it."""
     reason = "an empty region, an empty ring or a zero map"
@@ -243,6 +252,7 @@ CONTEXT_DELETION_AUC = Measure("context_deletion_auc", "Context deletion AUC", "
     ENERGY_OUTSIDE,
     CONTEXT_DELETION_AUC,
     cost="S forwards per map and class (deletion of the region's surroundings only)",
+    truth="unused",
 )
 def context(ctx: Context) -> Iterator[Row]:
     """How much of the map, and of the class's score, is about what surrounds the class."""
@@ -259,7 +269,7 @@ EPG_BY_SIZE = {s: Measure(f"energy_pointing_game_{s}", f"Energy PG, {s} objects"
 RANK_BY_SIZE = {s: Measure(f"rank_accuracy_{s}", f"Rank acc., {s} objects", "higher", "claims") for s in _SIZES}
 
 
-@metric(*EPG_BY_SIZE.values(), *RANK_BY_SIZE.values(), cost="no forward pass")
+@metric(*EPG_BY_SIZE.values(), *RANK_BY_SIZE.values(), cost="no forward pass", truth="needed")
 def object_size(ctx: Context) -> Iterator[Row]:
     """Localisation of the ground truth's components binned by area (small: seeds)."""
     for j in range(len(ctx.classes)):
@@ -289,6 +299,7 @@ NOISE_SPEARMAN = Measure("noise_spearman", "Spearman under noise", "higher", tab
     NOISE_SPEARMAN,
     cost="stability_samples more explanations per method (the maps of noisy copies)",
     enabled=lambda settings: settings.stability_samples > 0,
+    truth="unused",
 )
 def stability(ctx: Context) -> Iterator[Row]:
     """The maps of n seeded noisy copies x + ε (ε ~ U(±r) on the photograph) against the map of x, with
@@ -321,6 +332,7 @@ INSTANCE_SHARE = Measure("instance_share", "Instance share", "higher", table="cl
     INSTANCE_SHARE,
     cost="one more explanation per component of a class's region (at most 5 per class, of 16 pixels or more)",
     enabled=lambda settings: settings.instances,
+    truth="unused",
 )
 def instances(ctx: Context) -> Iterator[Row]:
     """Each connected component K of a class's region explained on its own (its own region score): the

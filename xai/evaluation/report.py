@@ -288,12 +288,19 @@ def _paired(
 Section = tuple[str, Any]
 
 
+def _samples_of(settings: dict[str, Any]) -> str:
+    """What the samples are: a split, or photographs without masks (settings' split None, --images)."""
+    if "split" in settings and settings["split"] is None:
+        return "photographs without masks (the metrics that need a ground truth have none)"
+    return f"the {settings.get('split', '?')} split"
+
+
 def _header(settings: dict[str, Any], n: int) -> list[Section]:
     return [
         ("h1", f"Faithfulness of the explanations: {settings.get('model', '')}"),
         (
             "p",
-            f"{n} sample(s) of the {settings.get('split', '?')} split; region "
+            f"{n} sample(s) of {_samples_of(settings)}; region "
             f"'{settings.get('region', 'pred')}'. Every cell is the mean over samples with a 95% bootstrap "
             "interval [low, high] and the number of samples n where the value exists (a class absent from "
             "its region has none).",

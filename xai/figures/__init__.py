@@ -1,4 +1,5 @@
-"""Publication figures: TP/FP/FN error maps, heatmaps and a class-by-method comparison grid.
+"""Publication figures: TP/FP/FN error maps (prediction figures where there is no mask), heatmaps and a
+class-by-method comparison grid.
 
 Every input is on the ORIGINAL photograph (padding cropped by the caller): rgb H×W×3 uint8, gt H×W
 class ids (or None when unknown), pred H×W class ids, maps H×W float in [0, 1]. overlays.py makes the
@@ -20,6 +21,7 @@ from .overlays import (
     heatmap_overlay,
 )
 from .page import DEFAULT_DPI
+from .prediction import save_prediction_figure
 
 __all__ = [
     "ABSENT_TEXT",
@@ -35,4 +37,5 @@ __all__ = [
     "save_comparison_figure",
     "save_error_figure",
     "save_heatmap_figure",
+    "save_prediction_figure",
 ]

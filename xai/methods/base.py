@@ -70,7 +70,9 @@ class ExplainerOptions(Options):
 class Explanation:
     """maps: N×C'×H×W in [0,1] on V (0 on padding); raw: the same before min-max (after the positive
     part); classes: output indices; empty: N×C' True where the class's region was empty (map all zeros);
-    prediction: N×H×W argmax of the model's output on x; extra: what the method adds (a CAM's `weights`)."""
+    prediction: N×H×W argmax of the model's output on x; confidence: N×H×W the probability the model gives
+    that predicted class (softmax of the logits, or the head's own probabilities); extra: what the method
+    adds (a CAM's `weights`)."""
 
     maps: torch.Tensor
     raw: torch.Tensor
@@ -82,6 +84,7 @@ class Explanation:
     stats: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, torch.Tensor] = field(default_factory=dict)
     target_layer: str | None = None
+    confidence: torch.Tensor | None = None
 
     @property
     def weights(self) -> torch.Tensor | None:
@@ -101,6 +104,7 @@ class Explanation:
             raw=one(self.raw),
             empty=one(self.empty),
             prediction=None if self.prediction is None else one(self.prediction),
+            confidence=None if self.confidence is None else one(self.confidence),
             extra={k: one(v) for k, v in self.extra.items()},
         )
 
@@ -268,6 +272,7 @@ class Explainer:
             region=None if callable(self.options.score) else self.options.region,
             method=self.name,
             prediction=fwd.output.detach().argmax(1),
+            confidence=self.scored.probabilities_of(fwd.output.detach()).amax(1),
             stats={**fwd.stats, "seconds": time.perf_counter() - t0},
             extra={k: v.detach() for k, v in fwd.extra.items()},
             target_layer=getattr(self.options, "target_layer", None),

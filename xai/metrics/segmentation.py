@@ -1,4 +1,5 @@
-"""Segmentation metrics of one class on the photograph: TP/FP/FN pixel counts, IoU, Dice, map energy.
+"""Segmentation metrics of one class on the photograph: TP/FP/FN pixel counts, IoU, Dice, map energy; and,
+for photographs without a mask, the prediction's own pixel count and mean probability.
 
 For ground truth G_c and prediction P_c (boolean H×W masks of class c):
 
@@ -8,12 +9,18 @@ For ground truth G_c and prediction P_c (boolean H×W masks of class c):
     error AUROC(U) over the pixels of G_c ∪ P_c: the chance that an error pixel (FP ∪ FN) has a higher
         U than a correct one (TP), ties counting half (Mann-Whitney; None without both kinds of pixel)
 
+Without a ground truth (a photograph without a mask, --images) the columns that need one are left out and
+the prediction's own stand in for IoU and Dice, with the probability q_p the model gives its predicted
+class at pixel p:
+
+    predicted_pixels = |P_c|,  mean_probability = Σ_{p ∈ P_c} q_p / |P_c|   (None when P_c is empty)
+
 Each is declared once in xai.metrics.registry (the columns of summary.csv; error AUROC is also a measure of
 --evaluate): a new column is one decorated function, e.g. of every method's map of a class
 
     MAP_MAX = Measure("map_max", "Largest map value", None, table=SUMMARY)
 
-    @metric(MAP_MAX, per="map")
+    @metric(MAP_MAX, per="map", truth="unused")   # truth: it reads no ground truth (xai.metrics.registry)
     def map_max(cam, gt, pred, class_idx):
         return {MAP_MAX: Value(float(cam.max()))}
 """
@@ -25,7 +32,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..labels import IGNORE
-from .registry import SUMMARY, Measure, Value, metric
+from .registry import SUMMARY, Confidence, Measure, Value, metric, no_confidence
 
 
 def _ids(a: np.ndarray, name: str) -> np.ndarray:
@@ -94,28 +101,62 @@ COUNTS = (
     Measure("fp", "False positives (pixels)", None, table=SUMMARY),
     Measure("fn", "False negatives (pixels)", None, table=SUMMARY),
 )
+PREDICTED_PIXELS = Measure("predicted_pixels", "Predicted pixels", None, table=SUMMARY, digits=0)
+MEAN_PROBABILITY = Measure("mean_probability", "Mean probability", "higher", table=SUMMARY)
 ENERGY_IN_GT = Measure("energy_in_gt", "Energy in the ground truth", "higher", table=SUMMARY)
 ENERGY_IN_PRED = Measure("energy_in_pred", "Energy in the prediction", "higher", table=SUMMARY)
 ERROR_AUROC = Measure("error_auroc", "Error AUROC", "higher", table=(SUMMARY, "main"))
+ZERO_MAP = "the map is 0 everywhere"
 
 
 @metric(IOU, DICE, *COUNTS, per="class")
-def class_metrics(gt: np.ndarray, pred: np.ndarray, class_idx: int) -> dict[Measure, Value]:
-    """The prediction's quality for one class: iou, dice, tp, fp, fn."""
+def class_metrics(
+    gt: np.ndarray, pred: np.ndarray, class_idx: int, confidence: Confidence = no_confidence
+) -> dict[Measure, Value]:
+    """The prediction's quality for one class: iou, dice, tp, fp, fn (confidence: unused)."""
     counts = error_counts(gt, pred, class_idx)
     iou, dice = iou_dice(counts)
     absent = "the class is in neither the ground truth nor the prediction"
     return {IOU: Value(iou, absent), DICE: Value(dice, absent), **{m: Value(counts[m.name]) for m in COUNTS}}
 
 
-@metric(ENERGY_IN_GT, ENERGY_IN_PRED, per="map")
-def map_metrics(cam: np.ndarray, gt: np.ndarray, pred: np.ndarray, class_idx: int) -> dict[Measure, Value]:
-    """Where one class's map puts its energy: inside the ground truth, inside the prediction."""
-    zero = "the map is 0 everywhere"
+def mean_probability(pred: np.ndarray, confidence: np.ndarray | None, class_idx: int) -> float | None:
+    """The mean probability of class_idx over its predicted pixels (confidence: H×W, the probability of the
+    predicted class); None without pixels or without probabilities."""
+    region = _ids(pred, "pred") == class_idx
+    if confidence is None or not region.any():
+        return None
+    if np.shape(confidence) != region.shape:
+        raise ValueError(f"confidence has shape {np.shape(confidence)} but pred has {region.shape}")
+    return float(np.asarray(confidence)[region].mean(dtype=np.float64))
+
+
+@metric(PREDICTED_PIXELS, MEAN_PROBABILITY, per="class", truth="absent")
+def prediction_metrics(
+    gt: np.ndarray | None, pred: np.ndarray, class_idx: int, confidence: Confidence = no_confidence
+) -> dict[Measure, Value]:
+    """What the prediction says of one class on a photograph without a mask: its predicted pixels and their
+    mean probability (gt: None)."""
+    pixels = int(np.count_nonzero(_ids(pred, "pred") == class_idx))
+    reason = "the class is not predicted" if pixels == 0 else "the model's probabilities are unknown"
     return {
-        ENERGY_IN_GT: Value(energy_in(cam, gt == class_idx), zero),
-        ENERGY_IN_PRED: Value(energy_in(cam, pred == class_idx), zero),
+        PREDICTED_PIXELS: Value(pixels),
+        MEAN_PROBABILITY: Value(mean_probability(pred, confidence() if pixels else None, class_idx), reason),
     }
+
+
+@metric(ENERGY_IN_GT, per="map")
+def energy_in_truth(cam: np.ndarray, gt: np.ndarray, pred: np.ndarray, class_idx: int) -> dict[Measure, Value]:
+    """The share of one class's map inside the ground truth of the class."""
+    return {ENERGY_IN_GT: Value(energy_in(cam, gt == class_idx), ZERO_MAP)}
+
+
+@metric(ENERGY_IN_PRED, per="map", truth="unused")
+def energy_in_prediction(
+    cam: np.ndarray, gt: np.ndarray | None, pred: np.ndarray, class_idx: int
+) -> dict[Measure, Value]:
+    """The share of one class's map inside the prediction of the class (with or without a ground truth)."""
+    return {ENERGY_IN_PRED: Value(energy_in(cam, pred == class_idx), ZERO_MAP)}
 
 
 @metric(ERROR_AUROC, per="map", family="uncertainty")

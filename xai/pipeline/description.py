@@ -16,6 +16,7 @@ from ..checkpoint import LoadedModel
 from ..config import Config
 from ..data import Preprocessing, SegmentationDataset
 from ..methods import Explainer, get_method
+from ..photographs import PhotographDataset, Photographs
 from ..precision import numerics
 from .options import RunOptions
 
@@ -63,15 +64,20 @@ def _versions() -> dict[str, str]:
 @dataclass
 class RunDescription:
     """What a run resolved, described twice: for the manifest (everything that ran) and for the resume key
-    (what a sample's outputs depend on)."""
+    (what a sample's outputs depend on). With --images (photographs) there is no split and no data root."""
 
     opts: RunOptions
     cfg: Config
     loaded: LoadedModel
     device: torch.device
-    dataset: SegmentationDataset
+    dataset: SegmentationDataset | PhotographDataset
     model_input: ModelInput
     explained: list[str]  # the names of the explained classes
+    photographs: Photographs | None = None  # what --images resolved to
+
+    @property
+    def data_root(self) -> str | None:
+        return None if self.dataset.root is None else str(self.dataset.root)
 
     def key(self, engines: dict[str, Explainer], evaluation: dict[str, Any] | None) -> dict[str, Any]:
         """The declared settings that change a sample's outputs (RunOptions.result_key), with the values
@@ -83,7 +89,7 @@ class RunDescription:
             "img_size": list(self.dataset.img_size),
             "engines": {m: e.options.result_key() for m, e in engines.items()},
             "evaluation": evaluation,
-            "data_root": str(self.dataset.root),
+            "data_root": self.data_root,
             "preprocessing": dataclasses.asdict(self.dataset.preprocessing),
             "ignore_index": self.cfg.ignore_index,
         }
@@ -117,9 +123,10 @@ class RunDescription:
                 self.device, {m: e.options.precision for m, e in engines.items() if hasattr(e.options, "precision")}
             ),
             "input": self.model_input.describe(),
-            "data_root": str(self.dataset.root),
+            "data_root": self.data_root,
             "preprocessing": dataclasses.asdict(self.dataset.preprocessing),
-            "split": self.opts.split,
+            "split": None if self.photographs else self.opts.split,
+            **({"images": self.photographs.describe()} if self.photographs else {}),
             "region": self.opts.region,
             "save_raw": self.opts.save_raw,
             "map_dtype": self.opts.map_dtype,

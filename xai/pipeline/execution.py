@@ -46,22 +46,36 @@ def explain_samples(samples: list[Sample], execution: Execution) -> list[Explain
     are its share of the call."""
     x = torch.stack([s.image for s in samples]).to(execution.device)
     valid = torch.from_numpy(np.stack([s.letterbox.valid() for s in samples]))
-    gt_padded = torch.stack([s.mask for s in samples]).masked_fill(~valid, IGNORE)  # padding: no class
+    gt_padded = _ground_truth(samples, valid)
     per_sample: list[dict[str, tuple[Any, float]]] = [{} for _ in samples]
     for method, engine in execution.engines.items():
         n = len(samples)
         calls = [slice(0, n)] if engine.batch_invariant else [slice(i, i + 1) for i in range(n)]
         for part in calls:
             t0 = time.perf_counter()
-            result = engine.explain(x[part], classes=execution.class_ids, gt=gt_padded[part], valid=valid[part])
+            gt = None if gt_padded is None else gt_padded[part]
+            result = engine.explain(x[part], classes=execution.class_ids, gt=gt, valid=valid[part])
             share = (time.perf_counter() - t0) / (part.stop - part.start)
             result = dataclasses.replace(result, maps=as_stored(result.maps, execution.map_dtype))
             for k, i in enumerate(range(part.start, part.stop)):
                 per_sample[i][method] = (result.sample(k), share)
     return [
-        _explained(s, per_sample[i], x[i : i + 1], gt_padded[i : i + 1], valid[i], execution)
+        _explained(
+            s, per_sample[i], x[i : i + 1], None if gt_padded is None else gt_padded[i : i + 1], valid[i], execution
+        )
         for i, s in enumerate(samples)
     ]
+
+
+def _ground_truth(samples: list[Sample], valid: torch.Tensor) -> torch.Tensor | None:
+    """The samples' masks at the input (N×H×W, padding IGNORE: no class), or None for photographs without
+    masks (--images: every sample of a run has a mask, or none has)."""
+    masks = [s.mask for s in samples if s.mask is not None]
+    if not masks:
+        return None
+    if len(masks) < len(samples):
+        raise XAIError("samples with and without masks cannot be explained in one call")
+    return torch.stack(masks).masked_fill(~valid, IGNORE)
 
 
 def _host_maps(results: dict[str, tuple[Any, float]], padded_hw: tuple[int, int], save_raw: bool) -> dict[str, Any]:
@@ -85,7 +99,7 @@ def _explained(
     sample: Sample,
     results: dict[str, tuple[Any, float]],
     x: torch.Tensor,
-    gt_padded: torch.Tensor,
+    gt_padded: torch.Tensor | None,
     valid: torch.Tensor,
     execution: Execution,
 ) -> Explained:
@@ -95,7 +109,8 @@ def _explained(
     evaluation = None
     batch_sizes = {m: int(r.stats["batch_size"]) for m, (r, _) in results.items() if "batch_size" in r.stats}
     if execution.evaluator is not None:
-        evaluation = execution.evaluator.evaluate(sample.index, x, gt_padded.to(x.device), valid, results)
+        gt = None if gt_padded is None else gt_padded.to(x.device)
+        evaluation = execution.evaluator.evaluate(sample.index, x, gt, valid, results)
         if execution.evaluator.batch_size:  # 0: an automatic size that nothing needed yet
             batch_sizes["evaluation"] = execution.evaluator.batch_size
     return Explained(
@@ -104,8 +119,10 @@ def _explained(
         letterbox=sample.letterbox,
         rgb=sample.rgb,
         gt=sample.gt,
-        gt_input=gt_padded[0].numpy().astype(np.uint8),
+        gt_input=None if gt_padded is None else gt_padded[0].numpy().astype(np.uint8),
         pred_input=first.prediction[0].cpu().numpy().astype(np.uint8),
+        confidence_input=None if first.confidence is None else first.confidence[0].float().cpu().numpy(),
+        source=sample.source,
         classes=list(execution.class_ids),
         seconds={method: secs for method, (_, secs) in results.items()},
         batch_sizes=batch_sizes,

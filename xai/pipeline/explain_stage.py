@@ -62,28 +62,30 @@ class Records:
     stats: ExplainStats
     worker: dict[str, Any] = field(default_factory=worker_identity)
 
-    def complete(self, index: int, name: str, save_raw: bool) -> bool:
-        """True when the sample's record says done, for the same image, under this run's key (checkpoint,
-        split, data root, options), its npz holds the raw maps if `save_raw` asks for them, and every file
-        it lists exists."""
+    def complete(self, index: int, name: str, source: str | None, save_raw: bool) -> bool:
+        """True when the sample's record says done, for the same image (name, and the photograph's path with
+        --images), under this run's key (checkpoint, split, data root, options), its npz holds the raw maps
+        if `save_raw` asks for them, and every file it lists exists."""
         files = self.layout.sample(index)
         record = read_record(self.layout.path(files.record))
         return (
             record is not None
             and record.status == DONE
             and record.name == name
+            and record.source == source
             and record.run_key == self.run_key
             and (not save_raw or bool(record.run.get("save_raw")))
             and all(self.layout.path(p).is_file() for p in files.all())
         )
 
-    def skip(self, index: int, name: str, error: str, started: float) -> None:
+    def skip(self, index: int, name: str, error: str, started: float, source: str | None = None) -> None:
         """A record saying why the sample was skipped (finalize lists it; --resume tries it again)."""
         self.stats.skipped.append({"sample": sample_id(index), "image": name, "error": error})
         record = SampleRecord(
             id=sample_id(index),
             index=index,
             name=name,
+            source=source,
             status=SKIPPED,
             run_key=self.run_key,
             run=self.run_info,
@@ -101,6 +103,7 @@ class Records:
             id=sample_id(ex.index),
             index=ex.index,
             name=ex.name,
+            source=ex.source,
             status=DONE,
             run_key=self.run_key,
             run=self.run_info,
@@ -128,7 +131,8 @@ class Records:
 
         def finish(render_seconds: float, error: str | None) -> None:
             if error is not None:
-                self.skip(record.index, record.name, f"a figure could not be drawn: {error}", record.started)
+                error = f"a figure could not be drawn: {error}"
+                self.skip(record.index, record.name, error, record.started, record.source)
                 return
             record.seconds["render"] = render_seconds
             record.finished = time.time()
@@ -194,8 +198,10 @@ def _todo(setup: Setup, indices: list[int], records: Records) -> list[int]:
     stale = remove_stale_parts(setup.layout.out)
     if stale:
         log.info("removed %d temporary file(s) left by an earlier run that was killed", stale)
-    names, save_raw = setup.dataset.names, setup.opts.save_raw
-    todo = [i for i in indices if not (setup.opts.resume and records.complete(i, names[i], save_raw))]
+    names, dataset, save_raw = setup.dataset.names, setup.dataset, setup.opts.save_raw
+    todo = [
+        i for i in indices if not (setup.opts.resume and records.complete(i, names[i], dataset.source(i), save_raw))
+    ]
     records.stats.requested, records.stats.resumed = len(indices), len(indices) - len(todo)
     if records.stats.resumed:
         log.info("resume: %d sample(s) already complete, %d to do", records.stats.resumed, len(todo))
@@ -220,14 +226,16 @@ class _Stage:
         figures exist; a sample that could not be read, or that the model failed on, is skipped."""
         started = time.time()
         if isinstance(group[0], FailedSample):
-            self.records.skip(group[0].index, group[0].name, group[0].error, started)
+            failed = group[0]
+            self.records.skip(failed.index, failed.name, failed.error, started, failed.source)
             return
         outcomes, seconds = run_group(group, self.execution, explain_samples, self._halve)
         self.stats.model_seconds += seconds
         for outcome in outcomes:
             if outcome.explained is None:
                 assert outcome.failure is not None
-                self.records.skip(outcome.sample.index, outcome.sample.name, outcome.failure, started)
+                sample = outcome.sample
+                self.records.skip(sample.index, sample.name, outcome.failure, started, sample.source)
             else:
                 self.submit(outcome.explained, outcome.model_seconds, started)
 
@@ -263,7 +271,8 @@ def explain(setup: Setup, indices: list[int] | None = None) -> ExplainStats:
     from tqdm.auto import tqdm
 
     labels = "+".join(setup.label(m) for m in setup.engines)
-    bar = tqdm(total=len(todo), desc=f"{labels} {opts.split}", unit="sample", disable=not opts.progress or not todo)
+    what = "photographs" if opts.images else opts.split
+    bar = tqdm(total=len(todo), desc=f"{labels} {what}", unit="sample", disable=not opts.progress or not todo)
     stage = _Stage(setup.execution(), setup.presentation(), records, FigureWriter(opts.workers))
     interrupted: KeyboardInterrupt | None = None
     try:

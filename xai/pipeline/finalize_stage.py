@@ -13,11 +13,19 @@ from typing import Any
 
 from ..errors import XAIError
 from ..io import write_csv, write_json
+from ..metrics.segmentation import DICE, IOU, MEAN_PROBABILITY, PREDICTED_PIXELS
 from ..run_files import RUN_FILES
 from .outputs import ERROR_KIND
 from .records import DONE, SKIPPED, SampleRecord, read_records
 
 ERROR_LABEL = "TP / FP / FN"  # the error maps' label for records of earlier releases (no "outputs")
+# the per-class numbers of the gallery, those that the summary rows have: IoU and Dice of a split, the
+# predicted pixels and their mean probability of photographs without masks (--images)
+GALLERY_MEASURES = (IOU, DICE, PREDICTED_PIXELS, MEAN_PROBABILITY)
+NO_TRUTH_LEGEND = (
+    "These photographs have no mask: the figures show the model's prediction (each class in its colour) "
+    "instead of TP/FP/FN."
+)
 
 
 def summary_fields(rows: list[dict[str, Any]]) -> list[str]:
@@ -109,19 +117,22 @@ def _gallery(out: Path, run: dict[str, Any], done: list[SampleRecord], report: A
         *({"name": m, "label": info["label"]} for m, info in run.get("methods", {}).items()),
         {"name": "comparison", "label": "Comparison of methods"},
     ]
+    shown = [m for m in GALLERY_MEASURES if any(m.name in row for r in done for row in r.rows)]
     samples = [
         {
             "id": r.id,
             "name": r.name,
             "figures": r.figures,
             "sample_figures": r.sample_figures,
-            "metrics": {row["class"]: {"iou": row.get("iou"), "dice": row.get("dice")} for row in r.rows},
+            "metrics": {row["class"]: {m.name: row.get(m.name) for m in shown} for row in r.rows},
         }
         for r in done
     ]
     method_labels = [info["label"] for info in run.get("methods", {}).values()]
-    title = f"{' vs '.join(method_labels)}: {Path(run['checkpoint']['path']).name}, {run['split']} split"
+    what = "photographs without masks" if "images" in run else f"{run['split']} split"
+    title = f"{' vs '.join(method_labels)}: {Path(run['checkpoint']['path']).name}, {what}"
     links = [("Faithfulness report", RUN_FILES.report_html), (RUN_FILES.metrics_csv, RUN_FILES.metrics_csv)]
+    errors = any(o["name"] == ERROR_KIND for o in outputs)
     write_gallery(
         out,
         samples,
@@ -129,6 +140,8 @@ def _gallery(out: Path, run: dict[str, Any], done: list[SampleRecord], report: A
         title=title,
         kind_labels={o["name"]: o["label"] for o in outputs},
         links=links if report else [],
+        measures=[(m.name, m.title, m.digits) for m in shown],
+        **({} if errors else {"legend": NO_TRUTH_LEGEND}),
     )
 
 

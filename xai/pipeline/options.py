@@ -16,14 +16,27 @@ from typing import Any
 
 from ..batching import BatchOptions
 from ..data import DEFAULT_MAX_PIXELS, MAX_INPUT_SIDE, SPLITS
+from ..errors import XAIError
+from ..errors import option as flag
 from ..evaluation.settings import EvaluationOptions
 from ..mapfile import MAP_DTYPES
 from ..methods.base import ExplainerOptions
 from ..options import REQUIRED, option
+from ..targets import TRUTH_REGIONS
 
-__all__ = ["MODEL_AND_DATA", "RUN", "SAMPLES", "RunOptions"]
+__all__ = ["MODEL_AND_DATA", "RUN", "SAMPLES", "SPLIT_SAMPLES", "RunOptions", "check_images_region"]
 
 SAMPLES, MODEL_AND_DATA, RUN = "model and samples", "model and data", "run"  # --help sections
+SPLIT_SAMPLES = 5  # the samples of a split explained when neither --num_samples nor --all is given
+
+
+def check_images_region(region: str, where: str = "") -> None:
+    """Refuse a region that needs a ground truth for photographs without masks (--images), in one line."""
+    if region in TRUTH_REGIONS:
+        raise XAIError(
+            f"{flag('region')} {region}{where} needs a mask, and the photographs of {flag('images')} have none: "
+            f"use {flag('region')} pred (the default), all or instances"
+        )
 
 
 def _profiles() -> tuple[str, ...]:
@@ -47,16 +60,28 @@ class RunOptions(EvaluationOptions):
         result=False,  # the resume key holds the checkpoint's sha256 instead
     )
     methods: tuple[str, ...] = option(("scorecam",), "methods to run (registry names)", cli=False)
-    num_samples: int = option(
-        5,
-        "number of samples to visualise (first N of the split)",
+    num_samples: int | None = option(
+        None,
+        f"number of samples to visualise: the first N of the split (default: {SPLIT_SAMPLES}) or of --images "
+        "(default: every photograph)",
         minimum=1,
         section=SAMPLES,
         exclusive="count",
         result=False,
     )
     all: bool = option(False, "explain the whole split", section=SAMPLES, exclusive="count", result=False)
-    split: str = option("test", "dataset split", choices=SPLITS, section=SAMPLES)
+    split: str = option("test", "dataset split", choices=SPLITS, section=SAMPLES, exclusive="selection")
+    images: tuple[str, ...] = option(
+        (),
+        "photographs without masks to explain instead of a split: files, folders (their photographs, not "
+        "their subfolders) or quoted globs ('photos/**/*.jpg'); every one, in the order given, unless "
+        "--num_samples; no --data_root or split file is read; the region must be pred, all or instances; "
+        "instead of TP/FP/FN the figures and summaries show the prediction",
+        metavar="PATH",
+        section=SAMPLES,
+        exclusive="selection",
+        result=False,  # each sample's record keeps its photograph's path, which --resume compares
+    )
     output_dir: str = option("scorecam_visualizations", "output directory", section=SAMPLES, result=False)
     encoder: str | None = option(
         None,
@@ -147,13 +172,43 @@ class RunOptions(EvaluationOptions):
         None, "the command line", factory=lambda: tuple(sys.argv), cli=False, result=False
     )
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.images:
+            if self.data_root is not None:
+                raise XAIError(
+                    f"{flag('images')} explains photographs without a dataset: leave out {flag('data_root')} "
+                    f"(or explain the dataset's split without {flag('images')})"
+                )
+            check_images_region(self.region)
+
+    def describe(self) -> dict[str, Any]:
+        """Every option's value (the manifest); a split's num_samples not given is the SPLIT_SAMPLES it means."""
+        described = super().describe()
+        if self.num_samples is None and not self.images:
+            described["num_samples"] = SPLIT_SAMPLES
+        return described
+
     def result_key(self) -> dict[str, Any]:
-        """The settings that change a sample's outputs; the evaluation's only when it runs."""
+        """The settings that change a sample's outputs; the evaluation's only when it runs; no split with
+        --images (a sample's record keeps its photograph's path instead)."""
         key = super().result_key()
         if not self.evaluate:
             for name in EvaluationOptions.names():
                 key.pop(name, None)
+        if self.images:
+            key.pop("split", None)
         return key
+
+    @property
+    def sample_limit(self) -> int | None:
+        """How many samples to explain from the first: --num_samples, else all of --images or with --all, else
+        SPLIT_SAMPLES of the split (None: every one)."""
+        if self.all:
+            return None
+        if self.num_samples is not None:
+            return self.num_samples
+        return None if self.images else SPLIT_SAMPLES
 
     @property
     def comparison(self) -> bool:

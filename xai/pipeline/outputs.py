@@ -3,9 +3,11 @@
 The layout (paths), the figure workers (they call `draw`, a function of xai.figures), finalize and the
 gallery (labels and order, from the run's record) all read the kinds of a run:
 
-    tpfpfn         tpfpfn_maps/sample{i}_tpfpfn_{class}.png    per class    TP/FP/FN of the prediction
-    <method>       <folder>/sample{i}_<method>_{class}.png      per class    the method's heatmap (a kind per method)
-    comparison     comparison/sample{i}_comparison.png          per sample   more than one method: the grid
+    tpfpfn       tpfpfn_maps/sample{i}_tpfpfn_{class}.png           per class    TP/FP/FN of the prediction
+    prediction   prediction_maps/sample{i}_prediction_{class}.png   per class    instead of tpfpfn for photographs
+                                                                                 without masks (--images)
+    <method>     <folder>/sample{i}_<method>_{class}.png            per class    a method's heatmap (one kind each)
+    comparison   comparison/sample{i}_comparison.png                per sample   more than one method: the grid
 
 A new kind is one OutputKind in `output_kinds` (or in a method's `outputs`): its draw function gets the
 arguments `arguments(view, class)` picks from the sample's SampleView.
@@ -19,19 +21,21 @@ from typing import Any
 
 import numpy as np
 
-from ..figures import save_comparison_figure, save_error_figure, save_heatmap_figure
+from ..figures import save_comparison_figure, save_error_figure, save_heatmap_figure, save_prediction_figure
 from ..figures.uncertainty import save_uncertainty_figure
 
-__all__ = ["ERROR_KIND", "OutputKind", "SampleView", "output_kinds"]
+__all__ = ["ERROR_KIND", "PREDICTION_KIND", "OutputKind", "SampleView", "output_kinds"]
 
 ERROR_KIND = "tpfpfn"
+PREDICTION_KIND = "prediction"
 
 
 @dataclass
 class SampleView:
     """What the figures of one sample show, on the photograph: rgb, gt (None when unknown) and pred
     (H×W ids), per method and explained class a map in [0,1] (None with a note why), and the pixels whose
-    score was explained per class (None: every pixel or none)."""
+    score was explained per class (None: every pixel or none); confidence: the probability of the
+    predicted class (None when unknown)."""
 
     name: str
     rgb: np.ndarray
@@ -47,6 +51,7 @@ class SampleView:
     regions: dict[int, np.ndarray | None] = field(default_factory=dict)
     extra: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # per method: H×W maps beside its maps
     class_agnostic: set[str] = field(default_factory=set)  # methods whose map is the same for every class
+    confidence: np.ndarray | None = None
 
 
 Arguments = tuple[tuple[Any, ...], dict[str, Any]]
@@ -77,6 +82,12 @@ def _error_arguments(view: SampleView, c: int | None) -> Arguments:
     assert c is not None
     args = (view.rgb, view.gt, view.pred, c, view.class_names, view.colors)
     return args, {"title": f"{view.name}: {view.class_names[c]}"}
+
+
+def _prediction_arguments(view: SampleView, c: int | None) -> Arguments:
+    assert c is not None
+    args = (view.rgb, view.pred, c, view.class_names, view.colors, view.confidence)
+    return args, {"title": f"{view.name}: {view.class_names[c]} (no ground truth)"}
 
 
 def _heatmap_arguments(method: str) -> Callable[[SampleView, int | None], Arguments]:
@@ -111,6 +122,9 @@ def _comparison_arguments(view: SampleView, _c: int | None) -> Arguments:
 
 
 ERROR_OUTPUT = OutputKind(ERROR_KIND, "TP / FP / FN", "tpfpfn_maps", "class", save_error_figure, _error_arguments)
+PREDICTION_OUTPUT = OutputKind(
+    PREDICTION_KIND, "Prediction", "prediction_maps", "class", save_prediction_figure, _prediction_arguments
+)
 COMPARISON_OUTPUT = OutputKind(
     "comparison",
     "Comparison of methods",
@@ -151,10 +165,10 @@ def _uncertainty_outputs(name: str, label: str, folder: str) -> list[OutputKind]
 FAMILY_OUTPUTS: dict[str, Callable[[str, str, str], list[OutputKind]]] = {"uncertainty": _uncertainty_outputs}
 
 
-def output_kinds(methods: Sequence[tuple[str, ...]], comparison: bool) -> list[OutputKind]:
-    """The figure kinds of a run: TP/FP/FN, a heatmap per (method, label, folder[, family]) and what its
-    family adds, the comparison grid."""
-    kinds = [ERROR_OUTPUT]
+def output_kinds(methods: Sequence[tuple[str, ...]], comparison: bool, ground_truth: bool = True) -> list[OutputKind]:
+    """The figure kinds of a run: TP/FP/FN (the prediction without a ground truth: photographs without
+    masks), a heatmap per (method, label, folder[, family]) and what its family adds, the comparison grid."""
+    kinds = [ERROR_OUTPUT if ground_truth else PREDICTION_OUTPUT]
     for name, label, folder, *family in methods:
         kinds.append(OutputKind(name, label, folder, "class", save_heatmap_figure, _heatmap_arguments(name)))
         if family and family[0] in FAMILY_OUTPUTS:

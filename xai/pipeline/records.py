@@ -41,6 +41,7 @@ class SampleRecord:
     curves: dict[str, Any] = field(default_factory=dict)  # variant -> class -> curve name -> values
     sanity: dict[str, Any] = field(default_factory=dict)  # variant -> steps, Spearman per class
     evaluation_cost: dict[str, Any] = field(default_factory=dict)  # forwards per metric, seconds
+    source: str | None = None  # the photograph's path (--images; a split's sample is its name)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 
 
 def run(opts: RunOptions, shard: Shard | None = None) -> dict[str, Any] | None:
-    """Explain the chosen samples of a split and write every output; returns the manifest.
+    """Explain the chosen samples of a split (or the photographs of --images) and write every output;
+    returns the manifest.
 
     Under torchrun each rank explains its shard and rank 0 finalizes after a barrier (the other ranks
     return None). With `shard` (--shard K/N, no torchrun) only that shard is explained and nothing is
@@ -44,6 +45,7 @@ def run(opts: RunOptions, shard: Shard | None = None) -> dict[str, Any] | None:
         indices = shard.take(setup.indices) if shard is not None else setup.indices
         stats = _explain(setup, indices, finalize_if_stopped=ranks is None and shard is None)
         _report_skipped(stats.skipped)
+        _report_not_photographs(setup)
         manifest = _finish(setup, stats, len(indices), ranks, shard)
         if indices and stats.explained + stats.resumed == 0:
             raise NothingExplained(stats.skipped)
@@ -112,6 +114,15 @@ def _drop_other_records(layout: Layout, indices: list[int]) -> None:
         p.unlink(missing_ok=True)
     if stale:
         log.info("removed %d sample record(s) of an earlier run that this run does not redo", len(stale))
+
+
+def _report_not_photographs(setup: Setup) -> None:
+    """What --images named that is not a photograph: one line each (the manifest lists them too)."""
+    skipped = setup.photographs.skipped if setup.photographs is not None else []
+    if skipped:
+        log.warning("skipped %d path(s) of --images that are not photographs:", len(skipped))
+        for s in skipped:
+            log.warning("  %s", s.line())
 
 
 def _report_skipped(skipped: list[dict[str, str]]) -> None:

@@ -61,8 +61,9 @@ class Presentation:
             rgb, gt, pred = ex.rgb, ex.gt, ex.pred
         else:
             rgb = cv2.resize(ex.rgb, (hw[1], hw[0]), interpolation=cv2.INTER_AREA)
-            gt = cv2.resize(ex.gt, (hw[1], hw[0]), interpolation=cv2.INTER_NEAREST)
+            gt = None if ex.gt is None else cv2.resize(ex.gt, (hw[1], hw[0]), interpolation=cv2.INTER_NEAREST)
             pred = box.to_size(ex.pred_input, hw, nearest=True)
+        confidence = None if ex.confidence_input is None else box.to_size(ex.confidence_input, hw, nearest=True)
         maps, notes = self._maps(ex, hw)
         extra = {
             m: {
@@ -87,6 +88,7 @@ class Presentation:
             regions=self._regions(gt, pred, list(ex.classes)),
             extra=extra,
             class_agnostic={m for m in ex.maps if not get_method(m).cls.class_specific},
+            confidence=confidence,
         )
 
     def _maps(
@@ -106,14 +108,14 @@ class Presentation:
                     maps[method][c] = np.clip(ex.letterbox.to_size(stack[j], hw), 0.0, 1.0)
         return maps, notes
 
-    def _regions(self, gt: np.ndarray, pred: np.ndarray, classes: list[int]) -> dict[int, np.ndarray | None]:
+    def _regions(self, gt: np.ndarray | None, pred: np.ndarray, classes: list[int]) -> dict[int, np.ndarray | None]:
         """The pixels whose class score was explained, on the photograph, per class (None for region 'all' or
         an empty region); one pass over the photograph for every class."""
         if self.region == "all":
             return dict.fromkeys(classes)
         masks = region_masks(
             torch.from_numpy(pred)[None].long(),
-            torch.from_numpy(gt)[None].long(),
+            None if gt is None else torch.from_numpy(gt)[None].long(),
             list(classes),
             self.region,
             len(self.class_names),
@@ -121,17 +123,26 @@ class Presentation:
         return {c: (m.numpy() if bool(m.any()) else None) for c, m in zip(classes, masks, strict=True)}
 
     def summary_rows(self, view: SampleView, ex: Explained) -> list[dict[str, Any]]:
-        """One row per explained class: the prediction's metrics (on the photograph), then each method's map
-        metrics (on the figures' copy: the photograph, or its display copy when it is larger) and seconds."""
-        assert view.gt is not None  # the pipeline's samples always have their mask
+        """One row per explained class: the prediction's metrics (on the photograph; without a mask those that
+        need none, xai.metrics.registry), then each method's map metrics (on the figures' copy: the photograph,
+        or its display copy when it is larger) and seconds."""
         families = {method: get_method(method).family for method in view.maps}
         seconds = {method: {"seconds": ex.seconds[method]} for method in view.maps}
         rows = []
         for c in self.class_ids:
             row: dict[str, Any] = {"sample": sample_id(ex.index), "image": ex.name, "class": self.class_names[c]}
             maps = {method: per_class[c] for method, per_class in view.maps.items()}
-            on_view = (view.gt, view.pred)
-            row.update(summary_columns(ex.gt, ex.pred, c, maps, families, maps_gt_pred=on_view, after=seconds))
+            columns = summary_columns(
+                ex.gt,
+                ex.pred,
+                c,
+                maps,
+                families,
+                confidence=lambda: ex.confidence,
+                maps_gt_pred=(view.gt, view.pred),
+                after=seconds,
+            )
+            row.update(columns)
             rows.append(row)
         return rows
 

@@ -15,15 +15,23 @@ import torch
 from ..batching import BatchOptions
 from ..checkpoint import LoadedModel, load_model
 from ..config import Config, load_config
-from ..data import Preprocessing, SegmentationDataset, check_input_size, encoder_normalization, read_split
+from ..data import (
+    IMAGE_DIR,
+    Preprocessing,
+    SegmentationDataset,
+    check_input_size,
+    encoder_normalization,
+    read_split,
+)
 from ..errors import XAIError, option
 from ..methods import Explainer, get_method
 from ..modeling import pick_device
 from ..options import Options
+from ..photographs import PhotographDataset, Photographs, find_photographs, is_photograph
 from .description import ModelInput, RunDescription
 from .execution import Execution
 from .layout import Layout
-from .options import RunOptions
+from .options import RunOptions, check_images_region
 from .outputs import output_kinds
 from .sample_outputs import Presentation
 
@@ -38,7 +46,7 @@ class Setup:
     cfg: Config
     loaded: LoadedModel
     device: torch.device
-    dataset: SegmentationDataset
+    dataset: SegmentationDataset | PhotographDataset
     indices: list[int]
     class_names: list[str]
     class_ids: list[int]
@@ -49,6 +57,7 @@ class Setup:
     run_key: dict[str, Any]
     notes: list[str]
     evaluator: Any = None  # xai.evaluation.evaluate.Evaluator with --evaluate
+    photographs: Photographs | None = None  # what --images resolved to (None: a split)
 
     @property
     def model(self) -> torch.nn.Module:
@@ -203,8 +212,37 @@ def _model_input(opts: RunOptions, cfg: Config, loaded: LoadedModel) -> ModelInp
     )
 
 
+def _split_file_hint(root: Path, split_file: str) -> None:
+    """A data root without its split file that holds photographs is refused with the way to explain them."""
+    if (root / split_file).is_file():
+        return
+    for folder in (root, root / IMAGE_DIR):
+        if folder.is_dir() and any(p.is_file() and is_photograph(p) for p in folder.iterdir()):
+            raise XAIError(
+                f"split file not found: {root / split_file}; to explain the photographs of {folder} without "
+                f"masks: {option('images')} {folder}"
+            )
+
+
+def _photographs(opts: RunOptions, model_input: ModelInput) -> tuple[PhotographDataset, list[int], Photographs]:
+    """The photographs of --images (xai.photographs), the first sample_limit of them, and what was skipped."""
+    found = find_photographs(opts.images)
+    dataset = PhotographDataset(
+        found,
+        img_size=model_input.img_size,
+        mean=model_input.mean,
+        std=model_input.std,
+        preprocessing=model_input.preprocessing,
+        skip_errors=True,
+        max_pixels=opts.max_pixels,
+    )
+    limit = opts.sample_limit
+    return dataset, list(range(len(found.paths) if limit is None else min(limit, len(found.paths)))), found
+
+
 def _dataset(opts: RunOptions, cfg: Config, model_input: ModelInput) -> tuple[SegmentationDataset, list[int]]:
     root = _data_root(opts, cfg)
+    _split_file_hint(root, cfg.split_file)
     names = read_split(root, opts.split, cfg.split_file)
     dataset = SegmentationDataset(
         root,
@@ -220,8 +258,8 @@ def _dataset(opts: RunOptions, cfg: Config, model_input: ModelInput) -> tuple[Se
         ignore_index=cfg.ignore_index,
         max_pixels=opts.max_pixels,
     )
-    indices = list(range(len(names))) if opts.all else list(range(min(opts.num_samples, len(names))))
-    return dataset, indices
+    limit = opts.sample_limit
+    return dataset, list(range(len(names) if limit is None else min(limit, len(names))))
 
 
 def _colors(cfg: Config, class_names: list[str]) -> list[tuple[int, int, int]]:
@@ -242,17 +280,24 @@ def prepare(opts: RunOptions) -> Setup:
     loaded = _model(opts, cfg, device)
     class_names, class_ids = _class_names(loaded, cfg, opts.classes, opts.class_names)
     model_input = _model_input(opts, cfg, loaded)
-    dataset, indices = _dataset(opts, cfg, model_input)
+    photographs = None
+    dataset: SegmentationDataset | PhotographDataset
+    if opts.images:
+        dataset, indices, photographs = _photographs(opts, model_input)
+    else:
+        dataset, indices = _dataset(opts, cfg, model_input)
     norm = (dataset.mean, dataset.std)
     engines = {m: build_engine(m, loaded.model, method_options(m, opts, cfg, norm)) for m in opts.methods}
     for engine in engines.values():
         engine.check_size(dataset.img_size[1], dataset.img_size[0])
     described = [(m, get_method(m).label, get_method(m).folder, get_method(m).family) for m in opts.methods]
-    kinds = output_kinds(described, opts.comparison)
+    kinds = output_kinds(described, opts.comparison, ground_truth=not opts.images)
     layout = Layout(Path(opts.output_dir), tuple(class_names), tuple(class_ids), tuple(kinds))
     evaluation = _evaluation(opts, cfg, norm, loaded.model, engines, class_ids, class_names) if opts.evaluate else None
     _note_unused_options(opts, list(evaluation.variants) if evaluation else [])
-    run = RunDescription(opts, cfg, loaded, device, dataset, model_input, [class_names[c] for c in class_ids])
+    run = RunDescription(
+        opts, cfg, loaded, device, dataset, model_input, [class_names[c] for c in class_ids], photographs
+    )
     colors = _colors(cfg, class_names)
     return Setup(
         opts=opts,
@@ -270,6 +315,7 @@ def prepare(opts: RunOptions) -> Setup:
         run_key=run.key(engines, evaluation.key if evaluation else None),
         notes=list(loaded.notes or []),
         evaluator=evaluation.evaluator if evaluation else None,
+        photographs=photographs,
     )
 
 
@@ -317,6 +363,8 @@ def _evaluation(
     for v in variants:
         if v.label not in built:
             built[v.label] = build_engine(v.method, model, v.options(method_options(v.method, opts, cfg, norm)))
+            if opts.images:
+                check_images_region(built[v.label].options.region, f" of {option('variants')} {v.label}")
     unit = sum(norm[1]) / len(norm[1])  # the noise radii are declared on [0, 1] images: in normalised units
     batching = opts.batching
     settings = EvaluationSettings(
