@@ -125,7 +125,7 @@ def test_cli_reference_lists_every_flag_of_the_parser(command: str) -> None:
     assert not missing, f"the reference of {command} lacks {missing}"
     for title in ("model and samples", "model and data", "run", "method options"):
         assert f"### {title} " in page
-    assert "| `--num_samples` | `NUM_SAMPLES` | 5 |" in page  # flag, value, default from the help
+    assert "| `--split` | `train`, `val`, `test` | test |" in page  # flag, values, default from the help
 
 
 def test_cli_reference_page_has_a_marker_per_command() -> None:

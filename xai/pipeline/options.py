@@ -62,8 +62,8 @@ class RunOptions(EvaluationOptions):
     methods: tuple[str, ...] = option(("scorecam",), "methods to run (registry names)", cli=False)
     num_samples: int | None = option(
         None,
-        f"number of samples to visualise: the first N of the split (default: {SPLIT_SAMPLES}) or of --images "
-        "(default: every photograph)",
+        f"number of samples to visualise, the first N: of the split (default: {SPLIT_SAMPLES}), or of --images "
+        "(every photograph unless given)",
         minimum=1,
         section=SAMPLES,
         exclusive="count",
