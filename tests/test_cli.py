@@ -326,3 +326,36 @@ def test_every_registered_method_runs_through_the_pipeline_and_the_report(tiny_r
     assert "Error AUROC" in report and "| kernel_shap |" in report
     page = (out / "index.html").read_text()
     assert "Eigen-CAM" in page and "KernelSHAP" in page
+
+
+def test_every_entry_point_prints_its_version_and_exits_0(capsys, monkeypatch):
+    """--version on each CLI (the four scripts, seedling-xai and its commands, python -m xai.<module>):
+    `seedling-xai <xai.__version__>` on stdout, exit 0, no other option needed."""
+    import runpy
+
+    import xai
+    from xai import inspection, synth, train
+    from xai.cli import COMMANDS, console_main
+
+    expected = f"seedling-xai {xai.__version__}\n"
+
+    def printed(call) -> str:
+        with pytest.raises(SystemExit) as exc:  # argparse's version action exits
+            call()
+        assert exc.value.code == 0
+        out, err = capsys.readouterr()
+        assert err == ""
+        return out
+
+    for script in ("visualize_scorecam", "visualize_pretrained_model", "visualize_occlusion", "visualize_uncertainty"):
+        path = str(ROOT / f"{script}.py")
+        monkeypatch.setattr(sys, "argv", [path, "--version"])
+        assert printed(lambda path=path: runpy.run_path(path, run_name="__main__")) == expected, script
+    for command in COMMANDS:  # seedling-xai <command> --version (and python -m xai <command> --version)
+        assert printed(lambda command=command: console_main([command, "--version"])) == expected, command
+    for module in (synth, train, inspection):  # python -m xai.synth / xai.train / xai.inspection --version
+        assert printed(lambda module=module: module.main(["--version"])) == expected, module.__name__
+    assert console_main(["--version"]) == 0  # seedling-xai --version
+    assert capsys.readouterr() == (expected, "")
+    proc = subprocess.run([sys.executable, "-m", "xai", "--version"], capture_output=True, text=True, cwd=ROOT)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, expected, "")

@@ -57,6 +57,19 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (--help lists the options)\n")
 
 
+def version_text() -> str:
+    """What --version prints: the distribution's name and xai.__version__ (the installed metadata, that is
+    pyproject.toml's version)."""
+    from . import __version__
+
+    return f"seedling-xai {__version__}"
+
+
+def add_version_flag(p: argparse.ArgumentParser) -> None:
+    """--version on a command's parser: prints version_text() on stdout and exits 0 (every CLI of the toolkit)."""
+    p.add_argument("--version", action="version", version=version_text(), help="print the version and exit")
+
+
 def _method_list(text: str) -> tuple[str, ...]:
     from .methods import get_method
 
@@ -277,7 +290,9 @@ def run_options(args: argparse.Namespace, method: str, argv: Sequence[str] | Non
 
 def main(method: str, argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     """Parse, run the shared pipeline, and turn any XAIError into one line on stderr and exit 2."""
-    args = build_parser(method, prog).parse_args(argv)
+    parser = build_parser(method, prog)
+    add_version_flag(parser)  # the program's flag, not a run's: build_parser holds a run's flags only
+    args = parser.parse_args(argv)
     from .runtime import tune_cpu_allocator
 
     tune_cpu_allocator()
@@ -343,6 +358,9 @@ COMMANDS = {
 def console_main(argv: Sequence[str] | None = None) -> int:
     """`seedling-xai <command> ...` and `python -m xai <command> ...`."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--version"]:
+        print(version_text())
+        return 0
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         lines = [f"  {name:<11} {what}" for name, what in COMMANDS.items()]
         print(
@@ -350,7 +368,8 @@ def console_main(argv: Sequence[str] | None = None) -> int:
             + ",".join(COMMANDS)
             + "} ...\n\ncommands:\n"
             + "\n".join(lines)
-            + "\n\n'seedling-xai <command> --help' lists a command's options.",
+            + "\n\n'seedling-xai <command> --help' lists a command's options; 'seedling-xai --version' prints the "
+            "version.",
             file=sys.stdout if argv[:1] in (["-h"], ["--help"]) else sys.stderr,
         )
         return 0 if argv[:1] in (["-h"], ["--help"]) else 2

@@ -245,11 +245,14 @@ def format_table(result: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .cli import add_version_flag
+
     ap = argparse.ArgumentParser(prog="seedling-xai inspect", description=__doc__.splitlines()[0])
     ap.add_argument("--data_root", default=None, help="dataset folder (default: the config's data_root)")
     ap.add_argument("--config", default=None, help="a packaged config (phenocyte, demo, ...) or a YAML file")
     ap.add_argument("--output_dir", default="inspect", help="where inspect.json and inspect_samples.png go")
     ap.add_argument("--max_images", type=int, default=200, help="inspect at most N masks (every split)")
+    add_version_flag(ap)
     args = ap.parse_args(argv)
     root = args.data_root or load_config(args.config).data_root
     result = inspect_dataset(root, args.config, args.output_dir, args.max_images)

@@ -382,6 +382,8 @@ def _write_samples(out: Path, n: int, seed: int, size: tuple[int, int] | None, r
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .cli import add_version_flag
+
     ap = argparse.ArgumentParser(prog="python -m xai.synth", description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, help="dataset folder to write (images/, masks/, dataset_split.csv)")
     ap.add_argument("--n", type=int, default=240, help="number of samples (default 240)")
@@ -395,6 +397,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="fixed image size (default: varied around 300x600)",
     )
     ap.add_argument("--rgb_masks", action="store_true", help="write RGB colour masks with the config palette")
+    add_version_flag(ap)
     args = ap.parse_args(argv)
     cv2.setNumThreads(1)
     t0 = time.perf_counter()

@@ -463,6 +463,8 @@ def _finish(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .cli import add_version_flag
+
     ap = argparse.ArgumentParser(prog="python -m xai.train", description=__doc__.splitlines()[0])
     ap.add_argument(
         "--config",
@@ -481,6 +483,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    add_version_flag(ap)
     args = ap.parse_args(argv)
     # On a shared CPU, spinning OpenMP threads slow everyone (this run too) down: yield instead.
     # Read when torch starts its thread pool, so only effective before torch is imported (as here).
