@@ -22,7 +22,7 @@ assert packaged_configs() == ["demo", "phenocyte", "phenocyte_scripts"], package
 assert load_config().encoder == "se_resnext50_32x4d" and load_config("demo").encoder == "resnet18"
 assert xai.__version__ != "0+unknown", xai.__version__
 from xai.templating import render_template
-page = render_template("gallery.html.j2", title="t", samples=[], toc_classes=[], links=[])
+page = render_template("gallery.html.j2", title="t", samples=[], toc_classes=[], links=[], legend="l")
 assert "<html" in page and "--muted" in page, "templates or their style sheet missing from the wheel"
 print(f"wheel: xai {xai.__version__} from {Path(xai.__file__).parent}; packaged configs {packaged_configs()}")
 PYEOF
