@@ -20,13 +20,14 @@ from typing import Any
 import numpy as np
 
 from ..io import atomic_path, write_csv, write_json, write_text
+from ..run_files import RUN_FILES
 from ..templating import render_template
 from .measures import Measure, measures
 from .settings import split_pair
 from .stats import Estimate, bootstrap_mean, paired_difference
 
 FIELDS = ["sample", "image", "class", "method", "variant", "metric", "value", "reason"]
-REPORT_DIR = "report"
+REPORT_DIR = RUN_FILES.report_plots
 REFERENCE = "reference"  # the method of the reference maps' rows
 CURVES = ("deletion", "insertion")
 SCHEDULES = ("linear", "area")
@@ -218,7 +219,7 @@ def write_report(out: Path, records: list[Any], settings: dict[str, Any]) -> dic
     if not evaluated:
         return None
     rows = long_rows(evaluated)
-    write_csv(out / "metrics.csv", rows, FIELDS)
+    write_csv(out / RUN_FILES.metrics_csv, rows, FIELDS)
     classes = list(dict.fromkeys(row["class"] for row in rows))
     variants = list(dict.fromkeys(row["variant"] for row in rows))
     methods = {row["variant"]: row["method"] for row in rows}
@@ -234,7 +235,7 @@ def write_report(out: Path, records: list[Any], settings: dict[str, Any]) -> dic
     sanity_plot = f"{REPORT_DIR}/sanity.png" if plot_sanity(steps, sanity, out / REPORT_DIR / "sanity.png") else None
     cost = evaluation_cost(evaluated)
     write_json(
-        out / "metrics.json",
+        out / RUN_FILES.metrics_json,
         {
             "settings": settings,
             "classes": classes,
@@ -265,8 +266,8 @@ def write_report(out: Path, records: list[Any], settings: dict[str, Any]) -> dic
     sections += _claims_sections(rows, classes, variants, methods)
     sections += _cost_sections(cost) + _sanity_sections(steps, sanity, sanity_plot)
     title = str(sections[0][1])
-    write_text(out / "report.md", render_template("report.md.j2", sections=sections))
-    write_text(out / "report.html", render_template("report.html.j2", sections=sections, title=title))
+    write_text(out / RUN_FILES.report_md, render_template("report.md.j2", sections=sections))
+    write_text(out / RUN_FILES.report_html, render_template("report.html.j2", sections=sections, title=title))
     return {"classes": classes, "variants": variants, "plots": plots, "sanity_plot": sanity_plot, "pairs": compared}
 
 
