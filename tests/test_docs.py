@@ -73,7 +73,7 @@ def _anchors(page: Path) -> frozenset[str]:
 
 def _anchor_exists(page: Path, anchor: str) -> bool:
     anchors = _anchors(page)
-    # a member of a documented module or class (reference.md#xai.methods.base.Explanation)
+    # a member of a documented module or class (reference.md#xai.methods.base.Attribution)
     return anchor in anchors or any(anchor.startswith(a + ".") for a in anchors if "." in a)
 
 

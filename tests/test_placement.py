@@ -49,7 +49,7 @@ from tests.helpers import tiny_fpn
 from tests.test_samples_per_call import SMALL
 from xai.evaluation.evaluate import REFERENCES, EvaluationSettings
 from xai.evaluation.measures import Context, metrics
-from xai.methods import Explainer, Explanation, Forward, get_method, method_names, methods
+from xai.methods import Attribution, Explainer, Forward, get_method, method_names, methods
 from xai.metrics.faithfulness import Faithfulness
 
 META = torch.device("meta")
@@ -173,7 +173,7 @@ def host_batch(n: int = 2, size: int = 64) -> tuple[torch.Tensor, torch.Tensor, 
     return torch.zeros(n, 3, size, size), torch.ones(n, size, size, dtype=torch.long), torch.ones(n, size, size).bool()
 
 
-def explain(engine: Explainer, inputs: str = "device") -> Explanation:
+def explain(engine: Explainer, inputs: str = "device") -> Attribution:
     x, gt, valid = meta_batch() if inputs == "device" else host_batch()
     return engine.explain(x, classes=[1, 3], gt=gt, valid=valid)
 

@@ -16,7 +16,10 @@ except PackageNotFoundError:  # imported from a source tree that was never insta
 
 _LAZY = {
     "CAMResult": ("xai.methods", "CAMResult"),
-    "Explanation": ("xai.methods.base", "Explanation"),
+    "explain": ("xai.api", "explain"),
+    "Explanation": ("xai.explanation", "Explanation"),
+    "Explanations": ("xai.explanation", "Explanations"),
+    "Attribution": ("xai.methods.base", "Attribution"),
     "Explainer": ("xai.methods.base", "Explainer"),
     "BaseCAM": ("xai.methods.cam", "BaseCAM"),
     "minmax": ("xai.maps", "minmax"),

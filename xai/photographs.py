@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from .data import (
@@ -39,7 +40,15 @@ from .data import (
 )
 from .errors import XAIError, option
 
-__all__ = ["PHOTO_SUFFIXES", "PhotographDataset", "Photographs", "Skipped", "find_photographs", "printable"]
+__all__ = [
+    "PHOTO_SUFFIXES",
+    "PhotographArrays",
+    "PhotographDataset",
+    "Photographs",
+    "Skipped",
+    "find_photographs",
+    "printable",
+]
 
 PHOTO_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".jpe", ".tif", ".tiff", ".bmp", ".dib", ".webp")
 PHOTO_SUFFIXES += (".jp2", ".pbm", ".pgm", ".ppm", ".pnm")
@@ -194,12 +203,16 @@ class PhotographDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def source(self, index: int) -> str:
+    def source(self, index: int) -> str | None:
         """The path the photograph came from (its record keeps it)."""
         return str(self.paths[index])
 
+    def read(self, index: int) -> np.ndarray:
+        """The photograph (H×W×3 uint8 RGB)."""
+        return read_image(self.paths[index], self.max_pixels)
+
     def load(self, index: int) -> dict[str, Any]:
-        rgb = read_image(self.paths[index], self.max_pixels)
+        rgb = self.read(index)
         box, image = preprocess(rgb, self.img_size, self.preprocessing, self.mean, self.std)
         return {
             "name": self.names[index],
@@ -216,3 +229,29 @@ class PhotographDataset(torch.utils.data.Dataset):
         if not self.skip_errors:
             return self.load(index)
         return {**skipping_errors(self.load, index, self.names[index]), "source": self.source(index)}
+
+
+class PhotographArrays(PhotographDataset):
+    """Photographs already in memory (xai.explain's arrays and PIL images, and the files it read), preprocessed
+    as PhotographDataset's: `photographs` lists the files among them (its paths, for the manifest), `sources`
+    each one's path or None."""
+
+    def __init__(
+        self,
+        rgbs: Sequence[np.ndarray],
+        names: Sequence[str],
+        sources: Sequence[str | None],
+        photographs: Photographs,
+        **preprocessing: Any,
+    ):
+        super().__init__(photographs, **preprocessing)
+        self.rgbs, self.names, self.sources = list(rgbs), list(names), list(sources)
+
+    def __len__(self) -> int:
+        return len(self.rgbs)
+
+    def source(self, index: int) -> str | None:
+        return self.sources[index]
+
+    def read(self, index: int) -> np.ndarray:
+        return self.rgbs[index]

@@ -23,7 +23,7 @@ from ..batching import Batches
 from ..data import IGNORE
 from ..layers import model_device, preserved_state
 from ..mapfile import as_stored
-from ..methods import Explainer, Explanation, get_method
+from ..methods import Attribution, Explainer, get_method
 from ..metrics.references import probability_maps, random_smooth_maps
 from ..metrics.registry import finite
 from ..metrics.sanity import cascading_randomisation
@@ -97,12 +97,12 @@ class Evaluator:
         x: torch.Tensor,
         gt: torch.Tensor | None,
         valid: torch.Tensor,
-        results: dict[str, tuple[Explanation, float]],
+        results: dict[str, tuple[Attribution, float]],
     ) -> SampleEvaluation:
         """x: 1×3×H×W (padded input); gt: 1×H×W ids (padding and ignore labels IGNORE; None for a photograph
         without a mask: the metrics that need one give None, "no ground truth"); valid: H×W bool
         (the photograph; the metrics leave ignore-labelled pixels out as well); results:
-        already computed (Explanation, seconds) by variant label (the run's figure methods), reused.
+        already computed (Attribution, seconds) by variant label (the run's figure methods), reused.
 
         The model stays in the memory layout measured faster (xai.precision) for all the forwards."""
         example = x[:1].expand(min(4, self.settings.batch_size or 4), -1, -1, -1)

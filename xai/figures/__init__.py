@@ -6,7 +6,7 @@ class ids (or None when unknown), pred H×W class ids, maps H×W float in [0, 1]
 picture panels, page.py lays them out and draws the text; one module per figure.
 """
 
-from .comparison import save_comparison_figure
+from .comparison import comparison_page, save_comparison_figure
 from .error import save_error_figure
 from .heatmap import save_heatmap_figure
 from .overlays import (
@@ -32,6 +32,7 @@ __all__ = [
     "TP_COLOR",
     "UNKNOWN_CLASS_COLOR",
     "colorize_classes",
+    "comparison_page",
     "error_overlay",
     "heatmap_overlay",
     "save_comparison_figure",

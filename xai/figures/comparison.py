@@ -86,8 +86,47 @@ def save_comparison_figure(
     contour_on_maps: bool = True,
     dpi: int = DEFAULT_DPI,
 ) -> Path:
-    """One row per class: image + ground-truth contour | TP/FP/FN of the prediction with IoU/Dice |
-    one heatmap overlay per method; a shared colour bar; class names label the rows.
+    """The comparison page (`comparison_page`, the same arguments) saved to `path` (its suffix: the format)."""
+    with MPL_LOCK:
+        page = comparison_page(
+            rgb,
+            gt,
+            pred,
+            maps,
+            class_names,
+            colors,
+            classes_to_show,
+            notes,
+            title=title,
+            cmap=cmap,
+            alpha=alpha,
+            contour_on_maps=contour_on_maps,
+            dpi=dpi,
+            fmt=Path(path).suffix.lstrip(".") or "png",
+        )
+        return page.save(path)
+
+
+def comparison_page(
+    rgb: np.ndarray,
+    gt: np.ndarray | None,
+    pred: np.ndarray,
+    maps: Mapping[str, Any],
+    class_names: Sequence[str],
+    colors: Sequence[Sequence[int]],
+    classes_to_show: Sequence[int | str] | None = None,
+    notes: Mapping[Any, Any] | None = None,
+    *,
+    title: str | None = None,
+    cmap: str = DEFAULT_CMAP,
+    alpha: float = 0.5,
+    contour_on_maps: bool = True,
+    dpi: int = DEFAULT_DPI,
+    fmt: str = "png",
+) -> Page:
+    """One row per class: image + ground-truth contour | TP/FP/FN of the prediction with IoU/Dice (the
+    predicted classes without gt) | one heatmap overlay per method; a shared colour bar; class names label
+    the rows. `Page.render()` gives its pixels, `Page.save(path)` the file.
 
     maps: {method: CxHxW array, or a length-C list of HxW arrays / None, or None}; columns follow its order.
     classes_to_show: class indices or names (default: every class).
@@ -108,7 +147,7 @@ def save_comparison_figure(
     ncols = 2 + len(methods)
     with MPL_LOCK:
         lay = _layout(grid, methods, len(show), gt is not None, title, dpi)
-        page = Page(lay.W, lay.H, dpi, path)
+        page = Page(lay.W, lay.H, dpi, f"page.{fmt}")
         img = fit(rgb, (lay.pw * page.k, lay.ph * page.k))
         for r, c in enumerate(show):
             row = _Row(page, lay, grid, img, lay.boxes[r * ncols : (r + 1) * ncols])
@@ -119,7 +158,7 @@ def save_comparison_figure(
             row.draw_maps(cams, texts, alpha, cmap, contour_on_maps)
         page.titles(lay)
         _bottom_band(page, lay, grid, len(methods), gt is not None, cmap)
-        return page.save(path)
+        return page
 
 
 def _shown_classes(classes_to_show: Sequence[int | str] | None, class_names: Sequence[str]) -> list[int]:

@@ -57,7 +57,7 @@ PNG_PARAMS = [
 ]
 VECTOR = {"pdf", "svg", "svgz", "eps", "ps", "pgf"}
 
-MPL_LOCK = threading.Lock()  # matplotlib's caches are not documented as thread-safe
+MPL_LOCK = threading.RLock()  # matplotlib's caches are not documented as thread-safe
 
 
 # ---- text estimates, layout ---------------------------------------------------------------------------
@@ -291,15 +291,17 @@ class Page(Artist):
         for (x, y, w, _), t in zip(lay.boxes, lay.titles, strict=True):
             self.text(x + w / 2, y - self.px(4), t, lay.fs, ha="center", va="bottom", multialignment="center")
 
+    def render(self) -> np.ndarray:
+        """The page as Agg draws it: H×W×3 uint8 RGB."""
+        canvas = FigureCanvasAgg(self.fig)
+        canvas.draw()
+        return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         with atomic_path(path) as tmp:
             if self.fmt == "png":
-                canvas = FigureCanvasAgg(self.fig)
-                canvas.draw()
-                ok, png = cv2.imencode(
-                    ".png", cv2.cvtColor(np.asarray(canvas.buffer_rgba()), cv2.COLOR_RGBA2BGR), PNG_PARAMS
-                )
+                ok, png = cv2.imencode(".png", cv2.cvtColor(self.render(), cv2.COLOR_RGB2BGR), PNG_PARAMS)
                 if not ok:
                     raise RuntimeError(f"PNG encoding failed for {path}")
                 tmp.write_bytes(png.tobytes())

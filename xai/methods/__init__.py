@@ -2,19 +2,19 @@
 one small file per method, each registering itself (xai.methods.registry). `methods()` lists them;
 `get_method(name).cls(model, options)` builds one."""
 
-from .base import Explainer, ExplainerOptions, Explanation, Forward
+from .base import Attribution, Explainer, ExplainerOptions, Forward
 from .cam import BaseCAM, CAMOptions, GradientCAM
 from .registry import MethodInfo, get_method, method_names, methods, register
 
-CAMResult = Explanation  # the name of earlier releases
+CAMResult = Attribution  # the name of earlier releases
 
 __all__ = [
+    "Attribution",
     "BaseCAM",
     "CAMOptions",
     "CAMResult",
     "Explainer",
     "ExplainerOptions",
-    "Explanation",
     "Forward",
     "GradientCAM",
     "MethodInfo",

@@ -38,7 +38,7 @@ from ..precision import float32_math
 from ..syncs import to_host
 from ..targets import REDUCTIONS, REGIONS, SCORES, RegionScore, check_classes, region_masks
 
-__all__ = ["Explainer", "ExplainerOptions", "Explanation", "Forward", "progress_bar"]
+__all__ = ["Attribution", "Explainer", "ExplainerOptions", "Forward", "progress_bar"]
 
 
 REGION_HELP = (
@@ -67,12 +67,13 @@ class ExplainerOptions(Options):
 
 
 @dataclass
-class Explanation:
-    """maps: N×C'×H×W in [0,1] on V (0 on padding); raw: the same before min-max (after the positive
-    part); classes: output indices; empty: N×C' True where the class's region was empty (map all zeros);
-    prediction: N×H×W argmax of the model's output on x; confidence: N×H×W the probability the model gives
-    that predicted class (softmax of the logits, or the head's own probabilities); extra: what the method
-    adds (a CAM's `weights`)."""
+class Attribution:
+    """What one engine call gives for a batch, at the model's input resolution (`Explainer.explain`; the
+    photograph-level result of `xai.explain` is `xai.Explanation`). maps: N×C'×H×W in [0,1] on V (0 on
+    padding); raw: the same before min-max (after the positive part); classes: output indices; empty:
+    N×C' True where the class's region was empty (map all zeros); prediction: N×H×W argmax of the
+    model's output on x; confidence: N×H×W the probability the model gives that predicted class (softmax
+    of the logits, or the head's own probabilities); extra: what the method adds (a CAM's `weights`)."""
 
     maps: torch.Tensor
     raw: torch.Tensor
@@ -91,7 +92,7 @@ class Explanation:
         """A CAM's weights (N×K×C' or N×K×h×w×C'), else None."""
         return self.extra.get("weights")
 
-    def sample(self, i: int) -> Explanation:
+    def sample(self, i: int) -> Attribution:
         """Image i of the batch as a batch of one (stats stay those of the whole call)."""
         n = self.maps.shape[0]
 
@@ -137,7 +138,7 @@ class Forward:
 
 class Explainer:
     """`method(x, classes=None, gt=None, valid=None)` -> N×C'×H×W float32 maps in [0,1]; `explain(...)`
-    returns the whole Explanation. Built as `Method(model, options)` or `Method(model, **options)`."""
+    returns the whole Attribution. Built as `Method(model, options)` or `Method(model, **options)`."""
 
     name: ClassVar[str] = "explainer"
     label: ClassVar[str] = "Explainer"
@@ -168,7 +169,7 @@ class Explainer:
         self.options = self.configure(chosen)
         if self.batch_unit is not None:
             self.batches = Batches(self.options.batch_size, f"{self.label} sweep", self.batch_unit, self.device)
-        self.last: Explanation | None = None
+        self.last: Attribution | None = None
 
     # ---- what a method implements ----------------------------------------------------------------
 
@@ -244,7 +245,7 @@ class Explainer:
         classes: Sequence[int] | None = None,
         gt: torch.Tensor | None = None,
         valid: torch.Tensor | None = None,
-    ) -> Explanation:
+    ) -> Attribution:
         """valid (N×H×W or H×W bool, optional): the pixels that belong to the photograph (not padding);
         regions and the normalisation are restricted to them."""
         x = self._check_input(x)
@@ -264,7 +265,7 @@ class Explainer:
             empty = fwd.empty()
             raw = self.positive(raw.detach().float()).masked_fill(empty[:, :, None, None], 0.0)
             maps = minmax(raw, valid_mask[:, None])
-        return Explanation(
+        return Attribution(
             maps=maps,
             raw=raw,
             classes=fwd.classes,

@@ -35,6 +35,7 @@ class Execution:
     map_dtype: str
     save_raw: bool = False
     evaluator: Any = None  # xai.evaluation.evaluate.Evaluator with --evaluate
+    keep_results: bool = False  # each sample keeps its engines' results (xai.explain, for Explanation.evaluate)
 
 
 def explain_samples(samples: list[Sample], execution: Execution) -> list[Explained]:
@@ -127,6 +128,7 @@ def _explained(
         seconds={method: secs for method, (_, secs) in results.items()},
         batch_sizes=batch_sizes,
         evaluation=evaluation,
+        results=results if execution.keep_results else None,
         **_host_maps(results, sample.letterbox.padded_hw, execution.save_raw),
     )
 

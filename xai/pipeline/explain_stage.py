@@ -24,7 +24,7 @@ from .samples import Explained, FailedSample, Sample, as_sample
 from .setup import Setup
 from .writer import FigureWriter
 
-__all__ = ["ExplainStats", "explain", "explain_samples"]
+__all__ = ["ExplainStats", "explain", "explain_samples", "write"]
 log = logging.getLogger(__name__)
 
 
@@ -297,4 +297,20 @@ def explain(setup: Setup, indices: list[int] | None = None) -> ExplainStats:
         raise interrupted
     stage.stats.render_seconds = stage.writer.render_seconds
     stage.stats.waiting_for_figures_seconds = stage.writer.wait_seconds
+    return stage.stats
+
+
+def write(setup: Setup, explained: list[Explained]) -> ExplainStats:
+    """The files and records of samples explained already (xai.Explanation.save), written as the explain stage
+    writes those it explains."""
+    records = Records(setup.layout, setup.run_key, setup.run_info, ExplainStats())
+    _todo(setup, [ex.index for ex in explained], records)
+    stage = _Stage(setup.execution(), setup.presentation(), records, FigureWriter(setup.opts.workers))
+    try:
+        for ex in explained:
+            stage.submit(ex, sum(ex.seconds.values()), time.time())
+    except BaseException:
+        stage.writer.abort()
+        raise
+    stage.writer.close()
     return stage.stats

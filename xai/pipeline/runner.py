@@ -8,10 +8,11 @@ from typing import Any
 from ..errors import NothingExplained, XAIError
 from ..precision import float32_math
 from .distributed import Ranks, Shard, join_torchrun
-from .explain_stage import ExplainStats, explain
+from .explain_stage import ExplainStats, explain, write
 from .finalize_stage import finalize
 from .layout import SAMPLE_DIR, Layout
 from .options import RunOptions
+from .samples import Explained
 from .setup import Setup, prepare
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,14 @@ def run(opts: RunOptions, shard: Shard | None = None) -> dict[str, Any] | None:
     finally:
         if ranks is not None:
             ranks.close()
+
+
+def save(setup: Setup, explained: list[Explained]) -> dict[str, Any] | None:
+    """Write the outputs of samples explained already (xai.Explanation.save) into setup's output folder, as
+    a run writes them (its earlier records of other samples removed); returns the manifest."""
+    _drop_other_records(setup.layout, [ex.index for ex in explained])
+    stats = write(setup, explained)
+    return _finish(setup, stats, len(explained), None, None)
 
 
 def _explain(setup: Setup, indices: list[int], finalize_if_stopped: bool) -> ExplainStats:

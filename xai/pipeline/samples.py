@@ -82,6 +82,7 @@ class Explained:
     evaluation: Any = None  # xai.evaluation.evaluate.SampleEvaluation with --evaluate
     confidence_input: np.ndarray | None = None  # H×W float32: the probability of the predicted class
     source: str | None = None  # the photograph's path (--images)
+    results: dict[str, Any] | None = None  # per method (Attribution, seconds), with Execution.keep_results
 
     @functools.cached_property
     def pred(self) -> np.ndarray:

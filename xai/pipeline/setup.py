@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..batching import BatchOptions
@@ -27,7 +28,7 @@ from ..errors import XAIError, option
 from ..methods import Explainer, get_method
 from ..modeling import pick_device
 from ..options import Options
-from ..photographs import PhotographDataset, Photographs, find_photographs, is_photograph
+from ..photographs import PhotographArrays, PhotographDataset, Photographs, find_photographs, is_photograph
 from .description import ModelInput, RunDescription
 from .execution import Execution
 from .layout import Layout
@@ -224,20 +225,38 @@ def _split_file_hint(root: Path, split_file: str) -> None:
             )
 
 
-def _photographs(opts: RunOptions, model_input: ModelInput) -> tuple[PhotographDataset, list[int], Photographs]:
-    """The photographs of --images (xai.photographs), the first sample_limit of them, and what was skipped."""
-    found = find_photographs(opts.images)
-    dataset = PhotographDataset(
-        found,
+@dataclass
+class GivenPhotographs:
+    """Photographs already read (xai.explain): each one's pixels (H×W×3 uint8 RGB), the name it is shown by,
+    its path (None for an array), and what was found and skipped among the paths given."""
+
+    rgbs: list[np.ndarray]
+    names: list[str]
+    sources: list[str | None]
+    found: Photographs
+
+
+def _photographs(
+    opts: RunOptions, model_input: ModelInput, given: GivenPhotographs | None = None
+) -> tuple[PhotographDataset, list[int], Photographs]:
+    """The photographs of --images (xai.photographs), or those given, the first sample_limit of them, and what
+    was skipped."""
+    preprocessing: dict[str, Any] = dict(
         img_size=model_input.img_size,
         mean=model_input.mean,
         std=model_input.std,
         preprocessing=model_input.preprocessing,
-        skip_errors=True,
+        skip_errors=given is None,
         max_pixels=opts.max_pixels,
     )
+    if given is None:
+        found = find_photographs(opts.images)
+        dataset = PhotographDataset(found, **preprocessing)
+    else:
+        found = given.found
+        dataset = PhotographArrays(given.rgbs, given.names, given.sources, found, **preprocessing)
     limit = opts.sample_limit
-    return dataset, list(range(len(found.paths) if limit is None else min(limit, len(found.paths)))), found
+    return dataset, list(range(len(dataset) if limit is None else min(limit, len(dataset)))), found
 
 
 def _dataset(opts: RunOptions, cfg: Config, model_input: ModelInput) -> tuple[SegmentationDataset, list[int]]:
@@ -269,41 +288,66 @@ def _colors(cfg: Config, class_names: list[str]) -> list[tuple[int, int, int]]:
     return [by_name[n] if n in by_name else palette[i] if i < len(palette) else GREY for i, n in enumerate(class_names)]
 
 
-def prepare(opts: RunOptions) -> Setup:
-    """Resolve config, model, data and engines; every problem surfaces here as one XAIError line."""
+@dataclass
+class Resolved:
+    """What a run resolves before its samples: config, device, the model, the class names and the explained
+    ids, the model's input."""
+
+    cfg: Config
+    device: torch.device
+    loaded: LoadedModel
+    class_names: list[str]
+    class_ids: list[int]
+    model_input: ModelInput
+
+
+def resolve(opts: RunOptions, model: LoadedModel | None = None) -> Resolved:
+    """Config, device, model (loaded from opts.model_path, or the one given, moved to the device), classes
+    and input; every problem one XAIError line."""
     if not opts.methods:
         raise XAIError(f"no method to run: name at least one in {option('methods')}")
     for m in opts.methods:
         get_method(m)
     cfg = load_config(opts.config)
     device = pick_device(opts.device)
-    loaded = _model(opts, cfg, device)
-    class_names, class_ids = _class_names(loaded, cfg, opts.classes, opts.class_names)
-    model_input = _model_input(opts, cfg, loaded)
-    photographs = None
-    dataset: SegmentationDataset | PhotographDataset
-    if opts.images:
-        dataset, indices, photographs = _photographs(opts, model_input)
+    if model is None:
+        loaded = _model(opts, cfg, device)
     else:
-        dataset, indices = _dataset(opts, cfg, model_input)
+        loaded = model
+        loaded.model.to(device).eval()
+    class_names, class_ids = _class_names(loaded, cfg, opts.classes, opts.class_names)
+    return Resolved(cfg, device, loaded, class_names, class_ids, _model_input(opts, cfg, loaded))
+
+
+def prepare(opts: RunOptions, model: LoadedModel | None = None, photographs: GivenPhotographs | None = None) -> Setup:
+    """Resolve config, model, data and engines; every problem surfaces here as one XAIError line. `model` and
+    `photographs` (xai.explain) stand for opts.model_path and opts.images when given."""
+    r = resolve(opts, model)
+    cfg, loaded, class_names, class_ids = r.cfg, r.loaded, r.class_names, r.class_ids
+    found = None
+    dataset: SegmentationDataset | PhotographDataset
+    if opts.images or photographs is not None:
+        dataset, indices, found = _photographs(opts, r.model_input, photographs)
+    else:
+        dataset, indices = _dataset(opts, cfg, r.model_input)
     norm = (dataset.mean, dataset.std)
     engines = {m: build_engine(m, loaded.model, method_options(m, opts, cfg, norm)) for m in opts.methods}
     for engine in engines.values():
         engine.check_size(dataset.img_size[1], dataset.img_size[0])
     described = [(m, get_method(m).label, get_method(m).folder, get_method(m).family) for m in opts.methods]
-    kinds = output_kinds(described, opts.comparison, ground_truth=not opts.images)
+    kinds = output_kinds(described, opts.comparison, ground_truth=found is None)
     layout = Layout(Path(opts.output_dir), tuple(class_names), tuple(class_ids), tuple(kinds))
     evaluation = _evaluation(opts, cfg, norm, loaded.model, engines, class_ids, class_names) if opts.evaluate else None
     _note_unused_options(opts, list(evaluation.variants) if evaluation else [])
     run = RunDescription(
-        opts, cfg, loaded, device, dataset, model_input, [class_names[c] for c in class_ids], photographs
+        opts, cfg, loaded, r.device, dataset, r.model_input, [class_names[c] for c in class_ids], found
     )
     colors = _colors(cfg, class_names)
     return Setup(
         opts=opts,
         cfg=cfg,
         loaded=loaded,
-        device=device,
+        device=r.device,
         dataset=dataset,
         indices=indices,
         class_names=class_names,
@@ -315,7 +359,7 @@ def prepare(opts: RunOptions) -> Setup:
         run_key=run.key(engines, evaluation.key if evaluation else None),
         notes=list(loaded.notes or []),
         evaluator=evaluation.evaluator if evaluation else None,
-        photographs=photographs,
+        photographs=found,
     )
 
 
