@@ -24,6 +24,7 @@ from .pipeline.options import RunOptions
 from .pipeline.samples import Explained, Sample, as_sample
 from .pipeline.setup import GivenPhotographs, Setup, prepare, resolve
 from .precision import float32_math
+from .syncs import to_host
 
 __all__ = ["Explanation", "Explanations", "Session"]
 
@@ -148,7 +149,7 @@ class Explanation:
         engine = next(iter(self._session.setup.engines.values()))
         x = self._sample.image[None].to(engine.device)
         with torch.inference_mode(), float32_math(tf32=False):
-            p = engine.scored.probabilities_of(engine.scored.run(x, None, False))[0].float().cpu().numpy()
+            p = to_host(engine.scored.probabilities_of(engine.scored.run(x, None, False))[0].float())
         return np.stack([self._ex.letterbox.to_original(c) for c in p]).astype(np.float32)
 
     @functools.cached_property

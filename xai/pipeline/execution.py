@@ -18,6 +18,7 @@ from ..errors import OutOfMemory, XAIError, first_line
 from ..labels import IGNORE
 from ..mapfile import as_stored
 from ..methods import Explainer
+from ..syncs import to_host
 from .samples import Explained, Sample
 
 __all__ = ["Execution", "Outcome", "explain_samples", "run_group"]
@@ -83,16 +84,16 @@ def _host_maps(results: dict[str, tuple[Any, float]], padded_hw: tuple[int, int]
     """Each method's maps, empty flags and extra maps of one sample on the host (and the raw ones)."""
     maps, empty, extra, raw_extra = {}, {}, {}, {}
     for method, (result, _) in results.items():
-        maps[method] = result.maps[0].cpu().numpy()
-        empty[method] = [bool(e) for e in result.empty[0].cpu()]
-        spatial = {k: v[0].cpu().numpy() for k, v in result.extra.items() if tuple(v.shape[-2:]) == padded_hw}
+        maps[method] = to_host(result.maps[0])
+        empty[method] = [bool(e) for e in to_host(result.empty[0])]
+        spatial = {k: to_host(v[0]) for k, v in result.extra.items() if tuple(v.shape[-2:]) == padded_hw}
         extra[method] = spatial
         raw_extra.update({f"{method}_{k}": v for k, v in spatial.items()})
         if save_raw:
-            raw_extra[f"{method}_raw"] = result.raw[0].cpu().numpy().astype(np.float32)
+            raw_extra[f"{method}_raw"] = to_host(result.raw[0]).astype(np.float32)
             for key, value in result.extra.items():
                 if key not in spatial:
-                    raw_extra[f"{method}_{key}"] = value[0].cpu().numpy().astype(np.float32)
+                    raw_extra[f"{method}_{key}"] = to_host(value[0]).astype(np.float32)
     return {"maps": maps, "empty": empty, "extra": extra, "raw_extra": raw_extra}
 
 
@@ -121,8 +122,8 @@ def _explained(
         rgb=sample.rgb,
         gt=sample.gt,
         gt_input=None if gt_padded is None else gt_padded[0].numpy().astype(np.uint8),
-        pred_input=first.prediction[0].cpu().numpy().astype(np.uint8),
-        confidence_input=None if first.confidence is None else first.confidence[0].float().cpu().numpy(),
+        pred_input=to_host(first.prediction[0]).astype(np.uint8),
+        confidence_input=None if first.confidence is None else to_host(first.confidence[0].float()),
         source=sample.source,
         classes=list(execution.class_ids),
         seconds={method: secs for method, (_, secs) in results.items()},

@@ -170,10 +170,9 @@ def _model(opts: RunOptions, cfg: Config, device: torch.device) -> LoadedModel:
 def _class_names(loaded: LoadedModel, cfg: Config, asked: Any, given: Any = None) -> tuple[list[str], list[int]]:
     names = list(loaded.classes) if loaded.classes else list(cfg.classes)
     if given:
-        if len(given) != len(names):
-            raise XAIError(
-                f"{option('class_names')} names {len(given)} classes, but the model has {len(names)} outputs"
-            )
+        outputs = loaded.num_classes or len(names)
+        if len(given) != outputs:
+            raise XAIError(f"{option('class_names')} names {len(given)} classes, but the model has {outputs} outputs")
         names = [str(n) for n in given]
     unsafe = [c for c in names if not SAFE_NAME.match(str(c))]
     if unsafe:
