@@ -14,19 +14,19 @@ try:
 except PackageNotFoundError:  # imported from a source tree that was never installed
     __version__ = "0+unknown"
 
-_LAZY = {
-    "CAMResult": ("xai.methods", "CAMResult"),
-    "explain": ("xai.api", "explain"),
-    "Explanation": ("xai.explanation", "Explanation"),
-    "Explanations": ("xai.explanation", "Explanations"),
-    "Attribution": ("xai.methods.base", "Attribution"),
-    "Explainer": ("xai.methods.base", "Explainer"),
-    "BaseCAM": ("xai.methods.cam", "BaseCAM"),
-    "minmax": ("xai.maps", "minmax"),
-    "load_model": ("xai.checkpoint", "load_model"),
-    "save_checkpoint": ("xai.checkpoint", "save_checkpoint"),
-    "load_config": ("xai.config", "load_config"),
-    "XAIError": ("xai.errors", "XAIError"),
+_LAZY = {  # public name -> the module that defines it (as in xai.pipeline)
+    "CAMResult": "xai.methods",
+    "explain": "xai.api",
+    "Explanation": "xai.explanation",
+    "Explanations": "xai.explanation",
+    "Attribution": "xai.methods.base",
+    "Explainer": "xai.methods.base",
+    "BaseCAM": "xai.methods.cam",
+    "minmax": "xai.maps",
+    "load_model": "xai.checkpoint",
+    "save_checkpoint": "xai.checkpoint",
+    "load_config": "xai.config",
+    "XAIError": "xai.errors",
 }
 
 
@@ -40,8 +40,7 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib
 
-        module, attr = _LAZY[name]
-        return getattr(importlib.import_module(module), attr)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     if name[:1].isupper() and not name.startswith("_"):
         classes = _method_classes()
         if name in classes:

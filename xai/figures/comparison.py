@@ -69,42 +69,12 @@ def _lookup_note(notes: Mapping[Any, Any] | None, method: str, cname: str) -> st
     return None if value is None or isinstance(value, Mapping) else str(value)
 
 
-def save_comparison_figure(
-    path: str | Path,
-    rgb: np.ndarray,
-    gt: np.ndarray | None,
-    pred: np.ndarray,
-    maps: Mapping[str, Any],
-    class_names: Sequence[str],
-    colors: Sequence[Sequence[int]],
-    classes_to_show: Sequence[int | str] | None = None,
-    notes: Mapping[Any, Any] | None = None,
-    *,
-    title: str | None = None,
-    cmap: str = DEFAULT_CMAP,
-    alpha: float = 0.5,
-    contour_on_maps: bool = True,
-    dpi: int = DEFAULT_DPI,
-) -> Path:
-    """The comparison page (`comparison_page`, the same arguments) saved to `path` (its suffix: the format)."""
+def save_comparison_figure(path: str | Path, *args: Any, **kwargs: Any) -> Path:
+    """The comparison page saved to `path` (its suffix: the format); the other arguments are
+    `comparison_page`'s (rgb, gt, pred, maps, class_names, colors, classes_to_show, notes, and title,
+    cmap, alpha, contour_on_maps, dpi by keyword), all but its `fmt`."""
     with MPL_LOCK:
-        page = comparison_page(
-            rgb,
-            gt,
-            pred,
-            maps,
-            class_names,
-            colors,
-            classes_to_show,
-            notes,
-            title=title,
-            cmap=cmap,
-            alpha=alpha,
-            contour_on_maps=contour_on_maps,
-            dpi=dpi,
-            fmt=Path(path).suffix.lstrip(".") or "png",
-        )
-        return page.save(path)
+        return comparison_page(*args, **kwargs, fmt=Path(path).suffix.lstrip(".") or "png").save(path)
 
 
 def comparison_page(

@@ -20,6 +20,7 @@ from .overlays import (
     as_ids,
     as_rgb,
     class_index,
+    class_legend,
     colorize_classes,
     error_layers,
     fit,
@@ -28,7 +29,7 @@ from .overlays import (
     paint,
     visible,
 )
-from .page import DEFAULT_DPI, LINE_H, MIN_COL, MPL_LOCK, Page, grid_shape, legend_size, page_layout
+from .page import DEFAULT_DPI, Page, PanelGrid, PanelLegend, legend_columns, save_panel_page
 
 _Legend = list[tuple[Sequence[int], str]]  # (colour, text) rows
 
@@ -68,30 +69,22 @@ def save_error_figure(
     gt, pred = None if gt is None else as_ids(gt, hw, "gt"), as_ids(pred, hw, "pred")
     c = class_index(class_idx, class_names)
     overlay = _overlay(gt, pred, c, class_names[c], colors[c])
-    legends = {2: _class_legend(gt, pred, class_names, colors)}
+    grid = PanelGrid.fit(4, hw[1] / hw[0], title_lines=2)
+    legends: dict[int, PanelLegend] = {}
+    classes = class_legend(gt, pred, class_names, colors)
+    if classes:
+        legends[2] = PanelLegend(classes, legend_columns([t for _, t in classes], grid.col_pt), edge=True)
     if gt is not None:
-        legends[3] = overlay.legend
-    aspect = hw[1] / hw[0]
-    labels = {i: [t for _, t in items] for i, items in legends.items() if items}
-    cols, ph_in, ncol = _grid(aspect, labels)
-    with MPL_LOCK:
-        lay = page_layout(
-            dpi,
-            aspect,
-            cols,
-            ph_in,
-            ["input image", "ground truth", "prediction", overlay.title],
-            10,
-            title if title is not None else f"Segmentation errors for class '{class_names[c]}'",
-            {i: legend_size(t, 8.5, ncol[i]) for i, t in labels.items()},
-        )
-        page = Page(lay.W, lay.H, dpi, path)
-        _draw_panels(page, lay, rgb, gt, pred, colors, c, overlay, alpha)
-        page.titles(lay)
-        for i in labels:
-            x, y, w, h = lay.boxes[i]
-            page.legend(legends[i], x + w / 2, y + h + page.px(3), 8.5, ncol[i], edge=i == 2)
-        return page.save(path)
+        legends[3] = PanelLegend(overlay.legend)
+    return save_panel_page(
+        path,
+        dpi,
+        grid,
+        ["input image", "ground truth", "prediction", overlay.title],
+        title if title is not None else f"Segmentation errors for class '{class_names[c]}'",
+        legends,
+        lambda page, lay: _draw_panels(page, lay, rgb, gt, pred, colors, c, overlay, alpha),
+    )
 
 
 def _overlay(gt: np.ndarray | None, pred: np.ndarray, c: int, cname: str, colour: Sequence[int]) -> _Overlay:
@@ -107,28 +100,6 @@ def _overlay(gt: np.ndarray | None, pred: np.ndarray, c: int, cname: str, colour
         legend.append((UNKNOWN_CLASS_COLOR, f"ignored (no label): {ignored:,} px"))
     title = f"errors for '{cname}'\nIoU {fmt(iou)} · Dice {fmt(dice)}"
     return _Overlay(title, error_layers(gt, pred, c), iou, legend)
-
-
-def _class_legend(
-    gt: np.ndarray | None, pred: np.ndarray, class_names: Sequence[str], colors: Sequence[Sequence[int]]
-) -> _Legend:
-    """(colour, name) of every class in the prediction or the ground truth, by id (ids outside the
-    palette, such as the ignore label, have no row)."""
-    present = set(np.unique(pred).tolist()) | (set(np.unique(gt).tolist()) if gt is not None else set())
-    return [(colors[i], class_names[i]) for i in sorted(present) if 0 <= i < len(class_names)]
-
-
-def _grid(aspect: float, labels: dict[int, list[str]]) -> tuple[int, float, dict[int, int]]:
-    """(columns, panel height in inches, legend columns per panel) of the four panels: the class legend
-    in as many columns as fit under its panel (3 only under a panel 3.2 in wide), the counts in one."""
-    # text bands: two title lines, a legend of three rows and their pads
-    _, cols, ph_in = grid_shape(4, aspect, 0.4, (2 * LINE_H * 10 + 14 + 5.2 * 8.5) / 72)
-    col_pt = 72 * max(ph_in * aspect, MIN_COL)
-    ncol = {3: 1}
-    if 2 in labels:
-        fitting = [n for n in (3, 2) if (n == 2 or col_pt >= 3.2 * 72) and legend_size(labels[2], 8.5, n)[0] <= col_pt]
-        ncol[2] = fitting[0] if fitting else 1
-    return cols, ph_in, ncol
 
 
 def _draw_panels(

@@ -98,6 +98,15 @@ def colorize_classes(ids: np.ndarray, colors: Sequence[Sequence[int]]) -> np.nda
     return lut[np.where((ids >= 0) & (ids < len(palette)), ids, len(palette))]
 
 
+def class_legend(
+    gt: np.ndarray | None, pred: np.ndarray, class_names: Sequence[str], colors: Sequence[Sequence[int]]
+) -> list[tuple[Sequence[int], str]]:
+    """(colour, name) of every class in the prediction or the ground truth (None: the prediction alone),
+    by id; ids outside the palette, such as the ignore label, have no row."""
+    present = set(np.unique(pred).tolist()) | (set(np.unique(gt).tolist()) if gt is not None else set())
+    return [(colors[i], class_names[i]) for i in sorted(present) if 0 <= i < len(class_names)]
+
+
 def heatmap_overlay(rgb: np.ndarray, cam: np.ndarray, alpha: float = 0.5, cmap: str = DEFAULT_CMAP) -> np.ndarray:
     """HxWx3 uint8: the colour-mapped cam (vmin 0, vmax 1) alpha-blended over the image."""
     rgb = as_rgb(rgb)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 import textwrap
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -36,6 +37,7 @@ MAX_W, MAX_H, MAX_GRID_H = 16.0, 11.5, 21.5  # figure limits, inches (single ima
 PANEL_H, MIN_PANEL_H, MIN_COL = 4.6, 1.4, 1.15  # inches
 MARGIN, GAP = 0.06, 0.07  # inches: around the figure, between columns
 CHAR_W, LINE_H, BOLD = 0.58, 1.25, 1.12  # estimated character width and line height in font sizes; bold width
+TITLE_FS, LEGEND_FS = 10, 8.5  # a panel page's titles and the legends under its panels (error, prediction)
 LEGEND_STYLE: dict[str, Any] = {
     "frameon": False,
     "handlelength": 1.2,
@@ -308,3 +310,69 @@ class Page(Artist):
             else:
                 self.fig.savefig(tmp, format=self.fmt, dpi=self.dpi, facecolor="white")
         return path
+
+
+# ---- a panel page: titled panels with legends under them (the error and prediction figures) ----------
+
+
+@dataclass(frozen=True)
+class PanelLegend:
+    """The legend under one panel of a panel page: (colour, text) rows in ncol columns, the colour
+    patches edged in grey or not."""
+
+    items: Sequence[tuple[Sequence[int], str]]
+    ncol: int = 1
+    edge: bool = False
+
+    @property
+    def labels(self) -> list[str]:
+        return [text for _, text in self.items]
+
+
+@dataclass(frozen=True)
+class PanelGrid:
+    """The grid of a panel page: panels of aspect w/h, ph_in inches high, in `cols` columns col_pt points
+    wide (at the least)."""
+
+    aspect: float
+    cols: int
+    ph_in: float
+    col_pt: float
+
+    @classmethod
+    def fit(cls, n: int, aspect: float, title_lines: int) -> PanelGrid:
+        """The grid of n panels (`grid_shape`) with text bands for titles of up to title_lines lines and
+        a legend of three rows with their pads."""
+        _, cols, ph_in = grid_shape(n, aspect, 0.4, (title_lines * LINE_H * TITLE_FS + 14 + 5.2 * LEGEND_FS) / 72)
+        return cls(aspect, cols, ph_in, 72 * max(ph_in * aspect, MIN_COL))
+
+
+def legend_columns(labels: Sequence[str], col_pt: float) -> int:
+    """The columns of a panel page's legend under a column col_pt points wide: as many as fit, 3 only
+    under a panel 3.2 in wide, else 2, else 1."""
+    fitting = [n for n in (3, 2) if (n == 2 or col_pt >= 3.2 * 72) and legend_size(labels, LEGEND_FS, n)[0] <= col_pt]
+    return fitting[0] if fitting else 1
+
+
+def save_panel_page(
+    path: str | Path,
+    dpi: int,
+    grid: PanelGrid,
+    titles: Sequence[str],
+    sup: str,
+    legends: Mapping[int, PanelLegend],
+    draw: Callable[[Page, SimpleNamespace], None],
+) -> Path:
+    """A panel page saved to `path` (its suffix: the format): len(titles) panels in `grid`, each under its
+    title (font TITLE_FS), the suptitle `sup` on top; `draw(page, lay)` draws the pictures, then the
+    titles and `legends` {panel: PanelLegend} follow."""
+    below = {i: legend_size(legend.labels, LEGEND_FS, legend.ncol) for i, legend in legends.items()}
+    with MPL_LOCK:
+        lay = page_layout(dpi, grid.aspect, grid.cols, grid.ph_in, titles, TITLE_FS, sup, below)
+        page = Page(lay.W, lay.H, dpi, path)
+        draw(page, lay)
+        page.titles(lay)
+        for i, legend in legends.items():
+            x, y, w, h = lay.boxes[i]
+            page.legend(legend.items, x + w / 2, y + h + page.px(3), LEGEND_FS, legend.ncol, edge=legend.edge)
+        return page.save(path)

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 
 from ..metrics import mean_probability
-from .overlays import as_ids, as_rgb, class_index, colorize_classes, fit, fmt, paint, visible
-from .page import DEFAULT_DPI, LINE_H, MIN_COL, MPL_LOCK, Page, grid_shape, legend_size, page_layout
+from .overlays import as_ids, as_rgb, class_index, class_legend, colorize_classes, fit, fmt, paint, visible
+from .page import DEFAULT_DPI, Page, PanelGrid, PanelLegend, legend_columns, save_panel_page
 
 NOT_PREDICTED_TEXT = "class not predicted in this image"
 
@@ -42,28 +42,18 @@ def save_prediction_figure(
     pred = as_ids(pred, hw, "pred")
     c = class_index(class_idx, class_names)
     region = pred == c
-    legend = [(colors[i], class_names[i]) for i in sorted(set(np.unique(pred).tolist())) if 0 <= i < len(class_names)]
-    aspect = hw[1] / hw[0]
-    labels = [t for _, t in legend]
-    cols, ph_in, ncol = _grid(aspect, labels)
-    with MPL_LOCK:
-        lay = page_layout(
-            dpi,
-            aspect,
-            cols,
-            ph_in,
-            ["input image", "prediction", _region_title(class_names[c], pred, c, confidence)],
-            10,
-            title if title is not None else f"Prediction of class '{class_names[c]}' (no ground truth)",
-            {1: legend_size(labels, 8.5, ncol)} if labels else None,
-        )
-        page = Page(lay.W, lay.H, dpi, path)
-        _draw_panels(page, lay, rgb, pred, region, colors, c, alpha)
-        page.titles(lay)
-        if labels:
-            x, y, w, h = lay.boxes[1]
-            page.legend(legend, x + w / 2, y + h + page.px(3), 8.5, ncol, edge=True)
-        return page.save(path)
+    legend = class_legend(None, pred, class_names, colors)
+    grid = PanelGrid.fit(3, hw[1] / hw[0], title_lines=3)
+    ncol = legend_columns([t for _, t in legend], grid.col_pt)
+    return save_panel_page(
+        path,
+        dpi,
+        grid,
+        ["input image", "prediction", _region_title(class_names[c], pred, c, confidence)],
+        title if title is not None else f"Prediction of class '{class_names[c]}' (no ground truth)",
+        {1: PanelLegend(legend, ncol, edge=True)} if legend else {},
+        lambda page, lay: _draw_panels(page, lay, rgb, pred, region, colors, c, alpha),
+    )
 
 
 def _region_title(cname: str, pred: np.ndarray, c: int, confidence: np.ndarray | None) -> str:
@@ -71,15 +61,6 @@ def _region_title(cname: str, pred: np.ndarray, c: int, confidence: np.ndarray |
     pixels = int(np.count_nonzero(pred == c))
     shown = f"\nmean probability {fmt(mean_probability(pred, confidence, c))}" if confidence is not None else ""
     return f"predicted '{cname}'\n{pixels:,} px{shown}"
-
-
-def _grid(aspect: float, labels: list[str]) -> tuple[int, float, int]:
-    """(columns, panel height in inches, legend columns) of the three panels: the class legend in as many
-    columns as fit under its panel (3 only under a panel 3.2 in wide)."""
-    _, cols, ph_in = grid_shape(3, aspect, 0.4, (3 * LINE_H * 10 + 14 + 5.2 * 8.5) / 72)  # 3 title lines
-    col_pt = 72 * max(ph_in * aspect, MIN_COL)
-    fitting = [n for n in (3, 2) if (n == 2 or col_pt >= 3.2 * 72) and legend_size(labels, 8.5, n)[0] <= col_pt]
-    return cols, ph_in, fitting[0] if fitting and labels else 1
 
 
 def _draw_panels(
