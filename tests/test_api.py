@@ -37,7 +37,7 @@ def photos(tiny_run, tmp_path_factory) -> list[Path]:
     names = sorted(p.name for p in (data / "images").iterdir())[:2]
     for name in names:
         shutil.copy(data / "images" / name, folder / name)
-    first = cv2.imread(str(folder / names[0]))
+    first = _bgr(folder / names[0])
     cv2.imwrite(str(folder / "wide.png"), cv2.resize(first, (90, 70), interpolation=cv2.INTER_AREA))
     return [folder / names[0], folder / names[1], folder / "wide.png"]
 
@@ -50,8 +50,14 @@ def one(tiny_run, photos) -> xai.Explanation:
     return result
 
 
+def _bgr(path: Path) -> np.ndarray:
+    bgr = cv2.imread(str(path))
+    assert bgr is not None, path
+    return bgr
+
+
 def _rgb(path: Path) -> np.ndarray:
-    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(_bgr(path), cv2.COLOR_BGR2RGB)
 
 
 def test_one_photograph_gives_everything_on_the_photograph(one, photos):
