@@ -399,3 +399,13 @@ def test_the_prediction_figure_says_what_is_predicted_and_what_is_not(tmp_path):
     with pytest.raises(ValueError, match="confidence has shape"):
         save_prediction_figure(tmp_path / "bad.png", rgb, mask, 3, CLASSES, colors, confidence[:10])
     assert not (tmp_path / "bad.png").exists()
+
+
+def test_a_prediction_of_no_known_class_gets_a_figure_without_a_legend(tmp_path):
+    from xai.figures import save_prediction_figure
+
+    pred = np.full((40, 30), 200, np.uint8)  # ids outside the class list: nothing to put in the legend
+    path = save_prediction_figure(
+        tmp_path / "p.png", np.zeros((40, 30, 3), np.uint8), pred, 1, ["a", "b"], [(0, 0, 0)] * 2
+    )
+    assert cv2.imread(str(path)) is not None

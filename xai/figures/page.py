@@ -81,7 +81,10 @@ def text_height(text: str, fs: float) -> float:
 
 
 def legend_size(labels: Sequence[str], fs: float, ncol: int) -> tuple[float, float]:
-    """Estimated (width, height) in points of a legend in ncol columns (filled column by column)."""
+    """Estimated (width, height) in points of a legend in ncol columns (filled column by column); (0, 0)
+    for no labels."""
+    if not labels:
+        return 0.0, 0.0
     rows = math.ceil(len(labels) / ncol)
     cols = [labels[i : i + rows] for i in range(0, len(labels), rows)]
     width = sum(1.8 * fs + max(text_width(t, fs) for t in col) for col in cols) + (len(cols) - 1) * fs
