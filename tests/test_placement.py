@@ -347,3 +347,20 @@ def test_the_evaluations_measures_run_with_the_model_on_the_device(on_meta, mode
         measured = {row[2] for declared in metrics() if declared.enabled(settings) for row in declared.compute(ctx)}
     assert {"deletion_auc_linear", "insertion_auc_area", "road_gap", "average_drop", "context_deletion_auc"} <= measured
     assert ctx.faith.forwards["road"] > 0
+
+
+@pytest.mark.parametrize("methods", [("scorecam", "gradcam"), ("occlusion",)])
+def test_xai_explain_runs_with_the_model_on_the_device(on_meta, model, monkeypatch, methods):
+    """xai.explain as a notebook calls it, with the device the model is on: the photographs' tensors go to
+    the device, every engine runs there, and the maps come back to the host through to_host alone."""
+    import xai
+    import xai.pipeline.setup
+
+    monkeypatch.setattr(xai.pipeline.setup, "pick_device", lambda name=None: META)
+    photograph = np.zeros((50, 70, 3), np.uint8)
+    with on_meta:
+        result = xai.explain(
+            model(), [photograph, photograph], methods, classes=["root"], img_size=(64, 64), batch_size=4
+        )
+    assert len(result) == 2 and result[0].classes == ["root"]
+    assert all(r.maps[m].shape == (1, 50, 70) for r in result for m in methods)

@@ -151,11 +151,13 @@ def _outputs(model: nn.Module) -> int:
 
 
 def _weights_sha256(model: nn.Module) -> str:
-    """A digest of the model's weights (the resume key's checkpoint when the model was given as an object)."""
+    """A digest of the model's weights (the resume key's checkpoint when the model was given as an object);
+    a tensor without data (the meta device) counts by its shape and dtype."""
     h = hashlib.sha256()
     for name, tensor in model.state_dict().items():
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        h.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        if tensor.device.type != "meta":
+            h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
 
 

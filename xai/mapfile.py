@@ -123,11 +123,14 @@ def decode_maps(stored: np.ndarray, map_dtype: str) -> np.ndarray:
 def as_stored(maps: torch.Tensor, map_dtype: str) -> torch.Tensor:
     """maps in [0, 1] rounded to what a maps file of map_dtype gives back, float32 on maps' device:
     decode(encode(m)) = m.half().float() (float16), round(255·m)/255 (uint8), m (float32). Idempotent, so
-    the file written from the rounded maps reads back bit for bit."""
+    the file written from the rounded maps reads back bit for bit. Rounded where the maps are, with the
+    operations of encode_maps and decode_maps (round half to even, float32 arithmetic): no host transfer."""
     import torch
 
-    host = maps.detach().float().cpu().numpy()
-    return torch.from_numpy(decode_maps(encode_maps(host, map_dtype), map_dtype)).to(maps.device)
+    m = maps.detach().float()
+    if check_map_dtype(map_dtype) == "uint8":
+        return torch.round(m.clamp(0, 1) * 255) / 255
+    return m.half().float() if map_dtype == "float16" else m
 
 
 def _unlabelled(hw: tuple[int, ...]) -> np.ndarray:
