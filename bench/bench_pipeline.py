@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The pipeline's own cost per sample, with a model that costs almost nothing (README, "Benchmarks").
+"""The pipeline's own cost per sample, with a model that costs almost nothing (docs/benchmarks.md).
 
 A seeded tiny FPN (resnet18 encoder, 32 decoder channels) at 128x256 explains synthetic 300x600
 photographs (the train split) with Grad-CAM, 5 classes, through the CLIs' pipeline (xai.pipeline: loader, explain stage,

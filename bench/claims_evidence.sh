@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Seed 000's claims on the demo model's test split (README, "Seed 000's claims, measured"): Grad-CAM and
+# The researchers' claims on the demo model's test split (docs/evidence.md, "The researchers' claims, measured"): Grad-CAM and
 # Score-CAM at their defaults, each connected component also explained on its own (--region instances),
 # STABILITY noisy copies per map (default 3) for max-sensitivity, N test images (default 6), deletion and
 # insertion with S steps (default 20), in SHARDS processes (one thread each, default 2), merged by --finalize.

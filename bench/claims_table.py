@@ -1,7 +1,8 @@
 #!/usr/bin/env python
-"""The README's table of seed 000's claims from a run's metrics.json (bench/claims_evidence.sh writes one).
+"""The table of the researchers' claims in docs/evidence.md, from a run's metrics.json
+(bench/claims_evidence.sh writes one).
 
-One row per claim and measure of the report's section "Seed 000's claims, measured", one column per
+One row per claim and measure of the report's section "The manual's claims, measured", one column per
 class: the paired difference Score-CAM − Grad-CAM per sample (mean [95% bootstrap interval], n) and
 the report's verdict on it (xai.evaluation.report: holds, the opposite, not shown, too few samples).
 
@@ -38,9 +39,9 @@ def main() -> None:
     values = _values(data["rows"])
     classes = args.classes or data["classes"]
     by_name = {m.name: m for m in measures(None)}
-    print(f"| seed 000's row: claim | measure ({args.a} − {args.b}) | " + " | ".join(classes) + " |")
+    print(f"| the manual's row: claim | measure ({args.a} − {args.b}) | " + " | ".join(classes) + " |")
     print("|---|---|" + "---|" * len(classes))
-    context = [("Context (not a claim of seed 000)", "", n, None) for n in ("energy_outside", "context_deletion_auc")]
+    context = [("Context (not a claim of the manual)", "", n, None) for n in ("energy_outside", "context_deletion_auc")]
     for row, claim, name, predicted in [*SEED_CLAIMS, *context]:
         m = by_name[name]
         cells = []

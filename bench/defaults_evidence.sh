@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The evidence behind the defaults (README, "Choosing the defaults"): every candidate on the demo model's
+# The evidence behind the defaults (docs/evidence.md, "Choosing the defaults"): every candidate on the demo model's
 # test split (N images, default all), in SHARDS processes (one thread each, default 2), then merged by
 # --finalize. Deletion/insertion with S steps (default 50).
 set -euo pipefail

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The README's defaults table from a run's metrics.json (bench/defaults_evidence.sh writes one).
+"""The defaults table of docs/evidence.md from a run's metrics.json (bench/defaults_evidence.sh writes one).
 
 Per class: every variant's mean over the samples (95% bootstrap interval in the report itself) of
 deletion and insertion AUC (linear and area schedules), Average Drop/Increase, the energy pointing

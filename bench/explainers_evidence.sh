@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every explainer on the demo model's test split (README, "Which explainer to trust"): all registered
+# Every explainer on the demo model's test split (docs/evidence.md, "Which explainer to trust"): all registered
 # methods at their defaults, evaluated with ROAD, in SHARDS processes (one thread each, default 2), merged
 # by --finalize. N test images (default 10); deletion/insertion with S steps (default 20). The stability
 # measures (STABILITY noisy copies per map, default 0 here: they multiply every method's cost) are left out.

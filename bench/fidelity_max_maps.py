@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Fidelity of Faster Score-CAM: maps with --max_activation_maps N against all channels.
 
-Seed 000 promises "minimal quality loss" at N = 100-200. On FPN/se_resnext50_32x4d (random, seeded
+The researchers' manual promises "minimal quality loss" at N = 100-200. On FPN/se_resnext50_32x4d (random, seeded
 weights) at encoder.layer4 (2048 channels), or on a trained checkpoint (--model_path), per image and
 class: Pearson correlation of the [0,1] map with N channels (variance, energy or random selection)
 against the map with all channels, and the seconds each took. Inputs are synthetic seedlings.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Every GPU figure README asks for, in one run and one JSON file (for the day a GPU is lent).
+"""Every GPU figure the docs ask for (docs/benchmarks.md), in one run and one JSON file (for the day a GPU is lent).
 
     .venv/bin/python bench/gpu_suite.py --device cuda --out gpu_suite.json      # about 5-8 minutes on one GPU
     .venv/bin/python bench/gpu_suite.py --device cpu --quick --out /tmp/s.json  # the same code, small (tests)

@@ -65,7 +65,7 @@ def test_compare_run_writes_every_file(tiny_run):
     assert manifest["samples"] == {"explained": 2, "skipped": [], "runs_mixed": False}
     assert manifest["timing"]["render_seconds"] > 0 and len(manifest["timing"]["workers"]) == 1
     assert manifest["engines"]["scorecam"]["max_activation_maps"] == 4
-    # the evidence-chosen defaults (README, "Choosing the defaults"): decoder output, centred weights
+    # the evidence-chosen defaults (docs/evidence.md, "Choosing the defaults"): decoder output, centred weights
     assert (
         manifest["engines"]["scorecam"]["target_layer"] == manifest["engines"]["gradcam"]["target_layer"] == "decoder"
     )

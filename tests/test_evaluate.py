@@ -159,7 +159,7 @@ def test_seed_000s_claims_are_measured_and_reported(tiny_run, tmp_path):
         assert (r["value"] != "" and math.isfinite(float(r["value"]))) or r["reason"], r
     assert {r["variant"] for r in rows if r["metric"] == "max_sensitivity"} == {"gradcam", "scorecam"}
     report = (out / "report.md").read_text()
-    assert "## Seed 000's claims, measured" in report
+    assert "## The manual's claims, measured" in report
     assert "| Stability | more stable | Max-sensitivity (↓) |" in report and "scorecam − gradcam" in report
     manifest = json.loads((out / "manifest.json").read_text())
     settings = manifest["evaluation"]["settings"]

@@ -51,7 +51,7 @@ class _TupleOut(nn.Module):
 
 
 def test_default_layer_is_the_decoder_else_the_deepest_encoder_stage(fpn):
-    assert default_target_layer(fpn) == "decoder"  # what the evidence chose (README, "Choosing the defaults")
+    assert default_target_layer(fpn) == "decoder"  # what the evidence chose (docs/evidence.md, "Choosing the defaults")
     assert deepest_encoder_stage(fpn) == "encoder.layer4"
     assert default_target_layer(_Wrapped()) == "encoder.stage2"  # not act (no weights), pool nor classifier
     assert default_target_layer(tiny_convnet()) == "features.4"  # no encoder: the last convolution

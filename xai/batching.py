@@ -81,7 +81,7 @@ class BatchOptions(Options):
     compile: bool = option(
         False,
         "torch.compile the batched forward passes without gradients (the first batch of each input shape "
-        "compiles: seconds to minutes, by model and machine; then faster: README, Benchmarks)",
+        "compiles: seconds to minutes, by model and machine; then faster: docs/benchmarks.md)",
         result=False,
     )
     cudnn_benchmark: bool = option(

@@ -174,16 +174,16 @@ def method_option_flags(p: argparse.ArgumentParser) -> list[str]:
 
 
 def command_defaults(method: str) -> Any:
-    """The RunOptions a command starts from: its method and output folder (seed 000's names)."""
+    """The RunOptions a command starts from: its method and output folder (the researchers' manual's names)."""
     from .pipeline import RunOptions
 
     return RunOptions(model_path="", methods=(method,), output_dir=DEFAULT_OUTPUT[method])
 
 
 def build_parser(method: str, prog: str | None = None) -> argparse.ArgumentParser:
-    """The parser of both CLIs: seed 000's options with their names and defaults, generated from the run's
-    declared options (xai.pipeline.options.RunOptions), and a flag per method option (generated from the
-    methods' option dataclasses)."""
+    """The parser of both CLIs: the options of the researchers' manual, with their names and defaults,
+    generated from the run's declared options (xai.pipeline.options.RunOptions), and a flag per method
+    option (generated from the methods' option dataclasses)."""
     from .evaluation.settings import EVALUATION
     from .methods import methods
     from .pipeline.options import MODEL_AND_DATA, RUN, SAMPLES

@@ -22,7 +22,7 @@ DEFAULT_CONFIG = "phenocyte"
 
 # The mask ids of the phenocyte dataset: 1 stem (hypocotyl), 2 leaf (cotyledon), 3 root, 4 seed, as read
 # from its masks by a second project on the same data and as the researchers' own uncertainty figure
-# colours them (README, "Class names"); the researchers' scripts list them as background, root,
+# colours them (docs/data.md, "Class names"); the researchers' scripts list them as background, root,
 # hypocotyl, cotyledon, seed (the packaged config phenocyte_scripts).
 DEFAULT_CLASSES = ("background", "hypocotyl", "cotyledon", "root", "seed")
 DEFAULT_PALETTE = {

@@ -133,7 +133,7 @@ def name_warnings(stats: list[ClassStats]) -> list[str]:
             f"the class named 'cotyledon' (id {leaves.id}) has {leaves.components_per_image:.0f} component(s) per "
             "image where seedlings usually show two leaves"
         )
-    return [f"{w} - do the names follow the mask ids? (README, 'Class names')" for w in warnings]
+    return [f"{w} - do the names follow the mask ids? (docs/data.md, 'Class names')" for w in warnings]
 
 
 def _read(root: Path, cfg: Config, max_images: int) -> tuple[list[str], list[np.ndarray], list[str], int]:

@@ -15,7 +15,7 @@ from .errors import XAIError
 
 def default_target_layer(model: nn.Module) -> str:
     """The layer explained when none is named: the decoder's output for encoder-decoder models (smp's
-    `decoder`, what the evidence in README chose), else the encoder's deepest stage, else the last
+    `decoder`, what the evidence in docs/evidence.md chose), else the encoder's deepest stage, else the last
     convolution."""
     decoder = getattr(model, "decoder", None)
     if isinstance(decoder, nn.Module) and any(True for _ in decoder.parameters()):

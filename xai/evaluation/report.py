@@ -371,7 +371,7 @@ def _sanity_sections(steps: list[str], sanity: dict[str, np.ndarray], plot: str 
     ]
 
 
-# Seed 000's table "Why Score-CAM is better than Grad-CAM", row by row: (its row, its claim, the measure
+# The researchers' manual's table "Why Score-CAM is better than Grad-CAM", row by row: (its row, its claim, the measure
 # that answers it, the direction the claim predicts for Score-CAM − Grad-CAM: "better" or "higher").
 SEED_CLAIMS = [
     ("Stability", "more stable", "max_sensitivity", "better"),
@@ -407,7 +407,8 @@ def _verdict(estimate: Estimate, better: str | None, predicted: str) -> str:
 def _claims_sections(
     rows: list[dict[str, Any]], classes: list[str], variants: list[str], methods: dict[str, str]
 ) -> list[Section]:
-    """Seed 000's claims for Score-CAM against Grad-CAM, measured per class (the first variant of each)."""
+    """The researchers' manual's claims for Score-CAM against Grad-CAM, measured per class (the first
+    variant of each)."""
     score = next((v for v in variants if methods.get(v) == "scorecam"), None)
     grad = next((v for v in variants if methods.get(v) == "gradcam"), None)
     if not score or not grad:
@@ -415,12 +416,12 @@ def _claims_sections(
     by_name = {m.name: m for m in measures(None)}
     values = _values(rows)
     out: list[Section] = [
-        ("h2", "Seed 000's claims, measured"),
+        ("h2", "The manual's claims, measured"),
         (
             "p",
-            f"Each row of seed 000's table 'Why Score-CAM is better than Grad-CAM', answered on this model by "
-            f"{score} against {grad}: means, the paired difference per sample with its 95% bootstrap interval, "
-            "and whether the interval lies on the side the claim predicts.",
+            "Each row of the table 'Why Score-CAM is better than Grad-CAM' of the researchers' manual, answered "
+            f"on this model by {score} against {grad}: means, the paired difference per sample with its 95% "
+            "bootstrap interval, and whether the interval lies on the side the claim predicts.",
         ),
     ]
     for c in classes:
@@ -445,6 +446,6 @@ def _claims_sections(
             )
         if table:
             out.append(("p", f"Class {c}:"))
-            header = ["seed 000's row", "claim", "measure", grad, score, f"{score} − {grad}", "on this model"]
+            header = ["the manual's row", "claim", "measure", grad, score, f"{score} − {grad}", "on this model"]
             out.append(("table", (header, table)))
     return out

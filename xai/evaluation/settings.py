@@ -31,7 +31,7 @@ def split_pair(text: str) -> tuple[str, str]:
 
 @dataclass(frozen=True, kw_only=True)
 class EvaluationOptions(Options):
-    """The evaluation's options of a run (README, 'Measuring faithfulness')."""
+    """The evaluation's options of a run (docs/faithfulness.md)."""
 
     evaluate: bool = option(
         False,

@@ -8,7 +8,7 @@ s_c of class c (xai.targets):
     L_c  = ReLU(Σ_k w_kc A_k)                    (then Up and min-max, as every CAM: xai.methods.cam)
 
 weights="softmax" replaces w_kc by a softmax over the kept channels (as pytorch-grad-cam and torch-cam
-do); weights="centred" (the default, chosen by the evidence in README; the profile "paper" is raw
+do); weights="centred" (the default, chosen by the evidence in docs/evidence.md; the profile "paper" is raw
 weights with the zero baseline) by w_kc − mean_k' w_k'c over the kept channels, so that only channels that raise
 the class score more than the average channel does count. That removes the activation floor every
 channel shares (raw weights are nearly all positive, so raw Score-CAM spreads its energy over the whole

@@ -1,4 +1,4 @@
-"""Properties of explanation maps that papers claim for one method over another (seed 000: "more stable,
+"""Properties of explanation maps that papers claim for one method over another (the researchers' manual: "more stable,
 better for small objects and multiple instances, sharper, less noisy"), each as a number.
 
 For a map L ≥ 0 (H×W) on the photograph's pixels V, a class region R (H×W bool) and its ground truth:

@@ -140,7 +140,7 @@ class Metric:
     measures: tuple[Measure, ...]
     fn: Callable[..., Any]  # per "sample": fn(ctx) -> Iterable[Row]; "class"/"map": fn(...) -> {Measure: Value}
     per: Per
-    cost: str  # forward passes it needs, in words (README, report)
+    cost: str  # forward passes it needs, in words (docs/faithfulness.md, the report)
     enabled: Callable[[Any], bool]
     family: str | None = None  # a "map" metric of the methods of this family only
     truth: Truth = "needed"  # what it needs of the ground truth (see the module's docstring)

@@ -2,7 +2,7 @@
 (xai.cli), its check, the manifest (`describe()`) and the resume key (`result_key()`: fields with
 result=True, those that change a sample's outputs).
 
-Adding a run setting is one field here (README, 'Adding a run option'):
+Adding a run setting is one field here (docs/extending.md, 'Adding a run option'):
 
     keep_going: bool = option(False, "explain the samples after a failed one", result=False, section=RUN)
 """
@@ -108,7 +108,7 @@ class RunOptions(EvaluationOptions):
     )
     class_names: tuple[str, ...] | None = option(
         None,
-        "the name of each output id, in id order (over the checkpoint's and the config's; README, 'Class names')",
+        "the name of each output id, in id order (over the checkpoint's and the config's; docs/data.md, 'Class names')",
         metavar="NAME",
         section=MODEL_AND_DATA,
     )
@@ -120,7 +120,7 @@ class RunOptions(EvaluationOptions):
     )
     profile: str = option(
         "default",
-        "the methods' defaults: default (chosen by the evidence in README) or paper (Score-CAM as "
+        "the methods' defaults: default (chosen by the evidence in docs/evidence.md) or paper (Score-CAM as "
         "published: raw weights, zero baseline)",
         choices=_profiles,
         section=RUN,
