@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from tests.helpers import image_batch
+from xai import precision
 from xai.errors import XAIError
-from xai.precision import _LAYOUTS, cpu_has_fast_bf16, prefers_channels_last, resolve_precision
+from xai.precision import _LAYOUTS, cpu_bf16, cpu_flags, cpu_has_fast_bf16, prefers_channels_last, resolve_precision
 
 
 def test_auto_follows_the_hardware_found_at_run_time():
@@ -16,6 +17,34 @@ def test_auto_follows_the_hardware_found_at_run_time():
     assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
     with pytest.raises(XAIError, match="unknown precision 'fp8'"):
         resolve_precision("fp8", cpu)
+
+
+SAPPHIRE_RAPIDS = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n\nprocessor\t: 1\n"
+EPYC_ROME = "processor\t: 0\nmodel name\t: AMD EPYC 7B12\nflags\t\t: fpu sse2 avx avx2 fma\n"
+
+
+def test_bf16_is_detected_from_the_cpus_flags(monkeypatch):
+    """The flags decide (torch 2.14 has no probe): native bf16 with AMX-BF16 or AVX512-BF16, else fp32,
+    and the manifest's numerics say why."""
+    assert cpu_bf16(SAPPHIRE_RAPIDS) == (True, "the CPU has amx_bf16 and avx512_bf16: bf16 is native")
+    native, why = cpu_bf16(EPYC_ROME)
+    assert not native and why.startswith("the CPU has neither amx_bf16 nor avx512_bf16")
+    assert cpu_bf16("") == (False, "the CPU's flags cannot be read here (no /proc/cpuinfo): fp32")
+    cpu = torch.device("cpu")
+    for text, expected in ((SAPPHIRE_RAPIDS, "bf16"), (EPYC_ROME, "fp32")):
+        monkeypatch.setattr(precision, "cpu_flags", lambda cpuinfo=None, text=text: cpu_flags(text))
+        assert resolve_precision("auto", cpu) == expected
+        assert precision.numerics(cpu, {})["cpu_bf16"] == cpu_bf16(text)[1]
+
+
+@pytest.mark.skipif(not precision.CPUINFO.is_file(), reason="no /proc/cpuinfo on this system")
+def test_the_probe_reads_this_machines_flags():
+    """What the detection reads exists and is read: a probe that silently returned nothing (as torch's
+    _is_avx512_bf16_supported lookup did) fails here."""
+    flags = cpu_flags()
+    assert flags, "no CPU flags read from /proc/cpuinfo"
+    text = precision.CPUINFO.read_text(encoding="utf-8", errors="replace")
+    assert cpu_has_fast_bf16() == any(f" {f}" in text for f in precision.BF16_FLAGS)
 
 
 def test_layout_is_measured_once_and_the_model_left_as_it_was(fpn):

@@ -13,6 +13,7 @@ import contextlib
 import time
 import weakref
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -23,17 +24,46 @@ PRECISIONS = ("auto", "fp32", "tf32", "bf16", "fp16")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def cpu_has_fast_bf16() -> bool:
-    """AVX512-BF16 or AMX: the CPUs on which bf16 matrix work beats fp32."""
-    cpu = getattr(torch._C, "_cpu", None)
-    for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
-        fn = getattr(cpu, probe, None)
+CPUINFO = Path("/proc/cpuinfo")
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # the x86 flags of native bf16 matrix work, as Linux lists them
+
+
+def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
+    """The CPU's feature flags as Linux lists them (the `flags` lines of /proc/cpuinfo, or of the text
+    given); empty where they cannot be read (another system). torch 2.14 has no bf16 probe of its own:
+    torch._C._cpu holds only _get_cpu_capability and _init_amx."""
+    if cpuinfo is None:
         try:
-            if fn is not None and fn():
-                return True
-        except RuntimeError:
-            pass
-    return False
+            cpuinfo = CPUINFO.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return frozenset()
+    return frozenset(
+        flag
+        for line in cpuinfo.splitlines()
+        if line.split(":")[0].strip() == "flags"
+        for flag in line.split(":", 1)[1].split()
+    )
+
+
+def cpu_bf16(cpuinfo: str | None = None) -> tuple[bool, str]:
+    """(whether the CPU runs bf16 matrix work natively: AMX-BF16 or AVX512-BF16, why) from its flags."""
+    flags = cpu_flags(cpuinfo)
+    found = [f for f in BF16_FLAGS if f in flags]
+    if found:
+        return True, f"the CPU has {' and '.join(found)}: bf16 is native"
+    if not flags:
+        return False, "the CPU's flags cannot be read here (no /proc/cpuinfo): fp32"
+    return False, f"the CPU has neither {' nor '.join(BF16_FLAGS)} (torch's kernels: {cpu_capability()}): fp32"
+
+
+def cpu_capability() -> str:
+    """The instruction set torch's CPU kernels use (AVX2, AVX512, ...)."""
+    return str(torch.backends.cpu.get_cpu_capability())
+
+
+def cpu_has_fast_bf16() -> bool:
+    """AVX512-BF16 or AMX-BF16 (cpu_bf16): the CPUs on which bf16 matrix work beats fp32."""
+    return cpu_bf16()[0]
 
 
 def device_runs_tf32(device: torch.device) -> bool:
@@ -118,11 +148,14 @@ def autocast(precision: str, device: torch.device) -> contextlib.AbstractContext
 def numerics(device: torch.device, precisions: dict[str, str]) -> dict[str, object]:
     """What ran, for the manifest: each method's masked-forward precision, and that everything else
     ran in IEEE fp32 (TF32 off), or that the device has no TF32 at all."""
-    return {
+    described: dict[str, object] = {
         "device_has_tf32": device_runs_tf32(device),
         "everything_else": "IEEE fp32 (TF32 off for cuBLAS and cuDNN)" if device.type == "cuda" else "fp32",
         "masked_forwards": dict(precisions),
     }
+    if device.type == "cpu":
+        described["cpu_bf16"] = cpu_bf16()[1]  # why precision auto chose what it chose
+    return described
 
 
 _LAYOUTS: weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple, bool]] = weakref.WeakKeyDictionary()
