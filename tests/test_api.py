@@ -186,7 +186,7 @@ def test_evaluate_gives_the_rows_of_the_cli_evaluation(tiny_run, photos, tmp_pat
         if value is None:
             assert cli[key] == "", key
         else:
-            assert float(cli[key]) == pytest.approx(value, rel=1e-6, abs=1e-9), key
+            assert float(cli[key]) == pytest.approx(value, rel=1e-5, abs=1e-7), key  # float32 forwards
 
 
 def test_bad_input_is_one_line(tiny_run, photos, tmp_path):

@@ -19,6 +19,7 @@ from .checkpoint import LoadedModel
 from .errors import XAIError
 from .figures import DEFAULT_CMAP, heatmap_overlay
 from .figures.comparison import comparison_page
+from .methods import Attribution
 from .pipeline.execution import explain_samples
 from .pipeline.options import RunOptions
 from .pipeline.samples import Explained, Sample, as_sample
@@ -83,6 +84,8 @@ class Session:
             for group in _groups(iter(samples), lambda: self.opts.samples_per_call):
                 with float32_math(tf32=False):
                     explained = explain_samples(group, execution)
+                for ex in explained:
+                    ex.results = {m: (_for_evaluation(a), secs) for m, (a, secs) in (ex.results or {}).items()}
                 done += [Explanation(self, ex, s) for ex, s in zip(explained, group, strict=True)]
                 bar.update(len(group))
         return Explanations(done)
@@ -90,6 +93,20 @@ class Session:
     def with_options(self, **changes: Any) -> Setup:
         """A Setup of the same model and photographs under options changed (output_dir, the evaluation's)."""
         return prepare(self.opts.replace(**changes), self.loaded, self.given)
+
+
+def _for_evaluation(result: Attribution) -> Attribution:
+    """What Explanation.evaluate needs of an engine's result (its maps and prediction), on the host: a
+    GPU's memory is for the next photograph, and the evaluation reads them on the host anyway."""
+
+    def host(t: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(to_host(t))
+
+    assert result.prediction is not None
+    empty = torch.empty(0)
+    return dataclasses.replace(
+        result, maps=host(result.maps), raw=empty, prediction=host(result.prediction), confidence=None, extra={}
+    )
 
 
 def _class_name(c: str | int, names: list[str]) -> str:
