@@ -91,9 +91,8 @@ def _gray(values: np.ndarray | None, hw: tuple[int, int]) -> str | None:
     if values is None:
         return None
     v = np.asarray(values, dtype=np.float32)
-    if v.shape != hw:
-        v = cv2.resize(v, (hw[1], hw[0]), interpolation=cv2.INTER_AREA)
-    return _data_url(np.round(np.clip(v, 0.0, 1.0) * 255.0).astype(np.uint8))
+    small = v if v.shape == hw else cv2.resize(v, (hw[1], hw[0]), interpolation=cv2.INTER_AREA)
+    return _data_url(np.round(np.clip(small, 0.0, 1.0) * 255.0).astype(np.uint8))
 
 
 def write_sample_data(
@@ -124,7 +123,9 @@ def write_sample_data(
         "confidence": _gray(confidence, hw),
         "maps": {m: {c: _gray(v, hw) for c, v in per.items()} for m, per in maps.items()},
         "notes": {m: dict(per) for m, per in notes.items()},
-        "regions": {c: None if r is None else _labels(np.asarray(r, dtype=np.uint8) * 255, hw) for c, r in regions.items()},
+        "regions": {
+            c: None if r is None else _labels(np.asarray(r, dtype=np.uint8) * 255, hw) for c, r in regions.items()
+        },
     }
     text = "XAIExplorer.sample(" + json.dumps(data, ensure_ascii=True, separators=(",", ":")) + ");\n"
     path = Path(path)

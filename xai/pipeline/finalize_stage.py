@@ -136,7 +136,9 @@ def _explorer_columns(done: list[SampleRecord]) -> list[tuple[str, str, int]]:
     floats = {k for r in done for row in r.rows for k, v in row.items() if isinstance(v, float)}
     rest = [(k, k, 3 if k in floats else 0) for k in present if k in numeric - skip and not k.endswith("seconds")]
     main = {m.name: m for m in measures("main", ground_truth=None)}
-    evaluated = dict.fromkeys((row["variant"], row["metric"]) for r in done for row in r.metrics if row["metric"] in main)
+    evaluated = dict.fromkeys(
+        (row["variant"], row["metric"]) for r in done for row in r.metrics if row["metric"] in main
+    )
     metric_columns = [(f"{v}:{m}", f"{v}: {main[m].title}", main[m].digits) for v, m in evaluated]
     return first + rest + metric_columns
 
