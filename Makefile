@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck wheel-check docs demo bench clean
+.PHONY: install browser test lint typecheck wheel-check docs demo bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,7 +30,16 @@ wheel-check: install
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
 
-test: lint typecheck wheel-check docs
+# the explorer's tests (tests/test_explorer.py) need Chromium and its driver: installed here where apt-get
+# exists and we are root; elsewhere, without them, those tests skip and say so
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+		if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+			apt-get install -y -q chromium chromium-driver || (apt-get update -q && apt-get install -y -q chromium chromium-driver); \
+		else echo "no chromium: the explorer's browser tests will skip"; fi; \
+	fi
+
+test: lint typecheck wheel-check docs browser
 	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
 DEMO_DATA := data/demo
@@ -47,8 +56,9 @@ demo: install $(DEMO_CKPT)
 	$(PY) visualize_pretrained_model.py --model_path $(DEMO_CKPT) --config demo
 	$(PY) visualize_scorecam.py --model_path $(DEMO_CKPT) --config demo --compare --evaluate --num_samples 3 --sanity_samples 1 \
 		--output_dir comparison_visualizations
-	@echo "demo done: open scorecam_visualizations/index.html, pretrained_visualizations/index.html,"
-	@echo "           comparison_visualizations/index.html and its faithfulness report comparison_visualizations/report.html"
+	@echo "demo done: open the explorers scorecam_visualizations/index.html, pretrained_visualizations/index.html,"
+	@echo "           comparison_visualizations/index.html (static galleries: gallery.html beside each) and the"
+	@echo "           faithfulness report comparison_visualizations/report.html"
 
 bench: install
 	$(PY) bench/bench_scorecam.py

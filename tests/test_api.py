@@ -153,7 +153,14 @@ def test_save_writes_the_cli_files_for_these_photographs(one, tmp_path):
     out = tmp_path / "saved"
     assert manifest is not None and manifest["samples"]["explained"] == 1
     assert manifest["input"]["img_size"] == [64, 64] and manifest["region"] == "pred"
-    for name in ("index.html", "summary.csv", "manifest.json"):
+    for name in (
+        "index.html",
+        "gallery.html",
+        "explorer/data.js",
+        "explorer/sample0.js",
+        "summary.csv",
+        "manifest.json",
+    ):
         assert (out / name).is_file()
     for c in CLASSES:
         assert (out / "prediction_maps" / f"sample0_prediction_{c}.png").is_file()

@@ -127,10 +127,10 @@ class _Links(HTMLParser):
 def test_gallery_links_resolve(tiny_run):
     base, _data, _ckpt = tiny_run
     out = base / "compare"
-    if not (out / "index.html").exists():
+    if not (out / "gallery.html").exists():
         pytest.skip("depends on test_compare_run_writes_every_file")
     parser = _Links()
-    parser.feed((out / "index.html").read_text())
+    parser.feed((out / "gallery.html").read_text())
     files = [r for r in parser.refs if not r.startswith("#")]
     assert len(files) >= 2 * 16
     from urllib.parse import unquote
@@ -212,7 +212,7 @@ def test_methods_choose_what_runs_and_what_the_comparison_shows(tiny_run):
     assert {"gradcam", "layercam", "scorecam"} <= set(raw.files)
     header = (out / "summary.csv").read_text().splitlines()[0].split(",")
     assert {"layercam_energy_in_gt", "layercam_seconds", "scorecam_energy_in_pred"} <= set(header)
-    page = (out / "index.html").read_text()
+    page = (out / "gallery.html").read_text()
     assert "LayerCAM" in page and "Grad-CAM vs LayerCAM vs Score-CAM" in page
     manifest = json.loads((out / "manifest.json").read_text())
     assert list(manifest["methods"]) == ["gradcam", "layercam", "scorecam"]
@@ -298,7 +298,7 @@ def test_the_upstream_occlusion_and_uncertainty_commands_as_their_users_type_the
     assert len(list((out / "uncertainty_maps").glob("sample0_uncertainty_*.png"))) == 5
     header = (out / "summary.csv").read_text().splitlines()[0].split(",")
     assert "uncertainty_error_auroc" in header
-    assert "Uncertainty: summary" in (out / "index.html").read_text()
+    assert "Uncertainty: summary" in (out / "gallery.html").read_text()
 
 
 QUICK_FLAGS = [
@@ -324,7 +324,7 @@ def test_every_registered_method_runs_through_the_pipeline_and_the_report(tiny_r
     assert auroc == {"uncertainty"}  # a measure of the uncertainty family only
     report = (out / "report.md").read_text()
     assert "Error AUROC" in report and "| kernel_shap |" in report
-    page = (out / "index.html").read_text()
+    page = (out / "gallery.html").read_text()
     assert "Eigen-CAM" in page and "KernelSHAP" in page
 
 

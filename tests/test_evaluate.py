@@ -79,6 +79,7 @@ def test_report_sanity_and_gallery_link(evaluated):
     assert summary["sanity"]["steps"][0] == "segmentation_head" and summary["sanity"]["steps"][-1] == "encoder.stem"
     html = (evaluated / "report.html").read_text()
     assert "Class root" in html and "Cascading randomisation" in html
+    assert 'href="report.html"' in (evaluated / "gallery.html").read_text()
     assert 'href="report.html"' in (evaluated / "index.html").read_text()
     record = json.loads((evaluated / "samples" / "sample0.json").read_text())
     assert set(record["sanity"]) == {"gradcam", "scorecam", *VARIANTS}  # the first sample only
@@ -92,7 +93,7 @@ def test_report_sanity_and_gallery_link(evaluated):
 
 def test_finalize_rebuilds_the_report_and_resume_keeps_the_metrics(tiny_run, evaluated, tmp_path):
     _base, data, ckpt = tiny_run
-    files = ("metrics.csv", "metrics.json", "report.md", "report.html", "index.html", "manifest.json")
+    files = ("metrics.csv", "metrics.json", "report.md", "report.html", "index.html", "gallery.html", "manifest.json")
     written = {f: (evaluated / f).read_bytes() for f in files}
     copy = tmp_path / "copy"
     shutil.copytree(evaluated, copy)

@@ -106,7 +106,7 @@ def test_a_shorter_fresh_run_owns_the_summaries(tiny_run, tmp_path):
     assert main("gradcam", run_args(ckpt, data, out, "--split", "train", "--num_samples", "1")) == 0
     assert [p.name for p in (out / "samples").iterdir()] == ["sample0.json"]
     assert {r["sample"] for r in json.loads((out / "summary.json").read_text())} == {"sample0"}
-    assert "sample2_" not in (out / "index.html").read_text()
+    assert "sample2_" not in (out / "gallery.html").read_text()
 
 
 def test_unreadable_sample_is_skipped_listed_and_retried(tiny_run, tmp_path, monkeypatch, capsys):
@@ -162,7 +162,9 @@ def test_same_files_with_and_without_figure_processes(tiny_run, tmp_path, worker
     assert main("gradcam", run_args(ckpt, data, out, "--workers", workers, "--num_samples", "1")) == 0
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert files == sorted(
-        ["index.html", "manifest.json", "summary.csv", "summary.json", "raw_maps/sample0.npz", "samples/sample0.json"]
+        ["index.html", "gallery.html", "manifest.json", "summary.csv", "summary.json"]
+        + ["raw_maps/sample0.npz", "samples/sample0.json", "explorer/sample0.js"]
+        + [f"explorer/{f}" for f in ("data.js", "explorer.js", "explorer.css")]
         + [
             f"{d}/sample0_{k}_{c}.png"
             for d, k in (("tpfpfn_maps", "tpfpfn"), ("gradcam_maps", "gradcam"))

@@ -13,7 +13,7 @@ from xai.errors import XAIError
 from xai.pipeline import finalize
 from xai.pipeline.finalize_stage import summary_fields
 
-OUTPUTS = ("summary.csv", "summary.json", "manifest.json", "index.html")
+OUTPUTS = ("summary.csv", "summary.json", "manifest.json", "index.html", "gallery.html", "explorer/data.js")
 
 
 def test_finalize_alone_rebuilds_the_same_files(tiny_run, tmp_path):

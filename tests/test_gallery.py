@@ -77,7 +77,7 @@ def test_gallery(tmp_path):
     samples[0]["figures"]["scorecam"]["seed"] = str(out / samples[0]["figures"]["scorecam"]["seed"])
 
     index = write_gallery(out, samples, CLASSES, title="Run <1>")
-    assert index == out / "index.html" and index.is_file()
+    assert index == out / "gallery.html" and index.is_file()
     text = index.read_text(encoding="utf-8")
     assert "<b>seed" not in text and "&lt;b&gt;seed &amp; &#34;root&#34;&lt;/b&gt;" in text  # jinja2 escapes " as &#34;
     assert "Run &lt;1&gt;" in text
@@ -113,4 +113,4 @@ def test_gallery_refuses_paths_outside(tmp_path):
     bad = [{"id": "s", "name": "s", "figures": {"tpfpfn": {"root": "../elsewhere.png"}}}]
     with pytest.raises(ValueError):
         write_gallery(tmp_path / "run", bad, CLASSES)
-    assert not (tmp_path / "run" / "index.html").exists()
+    assert not (tmp_path / "run" / "gallery.html").exists()

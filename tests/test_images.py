@@ -131,7 +131,7 @@ def test_a_folder_of_photographs_without_masks_as_its_users_type_it(tiny_run, ph
         f"  {photos / 'notes.txt'}: not a photograph (.txt)",
         f"  {photos / 'older'}: a folder (not searched: give it, or a glob such as DIR/**/*.jpg)",
     ]
-    page = (out / "index.html").read_text(encoding="utf-8")
+    page = (out / "gallery.html").read_text(encoding="utf-8")
     assert "Predicted pixels" in page and "Mean probability" in page and "IoU" not in page
     assert "photographs without masks" in page and "have no mask" in page
 

@@ -45,14 +45,19 @@ def test_class_order_follows_class_ids():
 
 def test_all_lists_every_file_once():
     files = _layout().sample(2).all()
-    assert len(files) == len(set(files)) == 3 * 2 + 3  # 3 kinds × 2 classes, raw, record, comparison
-    assert files[-3:] == ["raw_maps/sample2.npz", "samples/sample2.json", "comparison/sample2_comparison.png"]
+    assert len(files) == len(set(files)) == 3 * 2 + 4  # 3 kinds × 2 classes, raw, record, explorer, comparison
+    assert files[-4:] == [
+        "raw_maps/sample2.npz",
+        "samples/sample2.json",
+        "explorer/sample2.js",
+        "comparison/sample2_comparison.png",
+    ]
 
 
 def test_one_method_has_no_comparison():
     files = _layout(methods=(("gradcam", "Grad-CAM", "gradcam_maps"),), comparison=False).sample(1)
     assert files.sample_figures == {} and list(files.figures) == ["tpfpfn", "gradcam"]
-    assert len(files.all()) == 2 * 2 + 2 and None not in files.all()
+    assert len(files.all()) == 2 * 2 + 3 and None not in files.all()
 
 
 def test_paths_are_relative_to_the_output_folder():

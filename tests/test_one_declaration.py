@@ -76,7 +76,7 @@ def test_a_new_method_file_and_its_metric_reach_every_output(tiny_run, tmp_path,
 
     assert len(list((out / "powercam_maps").glob("sample0_powercam_*.png"))) == 5  # its figures
     assert (out / "comparison" / "sample0_comparison.png").is_file()
-    assert "Power-CAM" in (out / "index.html").read_text(encoding="utf-8")  # the gallery's rows
+    assert "Power-CAM" in (out / "gallery.html").read_text(encoding="utf-8")  # the gallery's rows
     header = (out / "summary.csv").read_text(encoding="utf-8").splitlines()[0].split(",")
     assert {"powercam_energy_in_gt", "powercam_seconds"} <= set(header)  # the summaries
     assert "powercam" in load_maps(out / "raw_maps" / "sample0.npz").maps  # the raw maps

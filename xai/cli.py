@@ -308,7 +308,8 @@ def main(method: str, argv: Sequence[str] | None = None, prog: str | None = None
 
                 manifest = finalize(args.finalize)
                 logger.info(
-                    "finalized %d sample(s) in %s/ (index.html, summary.csv, manifest.json)",
+                    "finalized %d sample(s) in %s/ (index.html: the explorer, gallery.html, summary.csv, "
+                    "manifest.json)",
                     manifest["samples"]["explained"],
                     Path(args.finalize),
                 )

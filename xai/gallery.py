@@ -1,4 +1,4 @@
-"""A static HTML gallery of the figures of a run: one self-contained index.html, no JavaScript,
+"""A static HTML gallery of the figures of a run: one self-contained gallery.html, no JavaScript,
 no external resources, only relative links, so the folder can be moved, zipped or opened from disk.
 """
 
@@ -132,7 +132,7 @@ def write_gallery(
     measures: Sequence[tuple[str, str, int]] = SPLIT_MEASURES,
     legend: str = ERRORS_LEGEND,
 ) -> Path:
-    """Write output_dir/index.html (RUN_FILES.gallery) atomically from gallery.html.j2; return its path.
+    """Write output_dir/gallery.html (RUN_FILES.gallery) atomically from gallery.html.j2; return its path.
 
     samples: [{"id": "sample0", "name": "<image name>",
                "figures": {kind: {class_name: relative_path}},   # per-class kinds: tpfpfn, a method, ...

@@ -13,7 +13,8 @@ class RunFiles:
     summary_csv: str = "summary.csv"  # per sample and class: the prediction's and each map's numbers
     summary_json: str = "summary.json"
     manifest: str = "manifest.json"  # the run as it ran
-    gallery: str = "index.html"
+    explorer: str = "index.html"  # the interactive explorer (xai.explorer); its data under explorer/
+    gallery: str = "gallery.html"  # the static gallery of the figures (xai.gallery)
     metrics_csv: str = "metrics.csv"  # --evaluate: every metric, long format
     metrics_json: str = "metrics.json"
     report_md: str = "report.md"

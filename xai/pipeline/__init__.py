@@ -3,8 +3,8 @@
 - explain (xai.pipeline.explain_stage): per sample, run the engines, map the results back onto the
   photograph, write the sample's figures, raw maps and finally its record samples/sample{i}.json
   (the completion marker; xai.pipeline.records.SampleRecord says everything later stages need).
-- finalize (xai.pipeline.finalize_stage): summary.csv/json, manifest.json and index.html, rebuilt from
-  samples/*.json alone, so `--finalize OUTPUT_DIR` needs nothing but that folder.
+- finalize (xai.pipeline.finalize_stage): summary.csv/json, manifest.json, index.html (the explorer) and
+  gallery.html, rebuilt from samples/*.json alone, so `--finalize OUTPUT_DIR` needs nothing but that folder.
 
 `run(RunOptions)` does both. Nothing here imports torch at package import (figure worker processes
 import xai.pipeline.writer without it).

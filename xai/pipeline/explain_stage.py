@@ -111,6 +111,7 @@ class Records:
             figures=files.figures,
             sample_figures=files.sample_figures,
             raw=files.raw,
+            explorer=files.explorer,
             seconds={**ex.seconds, "model": model_seconds},
             batch_sizes=ex.batch_sizes,
             started=started,
@@ -253,6 +254,7 @@ class _Stage:
         view = self.presentation.view(ex)
         record = self.records.done(ex, self.presentation.summary_rows(view, ex), model_seconds, started)
         jobs = [self.presentation.maps_file_job(ex, files), *self.presentation.figure_jobs(view, files)]
+        jobs.append(self.presentation.explorer_job(ex.index, view, files))
         self.writer.submit(jobs, self.records.finisher(record))
 
     def throughput(self, done: int) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""The finalize stage: summary.csv/json, manifest.json and index.html from samples/*.json alone.
+"""The finalize stage: summary.csv/json, manifest.json, index.html (the explorer, with explorer/data.js) and
+gallery.html from samples/*.json alone.
 
 Running it again on the same folder gives the same files, and it needs nothing but that folder:
 `--finalize OUTPUT_DIR` merges shards, ranks and resumed sessions after the fact.
@@ -109,14 +110,72 @@ def _report(out: Path, run: dict[str, Any], done: list[SampleRecord]) -> dict[st
     return write_report(out, done, settings)
 
 
-def _gallery(out: Path, run: dict[str, Any], done: list[SampleRecord], report: Any) -> None:
-    from ..gallery import write_gallery
-
-    outputs = run.get("outputs") or [
+def _outputs(run: dict[str, Any]) -> list[dict[str, Any]]:
+    return run.get("outputs") or [
         {"name": ERROR_KIND, "label": ERROR_LABEL},
         *({"name": m, "label": info["label"]} for m, info in run.get("methods", {}).items()),
         {"name": "comparison", "label": "Comparison of methods"},
     ]
+
+
+def _title(run: dict[str, Any]) -> str:
+    method_labels = [info["label"] for info in run.get("methods", {}).values()]
+    what = "photographs without masks" if "images" in run else f"{run['split']} split"
+    return f"{' vs '.join(method_labels)}: {Path(run['checkpoint']['path']).name}, {what}"
+
+
+def _explorer_columns(done: list[SampleRecord]) -> list[tuple[str, str, int]]:
+    """The explorer table's numbers: the gallery's measures, every other number of the summary rows but
+    seconds, then (--evaluate) each variant's main metrics as "variant: metric"."""
+    from ..metrics.registry import measures
+
+    present = dict.fromkeys(k for r in done for row in r.rows for k in row)
+    first = [(m.name, m.title, m.digits) for m in GALLERY_MEASURES if m.name in present]
+    skip = {"sample", "image", "class", *(k for k, _t, _d in first)}
+    numeric = {k for r in done for row in r.rows for k, v in row.items() if isinstance(v, int | float)}
+    floats = {k for r in done for row in r.rows for k, v in row.items() if isinstance(v, float)}
+    rest = [(k, k, 3 if k in floats else 0) for k in present if k in numeric - skip and not k.endswith("seconds")]
+    main = {m.name: m for m in measures("main", ground_truth=None)}
+    evaluated = dict.fromkeys(
+        (row["variant"], row["metric"]) for r in done for row in r.metrics if row["metric"] in main
+    )
+    metric_columns = [(f"{v}:{m}", f"{v}: {main[m].title}", main[m].digits) for v, m in evaluated]
+    return first + rest + metric_columns
+
+
+def _explorer(out: Path, run: dict[str, Any], done: list[SampleRecord], report: Any) -> None:
+    from ..explorer import write_explorer
+
+    columns = _explorer_columns(done)
+    samples = []
+    for r in done:
+        rows = {row["class"]: dict(row) for row in r.rows}
+        for m in r.metrics:
+            rows.setdefault(m["class"], {})[f"{m['variant']}:{m['metric']}"] = m.get("value")
+        file = r.explorer if r.explorer and (out / r.explorer).is_file() else None
+        samples.append({"index": r.index, "name": r.name, "file": file, "rows": rows})
+    names = run.get("class_names", run.get("classes", []))
+    explained = list(dict.fromkeys(row["class"] for r in done for row in r.rows))
+    classes = [c for c in names if c in explained] + [c for c in explained if c not in names]
+    methods = [(m, info["label"]) for m, info in run.get("methods", {}).items()]
+    links = [("Faithfulness report", RUN_FILES.report_html)] if report else []
+    write_explorer(
+        out,
+        samples,
+        classes,
+        methods,
+        columns,
+        class_names=names,
+        title=_title(run),
+        links=links,
+        has_truth="images" not in run,
+    )
+
+
+def _gallery(out: Path, run: dict[str, Any], done: list[SampleRecord], report: Any) -> None:
+    from ..gallery import write_gallery
+
+    outputs = _outputs(run)
     shown = [m for m in GALLERY_MEASURES if any(m.name in row for r in done for row in r.rows)]
     samples = [
         {
@@ -128,9 +187,7 @@ def _gallery(out: Path, run: dict[str, Any], done: list[SampleRecord], report: A
         }
         for r in done
     ]
-    method_labels = [info["label"] for info in run.get("methods", {}).values()]
-    what = "photographs without masks" if "images" in run else f"{run['split']} split"
-    title = f"{' vs '.join(method_labels)}: {Path(run['checkpoint']['path']).name}, {what}"
+    title = _title(run)
     links = [("Faithfulness report", RUN_FILES.report_html), (RUN_FILES.metrics_csv, RUN_FILES.metrics_csv)]
     errors = any(o["name"] == ERROR_KIND for o in outputs)
     write_gallery(
@@ -146,7 +203,8 @@ def _gallery(out: Path, run: dict[str, Any], done: list[SampleRecord], report: A
 
 
 def finalize(out: str | Path) -> dict[str, Any]:
-    """Write summary.csv, summary.json, manifest.json and index.html of a run folder; returns the manifest."""
+    """Write summary.csv, summary.json, manifest.json, index.html (the explorer) and gallery.html of a run
+    folder; returns the manifest."""
     out = Path(out)
     if not out.is_dir():
         raise XAIError(f"output folder not found: {out}")
@@ -161,6 +219,7 @@ def finalize(out: str | Path) -> dict[str, Any]:
     write_summaries(out, [row for r in done for row in r.rows])
     report = _report(out, run, done)
     _gallery(out, run, done, report)
+    _explorer(out, run, done, report)
     manifest = {
         **{k: v for k, v in run.items() if k != "evaluation"},  # the run as it ran (xai.pipeline.setup)
         "samples": {

@@ -2,8 +2,9 @@
 
     <kind folder>/sample{i}_<kind>_{class}.png       per-class kinds (tpfpfn_maps/, scorecam_maps/, ...)
     comparison/sample{i}_comparison.png              per-sample kinds (more than one method)
-    raw_maps/sample{i}.npz, samples/sample{i}.json
-    summary.csv, summary.json, manifest.json, index.html, metrics.*, report.*   the run's (xai.run_files)
+    raw_maps/sample{i}.npz, samples/sample{i}.json, explorer/sample{i}.js (xai.explorer)
+    summary.csv, summary.json, manifest.json, index.html (the explorer), gallery.html, explorer/data.js,
+    metrics.*, report.*                              the run's (xai.run_files)
 
 Paths in records are relative to the output folder, so a run folder can be moved or merged.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..explorer import explorer_sample_file
 from ..run_files import RUN_FILES, RunFiles
 from .outputs import OutputKind
 
@@ -33,9 +35,11 @@ class SampleFiles:
     sample_figures: dict[str, str]
     raw: str
     record: str
+    explorer: str
 
     def all(self) -> list[str]:
-        files = [p for per_class in self.figures.values() for p in per_class.values()] + [self.raw, self.record]
+        files = [p for per_class in self.figures.values() for p in per_class.values()]
+        files += [self.raw, self.record, self.explorer]
         return files + list(self.sample_figures.values())
 
 
@@ -56,6 +60,7 @@ class Layout:
             sample_figures={k.name: k.file(sid) for k in self.kinds if k.per == "sample"},
             raw=f"{RAW_DIR}/{sid}.npz",
             record=f"{SAMPLE_DIR}/{sid}.json",
+            explorer=explorer_sample_file(sid),
         )
 
     def path(self, relative: str) -> Path:

@@ -42,6 +42,7 @@ class SampleRecord:
     sanity: dict[str, Any] = field(default_factory=dict)  # variant -> steps, Spearman per class
     evaluation_cost: dict[str, Any] = field(default_factory=dict)  # forwards per metric, seconds
     source: str | None = None  # the photograph's path (--images; a split's sample is its name)
+    explorer: str | None = None  # the explorer's file of the sample (records of earlier releases: None)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

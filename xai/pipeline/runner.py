@@ -107,7 +107,9 @@ def _finish(
             out,
         )
     log.info(
-        "wrote %d sample(s) to %s/ (index.html, summary.csv, manifest.json)", manifest["samples"]["explained"], out
+        "wrote %d sample(s) to %s/ (index.html: the explorer, gallery.html, summary.csv, manifest.json)",
+        manifest["samples"]["explained"],
+        out,
     )
     return manifest
 

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..data import Letterbox
+from ..explorer import write_sample_data
 from ..mapfile import MapFile, write_maps
 from ..methods import get_method
 from ..metrics import summary_columns
@@ -182,3 +183,13 @@ class Presentation:
             extra=ex.raw_extra,
         )
         return FigureJob(write_maps, self.layout.path(files.raw), (mapfile,), {})
+
+    def explorer_job(self, index: int, view: SampleView, files: SampleFiles) -> FigureJob:
+        """The job that writes the explorer's file of the sample (xai.explorer): a worker resizes and
+        encodes the photograph, labels and maps the figures draw from."""
+        names = self.class_names
+        maps = {m: {names[c]: v for c, v in per.items()} for m, per in view.maps.items()}
+        notes = {m: {names[c]: note for c, note in per.items()} for m, per in view.notes.items()}
+        regions = {names[c]: view.regions.get(c) for c in view.classes}
+        args = (sample_id(index), view.name, view.rgb, view.gt, view.pred, view.confidence, maps, notes, regions)
+        return FigureJob(write_sample_data, self.layout.path(files.explorer), args, {})
