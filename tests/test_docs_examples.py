@@ -92,7 +92,7 @@ def blocks(page: Path) -> list[Block]:
     while i < len(lines):
         m = FENCE.match(lines[i])
         if m is None:
-            if "docs-test" in lines[i] and not MARK.match(lines[i]):
+            if re.match(r"[ \t]*<!--[ \t]*docs-test", lines[i]) and not MARK.match(lines[i]):
                 raise AssertionError(f"{name}:{i + 1}: a docs-test mark must read <!-- docs-test: skip (reason) -->")
             i += 1
             continue
