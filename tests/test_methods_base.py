@@ -240,3 +240,23 @@ def test_a_sweep_shows_one_bar_that_counts_every_image_once_and_always_closes(fp
         cls(_FailsAfter(fpn, 2), **options, batch_size=2, progress=True)(image_batch(1, 32, 64))
     (bar,) = _Bar.made
     assert bar.closed == 1 and bar.updates == [2, 2] and bar.kw["total"] > 4
+
+
+def test_attribution_gives_every_class_probability(fpn, sigmoid_fpn):
+    """probabilities: N×C×H×W float32, the softmax of the logits (summing to 1 over classes) or a sigmoid
+    head's own outputs; confidence is their maximum, prediction their argmax; sample(i) slices them."""
+    x = image_batch(2, 32, 64)
+    result = make("gradcam", fpn).explain(x, classes=[1, 3])
+    p = result.probabilities
+    assert p is not None and result.confidence is not None and result.prediction is not None
+    assert p.shape == (2, 5, 32, 64) and p.dtype == torch.float32
+    torch.testing.assert_close(p.sum(1), torch.ones(2, 32, 64))
+    torch.testing.assert_close(p.amax(1), result.confidence, rtol=0, atol=0)
+    assert torch.equal(p.argmax(1), result.prediction)
+    with torch.no_grad():
+        torch.testing.assert_close(p, torch.softmax(fpn(x), 1))
+    one = result.sample(1).probabilities
+    assert one is not None and torch.equal(one, p[1:2])
+    head = make("gradcam", sigmoid_fpn).explain(x)
+    with torch.no_grad():
+        torch.testing.assert_close(head.probabilities, sigmoid_fpn(x))  # the head's own probabilities

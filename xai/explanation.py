@@ -105,7 +105,13 @@ def _for_evaluation(result: Attribution) -> Attribution:
     assert result.prediction is not None
     empty = torch.empty(0)
     return dataclasses.replace(
-        result, maps=host(result.maps), raw=empty, prediction=host(result.prediction), confidence=None, extra={}
+        result,
+        maps=host(result.maps),
+        raw=empty,
+        prediction=host(result.prediction),
+        confidence=None,
+        probabilities=None,
+        extra={},
     )
 
 
@@ -162,12 +168,14 @@ class Explanation:
     @functools.cached_property
     def probabilities(self) -> np.ndarray:
         """C×H×W float32: every class's probability at each pixel of the photograph (the softmax of the
-        logits, or the head's own probabilities), mapped back through the letterbox (bilinear)."""
-        engine = next(iter(self._session.setup.engines.values()))
-        x = self._sample.image[None].to(engine.device)
-        with torch.inference_mode(), float32_math(tf32=False):
-            p = to_host(engine.scored.probabilities_of(engine.scored.run(x, None, False))[0].float())
-        return np.stack([self._ex.letterbox.to_original(c) for c in p]).astype(np.float32)
+        logits, or the head's own probabilities) of the run's forward pass, mapped back through the letterbox
+        (bilinear). The run keeps them as float16 at the input resolution (half the memory of float32), so
+        each value is the model's rounded to float16 (off by at most 2**-11 of itself: 2.4e-4 at most for a
+        probability) and the classes sum to 1 within 2**-11 (4.9e-4)."""
+        p = self._ex.probabilities_input
+        assert p is not None  # every engine's result has them
+        box = self._ex.letterbox
+        return np.stack([box.to_original(c.astype(np.float32)) for c in p]).astype(np.float32)
 
     @functools.cached_property
     def maps(self) -> dict[str, np.ndarray]:

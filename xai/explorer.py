@@ -9,7 +9,8 @@ the hover values need).
 
     explorer/sample{i}.js   XAIExplorer.sample({...}): the photograph (JPEG) and per class and method an
                             8-bit grayscale PNG map at the display size (at most EXPLORER_SIDE on the
-                            long side), the ground truth and prediction as PNGs of class ids
+                            long side), the ground truth and prediction as PNGs of class ids, the
+                            probability of the predicted class and of every class (8-bit PNGs)
     explorer/data.js        window.XAI_DATA = {...}: samples, per sample and class the summary numbers
     explorer/explorer.js, explorer/explorer.css   copied from the package
     index.html              the page (xai/templates/explorer.html.j2)
@@ -42,6 +43,7 @@ __all__ = [
     "ERROR_COLORS",
     "EXPLORER_DIR",
     "EXPLORER_SIDE",
+    "explorer_hw",
     "explorer_sample_file",
     "write_explorer",
     "write_sample_data",
@@ -63,7 +65,8 @@ def explorer_sample_file(sample: str) -> str:
     return f"{EXPLORER_DIR}/{sample}.js"
 
 
-def _size(hw: tuple[int, int], side: int = EXPLORER_SIDE) -> tuple[int, int]:
+def explorer_hw(hw: tuple[int, int], side: int = EXPLORER_SIDE) -> tuple[int, int]:
+    """The size of the explorer's copy of an image of size hw: at most `side` on the long side."""
     h, w = hw
     scale = min(1.0, side / max(h, w))
     return (max(1, round(h * scale)), max(1, round(w * scale)))
@@ -106,11 +109,14 @@ def write_sample_data(
     maps: Mapping[str, Mapping[str, np.ndarray | None]],
     notes: Mapping[str, Mapping[str, str]],
     regions: Mapping[str, np.ndarray | None],
+    probabilities: Mapping[str, np.ndarray] | None = None,
 ) -> None:
     """Write one sample's explorer file (a figure job): rgb, gt, pred, confidence and every map on the
     photograph (the figures' copy of it); maps: {method: {class name: H×W in [0,1] or None}}; regions:
-    {class name: the explained pixels, or None for all of them}."""
-    hw = _size(rgb.shape[:2])
+    {class name: the explained pixels, or None for all of them}; probabilities: {class name: H×W, that
+    class's probability}, every class of the model (at the explorer's size, explorer_hw, or resized to it
+    as the maps are)."""
+    hw = explorer_hw(rgb.shape[:2])
     photo = cv2.resize(rgb, (hw[1], hw[0]), interpolation=cv2.INTER_AREA) if hw != rgb.shape[:2] else rgb
     data = {
         "id": sample,
@@ -121,6 +127,7 @@ def write_sample_data(
         "gt": _labels(gt, hw),
         "pred": _labels(pred, hw),
         "confidence": _gray(confidence, hw),
+        "probabilities": {c: _gray(v, hw) for c, v in (probabilities or {}).items()},
         "maps": {m: {c: _gray(v, hw) for c, v in per.items()} for m, per in maps.items()},
         "notes": {m: dict(per) for m, per in notes.items()},
         "regions": {

@@ -72,8 +72,9 @@ class Attribution:
     photograph-level result of `xai.explain` is `xai.Explanation`). maps: N×C'×H×W in [0,1] on V (0 on
     padding); raw: the same before min-max (after the positive part); classes: output indices; empty:
     N×C' True where the class's region was empty (map all zeros); prediction: N×H×W argmax of the
-    model's output on x; confidence: N×H×W the probability the model gives that predicted class (softmax
-    of the logits, or the head's own probabilities); extra: what the method adds (a CAM's `weights`)."""
+    model's output on x; probabilities: N×C×H×W float32 every class's probability in that output (the
+    softmax of the logits, or the head's own probabilities); confidence: N×H×W the probability of the
+    predicted class (probabilities.amax over classes); extra: what the method adds (a CAM's `weights`)."""
 
     maps: torch.Tensor
     raw: torch.Tensor
@@ -86,6 +87,7 @@ class Attribution:
     extra: dict[str, torch.Tensor] = field(default_factory=dict)
     target_layer: str | None = None
     confidence: torch.Tensor | None = None
+    probabilities: torch.Tensor | None = None
 
     @property
     def weights(self) -> torch.Tensor | None:
@@ -106,6 +108,7 @@ class Attribution:
             empty=one(self.empty),
             prediction=None if self.prediction is None else one(self.prediction),
             confidence=None if self.confidence is None else one(self.confidence),
+            probabilities=None if self.probabilities is None else one(self.probabilities),
             extra={k: one(v) for k, v in self.extra.items()},
         )
 
@@ -265,6 +268,7 @@ class Explainer:
             empty = fwd.empty()
             raw = self.positive(raw.detach().float()).masked_fill(empty[:, :, None, None], 0.0)
             maps = minmax(raw, valid_mask[:, None])
+            probabilities = self.scored.probabilities_of(fwd.output.detach()).float()
         return Attribution(
             maps=maps,
             raw=raw,
@@ -273,7 +277,8 @@ class Explainer:
             region=None if callable(self.options.score) else self.options.region,
             method=self.name,
             prediction=fwd.output.detach().argmax(1),
-            confidence=self.scored.probabilities_of(fwd.output.detach()).amax(1),
+            confidence=probabilities.amax(1),
+            probabilities=probabilities,
             stats={**fwd.stats, "seconds": time.perf_counter() - t0},
             extra={k: v.detach() for k, v in fwd.extra.items()},
             target_layer=getattr(self.options, "target_layer", None),

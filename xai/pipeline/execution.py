@@ -124,6 +124,7 @@ def _explained(
         gt_input=None if gt_padded is None else gt_padded[0].numpy().astype(np.uint8),
         pred_input=to_host(first.prediction[0]).astype(np.uint8),
         confidence_input=None if first.confidence is None else to_host(first.confidence[0].float()),
+        probabilities_input=None if first.probabilities is None else to_host(first.probabilities[0].half()),
         source=sample.source,
         classes=list(execution.class_ids),
         seconds={method: secs for method, (_, secs) in results.items()},

@@ -254,7 +254,7 @@ class _Stage:
         view = self.presentation.view(ex)
         record = self.records.done(ex, self.presentation.summary_rows(view, ex), model_seconds, started)
         jobs = [self.presentation.maps_file_job(ex, files), *self.presentation.figure_jobs(view, files)]
-        jobs.append(self.presentation.explorer_job(ex.index, view, files))
+        jobs.append(self.presentation.explorer_job(ex, view, files))
         self.writer.submit(jobs, self.records.finisher(record))
 
     def throughput(self, done: int) -> dict[str, str]:

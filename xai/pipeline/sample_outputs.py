@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..data import Letterbox
-from ..explorer import write_sample_data
+from ..explorer import explorer_hw, write_sample_data
 from ..mapfile import MapFile, write_maps
 from ..methods import get_method
 from ..metrics import summary_columns
@@ -184,12 +184,30 @@ class Presentation:
         )
         return FigureJob(write_maps, self.layout.path(files.raw), (mapfile,), {})
 
-    def explorer_job(self, index: int, view: SampleView, files: SampleFiles) -> FigureJob:
+    def explorer_job(self, ex: Explained, view: SampleView, files: SampleFiles) -> FigureJob:
         """The job that writes the explorer's file of the sample (xai.explorer): a worker resizes and
-        encodes the photograph, labels and maps the figures draw from."""
+        encodes the photograph, labels and maps the figures draw from, and every class's probability (made
+        small here: _explorer_probabilities)."""
         names = self.class_names
         maps = {m: {names[c]: v for c, v in per.items()} for m, per in view.maps.items()}
         notes = {m: {names[c]: note for c, note in per.items()} for m, per in view.notes.items()}
         regions = {names[c]: view.regions.get(c) for c in view.classes}
-        args = (sample_id(index), view.name, view.rgb, view.gt, view.pred, view.confidence, maps, notes, regions)
-        return FigureJob(write_sample_data, self.layout.path(files.explorer), args, {})
+        args = (sample_id(ex.index), view.name, view.rgb, view.gt, view.pred, view.confidence, maps, notes, regions)
+        probabilities = _explorer_probabilities(ex, view.rgb.shape[:2], names)
+        return FigureJob(write_sample_data, self.layout.path(files.explorer), args, {"probabilities": probabilities})
+
+
+def _explorer_probabilities(ex: Explained, display: tuple[int, int], names: list[str]) -> dict[str, np.ndarray] | None:
+    """{class name: H×W float32} every class's probability at the explorer's size (xai.explorer.explorer_hw
+    of the display copy's size), mapped as Presentation.view and write_sample_data map the confidence
+    (nearest through the letterbox to the display size, then area-averaged down), so that at each pixel the
+    predicted class's value is the confidence's; one class at a time, so that no C×H×W array of the display
+    size exists and the job carries small maps only."""
+    if ex.probabilities_input is None:
+        return None
+    small = explorer_hw(display)
+    out = {}
+    for name, p in zip(names, ex.probabilities_input, strict=True):
+        v = ex.letterbox.to_size(p.astype(np.float32), display, nearest=True)
+        out[name] = v if v.shape == small else cv2.resize(v, (small[1], small[0]), interpolation=cv2.INTER_AREA)
+    return out

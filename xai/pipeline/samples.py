@@ -63,7 +63,8 @@ class Explained:
     """One sample's results. maps: per method the C'×H×W maps at the model's input resolution (the
     engines' arrays, [0,1] on the photograph's pixels), empty: per method the classes whose region was
     empty (their maps are zeros); rgb and gt on the photograph (gt and gt_input None for a photograph
-    without a mask), pred and the probability of the predicted class (input resolution)."""
+    without a mask), pred, the probability of the predicted class and every class's probability (input
+    resolution)."""
 
     index: int
     name: str
@@ -81,6 +82,8 @@ class Explained:
     raw_extra: dict[str, np.ndarray] = field(default_factory=dict)
     evaluation: Any = None  # xai.evaluation.evaluate.SampleEvaluation with --evaluate
     confidence_input: np.ndarray | None = None  # H×W float32: the probability of the predicted class
+    # C×H×W float16 (half a float32 copy's memory): every class's probability at the input resolution
+    probabilities_input: np.ndarray | None = None
     source: str | None = None  # the photograph's path (--images)
     results: dict[str, Any] | None = None  # per method (Attribution, seconds), with Execution.keep_results
 

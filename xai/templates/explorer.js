@@ -192,6 +192,7 @@
     add("gt", data.gt, true);
     add("pred", data.pred, true);
     add("confidence", data.confidence, true);
+    Object.keys(data.probabilities || {}).forEach(function (c) { add("prob|" + c, data.probabilities[c], true); });
     Object.keys(data.maps).forEach(function (m) {
       Object.keys(data.maps[m]).forEach(function (c) { add("map|" + m + "|" + c, data.maps[m][c], true); });
     });
@@ -336,6 +337,10 @@
     if (px.gt) { v.truth = className(px.gt[i]); }
     if (px.pred) { v.predicted = className(px.pred[i]); }
     if (px.confidence) { v.probability = px.confidence[i] / 255; }
+    var probs = Object.keys(current.data.probabilities || {}).filter(function (n) { return px["prob|" + n]; }).map(function (n) {
+      return { name: n, p: px["prob|" + n][i] / 255 };
+    });
+    if (probs.length) { v.probabilities = probs.sort(function (a, b) { return b.p - a.p; }); }
     D.methods.forEach(function (m) {
       var map = px["map|" + m.name + "|" + cname];
       if (map) { v.maps[m.name] = map[i] / 255; }
@@ -351,6 +356,9 @@
     if (v.truth !== undefined) { lines.push("ground truth: " + v.truth); }
     if (v.predicted !== undefined) {
       lines.push("predicted: " + v.predicted + (v.probability !== undefined ? " (probability " + v.probability.toFixed(3) + ")" : ""));
+    }
+    if (v.probabilities) {
+      lines.push("class probabilities: " + v.probabilities.map(function (e) { return e.name + " " + e.p.toFixed(3); }).join(", "));
     }
     Object.keys(v.maps).forEach(function (m) { lines.push(methodLabel(m) + " [" + m + "]: " + v.maps[m].toFixed(3)); });
     $("hover").textContent = lines.join("\n");
