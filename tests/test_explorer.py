@@ -148,13 +148,31 @@ def test_table_sorts_filters_and_opens_a_sample(page, compared):
     assert _canvas_stats(page, "scorecam")[0] != map_on  # the map's opacity changed what is drawn
 
 
-def test_hover_shows_the_values_of_the_maps_file(page, compared):
+def _model_probabilities(ckpt: Path, photo: Path) -> np.ndarray:
+    """C×H×W: every class's probability at each pixel of the photograph, from a forward of the model of its own
+    (Attribution.probabilities of an engine of xai.explain on the photograph preprocessed as the CLI does),
+    mapped back through the letterbox as the explorer maps them (nearest: each pixel takes the input pixel that
+    decided its class, as the prediction and the confidence do)."""
+
+    import xai
+
+    explanation = xai.explain(ckpt, photo, methods=("gradcam",))
+    assert isinstance(explanation, xai.Explanation)
+    engine = explanation._session.setup.engines["gradcam"]
+    attribution = engine.explain(explanation._sample.image[None].to(engine.device))
+    assert attribution.probabilities is not None
+    p = attribution.probabilities[0].detach().cpu().numpy()
+    return np.stack([explanation._ex.letterbox.to_original(c, nearest=True) for c in p])
+
+
+def test_hover_shows_the_values_of_the_maps_file(page, compared, tiny_run):
     from selenium.webdriver.common.action_chains import ActionChains
 
     _open(page, (compared / "index.html").as_uri() + "#sample=1&class=root")
     _wait(page, "return document.querySelectorAll('#panels canvas').length === 2")
     maps = load_maps(compared / "raw_maps" / "sample1.npz")
     root = maps.class_names.index("root")
+    probabilities = _model_probabilities(tiny_run[2], next(tiny_run[1].rglob(maps.image_name)))
     canvas = page.find_element("css selector", "#panels canvas")
     size = canvas.size
     for fx, fy in ((0.3, 0.4), (0.6, 0.7), (0.5, 0.2)):
@@ -172,6 +190,16 @@ def test_hover_shows_the_values_of_the_maps_file(page, compared):
             shown = float(found.group(1))
             expected = float(np.clip(maps.on_photograph(method)[root][y, x], 0, 1))
             assert shown == pytest.approx(expected, abs=1 / 255 + 2e-3), (method, x, y)
+        listed = re.search(r"class probabilities: (.*)", text)
+        assert listed is not None, text
+        pairs = [entry.rsplit(" ", 1) for entry in listed.group(1).split(", ")]
+        assert sorted(name for name, _ in pairs) == sorted(maps.class_names)  # every class, once
+        values = [float(v) for _, v in pairs]
+        assert values == sorted(values, reverse=True)
+        assert dict(pairs)[maps.class_names[int(maps.pred[y, x])]] == pairs[0][1]  # the predicted class first
+        for name, value in pairs:  # 8 bits (1/255), float16 storage, three decimals shown
+            expected = float(probabilities[maps.class_names.index(name)][y, x])
+            assert float(value) == pytest.approx(expected, abs=1 / 255 + 2e-3), (name, x, y, text)
 
 
 def test_a_link_reopens_its_view_and_keys_move(page, compared):
