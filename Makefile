@@ -54,8 +54,8 @@ $(DEMO_CKPT): $(DEMO_DATA)/dataset_split.csv
 demo: install $(DEMO_CKPT)
 	$(PY) visualize_scorecam.py --model_path $(DEMO_CKPT) --config demo
 	$(PY) visualize_pretrained_model.py --model_path $(DEMO_CKPT) --config demo
-	$(PY) visualize_scorecam.py --model_path $(DEMO_CKPT) --config demo --compare --evaluate --num_samples 3 --sanity_samples 1 \
-		--output_dir comparison_visualizations
+	$(PY) visualize_scorecam.py --model_path $(DEMO_CKPT) --config demo --compare --evaluate --num_samples 2 \
+		--eval_steps 5 --no_road --stability_samples 0 --sanity_samples 0 --output_dir comparison_visualizations
 	@echo "demo done: open the explorers scorecam_visualizations/index.html, pretrained_visualizations/index.html,"
 	@echo "           comparison_visualizations/index.html (static galleries: gallery.html beside each) and the"
 	@echo "           faithfulness report comparison_visualizations/report.html"
