@@ -1,4 +1,5 @@
-# make test: install into .venv, lint, type-check, the wheel check, the docs and the test suite (what CI runs).
+# make test: install into .venv, lint, type-check, the wheel check, the docs, the test suite and the tutorial
+# notebooks (what CI runs).
 # make docs: the documentation site, built strictly (any warning fails) into site/.
 # make demo: synthetic data, the demo model, both CLIs and an evaluation report.
 PYTHON ?= python3
@@ -17,8 +18,8 @@ $(STAMP): requirements.txt pyproject.toml
 install: $(STAMP)
 
 lint: install
-	$(PY) -m ruff check xai tests bench docs/hooks.py
-	$(PY) -m ruff format --check xai tests bench docs/hooks.py
+	$(PY) -m ruff check xai tests bench docs/hooks.py notebooks
+	$(PY) -m ruff format --check xai tests bench docs/hooks.py notebooks
 
 typecheck: install
 	$(PY) -m mypy xai tests
@@ -40,7 +41,7 @@ browser:
 	fi
 
 test: lint typecheck wheel-check docs browser
-	$(PY) -m pytest -q -n 2 --dist loadfile tests
+	$(PY) -m pytest -q -n 2 --dist loadfile tests --nbmake notebooks
 
 DEMO_DATA := data/demo
 DEMO_CKPT := best_model_FPN.safetensors

@@ -8,12 +8,19 @@ A page holds markers that this hook replaces before MkDocs reads the Markdown:
 
 Nothing of the tables is written by hand, so the reference cannot drift from `--help`.
 `tests/test_docs.py` calls `render_options` directly.
+
+The tutorials: each notebook of notebooks/ becomes the page tutorials/<name>.md (`on_files`), its markdown
+cells as they are and its code cells as Python blocks, without outputs and without running anything; the
+notebook itself is published beside it for download. Links in the notebooks are written for the repository
+(../docs/faithfulness.md, 02_split_and_report.ipynb) and rewritten for the site (`site_links`).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
+from pathlib import Path
 from typing import Any
 
 COMMANDS = ("scorecam", "gradcam", "occlusion", "uncertainty")  # the commands with an explain pipeline
@@ -21,6 +28,9 @@ MARKER = re.compile(r"^<!--[ \t]*cli:[ \t]*(commands|options[ \t]+(\w+))[ \t]*--
 _DEFAULT = re.compile(r"\s*\(default: (?P<value>[^()]*(?:\([^()]*\)[^()]*)*)\)")
 _TAKERS = re.compile(r"\s*\[(?P<takers>[^\[\]]+)\]$")
 _GENERAL = {"options", "optional arguments"}  # argparse's title of the ungrouped flags (-h), by version
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+TUTORIALS = "tutorials"  # the site's folder of the notebooks' pages
+_MD_LINK = re.compile(r"(\]\(\s*<?)([^)\s>]+)")  # the target of an inline Markdown link or image
 
 
 def _escape(text: str) -> str:
@@ -147,3 +157,63 @@ def render_markers(markdown: str) -> str:
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any, **kwargs: Any) -> str:
     """MkDocs event: render the markers of every page (only the CLI reference has any)."""
     return render_markers(markdown) if "<!-- cli:" in markdown else markdown
+
+
+def tutorial_pages() -> dict[str, Path]:
+    """The site's page of each notebook (tutorials/<name>.md, by the notebook's name) and its notebook."""
+    return {f"{TUTORIALS}/{path.stem}.md": path for path in sorted(NOTEBOOKS.glob("*.ipynb"))}
+
+
+def notebook_cells(path: Path) -> list[tuple[str, str]]:
+    """(cell type, source) of each non-empty markdown and code cell of a notebook, in order."""
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    found = []
+    for cell in cells:
+        source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+        if cell["cell_type"] in ("markdown", "code") and source.strip():
+            found.append((cell["cell_type"], source.strip("\n")))
+    return found
+
+
+def site_links(markdown: str) -> str:
+    """A notebook's links as the site has them: ../docs/X to X's page (one folder up from tutorials/), a
+    sibling notebook to its page."""
+
+    def replace(match: re.Match[str]) -> str:
+        target = match.group(2)
+        path, hash_, anchor = target.partition("#")
+        if path.startswith("../docs/"):
+            path = "../" + path[len("../docs/") :]
+        elif path.endswith(".ipynb") and "/" not in path and (NOTEBOOKS / path).is_file():
+            path = path[: -len(".ipynb")] + ".md"
+        return match.group(1) + path + hash_ + anchor
+
+    return _MD_LINK.sub(replace, markdown)
+
+
+def render_notebook(path: Path) -> str:
+    """A notebook as a page: markdown cells as they are, code cells as Python blocks, and after the title a
+    note that names the notebook and links it for download."""
+    note = (
+        f'!!! note "A notebook: [{path.name}]({path.name})"\n'
+        f"    This page is `notebooks/{path.name}` of the repository, shown without its outputs. Run it to see "
+        "the figures and numbers: in the environment where seedling-xai is installed, `pip install notebook`, "
+        "then `jupyter notebook notebooks/` from the repository's root. `make test` runs every notebook."
+    )
+    parts = []
+    for kind, source in notebook_cells(path):
+        parts.append(site_links(source) if kind == "markdown" else f"```python\n{source}\n```")
+        if len(parts) == 1:
+            title, _, rest = parts[0].partition("\n")
+            parts[0] = f"{title}\n\n{note}\n{rest}" if title.startswith("# ") else f"{note}\n\n{parts[0]}"
+    return "\n\n".join(parts) + "\n"
+
+
+def on_files(files: Any, config: Any, **kwargs: Any) -> Any:
+    """MkDocs event: a page per notebook (tutorials/<name>.md) and the notebook beside it."""
+    from mkdocs.structure.files import File
+
+    for uri, path in tutorial_pages().items():
+        files.append(File.generated(config, uri, content=render_notebook(path)))
+        files.append(File.generated(config, f"{TUTORIALS}/{path.name}", abs_src_path=str(path)))
+    return files
