@@ -187,6 +187,7 @@ def test_evaluate_gives_the_rows_of_the_cli_evaluation(tiny_run, photos, tmp_pat
     with open(out / "metrics.csv", encoding="utf-8") as fh:
         cli = {(r["class"], r["variant"], r["metric"]): r["value"] for r in csv.DictReader(fh)}
     mine = {(r["class"], r["variant"], r["metric"]): r["value"] for r in rows}
+    assert rows.curves and rows.sanity == {}  # curves beside the rows; no sanity check with sanity_samples 0
     assert "gradcam" in {k[1] for k in mine} and {k[0] for k in mine} == set(two)
     assert mine.keys() == cli.keys() and len(mine) > 20
     for key, value in mine.items():
@@ -213,6 +214,7 @@ def test_bad_input_is_one_line(tiny_run, photos, tmp_path):
         (lambda: xai.explain(ckpt, np.zeros((8, 8, 3))), "uint8"),
         (lambda: xai.explain(ckpt, []), "no image to explain"),
         (lambda: xai.explain(ckpt, photos[0], region="tp"), "needs a mask"),
+        (lambda: xai.explain(ckpt, photos[0], score=lambda out: out[:, :1].sum((2, 3))), "a custom score"),
         (lambda: xai.explain(42, photos[0]), "model must be a checkpoint path"),
         (lambda: xai.explain(tmp_path / "missing.pth", photos[0]), "model file not found"),
     ]

@@ -38,7 +38,7 @@ __all__ = ["explain"]
 IN_MEMORY = "(in memory)"  # the manifest's checkpoint path of a model given as an object
 NOT_FROM_PYTHON = (  # run options that say where files and samples are: the call's arguments say it instead
     "model_path", "methods", "classes", "images", "num_samples", "all", "split", "data_root", "output_dir",
-    "resume", "workers", "save_raw", "method_options", "command", "progress",
+    "resume", "workers", "save_raw", "method_options", "command",
 )  # fmt: skip
 
 
@@ -99,6 +99,11 @@ def _sort_options(options: dict[str, Any], methods: tuple[str, ...]) -> tuple[di
         raise XAIError(
             f"xai.explain() has no option {', '.join(map(repr, unknown))}; run options: {', '.join(run_names)}; "
             f"options of {', '.join(methods)}: {', '.join(method_names)}"
+        )
+    if callable(options.get("score")):
+        raise XAIError(
+            "xai.explain explains the model's classes; a custom score (a callable) is for the engines: "
+            "xai.ScoreCAM(model, score=...).explain(x) (docs: Python API, custom scoring)"
         )
     run = {k: v for k, v in options.items() if k in run_names}
     return run, {k: v for k, v in options.items() if k not in run}

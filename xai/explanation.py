@@ -27,7 +27,7 @@ from .pipeline.setup import GivenPhotographs, Setup, prepare, resolve
 from .precision import float32_math
 from .syncs import to_host
 
-__all__ = ["Explanation", "Explanations", "Session"]
+__all__ = ["Evaluation", "Explanation", "Explanations", "Session"]
 
 
 @dataclass
@@ -60,7 +60,6 @@ class Session:
             images=images,
             method_options=method_values,
             workers=0,
-            progress=False,
             command=("xai.explain",),
             **run_values,
         )
@@ -80,7 +79,7 @@ class Session:
         execution = dataclasses.replace(setup.execution(), keep_results=True)
         samples = [as_sample(setup.dataset[i]) for i in setup.indices]
         done: list[Explanation] = []
-        with tqdm(total=len(samples), unit="image", disable=len(samples) < 2) as bar:
+        with tqdm(total=len(samples), unit="image", disable=not self.opts.progress or len(samples) < 2) as bar:
             for group in _groups(iter(samples), lambda: self.opts.samples_per_call):
                 with float32_math(tf32=False):
                     explained = explain_samples(group, execution)
@@ -232,20 +231,26 @@ class Explanation:
         `output_dir`, as `--images` writes them; returns the manifest."""
         return Explanations([self]).save(output_dir)
 
-    def evaluate(self, **options: Any) -> list[dict[str, Any]]:
-        """The `--evaluate` metrics of these maps (the rows metrics.csv gets for this photograph: one per
-        method, class and metric).
+    def evaluate(self, **options: Any) -> Evaluation:
+        """The `--evaluate` metrics of these maps: the rows metrics.csv gets for this photograph (one per
+        method, class and metric), with the curves and the sanity check beside them.
 
         Args:
             **options: the evaluation's options by name (eval_steps, road, stability_samples, sanity_samples,
                 variants, ...: xai.evaluation.settings.EvaluationOptions).
+
+        Returns:
+            An `Evaluation`: a list of row dicts (class, method, variant, metric, value, reason), with
+            `.curves` (per variant and class, the deletion and insertion curves) and `.sanity` (the
+            cascading randomisation's results, for the first `sanity_samples` photographs of the call).
         """
         setup = self._session.with_options(evaluate=True, **options)
         x = self._sample.image[None].to(setup.device)
         valid = torch.from_numpy(self._ex.letterbox.valid()).to(setup.device)
         assert self._ex.results is not None  # Session.explain_all keeps them
         with float32_math(tf32=False):
-            return list(setup.evaluator.evaluate(self._ex.index, x, None, valid, self._ex.results).rows)
+            measured = setup.evaluator.evaluate(self._ex.index, x, None, valid, self._ex.results)
+        return Evaluation(measured.rows, curves=measured.curves, sanity=measured.sanity)
 
     def _method(self, method: str) -> str:
         if method not in self._ex.maps:
@@ -256,6 +261,14 @@ class Explanation:
         if class_name not in self.classes:
             raise XAIError(f"class '{class_name}' was not explained; the explained classes: {', '.join(self.classes)}")
         return self.classes.index(class_name)
+
+
+class Evaluation(list[dict[str, Any]]):
+    """Explanation.evaluate's result: the metric rows, with the curves and the sanity check's results."""
+
+    def __init__(self, rows: list[dict[str, Any]], *, curves: dict[str, Any], sanity: dict[str, Any]):
+        super().__init__(rows)
+        self.curves, self.sanity = curves, sanity
 
 
 class Explanations(list[Explanation]):
