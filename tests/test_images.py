@@ -185,7 +185,11 @@ def test_evaluate_gives_none_with_a_reason_where_a_metric_needs_a_ground_truth(t
         assert all(r["value"] == "" and r["reason"] == "no ground truth" for r in by_metric[name]), name
     for name in ("deletion_auc_linear", "insertion_auc_area", "average_drop", "complexity", "seconds"):
         assert any(r["value"] != "" for r in by_metric[name]), name  # the rest need no mask
-    assert "photographs without masks" in (out / "report.md").read_text(encoding="utf-8")
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "photographs without masks" in report
+    # the verdicts keep the question, and say what would answer it
+    assert "not measured: it needs ground-truth masks, a split (--split) rather than --images" in report
+    assert "not measured: ROAD runs unless --no_road is given" in report
 
 
 def test_resume_redoes_nothing_and_shards_merge(tiny_run, photos, tmp_path, capsys):

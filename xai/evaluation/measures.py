@@ -164,8 +164,9 @@ def average_drop_increase(ctx: Context) -> Iterator[Row]:
             yield label, j, AVERAGE_INCREASE, value_of(res.increase, res.reason)
 
 
+ENERGY_POINTING_GAME = Measure("energy_pointing_game", "Energy pointing game", "higher")
 _LOCALISATION: tuple[tuple[Measure, Callable[..., LocalisationResult]], ...] = (
-    (Measure("energy_pointing_game", "Energy pointing game", "higher"), energy_pointing_game),
+    (ENERGY_POINTING_GAME, energy_pointing_game),
     (Measure("pointing_game", "Pointing game", "higher"), pointing_game),
     (Measure("rank_accuracy", "Rank accuracy", "higher"), relevance_rank_accuracy),
 )

@@ -1,7 +1,9 @@
 """The evaluation report of a run: metrics.csv, metrics.json, report.md, report.html and its plots.
 
 Input: the evaluated sample records (xai.pipeline.records.SampleRecord with `metrics` rows, `curves`
-and `sanity`). Per class and variant every declared measure (xai.evaluation.measures) is summarised as
+and `sanity`). The report opens with its verdicts (xai.evaluation.verdicts): per class and question the best
+method, whether it is separated from the next best and whether it beats the references. Per class and
+variant every declared measure (xai.evaluation.measures) is summarised as
 its mean over samples with a 95% bootstrap interval and n (xai.evaluation.stats); each pair of variants
 the run asks for (default: the first variant against each other one) gets its paired difference per
 class over the samples that have both. Plots: mean deletion and insertion curves per class (a line per
@@ -12,7 +14,7 @@ come from the package's templates (xai.templating).
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,10 +23,21 @@ import numpy as np
 
 from ..io import atomic_path, write_csv, write_json, write_text
 from ..run_files import RUN_FILES
-from ..templating import render_template
+from ..templating import anchor, render_template
 from .measures import Measure, measures
 from .settings import split_pair
-from .stats import Estimate, bootstrap_mean, paired_difference
+from .stats import MIN_VERDICT_SAMPLES, Estimate, bootstrap_mean, paired_difference
+from .verdicts import (
+    BETTER,
+    NOT_SEPARATED,
+    QUESTIONS,
+    RANDOMISED_SPEARMAN,
+    TOO_FEW,
+    WORSE,
+    Comparison,
+    Verdict,
+    verdicts,
+)
 
 FIELDS = ["sample", "image", "class", "method", "variant", "metric", "value", "reason"]
 REPORT_DIR = RUN_FILES.report_plots
@@ -234,38 +247,36 @@ def write_report(out: Path, records: list[Any], settings: dict[str, Any]) -> dic
     steps, sanity = _sanity(evaluated)
     sanity_plot = f"{REPORT_DIR}/sanity.png" if plot_sanity(steps, sanity, out / REPORT_DIR / "sanity.png") else None
     cost = evaluation_cost(evaluated)
-    write_json(
-        out / RUN_FILES.metrics_json,
-        {
-            "settings": settings,
-            "classes": classes,
-            "variants": {v: methods[v] for v in variants},
-            "measures": {
-                m.name: {"title": m.title, "better": m.better, "table": m.report_table} for m in measures(None)
-            },
-            "summary": {
-                c: {v: {m: e.as_dict() for m, e in per.items() if e.n} for v, per in by_v.items()}
-                for c, by_v in summary.items()
-            },
-            "paired_differences": [
-                {
-                    "minuend": a,
-                    "subtrahend": b,
-                    "per_class": {c: {m: e.as_dict() for m, e in per.items() if e.n} for c, per in by_class.items()},
-                }
-                for (a, b), by_class in paired.items()
-            ],
-            "sanity": {"steps": steps, "mean_spearman": {v: [float(x) for x in rho] for v, rho in sanity.items()}},
-            "cost": cost,
-            "rows": rows,
+    found = report_verdicts(rows, evaluated, classes, variants, methods)
+    document = {
+        "settings": settings,
+        "classes": classes,
+        "variants": {v: methods[v] for v in variants},
+        "measures": {m.name: {"title": m.title, "better": m.better, "table": m.report_table} for m in measures(None)},
+        "verdicts": [v.as_dict() for v in found],
+        "summary": {
+            c: {v: {m: e.as_dict() for m, e in per.items() if e.n} for v, per in by_v.items()}
+            for c, by_v in summary.items()
         },
-    )
-    sections = _header(settings, len(evaluated))
+        "paired_differences": [
+            {
+                "minuend": a,
+                "subtrahend": b,
+                "per_class": {c: {m: e.as_dict() for m, e in per.items() if e.n} for c, per in by_class.items()},
+            }
+            for (a, b), by_class in paired.items()
+        ],
+        "sanity": {"steps": steps, "mean_spearman": {v: [float(x) for x in rho] for v, rho in sanity.items()}},
+        "cost": cost,
+        "rows": rows,
+    }
+    write_json(out / RUN_FILES.metrics_json, document)
+    title = _title(settings)
+    sections = [("h1", title), *_verdict_sections(found, classes), *_header(settings, len(evaluated))]
     for c in classes:
         sections += _class_sections(c, variants, summary[c], {p: by[c] for p, by in paired.items()}, plots.get(c))
     sections += _claims_sections(rows, classes, variants, methods)
     sections += _cost_sections(cost) + _sanity_sections(steps, sanity, sanity_plot)
-    title = str(sections[0][1])
     write_text(out / RUN_FILES.report_md, render_template("report.md.j2", sections=sections))
     write_text(out / RUN_FILES.report_html, render_template("report.html.j2", sections=sections, title=title))
     return {"classes": classes, "variants": variants, "plots": plots, "sanity_plot": sanity_plot, "pairs": compared}
@@ -287,6 +298,139 @@ def _paired(
 
 
 Section = tuple[str, Any]
+Fragments = list[tuple[str, str | None]]  # text, and the anchor it links to (None: plain text)
+VERDICTS_TITLE = "Verdicts"
+SAMPLES_TITLE = "Samples and settings"
+SANITY_TITLE = "Sanity check: cascading randomisation"
+
+
+def _class_title(c: str) -> str:
+    return f"Class {c}"
+
+
+def _sanity_values(records: Iterable[Any]) -> dict[tuple[str, str, str], dict[str, float]]:
+    """{(class, variant, RANDOMISED_SPEARMAN): {sample: |Spearman ρ| at the cascade's last step}}: the sanity
+    check as one number per sample (the whole model randomised; 0: the map no longer resembles the original)."""
+    table: dict[tuple[str, str, str], dict[str, float]] = defaultdict(dict)
+    for r in records:
+        for variant, entry in (r.sanity or {}).items():
+            for cname, rhos in entry["rho"].items():
+                last = rhos[-1] if rhos else None
+                if last is not None and math.isfinite(last):
+                    table[(cname, variant, RANDOMISED_SPEARMAN.name)][r.id] = abs(float(last))
+    return table
+
+
+def _reasons(rows: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
+    """{(class, metric): the most common reason of its missing values in metrics.csv}."""
+    counts: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    for row in rows:
+        if row.get("value") is None and row.get("reason"):
+            counts[(row["class"], row["metric"])][str(row["reason"])] += 1
+    return {key: count.most_common(1)[0][0] for key, count in counts.items()}
+
+
+def report_verdicts(
+    rows: list[dict[str, Any]], records: Iterable[Any], classes: list[str], variants: list[str], methods: dict[str, str]
+) -> list[Verdict]:
+    """The verdicts of the report (xai.evaluation.verdicts) from metrics.csv's rows and the records' sanity
+    check: per class the questions' measures as means with intervals, paired differences between variants.
+
+    Args:
+        rows: metrics.csv's rows (long_rows).
+        records: the evaluated sample records (their sanity entries).
+        classes: the classes, in the report's order.
+        variants: the evaluated variants, references included.
+        methods: {variant: its method, "reference" for the references}.
+
+    Returns:
+        One Verdict per class, question and measure.
+    """
+    values = {**_values(rows), **_sanity_values(records)}
+    names = [m.name for q in QUESTIONS for m in q.measures]
+    stats = {
+        c: {v: {m: bootstrap_mean(list(values.get((c, v, m), {}).values())) for m in names} for v in variants}
+        for c in classes
+    }
+
+    def difference(c: str, m: str, a: str, b: str) -> Estimate:
+        return paired_difference(values.get((c, a, m), {}), values.get((c, b, m), {}))
+
+    references = [v for v in variants if methods.get(v) == REFERENCE]
+    return verdicts(stats, references, difference=difference, reasons=_reasons(rows))
+
+
+def _verdict_sections(found: list[Verdict], classes: list[str]) -> list[Section]:
+    """The report's first section: a table of verdicts per class (names link to the sections that show them)."""
+    out: list[Section] = [
+        ("h2", VERDICTS_TITLE),
+        (
+            "p",
+            "Per class and question: the best method (references aside) by its mean over the samples, with its "
+            "95% bootstrap interval and n. Separated: the 95% interval of the paired difference Δ = best − other "
+            "(per sample, over the samples that have both, then averaged) excludes 0; under "
+            f"{MIN_VERDICT_SAMPLES} paired samples it is too few to tell. The same test against the references "
+            "(the random map, the model's own probability). ↓: lower is better, ↑: higher is better. A summary "
+            "of the tables below, not a replacement: they show every measure, both schedules and every method.",
+        ),
+    ]
+    header = ["question", "measure", "best method: mean [95% interval] (n)", "separated from the next best?"]
+    header.append("against the references")
+    for c in classes:
+        rows, asked = [], None
+        for v in (v for v in found if v.class_name == c):
+            rows.append([[("" if v.question == asked else v.question, None)], *_verdict_cells(v)])
+            asked = v.question
+        out.append(("linked", [(_class_title(c), anchor(_class_title(c))), (":", None)]))
+        out.append(("linked_table", (header, rows)))
+    return out
+
+
+_SEPARATION = {
+    BETTER: "yes, from ",
+    NOT_SEPARATED: "no, from ",
+    WORSE: "no: worse than ",
+    TOO_FEW: "too few samples to tell, from ",
+}
+_AGAINST = {
+    BETTER: "beats ",
+    NOT_SEPARATED: "not separated from ",
+    WORSE: "worse than ",
+    TOO_FEW: "too few samples to tell against ",
+}
+
+
+def _verdict_cells(v: Verdict) -> list[Fragments]:
+    """A verdict's cells after its question: measure, best method, separation, references."""
+    m = v.measure
+    measure: Fragments = [(m.title + _arrow(m), None)]
+    if v.best is None or v.estimate is None:
+        return [measure, [(v.not_measured or "not measured", None)], [("—", None)], [("—", None)]]
+    target = anchor(SANITY_TITLE if m.name == RANDOMISED_SPEARMAN.name else _class_title(v.class_name))
+    best: Fragments = [(v.best, target), (f": {v.estimate.text(m.digits)}", None)]
+    if v.runner_up is None:
+        separation: Fragments = [("the only method with a value", None)]
+    else:
+        separation = _compared(_SEPARATION[v.runner_up.outcome], [v.runner_up], target, m.digits)
+    by_outcome: dict[str, list[Comparison]] = {}
+    for c in v.references:
+        by_outcome.setdefault(c.outcome, []).append(c)
+    against: Fragments = [("no reference measured", None)] if not v.references else []
+    for i, (result, compared) in enumerate(by_outcome.items()):
+        against += [("; ", None)] if i else []
+        against += _compared(_AGAINST[result], compared, target, m.digits)
+    return [measure, best, separation, against]
+
+
+def _compared(words: str, compared: list[Comparison], target: str, digits: int) -> Fragments:
+    """The words, then each variant (linked) with "(Δ best − variant)", or its own mean where no sample has
+    both: "beats random (Δ ...) and probability (Δ ...)"."""
+    out: Fragments = [(words, None)]
+    for k, c in enumerate(compared):
+        out += [(" and " if k == len(compared) - 1 else ", ", None)] if k else []
+        detail = f"Δ {c.difference.text(digits)}" if c.difference is not None else f"mean {c.estimate.text(digits)}"
+        out += [(c.variant, target), (f" ({detail})", None)]
+    return out
 
 
 def _samples_of(settings: dict[str, Any]) -> str:
@@ -296,9 +440,13 @@ def _samples_of(settings: dict[str, Any]) -> str:
     return f"the {settings.get('split', '?')} split"
 
 
+def _title(settings: dict[str, Any]) -> str:
+    return f"Faithfulness of the explanations: {settings.get('model', '')}"
+
+
 def _header(settings: dict[str, Any], n: int) -> list[Section]:
     return [
-        ("h1", f"Faithfulness of the explanations: {settings.get('model', '')}"),
+        ("h2", SAMPLES_TITLE),
         (
             "p",
             f"{n} sample(s) of {_samples_of(settings)}; region "
@@ -318,7 +466,7 @@ def _class_sections(
     plot: str | None,
 ) -> list[Section]:
     """One class: the main table (a row per variant), the fast variants' table, the paired differences."""
-    out: list[Section] = [("h2", f"Class {c}")]
+    out: list[Section] = [("h2", _class_title(c))]
     columns = [m for m in measures("main") if any(summary[v][m.name].n for v in variants if m.name in summary[v])]
     header = ["variant"] + [m.title + _arrow(m) for m in columns]
     out.append(("table", (header, [[v] + [summary[v][m.name].text(m.digits) for m in columns] for v in variants])))
@@ -365,7 +513,7 @@ def _sanity_sections(steps: list[str], sanity: dict[str, np.ndarray], plot: str 
         return []
     rows = [[v, *(f"{x:.3f}" for x in rho)] for v, rho in sanity.items()]
     return [
-        ("h2", "Sanity check: cascading randomisation"),
+        ("h2", SANITY_TITLE),
         ("table", (["variant", *steps], rows)),
         ("img", (plot, "Cascading randomisation")),
     ]
@@ -384,9 +532,6 @@ SEED_CLAIMS = [
     ("Noise", "cleaner heatmaps", "sparseness", "better"),
     ("Speed", "slower", "seconds", "higher"),
 ]
-
-
-MIN_VERDICT_SAMPLES = 5  # fewer paired samples give a bootstrap interval too unstable to call a claim on
 
 
 def _verdict(estimate: Estimate, better: str | None, predicted: str) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 RESAMPLES = 2000
+MIN_VERDICT_SAMPLES = 5  # fewer paired samples give a bootstrap interval too unstable to call a difference on
 
 
 @dataclass(frozen=True)
