@@ -41,6 +41,7 @@ def _full() -> SampleRecord:
         sanity={"gradcam": {"steps": ["decoder"], "spearman": {"root": [0.5]}}},
         evaluation_cost={"forwards": {"deletion": 50}, "seconds": 2.0},
         source="photos/seedling_0003.png",
+        explorer="explorer/sample3.js",
     )
 
 
