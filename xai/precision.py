@@ -93,6 +93,23 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "fp32"
 
 
+def precision_choice(precision: str, device: torch.device) -> dict[str, str]:
+    """What a precision option asked for, what runs (resolve_precision) and why, for the manifest and the
+    report: {"asked", "ran", "why"}."""
+    ran = resolve_precision(precision, device)
+    if precision == "tf32":
+        why = "the GPU runs TF32" if ran == "tf32" else "the device has no TF32: fp32"
+    elif precision != "auto":
+        why = "as asked"
+    elif device.type == "cuda":
+        why = "the CUDA device runs bf16 natively" if ran == "bf16" else "the CUDA device has no native bf16: fp32"
+    elif device.type == "cpu":
+        why = cpu_bf16()[1]
+    else:
+        why = f"no native bf16 known on {device.type}: fp32"
+    return {"asked": precision, "ran": ran, "why": why}
+
+
 _NEW_API = hasattr(torch.backends.cudnn, "conv") and hasattr(torch.backends.cuda.matmul, "fp32_precision")
 _backends: Any = torch.backends  # the fp32_precision settings (torch ≥ 2.9) are not in its type stubs
 
@@ -145,14 +162,19 @@ def autocast(precision: str, device: torch.device) -> contextlib.AbstractContext
     return stack
 
 
-def numerics(device: torch.device, precisions: dict[str, str]) -> dict[str, object]:
-    """What ran, for the manifest: each method's masked-forward precision, and that everything else
-    ran in IEEE fp32 (TF32 off), or that the device has no TF32 at all."""
+def numerics(
+    device: torch.device, precisions: dict[str, str], evaluation: dict[str, str] | None = None
+) -> dict[str, object]:
+    """What ran, for the manifest: each method's masked-forward precision, the evaluation's forwards
+    (precision_choice of --eval_precision, when the run evaluates), and that everything else ran in IEEE
+    fp32 (TF32 off), or that the device has no TF32 at all."""
     described: dict[str, object] = {
         "device_has_tf32": device_runs_tf32(device),
         "everything_else": "IEEE fp32 (TF32 off for cuBLAS and cuDNN)" if device.type == "cuda" else "fp32",
         "masked_forwards": dict(precisions),
     }
+    if evaluation is not None:
+        described["evaluation_forwards"] = dict(evaluation)
     if device.type == "cpu":
         described["cpu_bf16"] = cpu_bf16()[1]  # why precision auto chose what it chose
     return described

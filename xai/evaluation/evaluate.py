@@ -106,7 +106,8 @@ class Evaluator:
 
         The model stays in the memory layout measured faster (xai.precision) for all the forwards."""
         example = x[:1].expand(min(4, self.settings.batch_size or 4), -1, -1, -1)
-        with preserved_state(self.model, channels_last=prefers_channels_last(self.model, example, "fp32")):
+        faster = prefers_channels_last(self.model, example, self.settings.eval_precision)
+        with preserved_state(self.model, channels_last=faster):
             t0 = time.perf_counter()
             ev = self._evaluate(index, x, gt, valid, results)
             ev.seconds = time.perf_counter() - t0

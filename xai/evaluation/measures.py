@@ -83,6 +83,7 @@ class Context:
             batches=self.batches,
             compile=self.settings.compile,
             cudnn_benchmark=self.settings.cudnn_benchmark,
+            precision=self.settings.eval_precision,
         )
 
     def stored(self, maps: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,7 @@ from ..errors import XAIError
 from ..errors import option as flag
 from ..metrics.faithfulness import CURVE_STEPS
 from ..options import Options, option
+from ..precision import PRECISIONS
 
 __all__ = ["EVALUATION", "EvaluationOptions", "EvaluationSettings", "split_pair"]
 
@@ -68,6 +69,15 @@ class EvaluationOptions(Options):
         "noisy copies (±0.02 of the intensity range, seeded) per sample and method for max-sensitivity and the "
         "Spearman correlation under noise (0: none); each costs one more explanation",
         minimum=0,
+        section=EVALUATION,
+    )
+    eval_precision: str = option(
+        "auto",
+        "the evaluation's forward passes (every perturbed image): fp32 (IEEE, TF32 off), tf32 (TensorFloat-32 "
+        "on GPUs that have it, else fp32), bf16 or fp16 under autocast; auto: bf16 where the hardware runs it "
+        "natively (CUDA with bf16, CPUs with AVX512-BF16/AMX), else fp32. The manifest and the report say "
+        "what ran and why",
+        choices=PRECISIONS,
         section=EVALUATION,
     )
     sanity_samples: int = option(

@@ -45,7 +45,7 @@ from ..batching import Batches
 from ..errors import XAIError, option
 from ..layers import model_device, preserved_state
 from ..modeling import ScoredModel
-from ..precision import float32_math
+from ..precision import PRECISIONS, autocast, float32_math
 from ..syncs import to_host
 from ..targets import RegionScore, check_classes
 from .imputation import noisy_linear_impute
@@ -237,9 +237,13 @@ class Faithfulness:
         sync_free: bool | None = None,
         compile: bool = False,
         cudnn_benchmark: bool = False,
+        precision: str = "fp32",
     ):
         if batch_size is not None and int(batch_size) < 1:
             raise XAIError(f"{option('batch_size')} must be at least 1, got {batch_size}")
+        if precision not in PRECISIONS or precision == "auto":
+            raise XAIError(f"the evaluation's precision must be resolved to one of fp32, tf32, bf16, fp16: {precision}")
+        self.precision = precision
         self.model = model
         self.device = model_device(model)
         self.x, self.valid = _image_and_valid(x, valid, self.device)
@@ -271,8 +275,10 @@ class Faithfulness:
     # ---- forwards ---------------------------------------------------------------------------------
 
     def _score(self, images: torch.Tensor, batched: bool = True) -> torch.Tensor:
-        """B×C' region means s_c of a batch of inputs (float64: sums of many pixels)."""
-        _, P = self.scored.forward(images, batched=batched)
+        """B×C' region means s_c of a batch of inputs (float64: sums of many pixels); the forward pass at
+        the evaluation's precision, the inputs built and the scores summed in IEEE fp32 and float64."""
+        with autocast(self.precision, self.device):
+            _, P = self.scored.forward(images, batched=batched)
         check_classes(self.classes, P.shape[1])
         return self.score(P, self.regions, self.classes, dtype=torch.float64)
 

@@ -120,7 +120,9 @@ class RunDescription:
             },
             "device": str(self.device),
             "numerics": numerics(
-                self.device, {m: e.options.precision for m, e in engines.items() if hasattr(e.options, "precision")}
+                self.device,
+                {m: e.options.precision for m, e in engines.items() if hasattr(e.options, "precision")},
+                (evaluation or {}).get("precision"),
             ),
             "input": self.model_input.describe(),
             "data_root": self.data_root,

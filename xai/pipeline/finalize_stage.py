@@ -99,6 +99,7 @@ def _report(out: Path, run: dict[str, Any], done: list[SampleRecord]) -> dict[st
         f"model {Path(run['checkpoint']['path']).name} ({run['checkpoint'].get('arch')}/"
         f"{run['checkpoint'].get('encoder')}), device {run.get('device')}",
         *[f"reference '{k}': {v}" for k, v in (evaluation.get("references") or {}).items()],
+        *_precision_note(evaluation.get("precision")),
     ]
     settings = {
         "model": Path(run["checkpoint"]["path"]).name,
@@ -232,3 +233,11 @@ def finalize(out: str | Path) -> dict[str, Any]:
     }
     write_json(out / RUN_FILES.manifest, manifest)
     return manifest
+
+
+def _precision_note(precision: dict[str, str] | None) -> list[str]:
+    """The report's line on what the evaluation's forwards ran in (runs before --eval_precision have none)."""
+    if not precision:
+        return []
+    asked = f"--eval_precision {precision['asked']}: {precision['why']}"
+    return [f"the evaluation's forward passes ran in {precision['ran']} ({asked})"]

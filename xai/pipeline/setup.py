@@ -25,10 +25,12 @@ from ..data import (
     read_split,
 )
 from ..errors import XAIError, option
+from ..layers import model_device
 from ..methods import Explainer, get_method
 from ..modeling import pick_device
 from ..options import Options
 from ..photographs import PhotographArrays, PhotographDataset, Photographs, find_photographs, is_photograph
+from ..precision import precision_choice
 from .description import ModelInput, RunDescription
 from .execution import Execution
 from .layout import Layout
@@ -410,8 +412,9 @@ def _evaluation(
                 check_images_region(built[v.label].options.region, f" of {option('variants')} {v.label}")
     unit = sum(norm[1]) / len(norm[1])  # the noise radii are declared on [0, 1] images: in normalised units
     batching = opts.batching
+    precision = precision_choice(opts.eval_precision, model_device(model))
     settings = EvaluationSettings(
-        **{name: getattr(opts, name) for name in EvaluationOptions.names()},
+        **{name: getattr(opts, name) for name in EvaluationOptions.names()} | {"eval_precision": precision["ran"]},
         batch_size=batching.batch_size,
         compile=batching.compile,
         cudnn_benchmark=batching.cudnn_benchmark,
@@ -425,6 +428,7 @@ def _evaluation(
     description = {
         "settings": settings.describe(),
         "references": {name: r.description for name, r in REFERENCES.items()},
+        "precision": precision,
         "variants": {v.label: {"method": v.method, "options": built[v.label].options.describe()} for v in variants},
     }
     key = {
