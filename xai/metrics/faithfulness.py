@@ -216,9 +216,12 @@ class Faithfulness:
             0 < n_i < |V| (n_i = 0 and |V| are x, the blurred or the all-deleted image):
             linear S−1 (for |V| ≥ S); area S when 2|R_c| < |V|, else S−1 (fewer when min(|V|, 2|R_c|) < S),
             less the n_i an earlier call already ran for the same kind, map (name and values) and class:
-            after the linear schedule, the area schedule of a class with 2|R_c| ≥ |V| costs nothing
+            after the linear schedule, the area schedule of a class with 2|R_c| ≥ |V| costs nothing;
+            maps equal pixel for pixel (every class of a class-agnostic method, equal variants) share
+            their images: a step's forward scores all their classes at once
         road: 2·P per map and class for P percentiles (a percentile whose count rounds to 0 is x)
-        average_drop_increase: 1 per map and class (0 for a map constant over V: the all-deleted image)
+        average_drop_increase: 1 per map and class (0 for a map constant over V: the all-deleted image;
+            one for equal maps)
     """
 
     def __init__(
@@ -265,6 +268,8 @@ class Faithfulness:
         self.forwards: dict[str, int] = {}
         self._shared: dict[str, np.ndarray] = {}
         self._points: dict[tuple[str, str], tuple[torch.Tensor, list[dict[int, float]]]] = {}
+        self._projection: torch.Tensor | None = None
+        self._twins: dict[tuple[str, int], tuple[str, int]] = {}
         self.y = self._shared_score("x")
 
     @property
@@ -325,12 +330,25 @@ class Faithfulness:
                     f"of {tuple(self.x.shape[-2:])} pixels"
                 )
             out[name] = t
-        if out:
-            finite = to_host(torch.stack([torch.isfinite(t).all() for t in out.values()]))  # one transfer
-            for name, ok in zip(out, finite, strict=True):
+        present = [(name, j) for name, j, _ in self._present(out)]
+        stacked = torch.stack([out[name][j] for name, j in present]) if present else None
+        if out:  # one transfer: whether each map is finite, and a seeded projection of each present map
+            finite = torch.stack([torch.isfinite(t).all() for t in out.values()]).double()
+            looked = to_host(torch.cat([finite, self._project(stacked)]))
+            for name, ok in zip(out, looked[: len(out)], strict=True):
                 if not ok:
                     raise XAIError(f"maps '{name}' hold NaN or infinite values")
+            self._twins = _identical(present, stacked, looked[len(out) :])
         return out
+
+    def _project(self, stacked: torch.Tensor | None) -> torch.Tensor:
+        """Σ_p L(p)·w(p) of each map, w a seeded uniform field in float64 (equal maps project equally)."""
+        if stacked is None:
+            return torch.zeros(0, dtype=torch.float64, device=self.device)
+        if self._projection is None:
+            g = torch.Generator().manual_seed(0)
+            self._projection = torch.rand(self.x.shape[-2:], generator=g, dtype=torch.float64).to(self.device)
+        return (stacked.double() * self._projection).sum((-2, -1))
 
     def _present(self, maps: dict[str, torch.Tensor]) -> Iterable[tuple[str, int, torch.Tensor]]:
         return ((name, j, m[j]) for name, m in maps.items() for j in range(len(self.classes)) if self.area[j] > 0)
@@ -358,25 +376,29 @@ class Faithfulness:
         first, last = ("x", "deleted") if kind == "deletion" else ("blurred", "x")
         start = self.shared_image(first)
         target = torch.zeros_like(self.x) if kind == "deletion" else self.x
-        ranks: list[torch.Tensor] = []
-        jobs: list[tuple[int, int, dict[int, float], int]] = []  # (rank map, n, points of its curve, class)
+        ranks: dict[tuple[str, int], torch.Tensor] = {}  # by the first of equal maps (_identical)
+        jobs: dict[tuple[tuple[str, int], int], int] = {}  # (rank map, n) -> its row of scores
+        wanted: list[tuple[int, dict[int, float], int, int]] = []  # (row, points of a curve, class, n)
         plan: dict[tuple[str, int], tuple[list[int], dict[int, float]]] = {}
         measured = self._points_of(kind, maps)
         for name, j, m in self._present(maps):
             counts = pixel_counts(schedule, steps, N, self.area[j])
             points = measured[name][j]
-            ranks.append(_ranks(m, self.valid, True, N))
+            twin = self._twins[(name, j)]
+            if twin not in ranks:
+                ranks[twin] = _ranks(m, self.valid, True, N)
             for n in sorted(set(counts) - set(points) - {0, N}):
-                jobs.append((len(ranks) - 1, n, points, j))
+                wanted.append((jobs.setdefault((twin, n), len(jobs)), points, j, n))
             plan[(name, j)] = (counts, points)
+        order = list(jobs)
 
         def build(a: int, b: int) -> torch.Tensor:
-            masks = torch.stack([ranks[r] < n for r, n, _, _ in jobs[a:b]]).unsqueeze(1)
+            masks = torch.stack([ranks[twin] < n for twin, n in order[a:b]]).unsqueeze(1)
             return torch.where(masks, target, start)
 
-        scores = self._scores(f"{kind}_{schedule}", len(jobs), build)
-        for (_, n, points, j), row in zip(jobs, scores, strict=True):
-            points[n] = float(row[j])
+        scores = self._scores(f"{kind}_{schedule}", len(order), build)
+        for row, points, j, n in wanted:
+            points[n] = float(scores[row, j])
         t = np.arange(steps + 1, dtype=np.float64) / steps
         ends = {0: self._shared_score(first), N: self._shared_score(last)}
         out: dict[str, list[CurveResult]] = {}
@@ -551,7 +573,8 @@ class Faithfulness:
         }
         flags: Any = to_host(torch.stack([(hi > lo).flatten() for lo, hi in bounds.values()])) if maps else []
         varies = dict(zip(bounds, flags, strict=True))  # one transfer for every map
-        jobs = [(name, j) for name, j, _ in self._present(maps) if self.y[j] > 0 and varies[name][j]]
+        scored = [(name, j) for name, j, _ in self._present(maps) if self.y[j] > 0 and varies[name][j]]
+        jobs = list(dict.fromkeys(self._twins[key] for key in scored))  # equal maps scale x equally
 
         def scaled_input(name: str, j: int) -> torch.Tensor:
             m, (lo, hi) = maps[name][j], bounds[name]
@@ -560,7 +583,8 @@ class Faithfulness:
         scores = self._scores(
             "average_drop_increase", len(jobs), lambda a, b: torch.stack([scaled_input(*job) for job in jobs[a:b]])
         )
-        index = {job: k for k, job in enumerate(jobs)}
+        rows = {job: k for k, job in enumerate(jobs)}
+        index = {key: rows[self._twins[key]] for key in scored}
         out: dict[str, list[DropIncreaseResult]] = {}
         for name in maps:
             out[name] = []
@@ -577,6 +601,22 @@ class Faithfulness:
                     o = float(self._shared_score("deleted")[j])
                 out[name].append(DropIncreaseResult(max(0.0, y - o) / y * 100, 100.0 * (o > y * (1 + TIE)), y, o))
         return out
+
+
+def _identical(
+    present: list[tuple[str, int]], stacked: torch.Tensor | None, projections: np.ndarray
+) -> dict[tuple[str, int], tuple[str, int]]:
+    """For each (name, class) of a present map, the first (name, class) whose map equals it pixel for pixel
+    (itself for most; every class of a class-agnostic method points to its first): equal maps perturb the
+    image identically, so one forward serves them all. Only maps whose projections coincide are compared,
+    exactly, in one more transfer (none when no two projections coincide)."""
+    first: dict[float, int] = {}
+    pairs = [(k, f) for k, f in ((k, first.setdefault(float(v), k)) for k, v in enumerate(projections)) if f != k]
+    if not pairs or stacked is None:
+        return {key: key for key in present}
+    equal = to_host(torch.stack([(stacked[k] == stacked[f]).all() for k, f in pairs]))
+    twin = {k: f for (k, f), same in zip(pairs, equal, strict=True) if same}
+    return {key: present[twin.get(k, k)] for k, key in enumerate(present)}
 
 
 def _redo(build: Callable[..., torch.Tensor], k: int, _a: int, _b: int) -> torch.Tensor:
