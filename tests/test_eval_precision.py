@@ -107,3 +107,60 @@ def test_a_bad_eval_precision_is_one_line_exit_2(tiny_run, tmp_path, capsys):
         main("scorecam", args)
     assert exc.value.code == 2
     assert "fp64" in capsys.readouterr().err
+
+
+# Every perturbation metric of a fixed model, image and maps as commit 55dd697 computed them (before
+# --eval_precision and before equal maps shared their images), tests/pin_case below; fp32 must keep them.
+NAN = float("nan")
+PINNED = {
+    "deletion_linear": {
+        "a": [NAN, 0.5007857011657998, 0.6309052451212673, 0.4167047019288458, 0.5282743999844678],
+        "agnostic": [NAN, 0.510379009127605, 0.6298338550853193, 0.4497869698430153, 0.5079449749832112],
+    },
+    "deletion_area": {
+        "a": [NAN, 0.5064587240401379, 0.6484535127614784, 0.45582367986043076, 0.4465751928447556],
+        "agnostic": [NAN, 0.5176156236034912, 0.6428799757936198, 0.49606894491979514, 0.4786683478572915],
+    },
+    "insertion_linear": {
+        "a": [NAN, 0.5172932689522919, 0.6437538328265414, 0.42216582429833627, 0.43791674340884856],
+        "agnostic": [NAN, 0.5108363980239327, 0.6201691848804439, 0.4158200025997776, 0.4667247799024868],
+    },
+    "road_gap": {
+        "a": [NAN, -0.00500373328582171, -0.0011060490526935511, -0.004198966656208373, -0.04480557683120926],
+        "agnostic": [NAN, 0.0578018386203509, 0.008821393027651466, -0.034737645380445326, -0.12917518853393495],
+    },
+    "average_drop": {
+        "a": [NAN, 9.133254080356, 0.0, 11.02263858727162, 8.995813877393692],
+        "agnostic": [NAN, 4.542212899285719, 4.731221681831486, 10.356866686124647, 0.0],
+    },
+    "context_deletion": {
+        "a": [NAN, 0.5705690321887138, 0.5531523035646353, 0.4357778297878365, 0.4922842128172277],
+        "agnostic": [NAN, 0.5580527902746466, 0.5503483483487872, 0.46393524360857263, 0.5461713222896941],
+    },
+}
+
+
+def test_fp32_numbers_are_those_of_before_the_option_and_the_sharing():
+    model, x = tiny_fpn(), image_batch(1, 64, 64, seed=3)
+    with torch.inference_mode():
+        pred = model(x).argmax(1)[0]
+    regions = torch.stack([pred == c for c in range(5)])
+    valid = torch.ones(64, 64, dtype=torch.bool)
+    valid[:, 56:] = False
+    g = torch.Generator().manual_seed(1)
+    maps = {"a": torch.rand(5, 64, 64, generator=g), "agnostic": torch.rand(1, 64, 64, generator=g).expand(5, -1, -1)}
+    f = Faithfulness(model, x, list(range(5)), regions, valid, batch_size=8, precision="fp32")
+    got = {
+        "deletion_linear": f.deletion(maps, steps=8),
+        "deletion_area": f.deletion(maps, steps=8, schedule="area"),
+        "insertion_linear": f.insertion(maps, steps=8),
+        "road_gap": f.road(maps, percentiles=(20, 50, 80), seed=0),
+        "average_drop": f.average_drop_increase(maps),
+        "context_deletion": f.context_deletion(maps, steps=8),
+    }
+    field = {"road_gap": "gap", "average_drop": "drop"}
+    for metric, per_map in PINNED.items():
+        for name, expected in per_map.items():
+            values = [getattr(r, field.get(metric, "auc")) for r in got[metric][name]]
+            assert values == pytest.approx(expected, abs=1e-6, nan_ok=True), (metric, name)
+    assert f.forwards["deletion_linear"] == 7 * 4 + 7  # 4 present classes of "a", one shared map for "agnostic"
