@@ -252,8 +252,9 @@ def test_faithfulness_correlation_equals_quantus_on_the_same_subsets(sample, sou
 
 
 @pytest.mark.parametrize("source", ["crafted", "model"])
-def test_irof_is_quantus_irof_divided_by_the_superpixels(sample, source, monkeypatch):
-    """With our superpixels given to Quantus' IROF (baseline 0), its area over the curve is K times ours."""
+def test_irof_is_quantus_irof_with_the_unperturbed_point(sample, source, monkeypatch):
+    """With our superpixels given to Quantus' IROF (baseline 0): Quantus leaves out q_0 = 1 and spaces the
+    K points by 1, so its area over the curve is K·(ours) + (1 + q_1)/2."""
     model, _, x, valid, _, regions, maps = sample
     ctx = context(sample, EvaluationSettings(quantus_metrics=True, irof_segments=30))
     if source == "crafted":
@@ -271,9 +272,13 @@ def test_irof_is_quantus_irof_divided_by_the_superpixels(sample, source, monkeyp
         cam = ctx.maps["gradcam"][j].double()
         means = [float(cam[segments == k].mean()) for k in range(1, K + 1)]
         assert len(set(means)) == K  # no tied segments: Quantus' order is ours
+        first = segments == removal.segment_order(cam, segments)[0]
+        with torch.no_grad():
+            s = wrapper(torch.stack([torch.ones(H, W), (~first).double()])[:, None])[:, j]
+        q1 = float(s[1] / s[0])
         irof = quantus.IROF(perturb_baseline=ZERO, normalise=False, disable_warnings=True)
         theirs = quantus_call(irof, wrapper, np.ones((1, 1, H, W)), [j], cam.numpy()[None, None])
-        assert K * ours[j] == pytest.approx(theirs[0], rel=1e-5)
+        assert K * ours[j] + (1 + q1) / 2 == pytest.approx(theirs[0], rel=1e-5)
 
 
 # ---- re-explaining -----------------------------------------------------------------------------------------

@@ -13,10 +13,10 @@ as deletion does):
     IROF (Rieger & Hansen 2020): V cut into K superpixels G_1..G_K (SLIC, skimage: the photograph min-max
         scaled to [0, 1] over V, n_segments superpixels asked, compactness 10, only V segmented: a
         deterministic function of the image), ordered by the mean of L over each, largest first (ties by
-        label); q_k = s_c(x with G_(1)..G_(k) removed) / s_c(x) for k = 1..K;
-        IROF = (K − Σ_{k=1}^{K−1} (q_k + q_{k+1})/2) / K: the area over the normalised curve, per
-        superpixel. Higher is better; None when s_c(x) = 0. Quantus' IROF is K times this (the area over
-        the curve with unit spacing, not divided by K).
+        label); q_k = s_c(x with G_(1)..G_(k) removed) / s_c(x) for k = 0..K (q_0 = 1);
+        IROF = 1 − Σ_{k=0}^{K−1} (q_k + q_{k+1}) / 2K: the area over the normalised curve at t_k = k/K,
+        as deletion's AUC is taken (0 for a score that never falls). Higher is better; None when
+        s_c(x) = 0. Quantus' IROF leaves q_0 out and spaces the points by 1: it is K·IROF + (1 + q_1)/2.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def removal_masks(segments: torch.Tensor, order: list[int]) -> torch.Tensor:
 
 
 def irof(y: float, scores: np.ndarray) -> float | None:
-    """(K − trapezoid of q_k = scores[k]/y with unit spacing) / K, K = len(scores).
+    """1 − the trapezoid of q_0 = 1, q_k = scores[k−1]/y (k = 1..K) at t_k = k/K, K = len(scores).
 
     Args:
         y: s_c(x).
@@ -104,7 +104,6 @@ def irof(y: float, scores: np.ndarray) -> float | None:
     K = len(scores)
     if K == 0 or not y > 0:
         return None
-    q = np.asarray(scores, dtype=np.float64) / float(y)
-    area = float(np.sum((q[1:] + q[:-1]) / 2)) if K > 1 else 0.0
-    value = (K - area) / K
+    q = np.concatenate([[1.0], np.asarray(scores, dtype=np.float64) / float(y)])
+    value = 1 - float(np.sum((q[1:] + q[:-1]) / 2)) / K
     return value if math.isfinite(value) else None
