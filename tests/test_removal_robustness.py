@@ -131,3 +131,14 @@ def test_random_logit_and_local_lipschitz_measure_every_class_of_the_method(ctx)
     }
     for _, j, m, value in rows:
         assert value.value is not None or value.reason, (m.name, j)
+
+
+def test_the_four_metrics_are_off_unless_asked_for():
+    """--quantus_metrics turns on exactly these four (their forwards would slow every default run)."""
+    from xai.metrics.registry import metrics
+
+    names = {"faithfulness_correlation", "irof", "random_logit", "local_lipschitz"}
+    assert not names & {mt.name for mt in metrics(ground_truth=None) if mt.enabled(EvaluationSettings())}
+    on = {mt.name for mt in metrics(ground_truth=None) if mt.enabled(EvaluationSettings(quantus_metrics=True))}
+    off = {mt.name for mt in metrics(ground_truth=None) if mt.enabled(EvaluationSettings())}
+    assert on - off == names
