@@ -223,3 +223,76 @@ def spearman(a: list[float], b: list[float]) -> float:
     ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
     cov = sum((p - ma) * (q - mb) for p, q in zip(ra, rb, strict=True))
     return cov / math.sqrt(sum((p - ma) ** 2 for p in ra) * sum((q - mb) ** 2 for q in rb))
+
+
+def pearson(a: list[float], b: list[float]) -> float:
+    ma, mb = sum(a) / len(a), sum(b) / len(b)
+    cov = sum((p - ma) * (q - mb) for p, q in zip(a, b, strict=True))
+    return cov / math.sqrt(sum((p - ma) ** 2 for p in a) * sum((q - mb) ** 2 for q in b))
+
+
+def removed(x: torch.Tensor, pixels: list[tuple[int, int]]) -> torch.Tensor:
+    """x (3×H×W) with the pixels set to 0 in all channels."""
+    image = x.clone()
+    for i, j in pixels:
+        image[:, i, j] = 0
+    return image
+
+
+def faithfulness_correlation(
+    model, x: torch.Tensor, cam: torch.Tensor, cls: int, region: torch.Tensor, subsets: torch.Tensor
+) -> float:
+    """Pearson r over t of Σ_{S_t} L and s_c(x) − s_c(x with S_t removed)."""
+    y = score(model, x, cls, region)
+    sums, deltas = [], []
+    for subset in subsets:
+        pixels = raster(subset)
+        sums.append(sum(float(cam[p]) for p in pixels))
+        deltas.append(y - score(model, removed(x, pixels), cls, region))
+    return pearson(sums, deltas)
+
+
+def irof(model, x: torch.Tensor, cam: torch.Tensor, cls: int, region: torch.Tensor, segments: torch.Tensor) -> float:
+    """1 − Σ_{k<K} (q_k + q_{k+1}) / 2K, q_k = s_c(x with the k superpixels of highest mean L removed)/s_c(x)."""
+    labels = sorted({int(segments[p]) for p in raster(segments > 0)})
+    members = {k: [p for p in raster(segments == k)] for k in labels}
+    mean = {k: sum(float(cam[p]) for p in members[k]) / len(members[k]) for k in labels}
+    ordered = sorted(labels, key=lambda k: (-mean[k], k))
+    y = score(model, x, cls, region)
+    q, gone = [1.0], []
+    for k in ordered:
+        gone += members[k]
+        q.append(score(model, removed(x, gone), cls, region) / y)
+    K = len(q) - 1
+    return 1 - sum((q[i] + q[i + 1]) / 2 for i in range(K)) / K
+
+
+def local_lipschitz(noisy: list, noises: list, original: torch.Tensor, valid: torch.Tensor) -> float:
+    """max_i sqrt(Σ_V (L_i − L)²) / sqrt(Σ_{V, channels} ε_i²)."""
+    out = []
+    for m, e in zip(noisy, noises, strict=True):
+        e = e.reshape(-1, *valid.shape)
+        num = sum((float(m[p]) - float(original[p])) ** 2 for p in raster(valid))
+        den = sum(float(e[c, i, j]) ** 2 for i, j in raster(valid) for c in range(e.shape[0]))
+        out.append(math.sqrt(num) / math.sqrt(den))
+    return max(out)
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor, win: int = 7) -> float:
+    """The mean over the windows win×win lying inside the image of ((2μ_aμ_b + C1)(2σ_ab + C2)) /
+    ((μ_a² + μ_b² + C1)(σ_a² + σ_b² + C2)), sample (co)variances, C1 = (0.01R)², C2 = (0.03R)², R = the
+    range of both maps (Wang et al. 2004, as skimage computes it)."""
+    A, B = a.double().tolist(), b.double().tolist()
+    R = max(max(map(max, A)), max(map(max, B))) - min(min(map(min, A)), min(map(min, B)))
+    C1, C2, n, h = (0.01 * R) ** 2, (0.03 * R) ** 2, win * win, win // 2
+    values = []
+    for i in range(h, len(A) - h):
+        for j in range(h, len(A[0]) - h):
+            pa = [A[i + di][j + dj] for di in range(-h, h + 1) for dj in range(-h, h + 1)]
+            pb = [B[i + di][j + dj] for di in range(-h, h + 1) for dj in range(-h, h + 1)]
+            ma, mb = sum(pa) / n, sum(pb) / n
+            va = sum((p - ma) ** 2 for p in pa) / (n - 1)
+            vb = sum((p - mb) ** 2 for p in pb) / (n - 1)
+            cab = sum((p - ma) * (q - mb) for p, q in zip(pa, pb, strict=True)) / (n - 1)
+            values.append((2 * ma * mb + C1) * (2 * cab + C2) / ((ma**2 + mb**2 + C1) * (va + vb + C2)))
+    return sum(values) / len(values)

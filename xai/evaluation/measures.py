@@ -27,6 +27,7 @@ xai.metrics.segmentation) and measured here on every evaluated map; `evaluated_h
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from collections.abc import Callable, Iterator
@@ -38,7 +39,7 @@ import torch
 
 from ..labels import IGNORE
 from ..mapfile import as_stored
-from ..metrics import claims
+from ..metrics import claims, removal, robustness
 from ..metrics.faithfulness import Faithfulness
 from ..metrics.localisation import LocalisationResult, energy_pointing_game, pointing_game, relevance_rank_accuracy
 from ..metrics.registry import Measure, Metric, Row, Value, evaluated_here, finite, measures, metric, metrics, value_of
@@ -361,3 +362,135 @@ def instances(ctx: Context) -> Iterator[Row]:
                 if share is not None:
                     shares.append(share)
             yield label, j, INSTANCE_SHARE, value_of(np.mean(shares) if shares else None, ZERO)
+
+
+# ---- the metrics of Quantus that the others do not cover (xai.metrics.removal, xai.metrics.robustness) ------
+
+
+def _quantus_metrics(settings: Any) -> bool:
+    return bool(settings.quantus_metrics)
+
+
+@contextlib.contextmanager
+def _forwards_counted(ctx: Context, name: str, model: torch.nn.Module) -> Iterator[None]:
+    """Add the images `model` runs within the block to ctx.faith.forwards[name] (a forward hook; the
+    forwards of a compiled module outside it are not seen)."""
+    seen = [0]
+
+    def count(_module: Any, inputs: Any, _output: Any) -> None:
+        seen[0] += int(inputs[0].shape[0]) if inputs and hasattr(inputs[0], "shape") else 1
+
+    faith = ctx.faith
+    handle = model.register_forward_hook(count)
+    try:
+        yield
+    finally:
+        handle.remove()
+        faith.forwards[name] = faith.forwards.get(name, 0) + seen[0]
+
+
+def _removing(x: torch.Tensor, masks: torch.Tensor) -> Callable[[int, int], torch.Tensor]:
+    """build(a, b) for Faithfulness._scores: x with the pixels of masks[a:b] (K×H×W bool) set to 0 in all
+    channels."""
+    on = masks.to(x.device)[:, None]
+    return lambda a, b: torch.where(on[a:b], 0.0, x)
+
+
+FAITHFULNESS_CORRELATION = Measure("faithfulness_correlation", "Faithfulness correlation", "higher")
+
+
+@metric(
+    FAITHFULNESS_CORRELATION,
+    cost="correlation_runs forwards per sample (the same random subsets for every map and class)",
+    enabled=_quantus_metrics,
+    truth="unused",
+)
+def faithfulness_correlation(ctx: Context) -> Iterator[Row]:
+    """Faithfulness Correlation (xai.metrics.removal): random subsets of the photograph removed."""
+    s = ctx.settings
+    subsets = removal.random_subsets(ctx.valid, s.correlation_runs, s.correlation_subset, s.seed + ctx.index)
+    faith = ctx.faith
+    scores = faith._scores("faithfulness_correlation", len(subsets), _removing(faith.x, subsets))
+    for label, j in ctx.each_map_and_class():
+        if faith.area[j] == 0:
+            yield label, j, FAITHFULNESS_CORRELATION, Value(None, "class absent from its region")
+            continue
+        r = removal.faithfulness_correlation(ctx.maps[label][j], subsets, float(faith.y[j]), scores[:, j])
+        yield label, j, FAITHFULNESS_CORRELATION, value_of(r, "constant attribution sums or score changes")
+
+
+IROF = Measure("irof", "IROF", "higher")
+
+
+@metric(IROF, cost="K forwards per map and class (K superpixels)", enabled=_quantus_metrics, truth="unused")
+def irof(ctx: Context) -> Iterator[Row]:
+    """IROF (xai.metrics.removal): superpixels removed by the map's order."""
+    faith = ctx.faith
+    segments = removal.superpixels(ctx.x[0], ctx.valid, ctx.settings.irof_segments)
+    for label, j in ctx.each_map_and_class():
+        if faith.area[j] == 0:
+            yield label, j, IROF, Value(None, "class absent from its region")
+            continue
+        masks = removal.removal_masks(segments, removal.segment_order(ctx.maps[label][j], segments))
+        scores = faith._scores("irof", len(masks), _removing(faith.x, masks))
+        yield label, j, IROF, value_of(removal.irof(float(faith.y[j]), scores[:, j]), "the class's score is 0")
+
+
+RANDOM_LOGIT = Measure("random_logit", "Random logit SSIM", "lower", table="claims")
+
+
+@metric(
+    RANDOM_LOGIT,
+    cost="1 more explanation per class and method (another class's score over the class's region)",
+    enabled=_quantus_metrics,
+    truth="unused",
+)
+def random_logit(ctx: Context) -> Iterator[Row]:
+    """Random Logit (xai.metrics.robustness): the map of c against the map of a random other evaluated class
+    c' explaining the same region R_c (the seeded draw is the same for every method)."""
+    rng = np.random.default_rng([ctx.settings.seed, ctx.index])
+    others = [rng.choice([c for c in ctx.classes if c != own]) if len(ctx.classes) > 1 else None for own in ctx.classes]
+    v = ctx.valid.to(ctx.x.device)[None]
+    for label, engine in ctx.engines.items():
+        fixed = _fixed_region(engine)
+        with _forwards_counted(ctx, "random_logit", engine.model):
+            for j, other in enumerate(others):
+                if other is None or not bool(ctx.regions[j].any()):
+                    reason = "no other class" if other is None else "class absent from its region"
+                    yield label, j, RANDOM_LOGIT, Value(None, reason)
+                    continue
+                gt = torch.where(ctx.regions[j], int(other), IGNORE).to(ctx.x.device)[None]
+                m = ctx.stored(fixed.explain(ctx.x, classes=[int(other)], gt=gt, valid=v).maps[0, 0])
+                yield label, j, RANDOM_LOGIT, value_of(robustness.ssim(ctx.maps[label][j], m), "constant maps")
+
+
+LOCAL_LIPSCHITZ = Measure("local_lipschitz", "Local Lipschitz estimate", "lower", table="claims")
+
+
+@metric(
+    LOCAL_LIPSCHITZ,
+    cost="lipschitz_samples more explanations per method (the maps of noisy copies)",
+    enabled=_quantus_metrics,
+    truth="unused",
+)
+def local_lipschitz(ctx: Context) -> Iterator[Row]:
+    """The Local Lipschitz estimate (xai.metrics.robustness): n seeded Gaussian copies x + ε (ε on the
+    photograph), the regions fixed to the unperturbed prediction; the same noise for every method."""
+    if ctx.prediction is None:
+        return
+    g = torch.Generator().manual_seed(ctx.settings.seed + ctx.index + 1)
+    v = ctx.valid.to(ctx.x.device)
+    noises = [
+        (torch.randn(ctx.x.shape, generator=g) * ctx.settings.lipschitz_std).to(ctx.x.device) * v
+        for _ in range(ctx.settings.lipschitz_samples)
+    ]
+    gt = ctx.prediction[None].to(ctx.x.device)
+    for label, engine in ctx.engines.items():
+        fixed = _fixed_region(engine)
+        with _forwards_counted(ctx, "local_lipschitz", engine.model):
+            noisy = [
+                ctx.stored(fixed.explain(ctx.x + e, classes=ctx.classes, gt=gt, valid=v[None]).maps[0]) for e in noises
+            ]
+        for j in range(len(ctx.classes)):
+            value = robustness.local_lipschitz([m[j] for m in noisy], noises, ctx.maps[label][j], ctx.valid)
+            yield label, j, LOCAL_LIPSCHITZ, value_of(value, "no noisy copy")

@@ -80,6 +80,13 @@ class EvaluationOptions(Options):
         choices=PRECISIONS,
         section=EVALUATION,
     )
+    quantus_metrics: bool = option(
+        False,
+        "also measure Faithfulness Correlation, IROF, Random Logit and the Local Lipschitz estimate (Quantus' "
+        "definitions): about 100 more forwards per sample and 100 per map and class, and 1 + 3 more explanations "
+        "per class and method",
+        section=EVALUATION,
+    )
     sanity_samples: int = option(
         2,
         "the first N samples of the split also get the cascading-randomisation sanity check (0: none)",
@@ -125,6 +132,13 @@ class EvaluationSettings(EvaluationOptions):
         (64, 512), "component areas (input pixels) that separate small, medium and large objects", cli=False
     )
     instances: bool = option(False, "explain each connected component of a class's region on its own", cli=False)
+    correlation_runs: int = option(100, "Faithfulness Correlation: random subsets T", minimum=2, cli=False)
+    correlation_subset: int = option(224, "Faithfulness Correlation: pixels m per subset", minimum=1, cli=False)
+    irof_segments: int = option(100, "IROF: superpixels SLIC is asked for", minimum=1, cli=False)
+    lipschitz_samples: int = option(3, "Local Lipschitz estimate: noisy copies n per sample", minimum=1, cli=False)
+    lipschitz_std: float = option(
+        0.1 / DEFAULT_STD, "Local Lipschitz estimate: Gaussian noise σ in normalised units (Quantus' 0.1)", cli=False
+    )
 
     @property
     def steps(self) -> int:
