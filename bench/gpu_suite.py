@@ -15,6 +15,10 @@ It measures, on FPN/se_resnext50_32x4d with seeded random weights (resnet18 and 
     compile             Score-CAM at `decoder`, automatic batch and precision, 4 samples per call: seconds per
                         call uncompiled, with --compile (the first call, which compiles, apart) and with
                         --cudnn_benchmark, and the maps' difference from the uncompiled ones
+    evaluation          --evaluate's perturbation metrics of one sample (deletion and insertion, both
+                        schedules, ROAD, Average Drop/Increase; 2 maps x 5 classes, S = 50): forwards per
+                        second and seconds per sample at each --eval_precision (fp32, tf32, bf16) and at
+                        fp32 with --compile, the AUCs' max |difference| from fp32
     pipeline            bench_pipeline.py's per-sample figures with 2 figure workers, 1 and 4 samples per call
     numerics            what ran: device name, TF32 settings, torch and CUDA versions
 
@@ -170,6 +174,69 @@ def compiled(model, x, device, layer: str, maps: int | None, samples: int) -> di
     return out
 
 
+def evaluation(model, x, device, steps: int) -> dict[str, Any]:
+    """The perturbation metrics of one sample (2 seeded smooth maps x 5 classes, regions from the
+    prediction) at each --eval_precision and with --compile: forwards per second, seconds per sample and
+    the AUCs' max |difference| from fp32's (the first, compiling or layout-measuring call apart)."""
+    import torch
+
+    from xai.metrics.faithfulness import Faithfulness
+    from xai.metrics.references import random_smooth_maps
+    from xai.precision import resolve_precision
+
+    model, x = model.to(device).eval(), x.to(device)
+    with torch.inference_mode():
+        pred = model(x).argmax(1)[0]
+    regions = torch.stack([pred == c for c in range(5)])
+    valid = torch.ones(x.shape[-2:], dtype=torch.bool, device=device)
+    maps = {f"m{k}": random_smooth_maps((5, *x.shape[-2:]), seed=k).to(device) for k in range(2)}
+
+    def sample(precision: str, compile: bool) -> tuple[float, Faithfulness, list[float]]:
+        _sync(device)
+        t0 = time.perf_counter()
+        f = Faithfulness(model, x, range(5), regions, valid, precision=precision, compile=compile)
+        aucs = []
+        for kind in ("deletion", "insertion"):
+            for schedule in ("linear", "area"):
+                aucs += [r.auc for rs in getattr(f, kind)(maps, steps=steps, schedule=schedule).values() for r in rs]
+        aucs += [r.gap for rs in f.road(maps).values() for r in rs]
+        aucs += [r.drop for rs in f.average_drop_increase(maps).values() for r in rs]
+        _sync(device)
+        return time.perf_counter() - t0, f, aucs
+
+    out: dict[str, Any] = {"steps": steps, "maps": 2, "classes": 5}
+    reference: list[float] | None = None
+    for name, precision, compile in (
+        ("fp32", "fp32", False),
+        ("tf32", "tf32", False),
+        ("bf16", "bf16", False),
+        ("fp32_compile", "fp32", True),
+    ):
+        ran = resolve_precision(precision, device)
+        try:
+            sample(ran, compile)  # the first call: compilation, layout and batch-size measuring
+            seconds, f, aucs = sample(ran, compile)
+        except Exception as exc:  # torch.compile needs a working compiler toolchain
+            out[name] = {"seconds_per_sample": None, "reason": str(exc).splitlines()[0][:200]}
+            continue
+        forwards = sum(f.forwards.values())
+        entry = {
+            "ran_as": ran,
+            "seconds_per_sample": round(seconds, 3),
+            "forwards_per_sample": forwards,
+            "forwards_per_second": round(forwards / seconds, 1),
+            "batch": f.batch_size,
+        }
+        if reference is None:
+            reference = aucs
+        else:
+            pairs = [(a, b) for a, b in zip(aucs, reference, strict=True) if a == a and b == b]
+            entry["max_abs_difference_vs_fp32"] = max((abs(a - b) for a, b in pairs), default=None)
+        out[name] = entry
+    torch._dynamo.reset()
+    return out
+
+
 def pipeline(samples: int) -> dict[str, Any]:
     """bench_pipeline.py's figures (a tiny model: the pipeline's own cost) with 2 workers, 1 and 4 per call."""
     import tempfile
@@ -230,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         "scorecam": scorecam(model, x, device, ["decoder", "encoder.layer4"], [32], maps),
         "out_of_memory": out_of_memory(model.to(device), x.to(device), device, "decoder", maps),
         "compile": compiled(model.to(device), x, device, "decoder", maps, 4),
+        "evaluation": evaluation(model, x, device, 4 if args.quick else 50),
         "pipeline": pipeline(4 if args.quick else 48),
     }
     result["seconds"] = round(time.perf_counter() - t0, 1)

@@ -39,8 +39,15 @@ def test_the_gpu_suite_runs_on_the_cpu_and_says_what_it_could_not_measure(tmp_pa
     assert result["out_of_memory"] == {"measured": False, "reason": "needs a CUDA device (a real allocation failure)"}
     compiled = result["compile"]
     assert compiled["eager"]["seconds_per_call"] > 0 and compiled["compile"]["seconds_per_call"] > 0
-    assert compiled["compile"]["max_abs_difference_vs_eager"] == 0.0 and len(compiles) == 1
+    assert compiled["compile"]["max_abs_difference_vs_eager"] == 0.0
     assert compiled["cudnn_benchmark"] == {"seconds": None, "reason": "cuDNN runs on CUDA devices only"}
+    evaluation = result["evaluation"]
+    assert evaluation["fp32"]["ran_as"] == "fp32" and evaluation["tf32"]["ran_as"] == "fp32"  # said, not pretended
+    assert evaluation["tf32"]["max_abs_difference_vs_fp32"] == 0.0  # the same computation on a CPU
+    assert 0 < evaluation["bf16"]["max_abs_difference_vs_fp32"] < 0.1 and evaluation["bf16"]["ran_as"] == "bf16"
+    assert evaluation["fp32_compile"]["max_abs_difference_vs_fp32"] == 0.0  # torch.compile is stubbed here
+    assert evaluation["fp32"]["forwards_per_sample"] == evaluation["bf16"]["forwards_per_sample"] > 0
+    assert len(compiles) == 2  # the Score-CAM model and the evaluation's
     for per_call in ("per_call_1", "per_call_4"):
         assert result["pipeline"][per_call]["wall"] > 0
     assert "gpu_suite" in sys.modules
