@@ -21,7 +21,8 @@ def _case(h: int, w: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return x, valid
 
 
-def test_matches_dense_solve_with_border_and_padding_neighbours():
+@pytest.mark.parametrize("solver", ["cg", "direct"])
+def test_matches_dense_solve_with_border_and_padding_neighbours(solver):
     x, valid = _case(12, 16, seed=0)
     g = torch.Generator().manual_seed(1)
     remove = torch.rand(4, 12, 16, generator=g) < torch.tensor([0.1, 0.4, 0.7, 0.9]).view(4, 1, 1)
@@ -30,22 +31,23 @@ def test_matches_dense_solve_with_border_and_padding_neighbours():
     remove[2, :, 12] = True  # beside the padding columns
     remove[3, 10, :] = True  # beside the padding row
     remove[0, 0, 0] = remove[0, 10, 12] = True  # corners: image corner, padding corner
-    out = noisy_linear_impute(x, remove, valid, noise=0.0)
+    out = noisy_linear_impute(x, remove, valid, noise=0.0, solver=solver)
     assert out.shape == (4, 3, 12, 16)
     for m in range(4):
         expected = ref.impute(x, remove[m], valid)
         assert (out[m].double() - expected).abs().max() <= 1e-4
 
 
-def test_large_holes_converge_through_several_levels():
+@pytest.mark.parametrize("solver", ["cg", "direct"])
+def test_large_holes_converge_through_several_levels(solver):
     """MoRF-like: one smooth map's top 85% removed from a 40×72 image (a V-cycle of 4 levels)."""
     x, valid = _case(40, 72, seed=2)
     yy, xx = torch.meshgrid(torch.arange(40.0), torch.arange(72.0), indexing="ij")
     cam = torch.exp(-((yy - 15) ** 2 + (xx - 30) ** 2) / 400)
     threshold = cam[valid].quantile(0.15)
     remove = (cam > threshold) & valid
-    out = noisy_linear_impute(x, remove, valid, noise=0.0)
-    assert (out[0].double() - ref.impute(x, remove, valid)).abs().max() <= 1e-4
+    out = noisy_linear_impute(x, remove, valid, noise=0.0, solver=solver)
+    assert (out[0].double() - ref.impute(x, remove, valid)).abs().max() <= (1e-4 if solver == "cg" else 1e-6)
 
 
 def test_kept_pixels_and_padding_keep_their_values():
@@ -115,11 +117,13 @@ def test_a_tiny_case_is_pinned():
     remove[0, 1:3, 1:3] = remove[0, 0, 0] = True
     remove[1, :, :2] = remove[1, 3, 4] = True  # a padding pixel: never removed
     gens = lambda: [torch.Generator().manual_seed(7), torch.Generator().manual_seed(8)]  # noqa: E731
-    out = noisy_linear_impute(x, remove, valid, noise=0.05, generator=gens())
+    out = noisy_linear_impute(x, remove, valid, noise=0.05, generator=gens(), solver="cg")
     converged = torch.zeros(2, dtype=torch.bool)
     free = noisy_linear_impute(x, remove, valid, noise=0.05, generator=gens(), sync_free=True, converged=converged)
     one = noisy_linear_impute(x, remove, valid, noise=0.05, generator=torch.Generator().manual_seed(7))
     assert torch.equal(out, free) and converged.tolist() == [True, True]
+    direct = noisy_linear_impute(x, remove, valid, noise=0.05, generator=gens(), solver="direct")
+    assert torch.allclose(direct, out, atol=1e-5, rtol=0)  # the same system; CG stops at its tolerance
     expected = {
         "per mask": [
             [-0.080862, 0.087587, 0.375486, -0.145903, -0.161482],
@@ -135,3 +139,23 @@ def test_a_tiny_case_is_pinned():
             assert torch.equal(result[m, :, ~(remove[m] & valid)], x[:, ~(remove[m] & valid)])
             got = result[m, 0][remove[m] & valid]
             assert torch.allclose(got, torch.tensor(expected[name][m]), atol=1e-5, rtol=0), (name, m, got.tolist())
+
+
+def test_a_group_of_removed_pixels_that_touches_no_kept_pixel_takes_the_fill_as_cg_leaves_it():
+    """Every pixel of V removed: no equation pins the values (A is singular); both solvers leave the
+    push-pull fill (0 here: nothing of V is known). A second, anchored group is solved as usual."""
+    x, valid = _case(12, 16, seed=4)
+    everything = valid.clone()
+    out = {s: noisy_linear_impute(x, everything, valid, noise=0.0, solver=s) for s in ("cg", "direct")}
+    assert torch.equal(out["cg"], out["direct"]) and not out["direct"][0][:, valid].any()
+    island = torch.zeros(12, 16, dtype=torch.bool)
+    island[2:5, 2:5] = True
+    both = torch.stack([everything, island])
+    direct = noisy_linear_impute(x, both, valid, noise=0.0, solver="direct")
+    assert (direct[1].double() - ref.impute(x, island, valid)).abs().max() <= 1e-6
+
+
+def test_an_unknown_solver_is_refused():
+    x, valid = _case(12, 16, seed=0)
+    with pytest.raises(XAIError, match="solver"):
+        noisy_linear_impute(x, valid, valid, solver="gauss")

@@ -205,7 +205,9 @@ class Faithfulness:
     each taking maps = {name: C'×H×W tensor aligned with `classes`} and returning {name: [result per
     class]}. regions: C'×H×W bool (R_c, restricted to valid); valid: H×W bool (V).
 
-    Every forward scores all classes; perturbed inputs are built and run chunk by chunk, batch_size at
+    ROAD's imputations are solved by `imputation` (xai.metrics.imputation's solver: auto = an exact
+    sparse solve on the CPU, conjugate gradients without host looks elsewhere). Every forward scores all
+    classes; perturbed inputs are built and run chunk by chunk, batch_size at
     a time, under inference mode with the model in eval mode (training flags restored). Scores stay on
     the device until a metric's last chunk and come to the host in one transfer (xai.syncs): a metric
     call looks at the device a fixed number of times, however many chunks it runs. `forwards`
@@ -241,6 +243,7 @@ class Faithfulness:
         compile: bool = False,
         cudnn_benchmark: bool = False,
         precision: str = "fp32",
+        imputation: str = "auto",
     ):
         if batch_size is not None and int(batch_size) < 1:
             raise XAIError(f"{option('batch_size')} must be at least 1, got {batch_size}")
@@ -265,6 +268,7 @@ class Faithfulness:
         self.blur_kernel, self.blur_sigma = int(blur_kernel), float(blur_sigma)
         # ROAD's imputations without a host look per chunk (default: off the CPU, where looks cost a wait)
         self.sync_free = self.device.type != "cpu" if sync_free is None else bool(sync_free)
+        self.imputation = imputation  # ROAD's solver (xai.metrics.imputation): auto, cg or direct
         self.forwards: dict[str, int] = {}
         self._shared: dict[str, np.ndarray] = {}
         self._points: dict[tuple[str, str], tuple[torch.Tensor, list[dict[int, float]]]] = {}
@@ -523,6 +527,7 @@ class Faithfulness:
                 noise=noise,
                 generator=gens,
                 sync_free=sync_free and not checked,
+                solver=self.imputation,
                 converged=None if checked or not sync_free else converged[a:b],
             )
 
