@@ -88,15 +88,16 @@ def contrast_scores(
     image_index: torch.Tensor | None = None,
     image: int | None = None,
 ) -> torch.Tensor:
-    """s' (B×C'): score(P, regions, classes) − Σ_k M[n(b), j, k] · s_k(R_classes[j]) (module docstring).
-    n(b) is image_index[b], else `image` for every row (regions C'×H×W of that image), else b."""
-    s = score(P, regions, classes, image_index)
+    """s' (B×C'): score(P, regions, classes) − Σ_k M[n(b), j, k] · s_k(R_classes[j]) (module docstring), summed
+    as one region score of P_c − Σ_k M P_k (subtracted pixel by pixel before the sum, which keeps s' accurate
+    where it is small beside s_c). n(b) is image_index[b], else `image` for every row (regions C'×H×W of
+    that image), else b."""
     if image_index is not None:
         m = contrast.weights[image_index.to(contrast.weights.device)]
     elif image is not None:
         m = contrast.weights[image : image + 1].expand(P.shape[0], -1, -1)
     else:
         m = contrast.weights
-    for k in contrast.used:
-        s = s - m[:, :, k] * score(P, regions, [k] * len(list(classes)), image_index)
-    return s
+    classes = list(classes)
+    Q = P[:, classes] - torch.einsum("bjk,bkhw->bjhw", m.to(P.dtype), P)
+    return score(Q, regions, list(range(len(classes))), image_index)

@@ -50,7 +50,7 @@ from ..targets import (
     resolve_class,
 )
 
-__all__ = ["Attribution", "Explainer", "ExplainerOptions", "Forward", "progress_bar"]
+__all__ = ["Attribution", "Explainer", "ExplainerOptions", "Forward", "progress_bar", "region_of"]
 
 
 REGION_HELP = (
@@ -95,6 +95,19 @@ class ExplainerOptions(Options):
         if isinstance(self.junction, (tuple, list)):
             object.__setattr__(self, "junction", tuple(str(c) if isinstance(c, int) else c for c in self.junction))
         super().__post_init__()
+
+
+def region_of(options: ExplainerOptions, class_names: Sequence[str] | None, num_outputs: int) -> Region:
+    """The options' region with its band width and junction's classes as output ids (xai.targets.Region);
+    an unknown class, or the same class twice, is one XAIError line."""
+    o = options
+    if o.region != "junction" or o.junction is None:
+        text = f"boundary ±{o.boundary_width} px" if o.region == "boundary" else o.region
+        return Region(o.region, o.boundary_width, None, text)
+    a, b = (resolve_class(c, class_names, num_outputs, flag("junction")) for c in o.junction)
+    if a == b:
+        raise XAIError(f"{flag('junction')} needs two different classes, got {o.junction[0]} and {o.junction[1]}")
+    return Region("junction", o.boundary_width, (a, b), f"junction {o.junction[0]},{o.junction[1]}")
 
 
 @dataclass
@@ -420,14 +433,7 @@ class Explainer:
 
     def region_spec(self, num_outputs: int) -> Region:
         """The region with its band width and the output ids of junction's classes (xai.targets.Region)."""
-        o = self.options
-        if o.region != "junction" or o.junction is None:
-            text = f"boundary ±{o.boundary_width} px" if o.region == "boundary" else o.region
-            return Region(o.region, o.boundary_width, None, text)
-        a, b = (resolve_class(c, self.class_names, num_outputs, flag("junction")) for c in o.junction)
-        if a == b:
-            raise XAIError(f"{flag('junction')} needs two different classes, got {o.junction[0]} and {o.junction[1]}")
-        return Region("junction", o.boundary_width, (a, b), f"junction {o.junction[0]},{o.junction[1]}")
+        return region_of(self.options, self.class_names, num_outputs)
 
     def forward(
         self, x: torch.Tensor, classes: Sequence[int] | None, gt: torch.Tensor | None, valid: torch.Tensor
