@@ -29,8 +29,8 @@ from ..methods import Explainer, get_method
 from ..methods.base import region_of as explainer_region
 from ..modeling import pick_device
 from ..options import Options
-from ..targets import Region
 from ..photographs import PhotographArrays, PhotographDataset, Photographs, find_photographs, is_photograph
+from ..targets import Region
 from .description import ModelInput, RunDescription
 from .execution import Execution
 from .layout import Layout
@@ -349,9 +349,7 @@ def prepare(opts: RunOptions, model: LoadedModel | None = None, photographs: Giv
     else:
         dataset, indices = _dataset(opts, cfg, r.model_input)
     norm = (dataset.mean, dataset.std)
-    engines = {
-        m: build_engine(m, loaded.model, method_options(m, opts, cfg, norm), class_names) for m in opts.methods
-    }
+    engines = {m: build_engine(m, loaded.model, method_options(m, opts, cfg, norm), class_names) for m in opts.methods}
     for engine in engines.values():
         engine.check_size(dataset.img_size[1], dataset.img_size[0])
         engine._contrast_class(len(class_names), class_ids)  # an explained class as CONTRAST: refused now
