@@ -17,6 +17,15 @@ align_corners=True (nn.UpsamplingBilinear2d); we use align_corners=False everywh
 code and torch-cam do. Softmax weights of region sums (hundreds) are nearly one-hot, so that small
 difference can change the winning channel. The row "scorecam, their Up" repeats the comparison with
 our masks upsampled their way, which isolates it.
+
+Contrast (xai.contrast), Grad-CAM at the same layer, per image and predicted class c over R_c = pred == c:
+"gradcam contrast": our contrast=k (k = the next class id) against their GradCAM with the difference
+target Σ_R (P_c − P_k); "gradcam auto": our contrast="auto" against their GradCAM with the target
+Σ_R (P_c − Σ_k w_k P_k), w from the definition (tests/explainer_reference.py), which checks our
+weights and score through their machinery; "finercam": our contrast="auto" (score_reduction="mean")
+against their FinerCAM (alpha 1, comparison categories 1, 2, 3, target_idx c) on a classifier whose
+outputs are the mean probabilities q_k over R_c: the same comparison classes, but their weights are
+softmax(q) and differentiated, ours q_k / Σ q and constants, so this row is expected to differ.
 """
 
 from __future__ import annotations
@@ -53,6 +62,7 @@ def main() -> None:
     p.add_argument("--layer", default="encoder.layer3")
     p.add_argument("--images", type=int, default=3)
     p.add_argument("--size", type=int, nargs=2, default=[64, 128], metavar=("W", "H"))
+    p.add_argument("--contrast_only", action="store_true", help="only the contrast rows")
     args = p.parse_args()
     try:
         import pytorch_grad_cam as pgc
@@ -79,6 +89,7 @@ def main() -> None:
     )
     print(f"{'method':<22}{'min Pearson':>12}{'max |diff|':>12}{'pairs':>7}")
     rows = [(ours, theirs, ours) for ours, theirs in PAIRS.items()] + [("scorecam", "ScoreCAM", "scorecam, their Up")]
+    rows = [] if args.contrast_only else rows
     for ours, theirs, label in rows:
         if label == "scorecam, their Up":
             import torch.nn.functional as F
@@ -110,6 +121,65 @@ def main() -> None:
                     r = float(np.corrcoef(a, b)[0, 1])
                 worst_r, worst_d, n = min(worst_r, r), max(worst_d, float(np.abs(a - b).max())), n + 1
         print(f"{label:<22}{worst_r:>12.6f}{worst_d:>12.2e}{n:>7}")
+    contrast_rows(pgc, model, wrapped, x, pred, args.layer)
+
+
+def _agreement(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    a, b = a.ravel(), b.ravel()
+    if a.std() == 0 or b.std() == 0:
+        return (1.0 if a.std() == b.std() == 0 else 0.0), float(np.abs(a - b).max())
+    return float(np.corrcoef(a, b)[0, 1]), float(np.abs(a - b).max())
+
+
+class RegionClassifier(torch.nn.Module):
+    """x -> 1×C: the mean probability of every class over one region (a classifier for FinerCAM)."""
+
+    def __init__(self, model: torch.nn.Module, mask: torch.Tensor):
+        super().__init__()
+        self.model, self.mask = model, mask
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (torch.softmax(self.model(x), 1) * self.mask).sum((2, 3)) / self.mask.sum()
+
+
+def contrast_rows(pgc, model, wrapped, x, pred, layer_name: str) -> None:
+    """The rows "gradcam contrast", "gradcam auto" and "finercam" (module docstring)."""
+    from pytorch_grad_cam.finer_cam import FinerCAM
+
+    from tests.explainer_reference import contrast_subtracted_reference
+    from xai.methods import get_method
+
+    layer = dict(model.named_modules())[layer_name]
+    gradcam = get_method("gradcam").cls
+    rows: dict[str, list[tuple[float, float]]] = {"gradcam contrast": [], "gradcam auto": [], "finercam": []}
+    theirs_gc = pgc.GradCAM(model=wrapped, target_layers=[layer])
+    for i in range(x.shape[0]):
+        xi = x[i : i + 1]
+        with torch.no_grad():
+            probs = torch.softmax(model(xi), 1)[0]
+        for c in range(5):
+            mask = (pred[i] == c).float()
+            if mask.sum() == 0:
+                continue
+            k = (c + 1) % 5
+            ours = gradcam(model, target_layer=layer_name, contrast=k).explain(xi, classes=[c]).maps[0, 0].numpy()
+            ref = theirs_gc(input_tensor=xi, targets=[lambda o, c=c, k=k, m=mask: ((o[c] - o[k]) * m).sum()])[0]
+            rows["gradcam contrast"].append(_agreement(ours, ref))
+            sub = contrast_subtracted_reference(probs, mask, c, "auto")
+            ours = gradcam(model, target_layer=layer_name, contrast="auto").explain(xi, classes=[c]).maps[0, 0].numpy()
+
+            def weighted(o, c=c, m=mask, sub=sub):
+                return ((o[c] - sum(w * o[k] for k, w in sub.items())) * m).sum()
+
+            rows["gradcam auto"].append(_agreement(ours, theirs_gc(input_tensor=xi, targets=[weighted])[0]))
+            mean = gradcam(model, target_layer=layer_name, contrast="auto", score_reduction="mean")
+            ours = mean.explain(xi, classes=[c]).maps[0, 0].numpy()
+            finer = FinerCAM(RegionClassifier(model, mask).eval(), [layer])
+            rows["finercam"].append(_agreement(ours, finer(xi, targets=None, target_idx=c, alpha=1)[0]))
+    for label, pairs in rows.items():
+        r = min(p[0] for p in pairs)
+        d = max(p[1] for p in pairs)
+        print(f"{label:<22}{r:>12.6f}{d:>12.2e}{len(pairs):>7}")
 
 
 if __name__ == "__main__":

@@ -119,3 +119,80 @@ def flip_summaries_reference(model, x):
     per_pass = torch.stack([-(q * torch.log(q.clamp_min(1e-12))).sum(0) for q in probs]).mean(0)
     mi = (-(mean * torch.log(mean.clamp_min(1e-12))).sum(0) - per_pass) / math.log(mean.shape[0])
     return mean, var, ent, mi.clamp_min(0)
+
+
+def contrast_subtracted_reference(probs, region, cls, contrast):
+    """{k: weight} of the classes subtracted from s_c, from the definition (xai.contrast): contrast an int k
+    -> {k: 1}; "auto": q_k = mean of P_k over R (float64), the 3 classes k ≠ c nearest to q_c
+    (|q_k − q_c|, ties the lower id), weights q_k / their sum."""
+    if contrast != "auto":
+        return {int(contrast): 1.0}
+    area = max(float(region.sum()), 1.0)
+    q = [float((probs[k].double() * region.double()).sum()) / area for k in range(probs.shape[0])]
+    others = sorted((k for k in range(len(q)) if k != cls), key=lambda k: (abs(q[k] - q[cls]), k))[:3]
+    total = sum(q[k] for k in others)
+    return {k: (q[k] / total if total > 0 else 0.0) for k in others}
+
+
+def _hooked(model, x, layer):
+    store = {}
+
+    def keep(m, i, o):
+        if o.requires_grad:
+            o.retain_grad()
+        store["a"] = o
+
+    h = dict(model.named_modules())[layer].register_forward_hook(keep)
+    try:
+        out = model(x)
+    finally:
+        h.remove()
+    return store["a"], out
+
+
+def contrast_gradcam_reference(model, x, layer, cls, contrast):
+    """Grad-CAM of s'_c = Σ_{p∈R_c} (P_c − Σ_k w_k P_k) (R_c the pixels predicted as c, P the softmax):
+    minmax(Up(ReLU(Σ_ch mean(∂s'/∂A_ch) A_ch))), one image."""
+    from tests.reference import _minmax, _up
+
+    with torch.enable_grad():
+        A, out = _hooked(model, x, layer)
+        P = torch.softmax(out, 1)[0]
+        R = (out.argmax(1)[0] == cls).float()
+        sub = contrast_subtracted_reference(P.detach(), R, cls, contrast)
+        s = ((P[cls] - sum(w * P[k] for k, w in sub.items())) * R).sum()
+        s.backward()
+    a, g = A[0].detach(), A.grad[0]
+    L = torch.zeros(a.shape[-2:])
+    for ch in range(a.shape[0]):
+        L += g[ch].mean() * a[ch]
+    return _minmax(_up(torch.relu(L), tuple(x.shape[-2:])))
+
+
+@torch.no_grad()
+def contrast_scorecam_reference(model, x, layer, cls, contrast, channels):
+    """Score-CAM (baseline zero, centred weights over `channels`) of s'_c = Σ_{p∈R_c} (P_c − Σ_k w_k P_k),
+    the w_k fixed from x: w_ch = s'(x ⊙ H_ch) − s'(0), channel by channel, float64 sums."""
+    from tests.reference import _minmax, _up
+
+    A, out = _hooked(model, x, layer)
+    R = (out.argmax(1)[0] == cls).double()
+    sub = contrast_subtracted_reference(torch.softmax(out, 1)[0], R, cls, contrast)
+
+    def s(inp):
+        P = torch.softmax(model(inp), 1)[0].double()
+        return float(((P[cls] - sum(w * P[k] for k, w in sub.items())) * R).sum())
+
+    H, W = x.shape[-2:]
+    sb = s(torch.zeros_like(x))
+    w = {}
+    for ch in channels:
+        up = _up(A[0, ch], (H, W))
+        if up.max() == up.min():
+            continue
+        w[ch] = s(x * (up - up.min()) / (up.max() - up.min())) - sb
+    mean = sum(w.values()) / len(w)
+    L = torch.zeros(A.shape[-2:])
+    for ch, v in w.items():
+        L += (v - mean) * A[0, ch]
+    return _minmax(_up(torch.relu(L), (H, W)))

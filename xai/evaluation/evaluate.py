@@ -28,7 +28,7 @@ from ..metrics.references import probability_maps, random_smooth_maps
 from ..metrics.registry import finite
 from ..metrics.sanity import cascading_randomisation
 from ..precision import prefers_channels_last
-from ..targets import region_masks
+from ..targets import Region, region_masks
 from .measures import Context, metrics
 from .settings import EvaluationSettings
 from .variants import Variant, full_counterparts
@@ -78,7 +78,7 @@ class Evaluator:
         variants: list[Variant],
         class_ids: list[int],
         class_names: list[str],
-        region: str,
+        region: str | Region,
         settings: EvaluationSettings,
     ):
         self.model, self.engines, self.variants = model, engines, variants

@@ -29,21 +29,35 @@ import torch
 from torch import nn
 
 from ..batching import Batches, BatchOptions, progress_bar
+from ..contrast import CONTRAST_HELP, Contrast, auto_weights, class_weights, contrast_scores
 from ..errors import XAIError
+from ..errors import option as flag
 from ..layers import ActivationCapture, model_device, preserved_state
 from ..maps import minmax
 from ..modeling import ScoredModel
 from ..options import Options, option
 from ..precision import float32_math
 from ..syncs import to_host
-from ..targets import REDUCTIONS, REGIONS, SCORES, RegionScore, check_classes, region_masks
+from ..targets import (
+    BOUNDARY_WIDTH,
+    REDUCTIONS,
+    REGIONS,
+    SCORES,
+    Region,
+    RegionScore,
+    check_classes,
+    region_masks,
+    resolve_class,
+)
 
-__all__ = ["Attribution", "Explainer", "ExplainerOptions", "Forward", "progress_bar"]
+__all__ = ["Attribution", "Explainer", "ExplainerOptions", "Forward", "progress_bar", "region_of"]
 
 
 REGION_HELP = (
     "pixels whose class score is explained: pred, gt, tp, fp, fn or all; instances: pred, and --evaluate also "
-    "explains each connected component on its own"
+    "explains each connected component on its own; boundary: the band of --boundary_width pixels inside and "
+    "outside the class's predicted border; junction: the pixels where the predicted classes of --junction A B "
+    "touch (within --boundary_width), the same for every explained class"
 )
 
 
@@ -63,7 +77,37 @@ class ExplainerOptions(Options):
         "the region score: the sum of the scores over the region (the papers'), or their mean",
         choices=REDUCTIONS,
     )
+    contrast: str | None = option(None, CONTRAST_HELP, metavar="CLASS")
+    boundary_width: int = option(
+        BOUNDARY_WIDTH, "the band width in pixels of --region boundary and junction", minimum=1, key="width"
+    )
+    junction: tuple[str, str] | None = option(
+        None,
+        "the two classes (names or output ids) whose touching pixels --region junction explains",
+        metavar=("A", "B"),
+    )
     progress: bool = option(False, "a progress bar over long sweeps", result=False, cli=False)
+
+    def __post_init__(self) -> None:
+        """Output ids given as numbers (contrast=2, junction=(1, 2)) are kept as their text, as the CLI gives them."""
+        if isinstance(self.contrast, int) and not isinstance(self.contrast, bool):
+            object.__setattr__(self, "contrast", str(self.contrast))
+        if isinstance(self.junction, (tuple, list)):
+            object.__setattr__(self, "junction", tuple(str(c) if isinstance(c, int) else c for c in self.junction))
+        super().__post_init__()
+
+
+def region_of(options: ExplainerOptions, class_names: Sequence[str] | None, num_outputs: int) -> Region:
+    """The options' region with its band width and junction's classes as output ids (xai.targets.Region);
+    an unknown class, or the same class twice, is one XAIError line."""
+    o = options
+    if o.region != "junction" or o.junction is None:
+        text = f"boundary ±{o.boundary_width} px" if o.region == "boundary" else o.region
+        return Region(o.region, o.boundary_width, None, text)
+    a, b = (resolve_class(c, class_names, num_outputs, flag("junction")) for c in o.junction)
+    if a == b:
+        raise XAIError(f"{flag('junction')} needs two different classes, got {o.junction[0]} and {o.junction[1]}")
+    return Region("junction", o.boundary_width, (a, b), f"junction {o.junction[0]},{o.junction[1]}")
 
 
 @dataclass
@@ -170,6 +214,13 @@ class Explainer:
             cudnn_benchmark=isinstance(chosen, BatchOptions) and chosen.cudnn_benchmark,
         )
         self.options = self.configure(chosen)
+        self.class_names: list[str] | None = None  # the names contrast and junction may use (name_classes)
+        self.contrast: Contrast | None = None  # the subtracted classes' weights of the current call
+        self._regions_of_call: torch.Tensor | None = None
+        if self.options.contrast is not None and callable(self.options.score):
+            raise XAIError(f"{flag('contrast')} subtracts region scores: it does not apply to a callable score")
+        if self.options.region == "junction" and self.options.junction is None:
+            raise XAIError(f"{flag('region')} junction needs its two classes: {flag('junction')} A B")
         if self.batch_unit is not None:
             self.batches = Batches(self.options.batch_size, f"{self.label} sweep", self.batch_unit, self.device)
         self.last: Attribution | None = None
@@ -345,7 +396,44 @@ class Explainer:
                 raise XAIError(f"the score callable must return a B×C' tensor, got {getattr(s, 'shape', type(s))}")
             return s.float()
         assert regions is not None
-        return self.region_score(P.float(), regions, classes, image_index)
+        if self.contrast is None:
+            return self.region_score(P.float(), regions, classes, image_index)
+        image = self._image_of(regions) if image_index is None and regions.dim() == 3 else None
+        return contrast_scores(self.region_score, P.float(), regions, classes, self.contrast, image_index, image)
+
+    def _image_of(self, regions: torch.Tensor) -> int:
+        """The image n of the call whose regions (C'×H×W) these are: fwd.regions[n] as captum's and the
+        surrogates' score functions get them."""
+        every = self._regions_of_call
+        if every is not None:
+            for n in range(every.shape[0]):
+                if every[n].data_ptr() == regions.data_ptr():
+                    return n
+        return 0
+
+    def name_classes(self, names: Sequence[str]) -> None:
+        """The class names (by output id) that contrast and junction may give; they are checked now, in one
+        XAIError line (an unknown class) before any image is read."""
+        self.class_names = [str(n) for n in names]
+        self._contrast_class(len(self.class_names), [])
+        self.region_spec(len(self.class_names))
+
+    def _contrast_class(self, num_outputs: int, explained: Sequence[int]) -> int | None:
+        """The output id of contrast=CLASS (None: no contrast, or "auto"); it may not be an explained class."""
+        given = self.options.contrast
+        if given is None or given == "auto":
+            return None
+        k = resolve_class(given, self.class_names, num_outputs, flag("contrast"))
+        if k in explained:
+            raise XAIError(
+                f"{flag('contrast')} {given} is also an explained class (its contrast with itself is 0): "
+                f"leave it out of the explained classes ({flag('classes')})"
+            )
+        return k
+
+    def region_spec(self, num_outputs: int) -> Region:
+        """The region with its band width and the output ids of junction's classes (xai.targets.Region)."""
+        return region_of(self.options, self.class_names, num_outputs)
 
     def forward(
         self, x: torch.Tensor, classes: Sequence[int] | None, gt: torch.Tensor | None, valid: torch.Tensor
@@ -360,6 +448,7 @@ class Explainer:
             return Forward(x, output, scores, None, list(range(scores.shape[1])), valid, activations, P=P.detach())
         class_ids = check_classes(classes, P.shape[1])
         regions = self._regions(output.detach(), gt, class_ids, valid)
+        self._set_contrast(output.detach(), regions, class_ids)
         scores = self.region_scores(P, regions, class_ids)
         return Forward(x, output, scores, regions, class_ids, valid, activations, P=P.detach())
 
@@ -369,5 +458,16 @@ class Explainer:
         if gt is not None:
             gt = torch.as_tensor(gt)
             gt = gt.unsqueeze(0) if gt.dim() == 2 else gt
-        regions = region_masks(output.argmax(1), gt, classes, self.options.region, output.shape[1])
+        regions = region_masks(output.argmax(1), gt, classes, self.region_spec(output.shape[1]), output.shape[1])
         return regions * valid.unsqueeze(1).to(regions.dtype)
+
+    def _set_contrast(self, output: torch.Tensor, regions: torch.Tensor, classes: list[int]) -> None:
+        """The subtracted classes' weights of this call (xai.contrast), held fixed for all its scores."""
+        self.contrast, self._regions_of_call = None, regions
+        if self.options.contrast == "auto":
+            with torch.no_grad():
+                self.contrast = auto_weights(self.scored.probabilities_of(output).float(), regions, classes)
+            return
+        k = self._contrast_class(output.shape[1], classes)
+        if k is not None:
+            self.contrast = class_weights(k, output.shape[0], len(classes), output.shape[1], output.device)

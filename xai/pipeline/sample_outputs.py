@@ -15,7 +15,7 @@ from ..explorer import explorer_hw, write_sample_data
 from ..mapfile import MapFile, write_maps
 from ..methods import get_method
 from ..metrics import summary_columns
-from ..targets import region_masks
+from ..targets import Region, region_masks
 from .layout import Layout, SampleFiles, sample_id
 from .outputs import SampleView
 from .samples import Explained
@@ -51,6 +51,7 @@ class Presentation:
     region: str
     layout: Layout
     map_dtype: str
+    region_spec: Region | None = None  # the region with its band width and junction classes (boundary, junction)
 
     def view(self, ex: Explained) -> SampleView:
         """What the figures of the sample show, on the photograph (or its display copy, at most DISPLAY_SIDE
@@ -118,7 +119,7 @@ class Presentation:
             torch.from_numpy(pred)[None].long(),
             None if gt is None else torch.from_numpy(gt)[None].long(),
             list(classes),
-            self.region,
+            self.region_spec or self.region,
             len(self.class_names),
         )[0].bool()
         return {c: (m.numpy() if bool(m.any()) else None) for c, m in zip(classes, masks, strict=True)}

@@ -27,10 +27,12 @@ from ..data import (
 from ..errors import XAIError, option
 from ..layers import model_device
 from ..methods import Explainer, get_method
+from ..methods.base import region_of as explainer_region
 from ..modeling import pick_device
 from ..options import Options
 from ..photographs import PhotographArrays, PhotographDataset, Photographs, find_photographs, is_photograph
 from ..precision import precision_choice
+from ..targets import Region
 from .description import ModelInput, RunDescription
 from .execution import Execution
 from .layout import Layout
@@ -70,6 +72,11 @@ class Setup:
     def region(self) -> str:
         return self.opts.region
 
+    @property
+    def region_spec(self) -> Region:
+        """The run's region with its band width and junction classes (xai.targets.Region)."""
+        return region_of(self.opts, self.class_names)
+
     def label(self, method: str) -> str:
         return get_method(method).label
 
@@ -91,6 +98,7 @@ class Setup:
             class_ids=list(self.class_ids),
             colors=list(self.colors),
             region=self.region,
+            region_spec=self.region_spec,
             layout=self.layout,
             map_dtype=self.opts.map_dtype,
         )
@@ -135,9 +143,15 @@ def method_options(
     return base.replace(**values)
 
 
-def build_engine(method: str, model: torch.nn.Module, options: Options) -> Explainer:
-    """The method's engine with its options (xai.options): `Method(model, options)`."""
-    return get_method(method).cls(model, options)  # type: ignore[arg-type]  # the method's own Options class
+def build_engine(
+    method: str, model: torch.nn.Module, options: Options, class_names: list[str] | None = None
+) -> Explainer:
+    """The method's engine with its options (xai.options): `Method(model, options)`; class_names: the names
+    its contrast and junction options may use (checked now)."""
+    engine = get_method(method).cls(model, options)  # type: ignore[arg-type]  # the method's own Options class
+    if class_names is not None:
+        engine.name_classes(class_names)
+    return engine
 
 
 def _note_unused_options(opts: RunOptions, variants: list[str]) -> None:
@@ -167,6 +181,11 @@ def _model(opts: RunOptions, cfg: Config, device: torch.device) -> LoadedModel:
         )
     loaded.model.to(device).eval()
     return loaded
+
+
+def region_of(opts: RunOptions, class_names: list[str]) -> Region:
+    """The run's region (the methods' shared options) with junction's classes resolved by name."""
+    return explainer_region(opts.explainer, class_names, len(class_names))
 
 
 def _class_names(loaded: LoadedModel, cfg: Config, asked: Any, given: Any = None) -> tuple[list[str], list[int]]:
@@ -332,9 +351,10 @@ def prepare(opts: RunOptions, model: LoadedModel | None = None, photographs: Giv
     else:
         dataset, indices = _dataset(opts, cfg, r.model_input)
     norm = (dataset.mean, dataset.std)
-    engines = {m: build_engine(m, loaded.model, method_options(m, opts, cfg, norm)) for m in opts.methods}
+    engines = {m: build_engine(m, loaded.model, method_options(m, opts, cfg, norm), class_names) for m in opts.methods}
     for engine in engines.values():
         engine.check_size(dataset.img_size[1], dataset.img_size[0])
+        engine._contrast_class(len(class_names), class_ids)  # an explained class as CONTRAST: refused now
     described = [(m, get_method(m).label, get_method(m).folder, get_method(m).family) for m in opts.methods]
     kinds = output_kinds(described, opts.comparison, ground_truth=found is None)
     layout = Layout(Path(opts.output_dir), tuple(class_names), tuple(class_ids), tuple(kinds))
@@ -407,7 +427,8 @@ def _evaluation(
     built = dict(engines)
     for v in variants:
         if v.label not in built:
-            built[v.label] = build_engine(v.method, model, v.options(method_options(v.method, opts, cfg, norm)))
+            options = v.options(method_options(v.method, opts, cfg, norm))
+            built[v.label] = build_engine(v.method, model, options, class_names)
             if opts.images:
                 check_images_region(built[v.label].options.region, f" of {option('variants')} {v.label}")
     unit = sum(norm[1]) / len(norm[1])  # the noise radii are declared on [0, 1] images: in normalised units
@@ -424,7 +445,7 @@ def _evaluation(
         stability_radius=0.02 / unit,
         instances=opts.region == "instances",
     )
-    evaluator = Evaluator(model, built, variants, class_ids, class_names, opts.region, settings)
+    evaluator = Evaluator(model, built, variants, class_ids, class_names, region_of(opts, class_names), settings)
     description = {
         "settings": settings.describe(),
         "references": {name: r.description for name, r in REFERENCES.items()},
