@@ -5,6 +5,7 @@ ran before the option existed."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 import torch
@@ -63,11 +64,13 @@ def test_fp32_is_what_ran_before_the_option_and_bf16_moves_the_numbers_a_little(
     assert 0 < moved < 0.05  # bf16 is a different computation, close to fp32's on this model
 
 
-def test_an_unresolved_or_unknown_precision_is_refused():
+def test_an_unknown_precision_is_refused_and_auto_follows_the_cpu(monkeypatch):
     model, x = tiny_fpn(), image_batch(1, 64, 64)
-    for bad in ("auto", "fp64"):
-        with pytest.raises(XAIError, match="precision"):
-            _faithfulness(model, x, precision=bad)
+    with pytest.raises(XAIError, match="fp64"):
+        _faithfulness(model, x, precision="fp64")
+    for text, ran in ((SAPPHIRE_RAPIDS, "bf16"), (EPYC_ROME, "fp32")):
+        monkeypatch.setattr(precision, "cpu_flags", lambda cpuinfo=None, text=text: cpu_flags(text))
+        assert _faithfulness(model, x, precision="auto").precision == ran
 
 
 def test_auto_is_bf16_on_a_cpu_with_native_bf16_and_says_why(monkeypatch):
@@ -150,7 +153,7 @@ def test_fp32_numbers_are_those_of_before_the_option_and_the_sharing():
     g = torch.Generator().manual_seed(1)
     maps = {"a": torch.rand(5, 64, 64, generator=g), "agnostic": torch.rand(1, 64, 64, generator=g).expand(5, -1, -1)}
     f = Faithfulness(model, x, list(range(5)), regions, valid, batch_size=8, precision="fp32")
-    got = {
+    got: dict[str, dict[str, list[Any]]] = {
         "deletion_linear": f.deletion(maps, steps=8),
         "deletion_area": f.deletion(maps, steps=8, schedule="area"),
         "insertion_linear": f.insertion(maps, steps=8),

@@ -81,10 +81,9 @@ def test_a_metric_looks_at_the_device_a_fixed_number_of_times(metric_setup, metr
             results[batch] = getattr(f, metric)(maps, **kwargs)
         looks[batch] = dict(syncs.counts)
     assert looks[2] == looks[64] and sum(looks[2].values()) <= BUDGET[metric], looks
-    cg = {"imputation": "cg"}  # the checking CG solver, not the CPU's direct one (tests/test_imputation.py)
-    checked = getattr(Faithfulness(model, x, classes, regions, valid, batch_size=64, sync_free=False, **cg), metric)(
-        maps, **kwargs
-    )
+    # the checking CG solver, not the CPU's direct one (tests/test_imputation.py compares those)
+    checked_faith = Faithfulness(model, x, classes, regions, valid, batch_size=64, sync_free=False, imputation="cg")
+    checked = getattr(checked_faith, metric)(maps, **kwargs)
     assert repr(results[64]) == repr(checked)  # the same numbers, to the bit
 
 

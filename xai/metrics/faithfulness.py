@@ -45,7 +45,7 @@ from ..batching import Batches
 from ..errors import XAIError, option
 from ..layers import model_device, preserved_state
 from ..modeling import ScoredModel
-from ..precision import PRECISIONS, autocast, float32_math
+from ..precision import PRECISIONS, autocast, float32_math, resolve_precision
 from ..syncs import to_host
 from ..targets import RegionScore, check_classes
 from .imputation import noisy_linear_impute
@@ -247,11 +247,11 @@ class Faithfulness:
     ):
         if batch_size is not None and int(batch_size) < 1:
             raise XAIError(f"{option('batch_size')} must be at least 1, got {batch_size}")
-        if precision not in PRECISIONS or precision == "auto":
-            raise XAIError(f"the evaluation's precision must be resolved to one of fp32, tf32, bf16, fp16: {precision}")
-        self.precision = precision
+        if precision not in PRECISIONS:
+            raise XAIError(f"unknown precision '{precision}': choose one of {', '.join(PRECISIONS)}")
         self.model = model
         self.device = model_device(model)
+        self.precision = resolve_precision(precision, self.device)  # what the forwards run in
         self.x, self.valid = _image_and_valid(x, valid, self.device)
         self.classes, self.regions = _classes_and_regions(classes, regions, self.valid)
         counts = to_host(torch.cat([self.valid.sum().view(1), self.regions.flatten(1).sum(1)]))  # one transfer

@@ -214,7 +214,7 @@ def _solve_one(image: np.ndarray, unknown: np.ndarray, kept: np.ndarray, valid: 
     index[ys * W + xs] = np.arange(n)
     inside, known = valid.ravel(), kept.ravel()
     flat = image.reshape(image.shape[0], -1)
-    d, b = np.zeros(n), np.zeros((image.shape[0], n))
+    d, b = np.zeros(n), np.zeros((n, image.shape[0]))
     rows, cols, values = [np.arange(n)], [], []
     for w, at, j in _neighbours(ys, xs, (H, W)):
         exists = inside[j]
@@ -224,11 +224,11 @@ def _solve_one(image: np.ndarray, unknown: np.ndarray, kept: np.ndarray, valid: 
         cols.append(index[j[to_unknown]])
         values.append(np.full(int(to_unknown.sum()), -w))
         given = known[j]
-        np.add.at(b, (slice(None), at[given]), w * flat[:, j[given]])
+        np.add.at(b, at[given], w * flat[:, j[given]].T)
     A = sparse.csc_matrix(
         (np.concatenate([d, *values]), (np.concatenate(rows), np.concatenate([np.arange(n), *cols]))), shape=(n, n)
     )
-    return splu(A).solve(b.T).T
+    return splu(A).solve(b).T
 
 
 def _checked(
