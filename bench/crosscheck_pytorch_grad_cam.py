@@ -36,7 +36,47 @@ PAIRS = {
     "hirescam": "HiResCAM",
     "layercam": "LayerCAM",
     "scorecam": "ScoreCAM",
+    "eigengradcam": "EigenGradCAM",
+    "gradcam_elementwise": "GradCAMElementWise",
+    "segeigencam": "SegEigenCAM",
+    "kpcacam": "KPCA_CAM",
+    "fem": "FEM",
 }
+# rows that repeat a comparison with one difference removed: label -> (ours, theirs, patch)
+ISOLATING = {
+    "scorecam, their Up": ("scorecam", "ScoreCAM", "their_up"),
+    "eigengradcam, our sign": ("eigengradcam", "EigenGradCAM", "our_sign"),
+}
+
+
+def _their_up() -> None:
+    """Our Score-CAM masks upsampled as pytorch-grad-cam's (align_corners=True)."""
+    import torch.nn.functional as F
+
+    import xai.methods.scorecam as sc
+
+    sc.upsample = lambda t, size: F.interpolate(t, size=size, mode="bilinear", align_corners=True)
+
+
+def _our_sign() -> None:
+    """pytorch-grad-cam's EigenGradCAM with our sign: the projection that correlates with Σ_k (G ⊙ A)_k."""
+    import pytorch_grad_cam.eigen_grad_cam as egc
+
+    project = egc.get_2d_projection
+
+    def signed(batch: np.ndarray) -> np.ndarray:
+        p = project(batch)
+        total = batch.sum(axis=1)
+        for i in range(len(p)):
+            a, b = p[i] - p[i].mean(), total[i] - total[i].mean()
+            if (a * b).sum() < 0:
+                p[i] = -p[i]
+        return p
+
+    egc.get_2d_projection = signed
+
+
+PATCHES = {"their_up": _their_up, "our_sign": _our_sign}
 
 
 class Softmax(torch.nn.Module):
@@ -53,6 +93,7 @@ def main() -> None:
     p.add_argument("--layer", default="encoder.layer3")
     p.add_argument("--images", type=int, default=3)
     p.add_argument("--size", type=int, nargs=2, default=[64, 128], metavar=("W", "H"))
+    p.add_argument("--methods", nargs="+", choices=sorted(PAIRS), help="only these methods' rows (default: all)")
     args = p.parse_args()
     try:
         import pytorch_grad_cam as pgc
@@ -77,15 +118,15 @@ def main() -> None:
         f"pytorch-grad-cam (grad-cam {version('grad-cam')}) vs xai; FPN/resnet18 random weights, "
         f"{args.images} images {args.size[0]}x{args.size[1]}, layer {args.layer}, 5 classes"
     )
-    print(f"{'method':<22}{'min Pearson':>12}{'max |diff|':>12}{'pairs':>7}")
-    rows = [(ours, theirs, ours) for ours, theirs in PAIRS.items()] + [("scorecam", "ScoreCAM", "scorecam, their Up")]
-    for ours, theirs, label in rows:
-        if label == "scorecam, their Up":
-            import torch.nn.functional as F
-
-            import xai.methods.scorecam as sc
-
-            sc.upsample = lambda t, size: F.interpolate(t, size=size, mode="bilinear", align_corners=True)
+    print(f"{'method':<24}{'min Pearson':>12}{'max |diff|':>12}{'pairs':>7}")
+    rows = [(ours, theirs, ours, None) for ours, theirs in PAIRS.items()]
+    rows += [(ours, theirs, label, patch) for label, (ours, theirs, patch) in ISOLATING.items()]
+    only = set(args.methods or []) or None
+    for ours, theirs, label, patch in rows:
+        if only is not None and ours not in only:
+            continue
+        if patch is not None:
+            PATCHES[patch]()
         kw = (
             {"weights": "softmax", "baseline": "none", "precision": "fp32", "batch_size": 64}
             if ours == "scorecam"
@@ -109,7 +150,7 @@ def main() -> None:
                 else:
                     r = float(np.corrcoef(a, b)[0, 1])
                 worst_r, worst_d, n = min(worst_r, r), max(worst_d, float(np.abs(a - b).max())), n + 1
-        print(f"{label:<22}{worst_r:>12.6f}{worst_d:>12.2e}{n:>7}")
+        print(f"{label:<24}{worst_r:>12.6f}{worst_d:>12.2e}{n:>7}")
 
 
 if __name__ == "__main__":
