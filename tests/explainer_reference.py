@@ -1,6 +1,6 @@
-"""Slow references of the perturbation methods, Eigen-CAM, Ablation-CAM and the uncertainty summaries,
-written from their definitions: one image, one class, one patch / mask / channel / pass at a time.
-They share no code with xai's engines."""
+"""Slow references of the perturbation methods, Eigen-CAM (and its gradient variants), KPCA-CAM, FEM,
+Ablation-CAM and the uncertainty summaries, written from their definitions: one image, one class, one
+patch / mask / channel / pass at a time. They share no code with xai's engines."""
 
 from __future__ import annotations
 
@@ -119,3 +119,65 @@ def flip_summaries_reference(model, x):
     per_pass = torch.stack([-(q * torch.log(q.clamp_min(1e-12))).sum(0) for q in probs]).mean(0)
     mi = (-(mean * torch.log(mean.clamp_min(1e-12))).sum(0) - per_pass) / math.log(mean.shape[0])
     return mean, var, ent, mi.clamp_min(0)
+
+
+def eigen_projection_reference(m, sign):
+    """One image's K×h×w tensor m (Eigen-Grad-CAM: G ⊙ A; Seg-Eigen-CAM: |G| ⊙ A) projected on its first
+    principal component in numpy (get_2d_projection), with the sign `sum` (correlates with Σ_k m_k) or
+    `magnitude` (the largest |value| positive); ReLU."""
+    a = m.double().numpy()
+    rows = a.reshape(a.shape[0], -1).T
+    centred = rows - rows.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=True)
+    p = centred @ vt[0, :]
+    if sign == "sum":
+        total = rows.sum(axis=1)
+        flip = np.sum((p - p.mean()) * (total - total.mean())) < 0
+    else:
+        flip = abs(p.min()) > abs(p.max())
+    p = -p if flip else p
+    return torch.from_numpy(np.maximum(p, 0).reshape(a.shape[1:])).float()
+
+
+def kpca_reference(acts, kernel, gamma=None):
+    """KPCA-CAM for one image (K×h×w), pair by pair: κ_ij = k(x_i, x_j) of the centred rows, the kernel
+    matrix centred, its eigenvector of the largest eigenvalue times √λ, the largest |value| positive; ReLU."""
+    a = acts.double().numpy()
+    k = a.shape[0]
+    x = a.reshape(k, -1).T
+    x = x - x.mean(axis=0)
+    g = 1.0 / k if gamma is None else gamma
+    n = x.shape[0]
+    km = np.zeros((n, n))
+    for i in range(n):
+        for j in range(n):
+            d = float(x[i] @ x[j])
+            if kernel == "sigmoid":
+                km[i, j] = math.tanh(g * d + 1.0)
+            elif kernel == "rbf":
+                km[i, j] = math.exp(-g * float(((x[i] - x[j]) ** 2).sum()))
+            elif kernel == "poly":
+                km[i, j] = (g * d + 1.0) ** 3
+            elif kernel == "linear":
+                km[i, j] = d
+            else:
+                ni, nj = np.linalg.norm(x[i]), np.linalg.norm(x[j])
+                km[i, j] = d / (ni * nj) if ni > 0 and nj > 0 else 0.0
+    one = np.full((n, n), 1.0 / n)
+    kc = km - one @ km - km @ one + one @ km @ one
+    values, vectors = np.linalg.eigh(kc)
+    p = vectors[:, -1] * math.sqrt(max(values[-1], 0.0))
+    p = -p if abs(p.min()) > abs(p.max()) else p
+    return torch.from_numpy(np.maximum(p, 0).reshape(a.shape[1:])).float()
+
+
+def fem_reference(acts, k=2.0):
+    """FEM for one image (K×h×w), channel by channel: w_k = the share of cells above μ_k + k σ_k
+    (population σ), L = ReLU(Σ_k w_k A_k)."""
+    a = acts.double().numpy()
+    L = np.zeros(a.shape[1:])
+    for c in range(a.shape[0]):
+        ch = a[c]
+        threshold = ch.mean() + k * ch.std()
+        L += (ch > threshold).mean() * ch
+    return torch.from_numpy(np.maximum(L, 0)).float()

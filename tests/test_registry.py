@@ -15,6 +15,11 @@ def test_the_methods_researchers_compare():
     assert {n: (i.label, i.family) for n, i in known.items()} == {
         "ablationcam": ("Ablation-CAM", "cam"),
         "eigencam": ("Eigen-CAM", "cam"),
+        "eigengradcam": ("Eigen-Grad-CAM", "cam"),
+        "fem": ("FEM", "cam"),
+        "gradcam_elementwise": ("Grad-CAM element-wise", "cam"),
+        "kpcacam": ("KPCA-CAM", "cam"),
+        "segeigencam": ("Seg-Eigen-CAM", "cam"),
         "gradcam": ("Grad-CAM", "cam"),
         "gradcampp": ("Grad-CAM++", "cam"),
         "gradient_shap": ("GradientSHAP", "attribution"),
@@ -36,7 +41,9 @@ def test_the_methods_researchers_compare():
     assert gradient_free == [
         "ablationcam",
         "eigencam",
+        "fem",
         "kernel_shap",
+        "kpcacam",
         "lime",
         "occlusion",
         "rise",
