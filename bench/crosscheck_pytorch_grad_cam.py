@@ -41,6 +41,7 @@ PAIRS = {
     "segeigencam": "SegEigenCAM",
     "kpcacam": "KPCA_CAM",
     "fem": "FEM",
+    "shapleycam": "ShapleyCAM",
 }
 # rows that repeat a comparison with one difference removed: label -> (ours, theirs, patch)
 ISOLATING = {

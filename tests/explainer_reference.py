@@ -181,3 +181,43 @@ def fem_reference(acts, k=2.0):
         threshold = ch.mean() + k * ch.std()
         L += (ch > threshold).mean() * ch
     return torch.from_numpy(np.maximum(L, 0)).float()
+
+
+def shapleycam_reference(m, x, layer, cls, region="pred", eps=1e-4):
+    """ShapleyCAM's L_c for one image (1×3×H×W) of a float64 model m, its Hessian term by central
+    differences of the gradient: H A ≈ (∇s(A + εA) − ∇s(A − εA)) / 2ε, w_k = mean_ij (∇s(A) − ½ H A)_k,
+    L = ReLU(Σ_k w_k A_k) at the layer (s: the softmax probability summed over the predicted (`pred`) or
+    all pixels)."""
+    xd = x.double()
+    module = dict(m.named_modules())[layer]
+    store: dict[str, torch.Tensor] = {}
+    replaced: dict[str, torch.Tensor] = {}
+
+    def hook(_m, _i, o):
+        store["a"] = o
+        return replaced.get("a")
+
+    h = module.register_forward_hook(hook)
+    try:
+        with torch.no_grad():
+            out = m(xd)
+        A = store["a"].detach()
+        R = (out.argmax(1)[0] == cls).double() if region == "pred" else torch.ones(out.shape[-2:], dtype=torch.float64)
+
+        def grad_at(a):
+            leaf = a.clone().requires_grad_(True)
+            replaced["a"] = leaf
+            with torch.enable_grad():
+                s = (torch.softmax(m(xd), 1)[0, cls] * R).sum()
+                (g,) = torch.autograd.grad(s, leaf)
+            return g
+
+        G = grad_at(A)
+        HA = (grad_at(A + eps * A) - grad_at(A - eps * A)) / (2 * eps)
+    finally:
+        h.remove()
+    w = (G - 0.5 * HA)[0].mean(dim=(1, 2))
+    L = torch.zeros(A.shape[-2:], dtype=torch.float64)
+    for k in range(A.shape[1]):
+        L += w[k] * A[0, k]
+    return torch.relu(L).float()

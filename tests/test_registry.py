@@ -20,6 +20,7 @@ def test_the_methods_researchers_compare():
         "gradcam_elementwise": ("Grad-CAM element-wise", "cam"),
         "kpcacam": ("KPCA-CAM", "cam"),
         "segeigencam": ("Seg-Eigen-CAM", "cam"),
+        "shapleycam": ("ShapleyCAM", "cam"),
         "gradcam": ("Grad-CAM", "cam"),
         "gradcampp": ("Grad-CAM++", "cam"),
         "gradient_shap": ("GradientSHAP", "attribution"),
