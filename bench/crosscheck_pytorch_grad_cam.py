@@ -120,7 +120,7 @@ def main() -> None:
         f"{args.images} images {args.size[0]}x{args.size[1]}, layer {args.layer}, 5 classes"
     )
     print(f"{'method':<24}{'min Pearson':>12}{'max |diff|':>12}{'pairs':>7}")
-    rows = [(ours, theirs, ours, None) for ours, theirs in PAIRS.items()]
+    rows: list[tuple[str, str, str, str | None]] = [(ours, theirs, ours, None) for ours, theirs in PAIRS.items()]
     rows += [(ours, theirs, label, patch) for label, (ours, theirs, patch) in ISOLATING.items()]
     only = set(args.methods or []) or None
     for ours, theirs, label, patch in rows:

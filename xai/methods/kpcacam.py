@@ -1,5 +1,5 @@
-"""KPCA-CAM (Karmani et al. 2024; pytorch-grad-cam's KPCA_CAM): Eigen-CAM with kernel PCA, the same map
-for every class (class-agnostic: no score, no gradient).
+"""KPCA-CAM (Karmani et al. 2024, arXiv:2410.00267; pytorch-grad-cam's KPCA_CAM): Eigen-CAM with kernel
+PCA, the same map for every class (class-agnostic: no score, no gradient).
 
 With A (K channels, h×w) as hw rows x_i of K values, centred on their mean, a kernel matrix
 κ_ij = k(x_i, x_j), centred in feature space (K̃ = κ − 1κ − κ1 + 1κ1, 1 = the hw×hw matrix of 1/hw),

@@ -1,5 +1,6 @@
-"""ShapleyCAM (Cai, ICLR 2025, arXiv:2501.06261; pytorch-grad-cam's ShapleyCAM): Grad-CAM's channel
-weights with a second-order term, from a Taylor approximation of the channels' Shapley values,
+"""ShapleyCAM (Cai 2025, arXiv:2501.06261, "CAMs as Shapley value-based explainers"; pytorch-grad-cam's
+ShapleyCAM): Grad-CAM's channel weights with a second-order term, from a Taylor approximation of the
+channels' Shapley values,
 
     w_kc = (1 / hw) Σ_ij (G_c − ½ H_c A)_k[i,j]        L_c = ReLU(Σ_k w_kc A_k)
 
