@@ -56,7 +56,7 @@ def test_the_methods_researchers_compare():
 
 
 def test_unknown_method_is_refused_with_the_known_ones():
-    with pytest.raises(XAIError, match="unknown method 'gradcam3': choose one of ablationcam, eigencam, gradcam,"):
+    with pytest.raises(XAIError, match="unknown method 'gradcam3': choose one of ablationcam, eigencam, eigengradcam, fem, gradcam,"):
         get_method("gradcam3")
 
 
