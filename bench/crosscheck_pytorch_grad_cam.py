@@ -17,6 +17,16 @@ align_corners=True (nn.UpsamplingBilinear2d); we use align_corners=False everywh
 code and torch-cam do. Softmax weights of region sums (hundreds) are nearly one-hot, so that small
 difference can change the winning channel. The row "scorecam, their Up" repeats the comparison with
 our masks upsampled their way, which isolates it.
+
+Eigen-Grad-CAM differs by a choice: pytorch-grad-cam keeps the sign numpy's SVD happens to return for
+the first principal component of G ⊙ A, so its map is the complement of the object for some classes; we
+take the sign that correlates with Σ_k (G ⊙ A)_k, as our Eigen-CAM does with Σ_k A_k. The row
+"eigengradcam, our sign" repeats the comparison with that sign given to pytorch-grad-cam's projection.
+Seg-Eigen-CAM's sign rule (largest magnitude positive) is the paper's and theirs; KPCA-CAM's is
+scikit-learn's (svd_flip: the largest magnitude positive), which we follow. With `--layer encoder.layer1
+--size 256 256` (4,096 cells) KPCA-CAM takes LOBPCG here and ARPACK there: max |diff| about 5e-4, the two
+iterative solvers' tolerance. ShapleyCAM, Grad-CAM element-wise and FEM follow their definitions exactly.
+`--methods NAME ...` runs only those rows.
 """
 
 from __future__ import annotations
