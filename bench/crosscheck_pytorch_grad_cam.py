@@ -26,6 +26,16 @@ weights and score through their machinery; "finercam": our contrast="auto" (scor
 against their FinerCAM (alpha 1, comparison categories 1, 2, 3, target_idx c) on a classifier whose
 outputs are the mean probabilities q_k over R_c: the same comparison classes, but their weights are
 softmax(q) and differentiated, ours q_k / Σ q and constants, so this row is expected to differ.
+
+Eigen-Grad-CAM differs by a choice: pytorch-grad-cam keeps the sign numpy's SVD happens to return for
+the first principal component of G ⊙ A, so its map is the complement of the object for some classes; we
+take the sign that correlates with Σ_k (G ⊙ A)_k, as our Eigen-CAM does with Σ_k A_k. The row
+"eigengradcam, our sign" repeats the comparison with that sign given to pytorch-grad-cam's projection.
+Seg-Eigen-CAM's sign rule (largest magnitude positive) is the paper's and theirs; KPCA-CAM's is
+scikit-learn's (svd_flip: the largest magnitude positive), which we follow. With `--layer encoder.layer1
+--size 256 256` (4,096 cells) KPCA-CAM takes LOBPCG here and ARPACK there: max |diff| about 5e-4, the two
+iterative solvers' tolerance. ShapleyCAM, Grad-CAM element-wise and FEM follow their definitions exactly.
+`--methods NAME ...` runs only those rows.
 """
 
 from __future__ import annotations
@@ -45,7 +55,48 @@ PAIRS = {
     "hirescam": "HiResCAM",
     "layercam": "LayerCAM",
     "scorecam": "ScoreCAM",
+    "eigengradcam": "EigenGradCAM",
+    "gradcam_elementwise": "GradCAMElementWise",
+    "segeigencam": "SegEigenCAM",
+    "kpcacam": "KPCA_CAM",
+    "fem": "FEM",
+    "shapleycam": "ShapleyCAM",
 }
+# rows that repeat a comparison with one difference removed: label -> (ours, theirs, patch)
+ISOLATING = {
+    "scorecam, their Up": ("scorecam", "ScoreCAM", "their_up"),
+    "eigengradcam, our sign": ("eigengradcam", "EigenGradCAM", "our_sign"),
+}
+
+
+def _their_up() -> None:
+    """Our Score-CAM masks upsampled as pytorch-grad-cam's (align_corners=True)."""
+    import torch.nn.functional as F
+
+    import xai.methods.scorecam as sc
+
+    sc.upsample = lambda t, size: F.interpolate(t, size=size, mode="bilinear", align_corners=True)
+
+
+def _our_sign() -> None:
+    """pytorch-grad-cam's EigenGradCAM with our sign: the projection that correlates with Σ_k (G ⊙ A)_k."""
+    import pytorch_grad_cam.eigen_grad_cam as egc
+
+    project = egc.get_2d_projection
+
+    def signed(batch: np.ndarray) -> np.ndarray:
+        p = project(batch)
+        total = batch.sum(axis=1)
+        for i in range(len(p)):
+            a, b = p[i] - p[i].mean(), total[i] - total[i].mean()
+            if (a * b).sum() < 0:
+                p[i] = -p[i]
+        return p
+
+    egc.get_2d_projection = signed
+
+
+PATCHES = {"their_up": _their_up, "our_sign": _our_sign}
 
 
 class Softmax(torch.nn.Module):
@@ -63,6 +114,7 @@ def main() -> None:
     p.add_argument("--images", type=int, default=3)
     p.add_argument("--size", type=int, nargs=2, default=[64, 128], metavar=("W", "H"))
     p.add_argument("--contrast_only", action="store_true", help="only the contrast rows")
+    p.add_argument("--methods", nargs="+", choices=sorted(PAIRS), help="only these methods' rows (default: all)")
     args = p.parse_args()
     try:
         import pytorch_grad_cam as pgc
@@ -87,16 +139,16 @@ def main() -> None:
         f"pytorch-grad-cam (grad-cam {version('grad-cam')}) vs xai; FPN/resnet18 random weights, "
         f"{args.images} images {args.size[0]}x{args.size[1]}, layer {args.layer}, 5 classes"
     )
-    print(f"{'method':<22}{'min Pearson':>12}{'max |diff|':>12}{'pairs':>7}")
-    rows = [(ours, theirs, ours) for ours, theirs in PAIRS.items()] + [("scorecam", "ScoreCAM", "scorecam, their Up")]
+    print(f"{'method':<24}{'min Pearson':>12}{'max |diff|':>12}{'pairs':>7}")
+    rows: list[tuple[str, str, str, str | None]] = [(ours, theirs, ours, None) for ours, theirs in PAIRS.items()]
+    rows += [(ours, theirs, label, patch) for label, (ours, theirs, patch) in ISOLATING.items()]
+    only = set(args.methods or []) or None
     rows = [] if args.contrast_only else rows
-    for ours, theirs, label in rows:
-        if label == "scorecam, their Up":
-            import torch.nn.functional as F
-
-            import xai.methods.scorecam as sc
-
-            sc.upsample = lambda t, size: F.interpolate(t, size=size, mode="bilinear", align_corners=True)
+    for ours, theirs, label, patch in rows:
+        if only is not None and ours not in only:
+            continue
+        if patch is not None:
+            PATCHES[patch]()
         kw = (
             {"weights": "softmax", "baseline": "none", "precision": "fp32", "batch_size": 64}
             if ours == "scorecam"
@@ -120,8 +172,9 @@ def main() -> None:
                 else:
                     r = float(np.corrcoef(a, b)[0, 1])
                 worst_r, worst_d, n = min(worst_r, r), max(worst_d, float(np.abs(a - b).max())), n + 1
-        print(f"{label:<22}{worst_r:>12.6f}{worst_d:>12.2e}{n:>7}")
-    contrast_rows(pgc, model, wrapped, x, pred, args.layer)
+        print(f"{label:<24}{worst_r:>12.6f}{worst_d:>12.2e}{n:>7}")
+    if only is None:
+        contrast_rows(pgc, model, wrapped, x, pred, args.layer)
 
 
 def _agreement(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
@@ -179,7 +232,7 @@ def contrast_rows(pgc, model, wrapped, x, pred, layer_name: str) -> None:
     for label, pairs in rows.items():
         r = min(p[0] for p in pairs)
         d = max(p[1] for p in pairs)
-        print(f"{label:<22}{r:>12.6f}{d:>12.2e}{len(pairs):>7}")
+        print(f"{label:<24}{r:>12.6f}{d:>12.2e}{len(pairs):>7}")
 
 
 if __name__ == "__main__":

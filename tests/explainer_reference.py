@@ -1,6 +1,6 @@
-"""Slow references of the perturbation methods, Eigen-CAM, Ablation-CAM and the uncertainty summaries,
-written from their definitions: one image, one class, one patch / mask / channel / pass at a time.
-They share no code with xai's engines."""
+"""Slow references of the perturbation methods, Eigen-CAM (and its gradient variants), KPCA-CAM, FEM,
+Ablation-CAM and the uncertainty summaries, written from their definitions: one image, one class, one
+patch / mask / channel / pass at a time. They share no code with xai's engines."""
 
 from __future__ import annotations
 
@@ -196,3 +196,105 @@ def contrast_scorecam_reference(model, x, layer, cls, contrast, channels):
     for ch, v in w.items():
         L += (v - mean) * A[0, ch]
     return _minmax(_up(torch.relu(L), (H, W)))
+
+
+def eigen_projection_reference(m, sign):
+    """One image's K×h×w tensor m (Eigen-Grad-CAM: G ⊙ A; Seg-Eigen-CAM: |G| ⊙ A) projected on its first
+    principal component in numpy (get_2d_projection), with the sign `sum` (correlates with Σ_k m_k) or
+    `magnitude` (the largest |value| positive); ReLU."""
+    a = m.double().numpy()
+    rows = a.reshape(a.shape[0], -1).T
+    centred = rows - rows.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=True)
+    p = centred @ vt[0, :]
+    if sign == "sum":
+        total = rows.sum(axis=1)
+        flip = np.sum((p - p.mean()) * (total - total.mean())) < 0
+    else:
+        flip = abs(p.min()) > abs(p.max())
+    p = -p if flip else p
+    return torch.from_numpy(np.maximum(p, 0).reshape(a.shape[1:])).float()
+
+
+def kpca_reference(acts, kernel, gamma=None):
+    """KPCA-CAM for one image (K×h×w), pair by pair: κ_ij = k(x_i, x_j) of the centred rows, the kernel
+    matrix centred, its eigenvector of the largest eigenvalue times √λ, the largest |value| positive; ReLU."""
+    a = acts.double().numpy()
+    k = a.shape[0]
+    x = a.reshape(k, -1).T
+    x = x - x.mean(axis=0)
+    g = 1.0 / k if gamma is None else gamma
+    n = x.shape[0]
+    km = np.zeros((n, n))
+    for i in range(n):
+        for j in range(n):
+            d = float(x[i] @ x[j])
+            if kernel == "sigmoid":
+                km[i, j] = math.tanh(g * d + 1.0)
+            elif kernel == "rbf":
+                km[i, j] = math.exp(-g * float(((x[i] - x[j]) ** 2).sum()))
+            elif kernel == "poly":
+                km[i, j] = (g * d + 1.0) ** 3
+            elif kernel == "linear":
+                km[i, j] = d
+            else:
+                ni, nj = np.linalg.norm(x[i]), np.linalg.norm(x[j])
+                km[i, j] = d / (ni * nj) if ni > 0 and nj > 0 else 0.0
+    one = np.full((n, n), 1.0 / n)
+    kc = km - one @ km - km @ one + one @ km @ one
+    values, vectors = np.linalg.eigh(kc)
+    p = vectors[:, -1] * math.sqrt(max(values[-1], 0.0))
+    p = -p if abs(p.min()) > abs(p.max()) else p
+    return torch.from_numpy(np.maximum(p, 0).reshape(a.shape[1:])).float()
+
+
+def fem_reference(acts, k=2.0):
+    """FEM for one image (K×h×w), channel by channel: w_k = the share of cells above μ_k + k σ_k
+    (population σ), L = ReLU(Σ_k w_k A_k)."""
+    a = acts.double().numpy()
+    L = np.zeros(a.shape[1:])
+    for c in range(a.shape[0]):
+        ch = a[c]
+        threshold = ch.mean() + k * ch.std()
+        L += (ch > threshold).mean() * ch
+    return torch.from_numpy(np.maximum(L, 0)).float()
+
+
+def shapleycam_reference(m, x, layer, cls, region="pred", eps=1e-4):
+    """ShapleyCAM's L_c for one image (1×3×H×W) of a float64 model m, its Hessian term by central
+    differences of the gradient: H A ≈ (∇s(A + εA) − ∇s(A − εA)) / 2ε, w_k = mean_ij (∇s(A) − ½ H A)_k,
+    L = ReLU(Σ_k w_k A_k) at the layer (s: the softmax probability summed over the predicted (`pred`) or
+    all pixels)."""
+    xd = x.double()
+    module = dict(m.named_modules())[layer]
+    store: dict[str, torch.Tensor] = {}
+    replaced: dict[str, torch.Tensor] = {}
+
+    def hook(_m, _i, o):
+        store["a"] = o
+        return replaced.get("a")
+
+    h = module.register_forward_hook(hook)
+    try:
+        with torch.no_grad():
+            out = m(xd)
+        A = store["a"].detach()
+        R = (out.argmax(1)[0] == cls).double() if region == "pred" else torch.ones(out.shape[-2:], dtype=torch.float64)
+
+        def grad_at(a):
+            leaf = a.clone().requires_grad_(True)
+            replaced["a"] = leaf
+            with torch.enable_grad():
+                s = (torch.softmax(m(xd), 1)[0, cls] * R).sum()
+                (g,) = torch.autograd.grad(s, leaf)
+            return g
+
+        G = grad_at(A)
+        HA = (grad_at(A + eps * A) - grad_at(A - eps * A)) / (2 * eps)
+    finally:
+        h.remove()
+    w = (G - 0.5 * HA)[0].mean(dim=(1, 2))
+    L = torch.zeros(A.shape[-2:], dtype=torch.float64)
+    for k in range(A.shape[1]):
+        L += w[k] * A[0, k]
+    return torch.relu(L).float()

@@ -150,7 +150,7 @@ def _gradients(model, x, layer, cls, score, region, gt, has_act):
 
 def gradient_cam_reference(model, x, layer, cls, method, *, score="prob", region="pred", gt=None, has_act=False):
     """minmax(Up(ReLU(L))) for one image and class, L from the method's formula, channel by channel:
-    gradcam Σ_k mean(g_k) A_k; gradcampp Σ_k (Σ_ij α_ij ReLU(g_k,ij)) A_k with
+    gradcam Σ_k mean(g_k) A_k; gradcam_elementwise Σ_k ReLU(g_k ⊙ A_k); gradcampp Σ_k (Σ_ij α_ij ReLU(g_k,ij)) A_k with
     α = g²/(2g² + Σ_ab A_k,ab · g³) where g > 0; hirescam Σ_k g_k ⊙ A_k; layercam Σ_k ReLU(g_k) ⊙ A_k;
     xgradcam Σ_k (Σ_ij A_k,ij / Σ_ab A_k,ab · g_k,ij) A_k."""
     H, W = x.shape[-2:]
@@ -172,6 +172,8 @@ def gradient_cam_reference(model, x, layer, cls, method, *, score="prob", region
             L += g * a
         elif method == "layercam":
             L += torch.relu(g) * a
+        elif method == "gradcam_elementwise":
+            L += torch.relu(g * a)
         elif method == "xgradcam":
             total = a.sum()
             w = sum(a[i, j] / total * g[i, j] for i in range(a.shape[0]) for j in range(a.shape[1])) if total else 0

@@ -15,6 +15,12 @@ def test_the_methods_researchers_compare():
     assert {n: (i.label, i.family) for n, i in known.items()} == {
         "ablationcam": ("Ablation-CAM", "cam"),
         "eigencam": ("Eigen-CAM", "cam"),
+        "eigengradcam": ("Eigen-Grad-CAM", "cam"),
+        "fem": ("FEM", "cam"),
+        "gradcam_elementwise": ("Grad-CAM element-wise", "cam"),
+        "kpcacam": ("KPCA-CAM", "cam"),
+        "segeigencam": ("Seg-Eigen-CAM", "cam"),
+        "shapleycam": ("ShapleyCAM", "cam"),
         "gradcam": ("Grad-CAM", "cam"),
         "gradcampp": ("Grad-CAM++", "cam"),
         "gradient_shap": ("GradientSHAP", "attribution"),
@@ -36,7 +42,9 @@ def test_the_methods_researchers_compare():
     assert gradient_free == [
         "ablationcam",
         "eigencam",
+        "fem",
         "kernel_shap",
+        "kpcacam",
         "lime",
         "occlusion",
         "rise",
@@ -48,7 +56,8 @@ def test_the_methods_researchers_compare():
 
 
 def test_unknown_method_is_refused_with_the_known_ones():
-    with pytest.raises(XAIError, match="unknown method 'gradcam3': choose one of ablationcam, eigencam, gradcam,"):
+    known = "ablationcam, eigencam, eigengradcam, fem, gradcam,"
+    with pytest.raises(XAIError, match=f"unknown method 'gradcam3': choose one of {known}"):
         get_method("gradcam3")
 
 

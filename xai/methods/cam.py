@@ -12,7 +12,9 @@ al. 2020, eq. 2): L_c is a map over the layer's cells, and upsampling is for dis
 and torch-cam do the same, so maps agree with theirs.
 
 A new CAM is one file in xai/methods/ with a registered subclass of BaseCAM (`weights(fwd)`) or of
-GradientCAM (`gradient_weights(grads, acts)`).
+GradientCAM (`gradient_weights(grads, acts)`); a CAM whose map is not a weighted sum of the channels
+(Eigen-CAM, Eigen-Grad-CAM, KPCA-CAM) implements `attribute(fwd)` and returns its map at the layer's
+resolution through `layer_map(L, fwd)`.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from ..layers import ActivationCapture, LeafActivation, resolve_target_layer
 from ..options import option
 from .base import Explainer, ExplainerOptions, Forward
 
-__all__ = ["BaseCAM", "CAMOptions", "GradientCAM", "combine", "upsample"]
+__all__ = ["BaseCAM", "CAMOptions", "GradientCAM", "agreeing_sign", "combine", "first_component", "upsample"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,22 @@ def combine(weights: torch.Tensor, acts: torch.Tensor) -> torch.Tensor:
     if weights.dim() == 5:
         return torch.einsum("nkhwc,nkhw->nchw", weights, acts)
     raise XAIError(f"a method's weights must be N×K×C' or N×K×h×w×C', got shape {tuple(weights.shape)}")
+
+
+def first_component(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For B matrices of hw rows of K values (B×hw×K): the centred rows on their first principal component
+    (B×hw, sign as the SVD returns it) and that component v₁ (B×K): Ā = U Σ Vᵀ, p = Ā v₁."""
+    centred = rows - rows.mean(dim=1, keepdim=True)
+    _, _, vh = torch.linalg.svd(centred, full_matrices=False)
+    v = vh[:, 0, :]
+    return (centred @ v.unsqueeze(-1)).squeeze(-1), v
+
+
+def agreeing_sign(projection: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """B×1 signs ±1 that make each row of projection (B×hw) correlate non-negatively with reference's."""
+    p = projection - projection.mean(1, keepdim=True)
+    r = reference - reference.mean(1, keepdim=True)
+    return torch.where((p * r).sum(1) < 0, -1.0, 1.0).view(-1, 1)
 
 
 class BaseCAM(Explainer):
@@ -86,6 +104,11 @@ class BaseCAM(Explainer):
         with torch.inference_mode():
             return upsample(torch.relu(combine(weights, acts)), (int(fwd.x.shape[-2]), int(fwd.x.shape[-1])))
 
+    def layer_map(self, L: torch.Tensor, fwd: Forward) -> torch.Tensor:
+        """Up(ReLU(L)) for a map L at the layer's resolution (N×C'×h×w, or N×1×h×w: one for every class)."""
+        up = upsample(torch.relu(L.detach().float()), (int(fwd.x.shape[-2]), int(fwd.x.shape[-1])))
+        return up.expand(up.shape[0], len(fwd.classes), *up.shape[-2:]).clone()
+
 
 class GradientCAM(BaseCAM):
     """CAMs whose weights come from the gradients G_kc = ∂s_c/∂A_k (N×K×h×w per class).
@@ -97,7 +120,13 @@ class GradientCAM(BaseCAM):
     uses_gradients = True
 
     def weights(self, fwd: Forward) -> torch.Tensor:
-        assert fwd.activations is not None
+        grads, acts = self.gradients(fwd)
+        return self.gradient_weights(grads, acts)
+
+    def gradients(self, fwd: Forward) -> tuple[torch.Tensor, torch.Tensor]:
+        """(G, A): every class's gradient G (N×K×h×w×C', float32) and the activations A (N×K×h×w, detached)."""
+        if fwd.activations is None:
+            raise XAIError(f"target layer '{self.target_layer}' did not run in the forward pass")
         acts = fwd.activations
         grads = []
         last = fwd.scores.shape[1] - 1
@@ -108,7 +137,7 @@ class GradientCAM(BaseCAM):
                 (grad,) = torch.autograd.grad(score, acts, retain_graph=j < last, allow_unused=True)
             grads.append(torch.zeros_like(acts) if grad is None else grad)
         fwd.stats.update(forwards=1, backwards=len(grads))
-        return self.gradient_weights(torch.stack(grads, dim=-1).float(), acts.detach().float())
+        return torch.stack(grads, dim=-1).float(), acts.detach().float()
 
     def gradient_weights(self, grads: torch.Tensor, acts: torch.Tensor) -> torch.Tensor:
         """The method's weights from G (N×K×h×w×C') and A (N×K×h×w)."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from .base import Forward
-from .cam import BaseCAM, upsample
+from .cam import BaseCAM, agreeing_sign, first_component
 from .registry import register
 
 
@@ -30,15 +30,8 @@ class EigenCAM(BaseCAM):
         acts = fwd.activations.detach().float()
         n, k, h, w = acts.shape
         rows = acts.flatten(2).transpose(1, 2)  # N×hw×K
-        centred = rows - rows.mean(dim=1, keepdim=True)
-        _, _, vh = torch.linalg.svd(centred, full_matrices=False)
-        v = vh[:, 0, :]  # N×K
-        projection = (centred @ v.unsqueeze(-1)).squeeze(-1)  # N×hw
-        total = rows.sum(-1)
-        agreement = ((projection - projection.mean(1, keepdim=True)) * (total - total.mean(1, keepdim=True))).sum(1)
-        sign = torch.where(agreement < 0, -1.0, 1.0).view(n, 1)
-        L = torch.relu(projection * sign).view(n, 1, h, w)
+        projection, v = first_component(rows)
+        sign = agreeing_sign(projection, rows.sum(-1))
         fwd.extra["weights"] = (v * sign).unsqueeze(-1).expand(n, k, len(fwd.classes))
         fwd.stats.update(channels=k, forwards=1)
-        up = upsample(L, (int(fwd.x.shape[-2]), int(fwd.x.shape[-1])))
-        return up.expand(n, len(fwd.classes), *up.shape[-2:]).clone()
+        return self.layer_map((projection * sign).view(n, 1, h, w), fwd)
