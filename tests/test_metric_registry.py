@@ -20,6 +20,7 @@ METRICS_CSV = [  # metrics.csv's measures, in the order of its rows and of the r
     *(f"energy_pointing_game_{s}" for s in ("small", "medium", "large")),
     *(f"rank_accuracy_{s}" for s in ("small", "medium", "large")),
     *("max_sensitivity", "noise_spearman", "instance_share"),
+    *("context_mean_colour", "context_imputed"),  # the model's context-dependence matrix (xai.evaluation.context)
 ]
 
 

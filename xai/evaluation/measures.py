@@ -69,6 +69,7 @@ class Context:
     prediction: torch.Tensor | None = None  # H×W ids of the unperturbed prediction
     families: dict[str, str] = field(default_factory=dict)  # variant -> its method's family
     engines: dict[str, Any] = field(default_factory=dict)  # variant -> its engine (metrics that explain again)
+    class_names: list[str] = field(default_factory=list)  # the names of `classes`
 
     @functools.cached_property
     def faith(self) -> Faithfulness:
@@ -360,3 +361,7 @@ def instances(ctx: Context) -> Iterator[Row]:
                 if share is not None:
                     shares.append(share)
             yield label, j, INSTANCE_SHARE, value_of(np.mean(shares) if shares else None, ZERO)
+
+
+# the context-dependence matrix of the model (a metric of its own file, registered here: after the maps' metrics)
+from . import context as _context  # noqa: E402, F401
