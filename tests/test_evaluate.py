@@ -108,8 +108,6 @@ def test_the_context_matrix_reaches_metrics_csv_the_report_and_its_figure(evalua
         record = json.loads((evaluated / "samples" / f"{sample}.json").read_text())
         empty = {r["variant"] for r in mine if r["reason"].startswith("the replaced region is empty")}
         assert record["evaluation_cost"]["forwards"]["context_dependence"] == 2 * (len(regions) - len(empty))
-    own = [r for r in rows if r["class"] == r["variant"] and r["value"]]
-    assert own and all(float(r["value"]) <= 0.05 for r in own)  # replacing a class's own region lowers its score
     summary = json.loads((evaluated / "metrics.json").read_text())
     assert set(summary["context"]) == {"mean colour", "imputed"}
     assert "context_dependence" not in summary["variants"].values()

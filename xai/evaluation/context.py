@@ -25,8 +25,9 @@ model is more or less sure of compare (0.9 → 0.45 and 0.4 → 0.2 both read �
 for a class absent from its region, a class whose score is 0 on x, and an empty replaced region.
 
 Cost: one forward per non-empty replaced region and replacement, 2·(C' + 2) at most per sample, all in
-one batched call (xai.batching, counted under "context_dependence" in the evaluation's forwards), and
-C' + 2 imputations: small beside one map's deletion curve, so on by default.
+one batched call (xai.batching, counted under "context_dependence" in the evaluation's forwards; off the
+CPU one more for each imputation that did not converge blind, as ROAD's), and C' + 2 imputations: small
+beside one map's deletion curve, so on by default.
 
 Rows of metrics.csv: class = class i, method = "context_dependence" (not an explanation method: the rows
 are the model's), variant = the replaced region (a class name, "background_near" or "background_far"),
@@ -47,6 +48,7 @@ import torch.nn.functional as F
 from ..metrics.faithfulness import ABSENT, ZERO_SCORE
 from ..metrics.imputation import noisy_linear_impute
 from ..metrics.registry import Measure, Row, Value, metric, value_of
+from ..syncs import to_host
 from .stats import Estimate, bootstrap_mean
 
 __all__ = [
@@ -120,26 +122,44 @@ def _noise_seed(seed: int, index: int, column: int) -> int:
 
 
 def _perturbed_scores(ctx: Any, columns: Columns) -> dict[str, dict[int, np.ndarray]]:
-    """{replacement: {column k: C' scores s(x_k)}} of the non-empty columns, in one batched call."""
+    """{replacement: {column k: C' scores s(x_k)}} of the non-empty columns, in one batched call. Off the
+    CPU the imputations run without host looks, as ROAD's (xai.metrics.faithfulness): one look at the end
+    redoes the few that did not converge with the checking solver (one more forward each)."""
     faith = ctx.faith
     kept = [k for k, reason in enumerate(columns.empty) if reason is None]
     masks = columns.masks[kept].to(faith.device)
     seeds = [_noise_seed(ctx.settings.seed, ctx.index, k) for k in kept]
     jobs = [(name, m) for name in REPLACEMENTS for m in range(len(kept))]
+    converged = torch.ones(len(kept), dtype=torch.bool, device=faith.device)
+    sync_free = bool(faith.sync_free)
+
+    def impute(which: list[int], checked: bool = False) -> torch.Tensor:
+        gens = [torch.Generator(faith.device).manual_seed(seeds[m]) for m in which]
+        blind = sync_free and not checked
+        return noisy_linear_impute(
+            faith.x,
+            masks[which],
+            faith.valid,
+            noise=ctx.settings.road_noise,
+            generator=gens,
+            sync_free=blind,
+            converged=converged[which[0] : which[-1] + 1] if blind else None,
+        )
 
     def build(a: int, b: int) -> torch.Tensor:
         images = []
         mean = [m for name, m in jobs[a:b] if name == "mean colour"]
         if mean:
             images.append(torch.where(masks[mean].unsqueeze(1), torch.zeros_like(faith.x), faith.x))
-        imputed = [m for name, m in jobs[a:b] if name == "imputed"]
+        imputed = [m for name, m in jobs[a:b] if name == "imputed"]  # consecutive
         if imputed:
-            gens = [torch.Generator(faith.device).manual_seed(seeds[m]) for m in imputed]
-            noise = ctx.settings.road_noise
-            images.append(noisy_linear_impute(faith.x, masks[imputed], faith.valid, noise=noise, generator=gens))
+            images.append(impute(imputed))
         return torch.cat(images)
 
     scores = faith._scores(METHOD, len(jobs), build)
+    if sync_free and kept:
+        for m in (int(i) for i in np.flatnonzero(~to_host(converged))):
+            scores[jobs.index(("imputed", m))] = faith._scores(METHOD, 1, lambda _a, _b, m=m: impute([m], True))[0]
     out: dict[str, dict[int, np.ndarray]] = {name: {} for name in REPLACEMENTS}
     for (name, m), row in zip(jobs, scores, strict=True):
         out[name][kept[m]] = row
