@@ -189,6 +189,11 @@ def test_evaluate_gives_the_rows_of_the_cli_evaluation(tiny_run, photos, tmp_pat
     mine = {(r["class"], r["variant"], r["metric"]): r["value"] for r in rows}
     assert rows.curves and rows.sanity == {}  # curves beside the rows; no sanity check with sanity_samples 0
     assert "gradcam" in {k[1] for k in mine} and {k[0] for k in mine} == set(two)
+    assert {r["variant"] for r in rows if r["method"] == "context_dependence"} == {
+        *two,
+        "background_near",
+        "background_far",
+    }  # the context-dependence matrix's rows are among them
     assert mine.keys() == cli.keys() and len(mine) > 20
     for key, value in mine.items():
         if key[2] == "seconds":  # how long the map took: not a measure of it

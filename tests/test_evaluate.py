@@ -57,7 +57,7 @@ def test_every_variant_class_and_metric_has_a_value_or_a_reason(evaluated):
     with open(evaluated / "metrics.csv") as fh:
         rows = list(csv.DictReader(fh))
     variants = {"gradcam", "scorecam", *VARIANTS, "random", "probability"}
-    assert {r["variant"] for r in rows} == variants
+    assert {r["variant"] for r in rows if r["method"] != "context_dependence"} == variants
     assert {r["method"] for r in rows if r["variant"] in ("random", "probability")} == {"reference"}
     for sample in ("sample0", "sample1"):
         for v in variants:
@@ -89,6 +89,31 @@ def test_report_sanity_and_gallery_link(evaluated):
     manifest = json.loads((evaluated / "manifest.json").read_text())
     assert manifest["evaluation"]["settings"]["eval_steps"] == 6 and manifest["evaluation"]["report"] == "report.html"
     assert set(manifest["evaluation"]["variants"]) == {"gradcam", "scorecam", *VARIANTS}
+
+
+def test_the_context_matrix_reaches_metrics_csv_the_report_and_its_figure(evaluated):
+    """Per sample: every explained class × (each class's region, near and far background) × both
+    replacements, a value or a reason; 2 forwards per non-empty replaced region, counted in the cost."""
+    with open(evaluated / "metrics.csv") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["method"] == "context_dependence"]
+    classes = ("background", "root", "hypocotyl", "cotyledon", "seed")
+    regions = {*classes, "background_near", "background_far"}
+    for sample in ("sample0", "sample1"):
+        mine = [r for r in rows if r["sample"] == sample]
+        assert {(r["class"], r["variant"], r["metric"]) for r in mine} == {
+            (c, k, m) for c in classes for k in regions for m in ("context_mean_colour", "context_imputed")
+        }
+        assert len(mine) == len(classes) * len(regions) * 2
+        assert all((r["value"] != "" and math.isfinite(float(r["value"]))) or r["reason"] for r in mine)
+        record = json.loads((evaluated / "samples" / f"{sample}.json").read_text())
+        empty = {r["variant"] for r in mine if r["reason"].startswith("the replaced region is empty")}
+        assert record["evaluation_cost"]["forwards"]["context_dependence"] == 2 * (len(regions) - len(empty))
+    summary = json.loads((evaluated / "metrics.json").read_text())
+    assert set(summary["context"]) == {"mean colour", "imputed"}
+    assert "context_dependence" not in summary["variants"].values()
+    report = (evaluated / "report.md").read_text()
+    assert "## Context dependence" in report and "report/context_dependence.png" in report
+    assert (evaluated / "report" / "context_dependence.png").is_file()
 
 
 def test_finalize_rebuilds_the_report_and_resume_keeps_the_metrics(tiny_run, evaluated, tmp_path):

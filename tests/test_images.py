@@ -185,6 +185,7 @@ def test_evaluate_gives_none_with_a_reason_where_a_metric_needs_a_ground_truth(t
         assert all(r["value"] == "" and r["reason"] == "no ground truth" for r in by_metric[name]), name
     for name in ("deletion_auc_linear", "insertion_auc_area", "average_drop", "complexity", "seconds"):
         assert any(r["value"] != "" for r in by_metric[name]), name  # the rest need no mask
+    assert any(r["value"] != "" for r in by_metric["context_mean_colour"])  # the model's matrix needs none either
     report = (out / "report.md").read_text(encoding="utf-8")
     assert "photographs without masks" in report
     # the verdicts keep the question, and say what would answer it

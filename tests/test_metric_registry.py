@@ -21,6 +21,7 @@ METRICS_CSV = [  # metrics.csv's measures, in the order of its rows and of the r
     *(f"rank_accuracy_{s}" for s in ("small", "medium", "large")),
     *("max_sensitivity", "noise_spearman", "instance_share"),
     *("faithfulness_correlation", "irof", "random_logit", "local_lipschitz"),
+    *("context_mean_colour", "context_imputed"),  # the model's context-dependence matrix (xai.evaluation.context)
 ]
 
 

@@ -20,6 +20,7 @@ class RunFiles:
     report_md: str = "report.md"
     report_html: str = "report.html"
     report_plots: str = "report"  # the report's curves and plots
+    context_plot: str = "report/context_dependence.png"  # the context-dependence matrix (xai.evaluation.context)
 
 
 RUN_FILES = RunFiles()

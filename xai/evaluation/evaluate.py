@@ -150,6 +150,7 @@ class Evaluator:
             prediction=prediction[0].cpu(),
             families={label: get_method(method).family for label, method in self.methods.items()},
             engines=self.engines,
+            class_names=[self.class_names[c] for c in self.class_ids],
         )
         for name, reference in REFERENCES.items():
             ctx.maps[name] = reference.build(ctx)
@@ -167,7 +168,8 @@ class Evaluator:
                 continue
             for label, j, measure, value in declared.compute(ctx):
                 v = finite(value.value)
-                row = {"class": names[j], "method": methods[label], "variant": label, "metric": measure}
+                method = methods.get(label, declared.name)  # a row of no map (xai.evaluation.context): the metric's
+                row = {"class": names[j], "method": method, "variant": label, "metric": measure}
                 ev.rows.append({**row, "value": v, "reason": value.reason if v is None else None})
                 if value.curve is not None:
                     ev.curves.setdefault(label, {}).setdefault(names[j], {})[value.curve[0]] = value.curve[1]

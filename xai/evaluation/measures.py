@@ -70,6 +70,7 @@ class Context:
     prediction: torch.Tensor | None = None  # H×W ids of the unperturbed prediction
     families: dict[str, str] = field(default_factory=dict)  # variant -> its method's family
     engines: dict[str, Any] = field(default_factory=dict)  # variant -> its engine (metrics that explain again)
+    class_names: list[str] = field(default_factory=list)  # the names of `classes`
 
     @functools.cached_property
     def faith(self) -> Faithfulness:
@@ -494,3 +495,7 @@ def local_lipschitz(ctx: Context) -> Iterator[Row]:
         for j in range(len(ctx.classes)):
             value = robustness.local_lipschitz([m[j] for m in noisy], noises, ctx.maps[label][j], ctx.valid)
             yield label, j, LOCAL_LIPSCHITZ, value_of(value, "no noisy copy")
+
+
+# the context-dependence matrix of the model (a metric of its own file, registered here: after the maps' metrics)
+from . import context as _context  # noqa: E402, F401

@@ -24,6 +24,9 @@ import numpy as np
 from ..io import atomic_path, write_csv, write_json, write_text
 from ..run_files import RUN_FILES
 from ..templating import anchor, render_template
+from .context import METHOD as CONTEXT
+from .context import is_context_row
+from .context_report import context_sections
 from .measures import Measure, measures
 from .settings import split_pair
 from .stats import MIN_VERDICT_SAMPLES, Estimate, bootstrap_mean, paired_difference
@@ -130,7 +133,7 @@ def evaluation_cost(records: Iterable[Any]) -> dict[str, Any] | None:
             for row in r.metrics
             if row["metric"] == "deletion_auc_linear" and row.get("value") is not None
         }
-        perturbed = sum(c for m, c in cost["forwards"].items() if m not in ("unperturbed", "shared"))
+        perturbed = sum(c for m, c in cost["forwards"].items() if m not in ("unperturbed", "shared", CONTEXT))
         if pairs:
             per_pair.append(perturbed / len(pairs))
     if not n:
@@ -231,8 +234,10 @@ def write_report(out: Path, records: list[Any], settings: dict[str, Any]) -> dic
     evaluated = [r for r in records if r.metrics]
     if not evaluated:
         return None
-    rows = long_rows(evaluated)
-    write_csv(out / RUN_FILES.metrics_csv, rows, FIELDS)
+    every = long_rows(evaluated)
+    write_csv(out / RUN_FILES.metrics_csv, every, FIELDS)
+    rows = [row for row in every if not is_context_row(row)]  # the maps' rows; the model's matrix apart
+    context, context_summary = context_sections(every, out, RUN_FILES.context_plot)
     classes = list(dict.fromkeys(row["class"] for row in rows))
     variants = list(dict.fromkeys(row["variant"] for row in rows))
     methods = {row["variant"]: row["method"] for row in rows}
@@ -268,14 +273,15 @@ def write_report(out: Path, records: list[Any], settings: dict[str, Any]) -> dic
         ],
         "sanity": {"steps": steps, "mean_spearman": {v: [float(x) for x in rho] for v, rho in sanity.items()}},
         "cost": cost,
-        "rows": rows,
+        "context": context_summary,
+        "rows": every,
     }
     write_json(out / RUN_FILES.metrics_json, document)
     title = _title(settings)
     sections = [("h1", title), *_verdict_sections(found, classes), *_header(settings, len(evaluated))]
     for c in classes:
         sections += _class_sections(c, variants, summary[c], {p: by[c] for p, by in paired.items()}, plots.get(c))
-    sections += _claims_sections(rows, classes, variants, methods)
+    sections += _claims_sections(rows, classes, variants, methods) + context
     sections += _cost_sections(cost) + _sanity_sections(steps, sanity, sanity_plot)
     write_text(out / RUN_FILES.report_md, render_template("report.md.j2", sections=sections))
     write_text(out / RUN_FILES.report_html, render_template("report.html.j2", sections=sections, title=title))
