@@ -70,6 +70,10 @@ class Crafted(nn.Module):
         self.register_buffer("weights", weights)
         self.act = nn.Sigmoid()
 
+    base: torch.Tensor
+    boxes: torch.Tensor
+    weights: torch.Tensor
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         means = torch.einsum("bhw,chw->bc", x[:, 0], self.boxes)
         return self.act(self.base[None] + (self.weights * means)[:, :, None, None])
