@@ -200,7 +200,7 @@ def evaluation(model, x, device, steps: int) -> dict[str, Any]:
             for schedule in ("linear", "area"):
                 aucs += [r.auc for rs in getattr(f, kind)(maps, steps=steps, schedule=schedule).values() for r in rs]
         aucs += [r.gap for rs in f.road(maps).values() for r in rs]
-        aucs += [r.drop for rs in f.average_drop_increase(maps).values() for r in rs]
+        aucs += [r.drop / 100 for rs in f.average_drop_increase(maps).values() for r in rs]  # as a fraction
         _sync(device)
         return time.perf_counter() - t0, f, aucs
 

@@ -81,6 +81,9 @@ def test_compare_run_writes_every_file(tiny_run):
         "score_reduction",
         "progress",
         "region",
+        "contrast",
+        "boundary_width",
+        "junction",
         "baseline",
         "weights",
         "seed",
@@ -93,7 +96,10 @@ def test_compare_run_writes_every_file(tiny_run):
         "cudnn_benchmark",
     }  # the options dataclass, nothing private
     assert manifest["timing"]["workers"][0]["batch_sizes"] == {"scorecam": [4]}  # what ran (gradcam has no batches)
-    assert set(manifest["engines"]["gradcam"]) == {"target_layer", "score", "score_reduction", "region", "progress"}
+    assert set(manifest["engines"]["gradcam"]) == {
+        *("target_layer", "score", "score_reduction", "region", "progress"),
+        *("contrast", "boundary_width", "junction"),  # the region and score options every method has
+    }
     with open(out / "summary.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 10 and {"iou", "dice", "tp", "fp", "fn", "scorecam_energy_in_gt", "gradcam_seconds"} <= set(

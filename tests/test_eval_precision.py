@@ -165,5 +165,6 @@ def test_fp32_numbers_are_those_of_before_the_option_and_the_sharing():
     for metric, per_map in PINNED.items():
         for name, expected in per_map.items():
             values = [getattr(r, field.get(metric, "auc")) for r in got[metric][name]]
-            assert values == pytest.approx(expected, abs=1e-6, nan_ok=True), (metric, name)
+            tolerance = 1e-4 if metric == "average_drop" else 1e-6  # Average Drop is in percent: 1e-6 of the score
+            assert values == pytest.approx(expected, abs=tolerance, nan_ok=True), (metric, name)
     assert f.forwards["deletion_linear"] == 7 * 4 + 7  # 4 present classes of "a", one shared map for "agnostic"

@@ -30,7 +30,10 @@ def test_specs_parse_to_options():
     "spec,message",
     [
         ("gradcam:baseline=zero", "Grad-CAM takes no 'baseline'"),
-        ("scorecam:colour=red", "Score-CAM takes no 'colour'; its keys: region, score, score_reduction, layer, "),
+        (
+            "scorecam:colour=red",
+            "Score-CAM takes no 'colour'; its keys: region, score, score_reduction, contrast, width, junction, layer, ",
+        ),
         ("scorecam:weights=max", "unknown weights 'max': choose one of centred, raw, softmax"),
         ("scorecam:maps=many", "maps must be a whole number"),
         ("scorecam:layer", "is not key=value"),

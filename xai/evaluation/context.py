@@ -49,6 +49,7 @@ from ..metrics.faithfulness import ABSENT, ZERO_SCORE
 from ..metrics.imputation import noisy_linear_impute
 from ..metrics.registry import Measure, Row, Value, metric, value_of
 from ..syncs import to_host
+from . import measures as _maps_metrics  # noqa: F401  (registered first, whichever module is imported first)
 from .stats import Estimate, bootstrap_mean
 
 __all__ = [
