@@ -201,7 +201,8 @@ def test_evaluate_gives_the_rows_of_the_cli_evaluation(tiny_run, photos, tmp_pat
         if value is None:
             assert cli[key] == "", key
         else:
-            assert float(cli[key]) == pytest.approx(value, rel=1e-5, abs=1e-7), key  # float32 forwards
+            tolerance = 1e-4 if key[2] == "average_drop" else 1e-7  # Average Drop is in percent
+            assert float(cli[key]) == pytest.approx(value, rel=1e-5, abs=tolerance), key  # float32 forwards
 
 
 def test_bad_input_is_one_line(tiny_run, photos, tmp_path):
