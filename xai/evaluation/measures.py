@@ -294,6 +294,15 @@ def _fixed_region(engine: Any) -> Any:
     return same_engine(engine, engine.model, region="gt")
 
 
+def _noisy_maps(ctx: Context, engine: Any, noises: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The engine's maps (C'×H×W, stored) of each noisy copy x + ε, its regions fixed to the unperturbed
+    prediction (a map must not change because the prediction did)."""
+    fixed, v = _fixed_region(engine), ctx.valid.to(ctx.x.device)[None]
+    assert ctx.prediction is not None
+    gt = ctx.prediction[None].to(ctx.x.device)
+    return [ctx.stored(fixed.explain(ctx.x + e, classes=ctx.classes, gt=gt, valid=v).maps[0]) for e in noises]
+
+
 MAX_SENSITIVITY = Measure("max_sensitivity", "Max-sensitivity", "lower", table="claims")
 NOISE_SPEARMAN = Measure("noise_spearman", "Spearman under noise", "higher", table="claims")
 
@@ -316,12 +325,8 @@ def stability(ctx: Context) -> Iterator[Row]:
         (torch.rand(ctx.x.shape, generator=g) * 2 - 1).to(ctx.x.device) * r * v
         for _ in range(ctx.settings.stability_samples)
     ]
-    gt = ctx.prediction[None].to(ctx.x.device)
     for label, engine in ctx.engines.items():
-        fixed = _fixed_region(engine)
-        noisy = [
-            ctx.stored(fixed.explain(ctx.x + e, classes=ctx.classes, gt=gt, valid=v[None]).maps[0]) for e in noise_
-        ]
+        noisy = _noisy_maps(ctx, engine, noise_)
         for j in range(len(ctx.classes)):
             change, rho = claims.max_sensitivity([m[j] for m in noisy], ctx.maps[label][j], ctx.valid)
             yield label, j, MAX_SENSITIVITY, value_of(change, ZERO)
@@ -485,13 +490,9 @@ def local_lipschitz(ctx: Context) -> Iterator[Row]:
         (torch.randn(ctx.x.shape, generator=g) * ctx.settings.lipschitz_std).to(ctx.x.device) * v
         for _ in range(ctx.settings.lipschitz_samples)
     ]
-    gt = ctx.prediction[None].to(ctx.x.device)
     for label, engine in ctx.engines.items():
-        fixed = _fixed_region(engine)
         with _forwards_counted(ctx, "local_lipschitz", engine.model):
-            noisy = [
-                ctx.stored(fixed.explain(ctx.x + e, classes=ctx.classes, gt=gt, valid=v[None]).maps[0]) for e in noises
-            ]
+            noisy = _noisy_maps(ctx, engine, noises)
         for j in range(len(ctx.classes)):
             value = robustness.local_lipschitz([m[j] for m in noisy], noises, ctx.maps[label][j], ctx.valid)
             yield label, j, LOCAL_LIPSCHITZ, value_of(value, "no noisy copy")

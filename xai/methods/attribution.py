@@ -100,7 +100,7 @@ class CaptumAttribution(Explainer):
         for n in range(x.shape[0]):
             for j in range(len(fwd.classes)):
                 regions = None if fwd.regions is None else fwd.regions[n]
-                score = self.class_score(regions, fwd.classes, j, calls)
+                score = self.class_score(regions, fwd.classes, j, calls, image=n)
                 attribution = functools.partial(self._attribution, x, fwd, n, j, score, calls, calls[0])
                 a = self.batches.run(attribution) if self.uses_batches() else attribution(1)
                 out[n, j] = a.detach()[0].sum(0)

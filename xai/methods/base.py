@@ -216,7 +216,6 @@ class Explainer:
         self.options = self.configure(chosen)
         self.class_names: list[str] | None = None  # the names contrast and junction may use (name_classes)
         self.contrast: Contrast | None = None  # the subtracted classes' weights of the current call
-        self._regions_of_call: torch.Tensor | None = None
         if self.options.contrast is not None and callable(self.options.score):
             raise XAIError(f"{flag('contrast')} subtracts region scores: it does not apply to a callable score")
         if self.options.region == "junction" and self.options.junction is None:
@@ -371,14 +370,16 @@ class Explainer:
     def region_score(self) -> RegionScore:
         return RegionScore("prob" if callable(self.options.score) else self.options.score, self.options.score_reduction)
 
-    def class_score(self, regions: torch.Tensor | None, classes: Sequence[int], j: int, calls: list[int]) -> Any:
-        """inputs (B×3×H×W) -> B region scores of classes[j] (regions: C'×H×W of the image): the forward
-        function captum attributes; counts the images it scores in calls[0]."""
+    def class_score(
+        self, regions: torch.Tensor | None, classes: Sequence[int], j: int, calls: list[int], image: int = 0
+    ) -> Any:
+        """inputs (B×3×H×W) -> B region scores of classes[j] (regions: C'×H×W of the call's image `image`): the
+        forward function captum attributes; counts the images it scores in calls[0]."""
 
         def score(inputs: torch.Tensor) -> torch.Tensor:
             calls[0] += inputs.shape[0]
             _, P = self.forward_scores(inputs, batched=not self.uses_gradients)
-            return self.region_scores(P.float(), regions, classes)[:, j]
+            return self.region_scores(P.float(), regions, classes, image=image)[:, j]
 
         return score
 
@@ -388,8 +389,10 @@ class Explainer:
         regions: torch.Tensor | None,
         classes: Sequence[int],
         image_index: torch.Tensor | None = None,
+        image: int | None = None,
     ) -> torch.Tensor:
-        """s (B×C'): the region score of each class on each row of P, or the score callable's output."""
+        """s (B×C'): the region score of each class on each row of P, or the score callable's output. Rows
+        belong to the call's images image_index[b], or all to `image` (regions C'×H×W of that image)."""
         if callable(self.options.score):
             s = self.options.score(P)
             if not isinstance(s, torch.Tensor) or s.dim() != 2 or s.shape[0] != P.shape[0]:
@@ -398,18 +401,9 @@ class Explainer:
         assert regions is not None
         if self.contrast is None:
             return self.region_score(P.float(), regions, classes, image_index)
-        image = self._image_of(regions) if image_index is None and regions.dim() == 3 else None
+        if image is None and image_index is None and regions.dim() == 3:
+            image = 0
         return contrast_scores(self.region_score, P.float(), regions, classes, self.contrast, image_index, image)
-
-    def _image_of(self, regions: torch.Tensor) -> int:
-        """The image n of the call whose regions (C'×H×W) these are: fwd.regions[n] as captum's and the
-        surrogates' score functions get them."""
-        every = self._regions_of_call
-        if every is not None:
-            for n in range(every.shape[0]):
-                if every[n].data_ptr() == regions.data_ptr():
-                    return n
-        return 0
 
     def name_classes(self, names: Sequence[str]) -> None:
         """The class names (by output id) that contrast and junction may give; they are checked now, in one
@@ -463,7 +457,7 @@ class Explainer:
 
     def _set_contrast(self, output: torch.Tensor, regions: torch.Tensor, classes: list[int]) -> None:
         """The subtracted classes' weights of this call (xai.contrast), held fixed for all its scores."""
-        self.contrast, self._regions_of_call = None, regions
+        self.contrast = None
         if self.options.contrast == "auto":
             with torch.no_grad():
                 self.contrast = auto_weights(self.scored.probabilities_of(output).float(), regions, classes)

@@ -103,7 +103,7 @@ class SuperpixelSurrogate(Explainer):
             baseline = torch.where(fwd.valid[n], torch.zeros_like(x[n]), x[n]).unsqueeze(0)
             for j in range(len(fwd.classes)):
                 regions = None if fwd.regions is None else fwd.regions[n]
-                score = self.class_score(regions, fwd.classes, j, calls)
+                score = self.class_score(regions, fwd.classes, j, calls, image=n)
                 fit = functools.partial(self._fit, x[n : n + 1], baseline, features, score, j, calls, calls[0])
                 a = self.batches.run(fit)
                 out[n, j] = a.detach()[0].mean(0)
