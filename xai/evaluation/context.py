@@ -43,12 +43,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..metrics.faithfulness import ABSENT, ZERO_SCORE
-from ..metrics.imputation import noisy_linear_impute
 from ..metrics.registry import Measure, Row, Value, metric, value_of
 from ..syncs import to_host
+from ..targets import dilate
 from . import measures as _maps_metrics  # noqa: F401  (registered first, whichever module is imported first)
 from .stats import Estimate, bootstrap_mean
 
@@ -111,7 +110,7 @@ def context_masks(
     own = [(prediction == c) & valid for c in classes]
     foreground = (prediction != BACKGROUND) & valid
     background = valid & ~foreground
-    grown = F.max_pool2d(foreground[None, None].float(), 2 * width + 1, stride=1, padding=width)[0, 0] > 0
+    grown = dilate(foreground[None, None], width)[0, 0]
     masks = torch.stack([*own, background & grown, background & ~grown])
     empty = [None if bool(m.any()) else f"no pixel predicted as {n}" for m, n in zip(own, names, strict=True)]
     empty += [None if bool(masks[-2 + k].any()) else EMPTY_COLUMN[n] for k, n in enumerate((NEAR, FAR))]
@@ -135,17 +134,8 @@ def _perturbed_scores(ctx: Any, columns: Columns) -> dict[str, dict[int, np.ndar
     sync_free = bool(faith.sync_free)
 
     def impute(which: list[int], checked: bool = False) -> torch.Tensor:
-        gens = [torch.Generator(faith.device).manual_seed(seeds[m]) for m in which]
-        blind = sync_free and not checked
-        return noisy_linear_impute(
-            faith.x,
-            masks[which],
-            faith.valid,
-            noise=ctx.settings.road_noise,
-            generator=gens,
-            sync_free=blind,
-            converged=converged[which[0] : which[-1] + 1] if blind else None,
-        )
+        part = converged[which[0] : which[-1] + 1]
+        return faith.impute(masks[which], [seeds[m] for m in which], ctx.settings.road_noise, part, checked)
 
     def build(a: int, b: int) -> torch.Tensor:
         images = []

@@ -515,27 +515,34 @@ class Faithfulness:
         seeded noise). Sync-free, the imputations run without host looks and record whether they
         converged; one look at the end redoes the few that did not with the checking solver."""
         converged = torch.ones(len(jobs), dtype=torch.bool, device=self.device)
-        sync_free = self.sync_free
 
         def build(a: int, b: int, checked: bool = False) -> torch.Tensor:
             masks = torch.stack([ranks[r] < n for r, n, _ in jobs[a:b]])
-            gens = [torch.Generator(self.device).manual_seed(s) for _, _, s in jobs[a:b]]
-            return noisy_linear_impute(
-                self.x,
-                masks,
-                self.valid,
-                noise=noise,
-                generator=gens,
-                sync_free=sync_free and not checked,
-                solver=self.imputation,
-                converged=None if checked or not sync_free else converged[a:b],
-            )
+            return self.impute(masks, [s for _, _, s in jobs[a:b]], noise, converged[a:b], checked)
 
         scores = self._scores("road", len(jobs), build)
-        if sync_free and jobs:  # one look for every imputation: redo the few that did not converge
+        if self.sync_free and jobs:  # one look for every imputation: redo the few that did not converge
             for k in (int(i) for i in np.flatnonzero(~to_host(converged))):
                 scores[k] = self._scores("road", 1, functools.partial(_redo, build, k))[0]
         return scores
+
+    def impute(
+        self, masks: torch.Tensor, seeds: list[int], noise: float, converged: torch.Tensor, checked: bool = False
+    ) -> torch.Tensor:
+        """M×3×H×W: x with each mask's pixels (M×H×W bool) imputed by noisy linear imputation, each with its
+        own seeded noise, by this object's solver (`imputation`). Sync-free (off the CPU) and not `checked`,
+        no host look: whether each converged is written into `converged` (M bool) for one look later."""
+        blind = self.sync_free and not checked
+        return noisy_linear_impute(
+            self.x,
+            masks,
+            self.valid,
+            noise=noise,
+            generator=[torch.Generator(self.device).manual_seed(s) for s in seeds],
+            sync_free=blind,
+            solver=self.imputation,
+            converged=converged if blind else None,
+        )
 
     def _road_results(
         self, maps: dict[str, torch.Tensor], plan: _RoadPlan, scores: np.ndarray, ps: tuple[int, ...]
