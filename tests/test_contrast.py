@@ -232,3 +232,88 @@ def test_matches_pytorch_grad_cam():
     cam = pgc.GradCAM(model=Softmax(model), target_layers=[layer])
     theirs = cam(input_tensor=x, targets=[lambda out: (out[c] * mask).sum() - (out[k] * mask).sum()])[0]
     assert np.abs(ours - theirs).max() < 1e-4
+
+
+def _contrast_score(model, image, cls, region, weights):
+    """s'_c of the module docstring, from the definition: the mean over R_c of P_c − Σ_k w_k P_k (float64)."""
+    with torch.no_grad():
+        P = torch.softmax(model(image[None].float())[0].double(), 0)
+    q = P[cls] - sum(w * P[k] for k, w in weights.items())
+    return float(q[region].mean())
+
+
+@pytest.mark.parametrize("contrast", [4, "auto"])
+def test_faithfulness_measures_the_contrast_score(contrast):
+    """Deletion (linear), the unperturbed score and Average Drop of Faithfulness(contrast=...) against the
+    contrast score written from its definition (weights from the unperturbed image, held fixed)."""
+    from tests import metric_reference as ref
+    from xai.metrics.faithfulness import Faithfulness
+
+    model = tiny_fpn(seed=2).eval()
+    x = image_batch(1, 32, 64, seed=3)
+    with torch.no_grad():
+        out = model(x)
+    pred, probs = out.argmax(1)[0], torch.softmax(out.double(), 1)[0]
+    classes = [c for c in range(4) if (pred == c).any()][:2]
+    regions = torch.stack([pred == c for c in classes])
+    valid = torch.ones(pred.shape, dtype=torch.bool)
+    maps = torch.rand((len(classes), *pred.shape), generator=torch.Generator().manual_seed(1))
+    faith = Faithfulness(model, x, classes, regions, valid, contrast=contrast, batch_size=8)
+    plain = Faithfulness(model, x, classes, regions, valid, batch_size=8)
+    curves = faith.deletion({"m": maps}, steps=4, schedule="linear")["m"]
+    drops = faith.average_drop_increase({"m": maps})["m"]
+    assert faith.forwards["contrast"] == 1
+    for j, c in enumerate(classes):
+        weights = contrast_subtracted_reference(probs, regions[j], c, contrast)
+        y = _contrast_score(model, x[0], c, regions[j], weights)
+        assert faith.y[j] == pytest.approx(y, abs=1e-6)
+        assert abs(faith.y[j] - plain.y[j]) > 1e-3  # the contrast changes the score
+        pixels = ref.order(maps[j], valid)
+        ys = []
+        for i in range(5):
+            image = x[0].clone().double()
+            for p in pixels[: ref.round_half_up(i * len(pixels) / 4)]:
+                image[:, p[0], p[1]] = 0.0
+            ys.append(_contrast_score(model, image, c, regions[j], weights))
+        assert curves[j].auc == pytest.approx(ref.trapezoid(ys), abs=1e-5), c  # float32 forwards, batched
+        if y > 0:
+            scaled = x[0] * (maps[j] - maps[j].min()) / (maps[j].max() - maps[j].min())
+            o = _contrast_score(model, scaled.double(), c, regions[j], weights)
+            assert drops[j].o == pytest.approx(o, abs=1e-5)  # O of Average Drop: x ⊙ the scaled map
+            assert drops[j].drop == pytest.approx(max(0.0, drops[j].y - drops[j].o) / drops[j].y * 100, abs=1e-9)
+        else:
+            assert drops[j].reason == "the score on the unperturbed image is not positive"
+
+
+def test_faithfulness_refuses_a_contrast_that_is_explained():
+    from xai.metrics.faithfulness import Faithfulness
+
+    model = tiny_fpn(seed=2).eval()
+    x = image_batch(1, 32, 64, seed=3)
+    regions, valid = torch.ones(1, 32, 64, dtype=torch.bool), torch.ones(32, 64, dtype=torch.bool)
+    with pytest.raises(XAIError, match="other than the explained classes"):
+        Faithfulness(model, x, [1], regions, valid, contrast=1)
+
+
+def test_cli_evaluation_measures_the_contrast_score(tiny_run, tmp_path):
+    """--contrast with --evaluate: the manifest and the report say what was measured; the deletion AUCs
+    differ from the run without a contrast, the context matrix (the classes' own scores) does not."""
+    _base, data, ckpt = tiny_run
+    extra = ["--methods", "gradcam", "--classes", "hypocotyl", "cotyledon", "--evaluate", "--eval_steps", "3"]
+    extra += ["--no_road", "--stability_samples", "0", "--sanity_samples", "0", "--num_samples", "1"]
+    rows = {}
+    for name, more in (("plain", []), ("contrast", ["--contrast", "root"])):
+        out = tmp_path / name
+        assert main("gradcam", run_args(ckpt, data, out, *extra, *more)) == 0
+        rows[name] = {
+            (r["method"], r["variant"], r["class"], r["metric"]): r["value"]
+            for r in json.loads((out / "metrics.json").read_text())["rows"]
+        }
+    manifest = json.loads((tmp_path / "contrast" / "manifest.json").read_text())
+    assert manifest["evaluation"]["settings"]["contrast"] == 3  # root's output id
+    report = (tmp_path / "contrast" / "report.md").read_text()
+    assert "the perturbation metrics measure the contrast score s_c − s_root" in report
+    deletion = [k for k in rows["plain"] if k[3] == "deletion_auc_linear" and rows["plain"][k] is not None]
+    assert deletion and any(abs(rows["plain"][k] - rows["contrast"][k]) > 1e-4 for k in deletion)
+    context = [k for k in rows["plain"] if k[0] == "context_dependence" and rows["plain"][k] is not None]
+    assert context and all(rows["plain"][k] == pytest.approx(rows["contrast"][k], abs=1e-6) for k in context)

@@ -87,11 +87,12 @@ def contrast_scores(
     contrast: Contrast,
     image_index: torch.Tensor | None = None,
     image: int | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """s' (B×C'): score(P, regions, classes) − Σ_k M[n(b), j, k] · s_k(R_classes[j]) (module docstring), summed
     as one region score of P_c − Σ_k M P_k (subtracted pixel by pixel before the sum, which keeps s' accurate
     where it is small beside s_c). n(b) is image_index[b], else `image` for every row (regions C'×H×W of
-    that image), else b."""
+    that image), else b. The difference is taken in float32 at least, the sum in `dtype`."""
     if image_index is not None:
         m = contrast.weights[image_index.to(contrast.weights.device)]
     elif image is not None:
@@ -99,5 +100,6 @@ def contrast_scores(
     else:
         m = contrast.weights
     classes = list(classes)
+    P = P.to(torch.promote_types(P.dtype, torch.float32))
     Q = P[:, classes] - torch.einsum("bjk,bkhw->bjhw", m.to(P.dtype), P)
-    return score(Q, regions, list(range(len(classes))), image_index)
+    return score(Q, regions, list(range(len(classes))), image_index, dtype=dtype)

@@ -6,7 +6,8 @@ For a sample with the explained classes c_1..c_C' (positions j) and the evaluati
 run's --region; the prediction's under the default `pred`), s_i is the region score of every perturbation
 metric of the evaluation (xai.metrics.faithfulness: the mean of the class probability P_i over R_i, the
 same for a run whose methods sum or explain logits: the relative change below is the same for a sum and a
-mean, and a logit has no sign to be relative to). The replaced regions (columns k), on the photograph V:
+mean, and a logit has no sign to be relative to; the class's own score also in a run with --contrast, whose
+other metrics measure the contrast score). The replaced regions (columns k), on the photograph V:
 
     Q_k   the pixels predicted as c_k (k = 1..C'; the diagonal k = i replaces the class's own region)
     near  the background within NEAR_WIDTH pixels (8-neighbour, a (2w+1)² square) of the foreground F
@@ -125,7 +126,7 @@ def _perturbed_scores(ctx: Any, columns: Columns) -> dict[str, dict[int, np.ndar
     """{replacement: {column k: C' scores s(x_k)}} of the non-empty columns, in one batched call. Off the
     CPU the imputations run without host looks, as ROAD's (xai.metrics.faithfulness): one look at the end
     redoes the few that did not converge with the checking solver (one more forward each)."""
-    faith = ctx.faith
+    faith = ctx.class_faith
     kept = [k for k, reason in enumerate(columns.empty) if reason is None]
     masks = columns.masks[kept].to(faith.device)
     seeds = [_noise_seed(ctx.settings.seed, ctx.index, k) for k in kept]
@@ -172,7 +173,7 @@ def context_dependence(ctx: Any) -> Iterator[Row]:
     names = list(getattr(ctx, "class_names", None) or [str(c) for c in ctx.classes])
     columns = context_masks(ctx.prediction, ctx.valid, list(ctx.classes), names)
     scores = _perturbed_scores(ctx, columns)
-    y, area = ctx.faith.y, ctx.faith.area
+    y, area = ctx.class_faith.y, ctx.class_faith.area
     for j in range(len(ctx.classes)):
         for k, column in enumerate(columns.names):
             for name, measure in REPLACEMENTS.items():

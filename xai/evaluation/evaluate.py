@@ -173,8 +173,7 @@ class Evaluator:
                 ev.rows.append({**row, "value": v, "reason": value.reason if v is None else None})
                 if value.curve is not None:
                     ev.curves.setdefault(label, {}).setdefault(names[j], {})[value.curve[0]] = value.curve[1]
-        if "faith" in ctx.__dict__:
-            ev.forwards = dict(ctx.faith.forwards)
+        ev.forwards = ctx.forwards()
         if index < self.settings.sanity_samples:
             for label, engine in self.engines.items():
                 steps = cascading_randomisation(engine, x, self.class_ids, valid, prediction, seed=self.settings.seed)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,7 +41,7 @@ import torch
 from ..labels import IGNORE
 from ..mapfile import as_stored
 from ..metrics import claims, removal, robustness
-from ..metrics.faithfulness import Faithfulness
+from ..metrics.faithfulness import NOT_POSITIVE, Faithfulness
 from ..metrics.localisation import LocalisationResult, energy_pointing_game, pointing_game, relevance_rank_accuracy
 from ..metrics.registry import Measure, Metric, Row, Value, evaluated_here, finite, measures, metric, metrics, value_of
 from ..metrics.segmentation import uncertainty_metrics
@@ -74,7 +75,16 @@ class Context:
 
     @functools.cached_property
     def faith(self) -> Faithfulness:
-        """The perturbation metrics of this sample, sharing forward passes between them."""
+        """The perturbation metrics of this sample, sharing forward passes between them; they measure the
+        run's score: the class's, or its contrast with other classes (settings.contrast, xai.contrast)."""
+        return self._faithfulness(self.settings.contrast)
+
+    @functools.cached_property
+    def class_faith(self) -> Faithfulness:
+        """The perturbation metrics on the classes' own scores (the same object as `faith` without a contrast)."""
+        return self.faith if self.settings.contrast is None else self._faithfulness(None)
+
+    def _faithfulness(self, contrast: int | str | None) -> Faithfulness:
         return Faithfulness(
             self.model,
             self.x,
@@ -86,7 +96,16 @@ class Context:
             compile=self.settings.compile,
             cudnn_benchmark=self.settings.cudnn_benchmark,
             precision=self.settings.eval_precision,
+            contrast=contrast,
         )
+
+    def forwards(self) -> dict[str, int]:
+        """The images every Faithfulness of this sample ran, per metric."""
+        made = {id(f): f for f in (self.__dict__.get("faith"), self.__dict__.get("class_faith")) if f is not None}
+        counts: Counter[str] = Counter()
+        for faith in made.values():
+            counts.update(faith.forwards)
+        return dict(counts)
 
     def stored(self, maps: torch.Tensor) -> torch.Tensor:
         """maps on the host, rounded as the run's maps files store them (xai.mapfile.as_stored), so that a
@@ -439,7 +458,7 @@ def irof(ctx: Context) -> Iterator[Row]:
             continue
         masks = removal.removal_masks(segments, removal.segment_order(ctx.maps[label][j], segments))
         scores = faith._scores("irof", len(masks), _removing(faith.x, masks))
-        yield label, j, IROF, value_of(removal.irof(float(faith.y[j]), scores[:, j]), "the class's score is 0")
+        yield label, j, IROF, value_of(removal.irof(float(faith.y[j]), scores[:, j]), NOT_POSITIVE)
 
 
 RANDOM_LOGIT = Measure("random_logit", "Random logit SSIM", "lower", table="claims")

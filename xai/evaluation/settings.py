@@ -121,6 +121,12 @@ class EvaluationSettings(EvaluationOptions):
         "float32", "every map the evaluation makes is rounded as the run's files store maps", cli=False
     )
     seed: int = option(0, "seed of the evaluation's random parts", cli=False)
+    contrast: int | str | None = option(
+        None,
+        "the score the perturbation metrics measure: each class's own (None), or its contrast with the output id "
+        "k or 'auto' (the run's --contrast, xai.contrast), for every evaluated map and reference",
+        cli=False,
+    )
     road_noise: float = option(
         0.01 / DEFAULT_STD, "ROAD's noise in normalised units (the authors' 0.01 on [0, 1] images)", cli=False
     )

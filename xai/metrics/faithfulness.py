@@ -26,6 +26,14 @@ changed), a class c with region R_c (fixed from the unperturbed prediction) and 
         resolution is a tie (the same O can come out a few ulps above or below Y at another batch size).
 
 An empty region R_c gives NaN with the reason "class absent from its region".
+
+With a contrast (xai.contrast: an output id k, or "auto"), every score above is the contrast score instead,
+
+    s'_c(x') = (1/|R_c|) Σ_{p∈R_c} (P_c(x')_p − Σ_k M_ck P_k(x')_p)
+
+with M the subtracted classes' weights of x (1 at k for contrast=k; Finer-CAM's weights for "auto"), fixed
+from the unperturbed forward: what a contrast map explains is measured on the same score. Average Drop and
+Increase need Y > 0 (a contrast score can be negative: NaN with the reason).
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..batching import Batches
+from ..contrast import Contrast, auto_weights, class_weights, contrast_scores
 from ..errors import XAIError, option
 from ..layers import model_device, preserved_state
 from ..modeling import ScoredModel
@@ -52,6 +61,7 @@ from .imputation import noisy_linear_impute
 
 __all__ = [
     "ABSENT",
+    "NOT_POSITIVE",
     "SCHEDULES",
     "ZERO_SCORE",
     "CurveResult",
@@ -69,6 +79,7 @@ __all__ = [
 SCHEDULES = ("linear", "area")
 ABSENT = "class absent from its region"
 ZERO_SCORE = "the class's score on the unperturbed image is 0"
+NOT_POSITIVE = "the score on the unperturbed image is not positive"
 TIE = 1e-6  # relative: O within float32 resolution of Y is not an increase
 _RoadJob = tuple[int, int, int]  # (rank map, n, noise seed)
 _RoadPlan = dict[tuple[str, int], list[list[int | None]]]  # (name, class): MoRF and LeRF rows of job indices
@@ -244,6 +255,7 @@ class Faithfulness:
         cudnn_benchmark: bool = False,
         precision: str = "fp32",
         imputation: str = "auto",
+        contrast: int | str | None = None,
     ):
         if batch_size is not None and int(batch_size) < 1:
             raise XAIError(f"{option('batch_size')} must be at least 1, got {batch_size}")
@@ -270,6 +282,7 @@ class Faithfulness:
         self.sync_free = self.device.type != "cpu" if sync_free is None else bool(sync_free)
         self.imputation = imputation  # ROAD's solver (xai.metrics.imputation): auto, cg or direct
         self.forwards: dict[str, int] = {}
+        self.contrast = None if contrast is None else self._contrast_weights(contrast)
         self._shared: dict[str, np.ndarray] = {}
         self._points: dict[tuple[str, str], tuple[torch.Tensor, list[dict[int, float]]]] = {}
         self._projection: torch.Tensor | None = None
@@ -289,7 +302,28 @@ class Faithfulness:
         with autocast(self.precision, self.device):
             _, P = self.scored.forward(images, batched=batched)
         check_classes(self.classes, P.shape[1])
+        if self.contrast is not None:
+            c = self.contrast
+            return contrast_scores(self.score, P, self.regions, self.classes, c, image=0, dtype=torch.float64)
         return self.score(P, self.regions, self.classes, dtype=torch.float64)
+
+    def _contrast_weights(self, contrast: int | str) -> Contrast:
+        """M (1×C'×C) of the contrast score, from one forward of x (counted as "contrast")."""
+        state = preserved_state(self.model)
+        with float32_math(tf32=False), state, torch.inference_mode(), autocast(self.precision, self.device):
+            _, P = self.scored.forward(self.x, batched=False)
+        self.forwards["contrast"] = 1
+        num_outputs = P.shape[1]
+        check_classes(self.classes, num_outputs)
+        if contrast == "auto":
+            return auto_weights(P.float(), self.regions[None], self.classes)
+        k = contrast if isinstance(contrast, int) and not isinstance(contrast, bool) else -1
+        if not 0 <= k < num_outputs or k in self.classes:
+            raise XAIError(
+                f"the contrast of the evaluation is an output id 0..{num_outputs - 1} other than the explained "
+                f"classes, or 'auto'; got {contrast!r}"
+            )
+        return class_weights(k, 1, len(self.classes), num_outputs, self.device)
 
     def _scores(self, metric: str, count: int, build: Callable[[int, int], torch.Tensor]) -> np.ndarray:
         """count×C' scores (float64, on the host) of the inputs build(a, b) returns for [a, b), in chunks
@@ -603,9 +637,8 @@ class Faithfulness:
             for j in range(len(self.classes)):
                 y = float(self.y[j]) if self.area[j] > 0 else math.nan
                 if not y > 0:
-                    out[name].append(
-                        DropIncreaseResult(math.nan, math.nan, y, math.nan, ABSENT if self.area[j] == 0 else ZERO_SCORE)
-                    )
+                    why = ABSENT if self.area[j] == 0 else ZERO_SCORE if self.contrast is None else NOT_POSITIVE
+                    out[name].append(DropIncreaseResult(math.nan, math.nan, y, math.nan, why))
                     continue
                 if (name, j) in index:
                     o = float(scores[index[(name, j)], j])

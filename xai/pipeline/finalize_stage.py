@@ -100,6 +100,7 @@ def _report(out: Path, run: dict[str, Any], done: list[SampleRecord]) -> dict[st
         f"{run['checkpoint'].get('encoder')}), device {run.get('device')}",
         *[f"reference '{k}': {v}" for k, v in (evaluation.get("references") or {}).items()],
         *_precision_note(evaluation.get("precision")),
+        *_contrast_note((evaluation.get("settings") or {}).get("contrast"), run.get("class_names") or []),
     ]
     settings = {
         "model": Path(run["checkpoint"]["path"]).name,
@@ -233,6 +234,22 @@ def finalize(out: str | Path) -> dict[str, Any]:
     }
     write_json(out / RUN_FILES.manifest, manifest)
     return manifest
+
+
+def _contrast_note(contrast: int | str | None, class_names: list[str]) -> list[str]:
+    """The report's line on the score the perturbation metrics measured, where it is a contrast (xai.contrast)."""
+    if contrast is None:
+        return []
+    if contrast == "auto":
+        what = "s_c − Σ_k w_k s_k, the probability-weighted scores of the 3 classes most similar to c (Finer-CAM's)"
+    else:
+        k = int(contrast)
+        what = f"s_c − s_{class_names[k] if k < len(class_names) else k}"
+    return [
+        f"the perturbation metrics measure the contrast score {what} over each class's region (--contrast "
+        f"{contrast if contrast == 'auto' else what.rsplit('s_', 1)[1]}), for every map and reference; the "
+        "context-dependence matrix the classes' own scores"
+    ]
 
 
 def _precision_note(precision: dict[str, str] | None) -> list[str]:

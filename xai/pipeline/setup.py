@@ -32,7 +32,7 @@ from ..modeling import pick_device
 from ..options import Options
 from ..photographs import PhotographArrays, PhotographDataset, Photographs, find_photographs, is_photograph
 from ..precision import precision_choice
-from ..targets import Region
+from ..targets import Region, resolve_class
 from .description import ModelInput, RunDescription
 from .execution import Execution
 from .layout import Layout
@@ -393,6 +393,14 @@ def _check_pairs(pairs: tuple[tuple[str, str], ...], labels: list[str]) -> None:
             )
 
 
+def _evaluated_contrast(contrast: Any, class_names: list[str]) -> int | str | None:
+    """The score the evaluation measures (EvaluationSettings.contrast): the run's --contrast as an output id, or
+    "auto", or None (each class's own score)."""
+    if contrast is None or str(contrast) == "auto":
+        return None if contrast is None else "auto"
+    return resolve_class(contrast, class_names, len(class_names), option("contrast"))
+
+
 @dataclass
 class Evaluation:
     """The evaluator of --evaluate with its variants, its description (manifest) and what its numbers
@@ -444,6 +452,7 @@ def _evaluation(
         road_noise=0.01 / unit,
         stability_radius=0.02 / unit,
         instances=opts.region == "instances",
+        contrast=_evaluated_contrast(opts.method_options.get("contrast"), class_names),
     )
     evaluator = Evaluator(model, built, variants, class_ids, class_names, region_of(opts, class_names), settings)
     description = {
