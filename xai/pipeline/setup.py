@@ -443,6 +443,8 @@ def _evaluation(
         seed=opts.seed,
         road_noise=0.01 / unit,
         stability_radius=0.02 / unit,
+        pixel_mean=tuple(float(v) for v in norm[0]),
+        pixel_std=tuple(float(v) for v in norm[1]),
         instances=opts.region == "instances",
     )
     evaluator = Evaluator(model, built, variants, class_ids, class_names, region_of(opts, class_names), settings)
