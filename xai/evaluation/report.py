@@ -384,7 +384,7 @@ def report_verdicts(
 
 def _declared(references: Iterable[str]) -> list[str]:
     """The evaluated references that REFERENCES declares (a finalized older run may have others)."""
-    return [v for v in references if v in REFERENCES]
+    return [v for v in REFERENCES if v in references]
 
 
 def _baseline(references: Sequence[str]) -> str | None:
