@@ -106,15 +106,15 @@ def test_a_vertical_step_edge_gives_a_vertical_line_and_no_edge_at_the_padding()
 
 
 def test_the_sobel_reference_is_one_map_for_every_class_from_the_runs_normalisation():
-    from types import SimpleNamespace
-
-    from xai.evaluation.evaluate import MODEL_FREE_BASELINE, REFERENCES, baselines
+    from xai.evaluation.evaluate import MODEL_FREE_BASELINE, REFERENCES, EvaluationSettings, baselines
+    from xai.evaluation.measures import Context
 
     x = torch.randn(1, 3, 8, 10, generator=torch.Generator().manual_seed(2))
     valid = torch.ones(8, 10, dtype=torch.bool)
     valid[:, 8:] = False
-    settings = SimpleNamespace(pixel_mean=(0.5, 0.5, 0.5), pixel_std=(0.25, 0.5, 1.0))
-    ctx = SimpleNamespace(x=x, valid=valid, classes=[0, 3, 4], settings=settings)
+    settings = EvaluationSettings(pixel_mean=(0.5, 0.5, 0.5), pixel_std=(0.25, 0.5, 1.0))
+    regions = torch.zeros(3, 8, 10, dtype=torch.bool)
+    ctx = Context(torch.nn.Identity(), 0, x, None, valid, [0, 3, 4], regions, {}, settings)
     maps = REFERENCES["sobel"].build(ctx)
     assert maps.shape == (3, 8, 10)
     for j in range(3):

@@ -267,9 +267,7 @@ def write_report(out: Path, records: list[Any], settings: dict[str, Any]) -> dic
         "settings": settings,
         "classes": classes,
         "variants": {v: methods[v] for v in variants},
-        "references": {
-            v: {"description": REFERENCES[v].description, "role": REFERENCES[v].role} for v in _declared(references)
-        },
+        "references": _described(references),
         "measures": {m.name: {"title": m.title, "better": m.better, "table": m.report_table} for m in measures(None)},
         "verdicts": [v.as_dict() for v in found],
         "summary": {
@@ -292,10 +290,8 @@ def write_report(out: Path, records: list[Any], settings: dict[str, Any]) -> dic
     write_json(out / RUN_FILES.metrics_json, document)
     title = _title(settings)
     sections = [("h1", title), *_verdict_sections(found, classes, references), *_header(settings, len(evaluated))]
-    floor = _baseline(references)
     for c in classes:
-        by_pair = {p: by[c] for p, by in paired.items()}
-        sections += _class_sections(c, variants, summary[c], by_pair, plots.get(c), references, floor)
+        sections += _class_sections(c, variants, summary[c], paired, plots.get(c), references, _baseline(references))
     sections += _claims_sections(rows, classes, variants, methods) + context
     sections += _cost_sections(cost) + _sanity_sections(steps, sanity, sanity_plot)
     write_text(out / RUN_FILES.report_md, render_template("report.md.j2", sections=sections))
@@ -385,6 +381,11 @@ def report_verdicts(
 def _declared(references: Iterable[str]) -> list[str]:
     """The evaluated references that REFERENCES declares (a finalized older run may have others)."""
     return [v for v in REFERENCES if v in references]
+
+
+def _described(references: Iterable[str]) -> dict[str, dict[str, str]]:
+    """metrics.json's references: each evaluated one's description and role, as declared."""
+    return {v: {"description": REFERENCES[v].description, "role": REFERENCES[v].role} for v in _declared(references)}
 
 
 def _baseline(references: Sequence[str]) -> str | None:
@@ -538,12 +539,13 @@ def _class_sections(
     c: str,
     variants: list[str],
     summary: dict[str, dict[str, Estimate]],
-    paired: dict[tuple[str, str], dict[str, Estimate]],
+    paired: dict[tuple[str, str], dict[str, dict[str, Estimate]]],
     plot: str | None,
     references: Sequence[str] = (),
     baseline: str | None = None,
 ) -> list[Section]:
-    """One class: the main table (a row per variant), the fast variants' table, the paired differences. A
+    """One class: the main table (a row per variant), the fast variants' table, the paired differences
+    (`paired`: {(A, B): {class: {measure: A − B}}}). A
     method's mean not better than the baseline's (the model-free one) is marked BASELINE_MARK."""
     out: list[Section] = [("h2", _class_title(c))]
 
@@ -568,8 +570,8 @@ def _class_sections(
             out.append(("p", "Fast variants against the full variant of the same settings (all channels):"))
             out.append(("table", (["variant", m.title], fast)))
     titles = {m.name: m.title for m in measures("main")}
-    for (a, b), per in paired.items():
-        diff = [[titles[m], e.text()] for m, e in per.items() if e.n]
+    for (a, b), by_class in paired.items():
+        diff = [[titles[m], e.text()] for m, e in by_class[c].items() if e.n]
         if diff:
             out.append(("p", f"Paired difference {a} − {b} (per sample, then averaged):"))
             out.append(("table", (["metric", "difference"], diff)))
