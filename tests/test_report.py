@@ -385,3 +385,28 @@ def test_without_a_sobel_map_nothing_is_marked(tmp_path):
     assert _verdict_of(tmp_path, "root", "deletion_auc_area")["baseline"] == []
     md = (tmp_path / "report.md").read_text(encoding="utf-8")
     assert "†" not in md and "model-free" not in md
+
+
+def test_every_method_not_only_the_best_is_compared_with_the_baseline():
+    from xai.evaluation.stats import Estimate
+    from xai.evaluation.verdicts import QUESTIONS, verdicts
+
+    stats = {
+        "root": {
+            "sobel": {"deletion_auc_area": Estimate(0.4, 0.35, 0.45, 10)},
+            "scorecam": {"deletion_auc_area": Estimate(0.2, 0.15, 0.25, 10)},  # beats it: intervals apart
+            "gradcam": {"deletion_auc_area": Estimate(0.38, 0.30, 0.46, 10)},  # a lower mean, intervals overlap
+            "layercam": {"deletion_auc_area": Estimate(0.6, 0.55, 0.65, 10)},  # worse
+        }
+    }
+    deletion, _ = verdicts(stats, ["sobel"], questions=QUESTIONS[:1], baselines=["sobel"])
+    assert deletion.best == "scorecam" and [(c.variant, c.outcome) for c in deletion.references] == [
+        ("sobel", "better")
+    ]
+    assert [(b.method, b.comparison.variant, b.comparison.outcome, b.beats) for b in deletion.baseline] == [
+        ("scorecam", "sobel", "better", True),
+        ("gradcam", "sobel", "not separated", False),
+        ("layercam", "sobel", "worse", False),
+    ]
+    (plain, _) = verdicts(stats, ["sobel"], questions=QUESTIONS[:1])  # no baseline declared: no comparisons
+    assert plain.baseline == ()

@@ -130,10 +130,6 @@ class Verdict:
     not_measured: str | None = None
     baseline: tuple[AgainstBaseline, ...] = ()  # every method against each model-free baseline
 
-    def short_of_baseline(self) -> tuple[AgainstBaseline, ...]:
-        """The methods that do not beat a model-free baseline on this measure (outcome not BETTER)."""
-        return tuple(b for b in self.baseline if not b.beats)
-
     @property
     def separated(self) -> bool | None:
         """Whether the best method is separated from the next best (None: no next best, or too few samples)."""
