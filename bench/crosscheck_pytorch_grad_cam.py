@@ -36,6 +36,13 @@ scikit-learn's (svd_flip: the largest magnitude positive), which we follow. With
 --size 256 256` (4,096 cells) KPCA-CAM takes LOBPCG here and ARPACK there: max |diff| about 5e-4, the two
 iterative solvers' tolerance. ShapleyCAM, Grad-CAM element-wise and FEM follow their definitions exactly.
 `--methods NAME ...` runs only those rows.
+
+The Sobel reference (xai.metrics.references.sobel_map, `--methods sobel`): ours on the normalised input with the
+photograph letterboxed in padding, cropped to the photograph, against their sobel_cam on the photograph's uint8
+RGB, min-max scaled, on synthetic seedling photographs (xai.synth). Theirs rounds the grey levels to uint8 and
+saturates |dx| and |dy| at 255 (cv2.convertScaleAbs) before 0.5·|dx| + 0.5·|dy|; ours does neither. The row
+"sobel, theirs unclipped" repeats the comparison with their cv2 pipeline without the saturation, which
+isolates it.
 """
 
 from __future__ import annotations
@@ -114,7 +121,9 @@ def main() -> None:
     p.add_argument("--images", type=int, default=3)
     p.add_argument("--size", type=int, nargs=2, default=[64, 128], metavar=("W", "H"))
     p.add_argument("--contrast_only", action="store_true", help="only the contrast rows")
-    p.add_argument("--methods", nargs="+", choices=sorted(PAIRS), help="only these methods' rows (default: all)")
+    p.add_argument(
+        "--methods", nargs="+", choices=[*sorted(PAIRS), "sobel"], help="only these methods' rows (default: all)"
+    )
     args = p.parse_args()
     try:
         import pytorch_grad_cam as pgc
@@ -175,6 +184,8 @@ def main() -> None:
         print(f"{label:<24}{worst_r:>12.6f}{worst_d:>12.2e}{n:>7}")
     if only is None:
         contrast_rows(pgc, model, wrapped, x, pred, args.layer)
+    if only is None or "sobel" in only:
+        sobel_rows(args.images)
 
 
 def _agreement(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
@@ -233,6 +244,38 @@ def contrast_rows(pgc, model, wrapped, x, pred, layer_name: str) -> None:
         r = min(p[0] for p in pairs)
         d = max(p[1] for p in pairs)
         print(f"{label:<24}{r:>12.6f}{d:>12.2e}{len(pairs):>7}")
+
+
+def sobel_rows(images: int) -> None:
+    """The rows "sobel" and "sobel, theirs unclipped" (module docstring)."""
+    import cv2
+    from pytorch_grad_cam.sobel_cam import sobel_cam
+
+    from xai.data import IMAGENET_MEAN, IMAGENET_STD, normalize
+    from xai.metrics.references import sobel_map
+    from xai.synth import render_seedling
+
+    def scaled(m: np.ndarray) -> np.ndarray:
+        m = m.astype(np.float64)
+        return (m - m.min()) / (m.max() - m.min())
+
+    def unsaturated(rgb: np.ndarray) -> np.ndarray:
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        dx, dy = cv2.Sobel(grey, cv2.CV_64F, 1, 0, ksize=3), cv2.Sobel(grey, cv2.CV_64F, 0, 1, ksize=3)
+        return 0.5 * np.abs(dx) + 0.5 * np.abs(dy)
+
+    rows: dict[str, list[tuple[float, float]]] = {"sobel": [], "sobel, theirs unclipped": []}
+    for i in range(max(images, 1)):
+        rgb, _ = render_seedling(np.random.default_rng(i), (120, 240))
+        x = torch.zeros(3, 256, 160)  # the photograph letterboxed at (8, 20) in padding of the mean colour
+        x[:, 8:248, 20:140] = normalize(rgb, IMAGENET_MEAN, IMAGENET_STD)
+        valid = torch.zeros(256, 160, dtype=torch.bool)
+        valid[8:248, 20:140] = True
+        ours = sobel_map(x, IMAGENET_MEAN, IMAGENET_STD, valid)[8:248, 20:140].numpy()
+        rows["sobel"].append(_agreement(ours, scaled(sobel_cam(rgb))))
+        rows["sobel, theirs unclipped"].append(_agreement(ours, scaled(unsaturated(rgb))))
+    for label, pairs in rows.items():
+        print(f"{label:<24}{min(p[0] for p in pairs):>12.6f}{max(p[1] for p in pairs):>12.2e}{len(pairs):>7}")
 
 
 if __name__ == "__main__":

@@ -296,3 +296,41 @@ def ssim(a: torch.Tensor, b: torch.Tensor, win: int = 7) -> float:
             cab = sum((p - ma) * (q - mb) for p, q in zip(pa, pb, strict=True)) / (n - 1)
             values.append((2 * ma * mb + C1) * (2 * cab + C2) / ((ma**2 + mb**2 + C1) * (va + vb + C2)))
     return sum(values) / len(values)
+
+
+def sobel(x: torch.Tensor, mean: list[float], std: list[float], valid: torch.Tensor) -> torch.Tensor:
+    """The Sobel reference map, pixel by pixel: grey Y = 0.299 R + 0.587 G + 0.114 B of clamp(x·std + mean, 0, 1);
+    on the bounding box of V, dx = Σ_{i,j} K[i][j]·Y(y+i−1, x+j−1) with K = [[-1,0,1],[-2,0,2],[-1,0,1]], dy with
+    Kᵀ, an index beyond the box reflected without repeating the edge (−1 → 1, n → n−2); S = |dx| + |dy|,
+    (S − min_V S) / (max_V S − min_V S) on V (0 if constant), 0 elsewhere."""
+    H, W = valid.shape
+    ys = [y for y in range(H) if bool(valid[y].any())]
+    xs = [c for c in range(W) if bool(valid[:, c].any())]
+    y0, y1, x0, x1 = ys[0], ys[-1], xs[0], xs[-1]
+
+    def grey(y: int, c: int) -> float:
+        rgb = [min(1.0, max(0.0, float(x[k, y, c]) * std[k] + mean[k])) for k in range(3)]
+        return 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
+
+    def inside(i: int, lo: int, hi: int) -> int:
+        if hi == lo:
+            return lo
+        return lo + abs(i - lo) if i < lo else (hi - abs(i - hi) if i > hi else i)
+
+    K = [[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]
+    S = torch.zeros(H, W, dtype=torch.float64)
+    for y in range(y0, y1 + 1):
+        for c in range(x0, x1 + 1):
+            dx = dy = 0.0
+            for i in range(3):
+                for j in range(3):
+                    g = grey(inside(y + i - 1, y0, y1), inside(c + j - 1, x0, x1))
+                    dx += K[i][j] * g
+                    dy += K[j][i] * g
+            S[y, c] = abs(dx) + abs(dy)
+    lo = min(float(S[y, c]) for y, c in raster(valid))
+    hi = max(float(S[y, c]) for y, c in raster(valid))
+    out = torch.zeros(H, W, dtype=torch.float64)
+    for y, c in raster(valid):
+        out[y, c] = (S[y, c] - lo) / (hi - lo) if hi > lo else 0.0
+    return out

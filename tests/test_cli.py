@@ -329,6 +329,7 @@ def test_every_registered_method_runs_through_the_pipeline_and_the_report(tiny_r
         *method_names(),
         "random",
         "probability",
+        "sobel",
     }
     auroc = {r["variant"] for r in rows if r["metric"] == "error_auroc"}
     assert auroc == {"uncertainty"}  # a measure of the uncertainty family only

@@ -56,9 +56,9 @@ def evaluated(tiny_run):
 def test_every_variant_class_and_metric_has_a_value_or_a_reason(evaluated):
     with open(evaluated / "metrics.csv") as fh:
         rows = list(csv.DictReader(fh))
-    variants = {"gradcam", "scorecam", *VARIANTS, "random", "probability"}
+    variants = {"gradcam", "scorecam", *VARIANTS, "random", "probability", "sobel"}
     assert {r["variant"] for r in rows if r["method"] != "context_dependence"} == variants
-    assert {r["method"] for r in rows if r["variant"] in ("random", "probability")} == {"reference"}
+    assert {r["method"] for r in rows if r["variant"] in ("random", "probability", "sobel")} == {"reference"}
     for sample in ("sample0", "sample1"):
         for v in variants:
             for c in ("background", "root", "hypocotyl", "cotyledon", "seed"):

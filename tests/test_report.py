@@ -123,7 +123,7 @@ def test_a_claim_is_called_only_on_an_interval_that_excludes_zero_from_five_samp
 # ---- the verdicts: the report's first section ------------------------------------------------------------------
 
 HOSTILE = "<img src=x onerror=alert(1)>"
-REFERENCES = {"random": "reference", "probability": "reference"}
+REFERENCES = {"random": "reference", "probability": "reference", "sobel": "reference"}
 
 
 def _measured(
@@ -327,3 +327,86 @@ def test_verdicts_from_statistics_alone_rank_methods_not_references():
     assert insertion.best is None and insertion.not_measured == "not measured: no value on any sample"
     (alone,) = verdicts({"root": {"gradcam": stats["root"]["gradcam"]}}, [], questions=pixels)[:1]
     assert alone.best == "gradcam" and alone.runner_up is None and alone.separated is None
+
+
+def test_a_method_that_does_not_beat_the_sobel_map_is_marked_in_the_tables_and_the_verdicts(tmp_path):
+    """Deletion AUC (lower is better): scorecam beats sobel, gradcam is worse than it; insertion AUC (higher
+    is better): both beat it. Only gradcam's deletion cell gets the mark, and only gradcam a verdict line."""
+    values: dict[tuple[str, str, str], Sequence[float | str]] = {
+        ("root", "scorecam", "deletion_auc_area"): _spread(0.20),
+        ("root", "gradcam", "deletion_auc_area"): _spread(0.55, 1),
+        ("root", "sobel", "deletion_auc_area"): _spread(0.40, 2),
+        ("root", "random", "deletion_auc_area"): _spread(0.80, 3),
+        ("root", "scorecam", "insertion_auc_area"): _spread(0.70),
+        ("root", "gradcam", "insertion_auc_area"): _spread(0.60, 1),
+        ("root", "sobel", "insertion_auc_area"): _spread(0.30, 2),
+        ("root", "random", "insertion_auc_area"): _spread(0.20, 3),
+    }
+    write_report(tmp_path, _measured(values), {"model": "m", "split": "test"})
+    deletion = _verdict_of(tmp_path, "root", "deletion_auc_area")
+    assert deletion["best"] == "scorecam"
+    floor = {b["method"]: b["against"] for b in deletion["baseline"]}
+    assert set(floor) == {"scorecam", "gradcam"} and {f["variant"] for f in floor.values()} == {"sobel"}
+    assert floor["scorecam"]["outcome"] == "better" and floor["gradcam"]["outcome"] == "worse"
+    assert abs(floor["gradcam"]["difference"]["mean"] - 0.15) < 1e-9  # gradcam − sobel
+    insertion = _verdict_of(tmp_path, "root", "insertion_auc_area")
+    assert {b["method"]: b["against"]["outcome"] for b in insertion["baseline"]} == {
+        "scorecam": "better",
+        "gradcam": "better",
+    }
+    summary = json.loads((tmp_path / "metrics.json").read_text(encoding="utf-8"))
+    assert summary["references"]["sobel"]["role"] == "model-free baseline"
+    md = (tmp_path / "report.md").read_text(encoding="utf-8")
+    table = md[md.index("## Class root") :]
+    rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines() if line.startswith("| ")}
+    assert rows["gradcam"].count("†") == 1  # its deletion mean, not its insertion mean
+    deletion_cell, insertion_cell = rows["gradcam"].split(" | ")[1:3]
+    assert deletion_cell.endswith("(n=8) †") and "†" not in insertion_cell
+    assert "†" not in rows["scorecam"] and "†" not in rows["sobel"] and "†" not in rows["random"]
+    assert "†: not better than sobel (model-free baseline: the Sobel edge map" in table
+    verdicts_part = md[: md.index("## Samples and settings")]
+    lines = [line for line in verdicts_part.splitlines() if line.startswith("| [")]
+    (gradcam,) = [line for line in lines if line.startswith("| [gradcam](#class-root) †")]
+    assert "Deletion AUC (area) (↓): worse than [sobel](#class-root) (Δ 0.150 [" in gradcam
+    assert gradcam.rstrip(" |").endswith("Insertion AUC (area) (↑)")  # beats it there
+    (scorecam,) = [line for line in lines if line.startswith("| [scorecam](#class-root)")]
+    assert "†" not in scorecam and "| — |" in scorecam  # beats sobel on every measure
+    assert "worse than [sobel]" not in scorecam
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "(n=8) †</td>" in html and "does not beat sobel on" in html
+
+
+def test_without_a_sobel_map_nothing_is_marked(tmp_path):
+    values: dict[tuple[str, str, str], Sequence[float | str]] = {
+        ("root", "scorecam", "deletion_auc_area"): _spread(0.20),
+        ("root", "gradcam", "deletion_auc_area"): _spread(0.55, 1),
+    }
+    write_report(tmp_path, _measured(values), {"model": "m", "split": "test"})
+    assert _verdict_of(tmp_path, "root", "deletion_auc_area")["baseline"] == []
+    md = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "†" not in md and "model-free" not in md
+
+
+def test_every_method_not_only_the_best_is_compared_with_the_baseline():
+    from xai.evaluation.stats import Estimate
+    from xai.evaluation.verdicts import QUESTIONS, verdicts
+
+    stats = {
+        "root": {
+            "sobel": {"deletion_auc_area": Estimate(0.4, 0.35, 0.45, 10)},
+            "scorecam": {"deletion_auc_area": Estimate(0.2, 0.15, 0.25, 10)},  # beats it: intervals apart
+            "gradcam": {"deletion_auc_area": Estimate(0.38, 0.30, 0.46, 10)},  # a lower mean, intervals overlap
+            "layercam": {"deletion_auc_area": Estimate(0.6, 0.55, 0.65, 10)},  # worse
+        }
+    }
+    deletion, _ = verdicts(stats, ["sobel"], questions=QUESTIONS[:1], baselines=["sobel"])
+    assert deletion.best == "scorecam" and [(c.variant, c.outcome) for c in deletion.references] == [
+        ("sobel", "better")
+    ]
+    assert [(b.method, b.comparison.variant, b.comparison.outcome, b.beats) for b in deletion.baseline] == [
+        ("scorecam", "sobel", "better", True),
+        ("gradcam", "sobel", "not separated", False),
+        ("layercam", "sobel", "worse", False),
+    ]
+    (plain, _) = verdicts(stats, ["sobel"], questions=QUESTIONS[:1])  # no baseline declared: no comparisons
+    assert plain.baseline == ()

@@ -24,7 +24,7 @@ from ..data import IGNORE
 from ..layers import model_device, preserved_state
 from ..mapfile import as_stored
 from ..methods import Attribution, Explainer, get_method
-from ..metrics.references import probability_maps, random_smooth_maps
+from ..metrics.references import probability_maps, random_smooth_maps, sobel_map
 from ..metrics.registry import finite
 from ..metrics.sanity import cascading_randomisation
 from ..precision import prefers_channels_last
@@ -33,27 +33,49 @@ from .measures import Context, metrics
 from .settings import EvaluationSettings
 from .variants import Variant, full_counterparts
 
+MODEL_FREE_BASELINE = "model-free baseline"  # the role of a reference every method should beat (report: marked)
+
 
 @dataclass(frozen=True)
 class Reference:
-    """A map that every table shows beside the methods: what it is, and how it is made for a sample."""
+    """A map that every table shows beside the methods: what it is, its role, and how it is made for a sample.
+    A reference of the role MODEL_FREE_BASELINE marks, in the report's tables and verdicts, every method that
+    does not beat it (xai.evaluation.report)."""
 
     description: str
+    role: str
     build: Callable[[Context], torch.Tensor]
 
 
 REFERENCES = {
     "random": Reference(
         "a random smooth map (seeded)",
+        "chance",
         lambda ctx: (
             random_smooth_maps((len(ctx.classes), *ctx.valid.shape), seed=ctx.settings.seed + ctx.index) * ctx.valid
         ),
     ),
     "probability": Reference(
         "the model's own predicted probability P_c",
+        "the model's trivial explanation",
         lambda ctx: probability_maps(ctx.model, ctx.x, ctx.classes).cpu() * ctx.valid,
     ),
+    "sobel": Reference(
+        "the Sobel edge map of the photograph, the same for every class",
+        MODEL_FREE_BASELINE,
+        lambda ctx: (
+            sobel_map(ctx.x, ctx.settings.pixel_mean, ctx.settings.pixel_std, ctx.valid)
+            .cpu()
+            .expand(len(ctx.classes), *ctx.valid.shape)
+            .clone()
+        ),
+    ),
 }
+
+
+def baselines() -> list[str]:
+    """The references of the role MODEL_FREE_BASELINE, by name."""
+    return [name for name, r in REFERENCES.items() if r.role == MODEL_FREE_BASELINE]
 
 
 @dataclass

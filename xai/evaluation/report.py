@@ -2,20 +2,22 @@
 
 Input: the evaluated sample records (xai.pipeline.records.SampleRecord with `metrics` rows, `curves`
 and `sanity`). The report opens with its verdicts (xai.evaluation.verdicts): per class and question the best
-method, whether it is separated from the next best and whether it beats the references. Per class and
-variant every declared measure (xai.evaluation.measures) is summarised as
-its mean over samples with a 95% bootstrap interval and n (xai.evaluation.stats); each pair of variants
-the run asks for (default: the first variant against each other one) gets its paired difference per
-class over the samples that have both. Plots: mean deletion and insertion curves per class (a line per
-variant, both schedules), and the cascading-randomisation curve (mean Spearman per step). The pages
-come from the package's templates (xai.templating).
+method, whether it is separated from the next best and whether it beats the references, and every method
+that does not beat the model-free baseline (the Sobel edge map). Per class and variant every declared
+measure (xai.evaluation.measures) is summarised as its mean over samples with a 95% bootstrap interval and
+n (xai.evaluation.stats), a method's mean that is not better than the model-free baseline's on that
+measure, in its direction, marked BASELINE_MARK; each pair of variants the run asks for (default: the
+first variant against each other one) gets its paired difference per class over the samples that have
+both. Plots: mean deletion and insertion curves per class (a line per variant, both schedules), and the
+cascading-randomisation curve (mean Spearman per step). The pages come from the package's templates
+(xai.templating).
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from ..templating import anchor, render_template
 from .context import METHOD as CONTEXT
 from .context import is_context_row
 from .context_report import context_sections
+from .evaluate import REFERENCES, baselines
 from .measures import Measure, measures
 from .settings import split_pair
 from .stats import MIN_VERDICT_SAMPLES, Estimate, bootstrap_mean, paired_difference
@@ -45,6 +48,7 @@ from .verdicts import (
 FIELDS = ["sample", "image", "class", "method", "variant", "metric", "value", "reason"]
 REPORT_DIR = RUN_FILES.report_plots
 REFERENCE = "reference"  # the method of the reference maps' rows
+BASELINE_MARK = "†"  # a method's mean not better than the model-free baseline's (tables, verdicts)
 CURVES = ("deletion", "insertion")
 SCHEDULES = ("linear", "area")
 
@@ -161,9 +165,14 @@ def _save(fig: Any, path: Path) -> None:
 
 
 def plot_curves(
-    curves: dict[tuple[str, str, str], np.ndarray], cname: str, variants: Sequence[str], path: Path
+    curves: dict[tuple[str, str, str], np.ndarray],
+    cname: str,
+    variants: Sequence[str],
+    path: Path,
+    references: Collection[str] = (),
 ) -> bool:
-    """Mean deletion and insertion curves of one class (rows: schedules; a line per variant)."""
+    """Mean deletion and insertion curves of one class (rows: schedules; a line per variant, dashed for the
+    references)."""
     if not any((cname, v, f"{k}_{s}") in curves for v in variants for k in CURVES for s in SCHEDULES):
         return False
     fig = _figure(10, 7.2)
@@ -181,7 +190,7 @@ def plot_curves(
                         label=v,
                         color=color,
                         lw=1.6,
-                        ls="--" if v in ("random", "probability") else "-",
+                        ls="--" if v in references else "-",
                     )
             unit = "of the photograph's pixels" if schedule == "linear" else "of 2× the class's area"
             ax.set_title(
@@ -248,7 +257,8 @@ def write_report(out: Path, records: list[Any], settings: dict[str, Any]) -> dic
     paired = _paired(rows, classes, compared)
     plots = {c: f"{REPORT_DIR}/curves_{c}.png" for c in classes}
     curves = _mean_curves(evaluated)
-    plots = {c: rel for c, rel in plots.items() if plot_curves(curves, c, variants, out / rel)}
+    references = [v for v in variants if methods[v] == REFERENCE]
+    plots = {c: rel for c, rel in plots.items() if plot_curves(curves, c, variants, out / rel, references)}
     steps, sanity = _sanity(evaluated)
     sanity_plot = f"{REPORT_DIR}/sanity.png" if plot_sanity(steps, sanity, out / REPORT_DIR / "sanity.png") else None
     cost = evaluation_cost(evaluated)
@@ -257,6 +267,7 @@ def write_report(out: Path, records: list[Any], settings: dict[str, Any]) -> dic
         "settings": settings,
         "classes": classes,
         "variants": {v: methods[v] for v in variants},
+        "references": _described(references),
         "measures": {m.name: {"title": m.title, "better": m.better, "table": m.report_table} for m in measures(None)},
         "verdicts": [v.as_dict() for v in found],
         "summary": {
@@ -278,9 +289,9 @@ def write_report(out: Path, records: list[Any], settings: dict[str, Any]) -> dic
     }
     write_json(out / RUN_FILES.metrics_json, document)
     title = _title(settings)
-    sections = [("h1", title), *_verdict_sections(found, classes), *_header(settings, len(evaluated))]
+    sections = [("h1", title), *_verdict_sections(found, classes, references), *_header(settings, len(evaluated))]
     for c in classes:
-        sections += _class_sections(c, variants, summary[c], {p: by[c] for p, by in paired.items()}, plots.get(c))
+        sections += _class_sections(c, variants, summary[c], paired, plots.get(c), references, _baseline(references))
     sections += _claims_sections(rows, classes, variants, methods) + context
     sections += _cost_sections(cost) + _sanity_sections(steps, sanity, sanity_plot)
     write_text(out / RUN_FILES.report_md, render_template("report.md.j2", sections=sections))
@@ -363,11 +374,35 @@ def report_verdicts(
         return paired_difference(values.get((c, a, m), {}), values.get((c, b, m), {}))
 
     references = [v for v in variants if methods.get(v) == REFERENCE]
-    return verdicts(stats, references, difference=difference, reasons=_reasons(rows))
+    floors = [b for b in baselines() if b in references]
+    return verdicts(stats, references, difference=difference, reasons=_reasons(rows), baselines=floors)
 
 
-def _verdict_sections(found: list[Verdict], classes: list[str]) -> list[Section]:
-    """The report's first section: a table of verdicts per class (names link to the sections that show them)."""
+def _declared(references: Iterable[str]) -> list[str]:
+    """The evaluated references that REFERENCES declares (a finalized older run may have others)."""
+    return [v for v in REFERENCES if v in references]
+
+
+def _described(references: Iterable[str]) -> dict[str, dict[str, str]]:
+    """metrics.json's references: each evaluated one's description and role, as declared."""
+    return {v: {"description": REFERENCES[v].description, "role": REFERENCES[v].role} for v in _declared(references)}
+
+
+def _baseline(references: Sequence[str]) -> str | None:
+    """The model-free baseline the tables mark against: the first evaluated (REFERENCES' order), or None."""
+    return next((b for b in baselines() if b in references), None)
+
+
+def _baseline_words(baseline: str) -> str:
+    """'sobel (model-free baseline: the Sobel edge map of ...)', from its declaration."""
+    declared = REFERENCES[baseline]
+    return f"{baseline} ({declared.role}: {declared.description})"
+
+
+def _verdict_sections(found: list[Verdict], classes: list[str], references: Sequence[str] = ()) -> list[Section]:
+    """The report's first section: a table of verdicts per class (names link to the sections that show them),
+    and per class every method against the model-free baseline."""
+    described = "; ".join(f"{v}: {REFERENCES[v].description}" for v in _declared(references)) or "none evaluated"
     out: list[Section] = [
         ("h2", VERDICTS_TITLE),
         (
@@ -376,7 +411,7 @@ def _verdict_sections(found: list[Verdict], classes: list[str]) -> list[Section]
             "95% bootstrap interval and n. Separated: the 95% interval of the paired difference Δ = best − other "
             "(per sample, over the samples that have both, then averaged) excludes 0; under "
             f"{MIN_VERDICT_SAMPLES} paired samples it is too few to tell. The same test against the references "
-            "(the random map, the model's own probability). ↓: lower is better, ↑: higher is better. A summary "
+            f"({described}). ↓: lower is better, ↑: higher is better. A summary "
             "of the tables below, not a replacement: they show every measure, both schedules and every method.",
         ),
     ]
@@ -389,6 +424,42 @@ def _verdict_sections(found: list[Verdict], classes: list[str]) -> list[Section]
             asked = v.question
         out.append(("linked", [(_class_title(c), anchor(_class_title(c))), (":", None)]))
         out.append(("linked_table", (header, rows)))
+        out += _baseline_verdicts([v for v in found if v.class_name == c])
+    return out
+
+
+def _baseline_verdicts(found: list[Verdict]) -> list[Section]:
+    """One class's methods against each model-free baseline: per method the measures on which it does not beat
+    the baseline (marked, with the outcome and Δ method − baseline) and those on which it does."""
+    out: list[Section] = []
+    for b in dict.fromkeys(a.comparison.variant for v in found for a in v.baseline):
+        short: dict[str, Fragments] = {}
+        beats: dict[str, list[str]] = {}
+        for v in found:
+            target = anchor(_class_title(v.class_name))
+            for a in (a for a in v.baseline if a.comparison.variant == b):
+                beats.setdefault(a.method, [])
+                if a.beats:
+                    beats[a.method].append(v.measure.title + _arrow(v.measure))
+                    continue
+                words = f"{v.measure.title}{_arrow(v.measure)}: {_AGAINST[a.comparison.outcome]}"
+                line = short.setdefault(a.method, [])
+                line += ([("; ", None)] if line else []) + _compared(words, [a.comparison], target, v.measure.digits)
+        target = anchor(_class_title(found[0].class_name))
+        rows = [
+            [
+                [(m, target), (f" {BASELINE_MARK}" if m in short else "", None)],
+                short.get(m) or [("—", None)],
+                [(", ".join(titles) or "—", None)],
+            ]
+            for m, titles in beats.items()
+        ]
+        intro = (
+            f"Every method against {_baseline_words(b)}, tested as the best method is against the references "
+            f"(Δ = method − {b}); {BASELINE_MARK}: the method does not beat {b} on at least one measure."
+        )
+        out.append(("p", intro))
+        out.append(("linked_table", (["method", f"does not beat {b} on", f"beats {b} on"], rows)))
     return out
 
 
@@ -468,27 +539,39 @@ def _class_sections(
     c: str,
     variants: list[str],
     summary: dict[str, dict[str, Estimate]],
-    paired: dict[tuple[str, str], dict[str, Estimate]],
+    paired: dict[tuple[str, str], dict[str, dict[str, Estimate]]],
     plot: str | None,
+    references: Sequence[str] = (),
+    baseline: str | None = None,
 ) -> list[Section]:
-    """One class: the main table (a row per variant), the fast variants' table, the paired differences."""
+    """One class: the main table (a row per variant), the fast variants' table, the paired differences
+    (`paired`: {(A, B): {class: {measure: A − B}}}). A
+    method's mean not better than the baseline's (the model-free one) is marked BASELINE_MARK."""
     out: list[Section] = [("h2", _class_title(c))]
+
+    def cell(v: str, m: Measure) -> str:
+        e = summary[v].get(m.name, _NONE)
+        floor = summary[baseline].get(m.name, _NONE) if baseline is not None and v not in references else _NONE
+        return e.text(m.digits) + (f" {BASELINE_MARK}" if _short_of(e, floor, m.better) else "")
+
+    if baseline is not None:
+        out.append(("p", _legend(baseline)))
     columns = [m for m in measures("main") if any(summary[v][m.name].n for v in variants if m.name in summary[v])]
     header = ["variant"] + [m.title + _arrow(m) for m in columns]
-    out.append(("table", (header, [[v] + [summary[v][m.name].text(m.digits) for m in columns] for v in variants])))
+    out.append(("table", (header, [[v] + [cell(v, m) for m in columns] for v in variants])))
     claimed = [m for m in measures("claims") if any(summary[v].get(m.name, _NONE).n for v in variants)]
     if claimed:
         out.append(("p", "Stability, object size, instances, boundaries, noise and context (xai.metrics.claims):"))
         header = ["variant"] + [m.title + _arrow(m) for m in claimed]
-        out.append(("table", (header, [[v] + [summary[v][m.name].text(m.digits) for m in claimed] for v in variants])))
+        out.append(("table", (header, [[v] + [cell(v, m) for m in claimed] for v in variants])))
     for m in measures("fast"):
         fast = [[v, summary[v][m.name].text(m.digits)] for v in variants if summary[v].get(m.name, _NONE).n]
         if fast:
             out.append(("p", "Fast variants against the full variant of the same settings (all channels):"))
             out.append(("table", (["variant", m.title], fast)))
     titles = {m.name: m.title for m in measures("main")}
-    for (a, b), per in paired.items():
-        diff = [[titles[m], e.text()] for m, e in per.items() if e.n]
+    for (a, b), by_class in paired.items():
+        diff = [[titles[m], e.text()] for m, e in by_class[c].items() if e.n]
         if diff:
             out.append(("p", f"Paired difference {a} − {b} (per sample, then averaged):"))
             out.append(("table", (["metric", "difference"], diff)))
@@ -498,6 +581,21 @@ def _class_sections(
 
 
 _NONE = Estimate(math.nan, math.nan, math.nan, 0)
+
+
+def _short_of(e: Estimate, floor: Estimate, better: str | None) -> bool:
+    """Whether a mean is not better than the baseline's in the measure's direction (both measured)."""
+    if not e.n or not floor.n or better not in ("lower", "higher"):
+        return False
+    return not (e.mean < floor.mean if better == "lower" else e.mean > floor.mean)
+
+
+def _legend(baseline: str) -> str:
+    """The line that says what BASELINE_MARK means in a class's tables."""
+    return (
+        f"{BASELINE_MARK}: not better than {_baseline_words(baseline)}: the method's mean is not better than "
+        f"{baseline}'s on that metric and class, in the metric's direction (↓: lower is better, ↑: higher is better)."
+    )
 
 
 def _cost_sections(cost: dict[str, Any] | None) -> list[Section]:

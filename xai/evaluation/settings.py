@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..data import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import XAIError
 from ..errors import option as flag
 from ..metrics.faithfulness import CURVE_STEPS
@@ -133,6 +134,12 @@ class EvaluationSettings(EvaluationOptions):
     stability_radius: float = option(
         0.02 / DEFAULT_STD, "uniform noise ±r in normalised units (0.02 of the [0, 1] range)", cli=False
     )
+    pixel_mean: tuple[float, ...] = option(
+        IMAGENET_MEAN,
+        "the input's normalisation mean per channel (the photograph's pixels are x·std + mean)",
+        cli=False,
+    )
+    pixel_std: tuple[float, ...] = option(IMAGENET_STD, "the input's normalisation std per channel", cli=False)
     ring_width: int = option(3, "pixels of the ring just outside a region (boundary precision)", cli=False)
     size_bins: tuple[int, ...] = option(
         (64, 512), "component areas (input pixels) that separate small, medium and large objects", cli=False

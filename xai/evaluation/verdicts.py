@@ -2,7 +2,8 @@
 and whether it beats the references.
 
 Input: the report's per-class statistics ({class: {variant: {measure name: Estimate}}}, xai.evaluation.stats),
-which variants are references (the random map, the model's own probability), and where available the paired
+which variants are references (xai.evaluation.evaluate.REFERENCES) and which of them are model-free baselines
+(the Sobel edge map) that every method should beat, and where available the paired
 difference of two variants on a measure (per sample over the samples that have both) and why a measure has
 no value for a class (the reasons of metrics.csv). Output: one `Verdict` per class and measure of each
 question (`QUESTIONS`), data that report.md and report.html render first and metrics.json keeps.
@@ -12,6 +13,8 @@ compared with the next best and with each reference: "better" when the 95% boots
 difference best − other lies entirely on the better side of 0, "worse" when entirely on the other side, "not
 separated" when it spans 0; without paired samples the two variants' own 95% intervals are compared (better:
 they do not overlap). Fewer than MIN_VERDICT_SAMPLES samples give "too few samples", as for the claims.
+Every method, not only the best, is compared in the same way with each model-free baseline (`Verdict.baseline`):
+a method whose outcome is not "better" does not beat it.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ __all__ = [
     "RANDOMISED_SPEARMAN",
     "TOO_FEW",
     "WORSE",
+    "AgainstBaseline",
     "Comparison",
     "Question",
     "Verdict",
@@ -90,6 +94,28 @@ class Comparison:
 
 
 @dataclass(frozen=True)
+class AgainstBaseline:
+    """One method against a model-free baseline on one measure: the method's mean, and the comparison (the
+    baseline's mean, the paired difference method − baseline, the outcome for the method)."""
+
+    method: str
+    estimate: Estimate
+    comparison: Comparison
+
+    @property
+    def beats(self) -> bool:
+        return self.comparison.outcome == BETTER
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"method": self.method, **self.estimate.as_dict(), "against": _comparison(self.comparison)}
+
+
+def _comparison(c: Comparison) -> dict[str, Any]:
+    diff = c.difference.as_dict() if c.difference is not None else None
+    return {"variant": c.variant, **c.estimate.as_dict(), "difference": diff, "outcome": c.outcome}
+
+
+@dataclass(frozen=True)
 class Verdict:
     """One class's answer to one question on one measure. best is None (and not_measured says why and what
     would measure it) where no method has a value."""
@@ -102,6 +128,7 @@ class Verdict:
     runner_up: Comparison | None = None  # None: the only method with a value
     references: tuple[Comparison, ...] = ()
     not_measured: str | None = None
+    baseline: tuple[AgainstBaseline, ...] = ()  # every method against each model-free baseline
 
     @property
     def separated(self) -> bool | None:
@@ -112,11 +139,6 @@ class Verdict:
 
     def as_dict(self) -> dict[str, Any]:
         """The verdict for metrics.json."""
-
-        def comparison(c: Comparison) -> dict[str, Any]:
-            diff = c.difference.as_dict() if c.difference is not None else None
-            return {"variant": c.variant, **c.estimate.as_dict(), "difference": diff, "outcome": c.outcome}
-
         return {
             "class": self.class_name,
             "question": self.question,
@@ -125,9 +147,10 @@ class Verdict:
             "best": self.best,
             "estimate": self.estimate.as_dict() if self.estimate is not None else None,
             "separated": self.separated,
-            "next_best": comparison(self.runner_up) if self.runner_up is not None else None,
-            "references": [comparison(c) for c in self.references],
+            "next_best": _comparison(self.runner_up) if self.runner_up is not None else None,
+            "references": [_comparison(c) for c in self.references],
             "not_measured": self.not_measured,
+            "baseline": [b.as_dict() for b in self.baseline],
         }
 
 
@@ -141,6 +164,7 @@ def verdicts(
     difference: Difference | None = None,
     reasons: Mapping[tuple[str, str], str] | None = None,
     questions: Sequence[Question] = QUESTIONS,
+    baselines: Sequence[str] = (),
 ) -> list[Verdict]:
     """The verdicts of every class (in the order of `stats`), question and measure.
 
@@ -152,12 +176,13 @@ def verdicts(
             variants' own intervals.
         reasons: {(class, measure name): why it has no value} (metrics.csv's reason), for "not measured".
         questions: the questions and their measures.
+        baselines: the references that are model-free baselines: every method is compared with each.
 
     Returns:
         One Verdict per class, question and measure, in that order.
     """
     return [
-        _verdict(c, q, m, by_variant, references, difference, reasons or {})
+        _verdict(c, q, m, by_variant, references, difference, reasons or {}, baselines)
         for c, by_variant in stats.items()
         for q in questions
         for m in q.measures
@@ -172,6 +197,7 @@ def _verdict(
     references: Sequence[str],
     difference: Difference | None,
     reasons: Mapping[tuple[str, str], str],
+    baselines: Sequence[str] = (),
 ) -> Verdict:
     """One class's verdict on one measure."""
     got = {v: per[m.name] for v, per in by_variant.items() if m.name in per and per[m.name].n}
@@ -183,14 +209,15 @@ def _verdict(
     ranked = sorted(methods, key=lambda v: got[v].mean, reverse=m.better == "higher")  # stable: ties keep order
     best = ranked[0]
 
-    def against(other: str) -> Comparison:
-        diff = difference(c, m.name, best, other) if difference is not None else None
+    def against(other: str, method: str = best) -> Comparison:
+        diff = difference(c, m.name, method, other) if difference is not None else None
         diff = diff if diff is not None and diff.n else None
-        return Comparison(other, got[other], diff, outcome(got[best], got[other], diff, m.better))
+        return Comparison(other, got[other], diff, outcome(got[method], got[other], diff, m.better))
 
     runner_up = against(ranked[1]) if len(ranked) > 1 else None
     compared = tuple(against(r) for r in references if r in got)
-    return Verdict(c, q.text, m, best, got[best], runner_up, compared)
+    floor = tuple(AgainstBaseline(v, got[v], against(b, v)) for b in baselines if b in got for v in methods)
+    return Verdict(c, q.text, m, best, got[best], runner_up, compared, baseline=floor)
 
 
 def outcome(best: Estimate, other: Estimate, difference: Estimate | None, better: str | None) -> str:

@@ -451,6 +451,8 @@ def _evaluation(
         seed=opts.seed,
         road_noise=0.01 / unit,
         stability_radius=0.02 / unit,
+        pixel_mean=tuple(float(v) for v in norm[0]),
+        pixel_std=tuple(float(v) for v in norm[1]),
         instances=opts.region == "instances",
         contrast=_evaluated_contrast(opts.method_options.get("contrast"), class_names),
     )
