@@ -24,19 +24,25 @@ LAYER = "encoder.layer1"  # 64 channels at H/4; 6 or 8 kept
 TOL = 1e-4  # as test_scorecam: fp32 region sums of logits (hundreds) against the float64 reference
 SIZE = (32, 64)
 
+SS = {"noise_samples": 3, "noise_stdev": 0.5, "seed": 4}, sscam_copies(3, 0.5, 4, SIZE)
+SS_DEFAULT_SEED = {"noise_samples": 4, "noise_stdev": 2.0}, sscam_copies(4, 2.0, 0, SIZE)
+SS_SMALL = {"noise_samples": 2, "noise_stdev": 0.3, "seed": 1}, sscam_copies(2, 0.3, 1, SIZE)
+IS_LINEAR = {"integration_steps": 3}, iscam_copies(3)
+IS_CUMULATIVE = {"integration_steps": 4, "integration_path": "cumulative"}, iscam_copies(4, "cumulative")
 CASES = [
-    # method, its options, the reference's masks, score, region, baseline, weights
-    ("sscam", {"noise_samples": 3, "noise_stdev": 0.5, "seed": 4}, sscam_copies(3, 0.5, 4, SIZE), "prob", "pred", "zero", "raw"),
-    ("sscam", {"noise_samples": 4, "noise_stdev": 2.0}, sscam_copies(4, 2.0, 0, SIZE), "logit", "gt", "none", "centred"),
-    ("sscam", {"noise_samples": 2, "noise_stdev": 0.3, "seed": 1}, sscam_copies(2, 0.3, 1, SIZE), "prob", "all", "zero", "softmax"),
-    ("iscam", {"integration_steps": 3}, iscam_copies(3), "prob", "pred", "zero", "raw"),
-    ("iscam", {"integration_steps": 4, "integration_path": "cumulative"}, iscam_copies(4, "cumulative"), "prob", "gt", "zero", "centred"),
-    ("iscam", {"integration_steps": 2}, iscam_copies(2), "logit", "pred", "none", "softmax"),
-]  # fmt: skip
+    # method, (its options, the reference's masks), score, region, baseline, weights
+    ("sscam", SS, "prob", "pred", "zero", "raw"),
+    ("sscam", SS_DEFAULT_SEED, "logit", "gt", "none", "centred"),
+    ("sscam", SS_SMALL, "prob", "all", "zero", "softmax"),
+    ("iscam", IS_LINEAR, "prob", "pred", "zero", "raw"),
+    ("iscam", IS_CUMULATIVE, "prob", "gt", "zero", "centred"),
+    ("iscam", ({"integration_steps": 2}, iscam_copies(2)), "logit", "pred", "none", "softmax"),
+]
 
 
-@pytest.mark.parametrize("method,options,copies,score,region,baseline,weights", CASES)
-def test_matches_the_formula(method, options, copies, score, region, baseline, weights):
+@pytest.mark.parametrize("method,variant,score,region,baseline,weights", CASES)
+def test_matches_the_formula(method, variant, score, region, baseline, weights):
+    options, copies = variant
     model = tiny_fpn(seed=3)
     x, gt = image_batch(1, *SIZE, seed=5), gt_batch(1, *SIZE, seed=6)  # more images: test_independent_of_...
     cls = SSCAM if method == "sscam" else ISCAM
