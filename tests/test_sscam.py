@@ -138,3 +138,13 @@ def test_cli_and_explain_give_the_same_maps(tiny_run, tmp_path):
     for name in ("sscam", "iscam"):
         np.testing.assert_allclose(result.maps[name], stored.on_photograph(name), rtol=0, atol=2**-11)
         assert result.maps[name].max() > 0.9
+
+
+def test_no_varying_channel_costs_no_forward():
+    """All-zero activations: zero maps from the input's and the baseline's forwards alone, as Score-CAM's."""
+    from tests.test_scorecam import _Named_zero
+
+    for cam in (SSCAM, ISCAM):
+        model = CountingModel(_Named_zero())
+        maps = cam(model, target_layer="inner.features.1")(image_batch(1, 16, 16))
+        assert torch.equal(maps, torch.zeros_like(maps)) and model.batches == [1, 1]

@@ -237,5 +237,5 @@ class ScoreCAM(BaseCAM):
                 scores[a:b] = self.region_scores(delta, fwd.regions, fwd.classes, img)
 
         self.batches.for_each(count * copies, chunk, self.sweep_bar(count * copies, "map"))
-        weights[pairs[:, 0], pairs[:, 1]] = scores.view(count, copies, -1).mean(1)
+        weights[pairs[:, 0], pairs[:, 1]] = scores.view(count, copies, scores.shape[1]).mean(1)
         return weights
