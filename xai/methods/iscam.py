@@ -6,7 +6,7 @@ With Score-CAM's H_k = minmax(Up(A_k)), x_b and region score s_c (xai.methods.sc
     w_kc = (1/N) Σ_{i=1..N} s_c(f(x ⊙ α_i H_k)) − s_c(f(x_b))
     α_i  = i/N                                    path "linear" (≈ ∫₀¹ s_c(f(x ⊙ α H_k)) dα)
     α_i  = Σ_{j=1..i} j/N = i(i+1)/(2N)           path "cumulative": torch-cam 0.5.0's code (its
-                                                  docstring and the paper write Σ_{j=0..i-1}; α_N > 1)
+                                                  docstring writes Σ_{j=0..i-1}; α_N = (N+1)/2 > 1)
     L_c  = ReLU(Σ_k w_kc A_k)                     after Score-CAM's weighting (centred, raw or softmax)
 
 Everything else is Score-CAM's engine (its batches, precision, channel selection, baseline and

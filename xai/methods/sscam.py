@@ -12,7 +12,7 @@ weighting): N · K masked forwards per image. The N noise maps are drawn on the 
 maps on every device and for every image and channel of a call, so that an image's map does not depend
 on the others, and channels are compared under the same noise: the expectation over δ is SS-CAM's, the
 Monte-Carlo error of the differences between channels smaller); they are held on the device (N·H·W
-floats). σ = 0 or N = 1 with σ = 0 is Score-CAM. torch-cam 0.5.0's SSCAM (the defaults N = 35, σ = 2)
+floats). σ = 0 (any N) is Score-CAM. torch-cam 0.5.0's SSCAM (the defaults N = 35, σ = 2)
 draws independent noise per image and channel, min-max scales A_k before upsampling it, takes softmax
 weights and also scores the noise alone on a constant channel (here w = 0, no forward).
 """
