@@ -78,10 +78,12 @@ def scorecam_reference(
     gt=None,
     has_act=False,
     channels=None,
+    copies=None,
 ):
     """L_c for one image x (1×3×H×W): Up(ReLU(Σ_k w_k A_k)), w_k = s(f(x⊙H_k)) − s(f(0)) (raw; softmax or
-    centred over the measured channels, centred by default as the library's). Returns (min-max scaled map,
-    raw map)."""
+    centred over the measured channels, centred by default as the library's). copies(H_k): the masks M_i
+    whose scores are averaged instead, w_k = mean_i s(f(x⊙M_i)) − s(f(0)) (SS-CAM, IS-CAM). Returns (min-max
+    scaled map, raw map)."""
     model.eval()
     H, W = x.shape[-2:]
     acts, out = _acts_and_output(model, x, layer)
@@ -104,7 +106,8 @@ def scorecam_reference(
         if up.max() == up.min():
             continue
         Hk = (up - up.min()) / (up.max() - up.min())
-        w[k] = float(s(x * Hk) - sb)
+        masks = [Hk] if copies is None else copies(Hk)
+        w[k] = float(sum(s(x * M) for M in masks) / len(masks) - sb)
         used[k] = True
     if weights == "softmax":
         z = torch.full((K,), float("-inf"))
@@ -117,6 +120,19 @@ def scorecam_reference(
         combo += w[k] * acts[0, k]
     L = _up(torch.relu(combo), (H, W))
     return _minmax(L), L
+
+
+def sscam_copies(n, sigma, seed, size):
+    """SS-CAM's masks for scorecam_reference: M_i = H_k + δ_i, i = 1..n, δ_i ~ N(0, σ²) as the library documents
+    its draw (n×1×H×W from a CPU generator seeded `seed`, times σ), the same δ_i for every channel."""
+    noise = torch.randn(n, 1, *size, generator=torch.Generator().manual_seed(seed)) * sigma
+    return lambda Hk: [Hk + noise[i, 0] for i in range(n)]
+
+
+def iscam_copies(n, path="linear"):
+    """IS-CAM's masks for scorecam_reference: α_i H_k, α_i = i/n (linear) or Σ_{j=1..i} j/n (cumulative)."""
+    alphas = [i / n if path == "linear" else sum(j / n for j in range(1, i + 1)) for i in range(1, n + 1)]
+    return lambda Hk: [a * Hk for a in alphas]
 
 
 def _gradients(model, x, layer, cls, score, region, gt, has_act):

@@ -309,7 +309,7 @@ def test_the_upstream_occlusion_and_uncertainty_commands_as_their_users_type_the
 
 QUICK_FLAGS = [
     "--patch_size", "32", "--num_masks", "8", "--n_samples", "6", "--n_segments", "6", "--steps", "3",
-    "--shap_samples", "2", "--num_mc_samples", "3",
+    "--shap_samples", "2", "--num_mc_samples", "3", "--noise_samples", "2", "--integration_steps", "2",
 ]  # fmt: skip
 
 

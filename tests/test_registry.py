@@ -33,6 +33,8 @@ def test_the_methods_researchers_compare():
         "rise": ("RISE", "perturbation"),
         "saliency": ("Saliency", "attribution"),
         "scorecam": ("Score-CAM", "cam"),
+        "sscam": ("SS-CAM", "cam"),
+        "iscam": ("IS-CAM", "cam"),
         "smoothgrad": ("SmoothGrad", "attribution"),
         "uncertainty": ("Uncertainty", "uncertainty"),
         "xgradcam": ("XGrad-CAM", "cam"),
@@ -43,12 +45,14 @@ def test_the_methods_researchers_compare():
         "ablationcam",
         "eigencam",
         "fem",
+        "scorecam",  # imported by iscam.py, so registered before it (modules register in import order)
+        "iscam",
         "kernel_shap",
         "kpcacam",
         "lime",
         "occlusion",
         "rise",
-        "scorecam",
+        "sscam",
         "uncertainty",
     ]
     for info in known.values():

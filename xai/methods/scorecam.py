@@ -14,6 +14,10 @@ the class score more than the average channel does count. That removes the activ
 channel shares (raw weights are nearly all positive, so raw Score-CAM spreads its energy over the whole
 photograph) and makes the baseline irrelevant (subtracting s_c(f(x_b)) shifts every w_kc alike).
 
+A variant scores each mask as N copies M_i = g_i(H_k) (SS-CAM: H_k + noise, xai.methods.sscam; IS-CAM:
+H_k at N scales, xai.methods.iscam) and takes w_kc = mean_i s_c(f(x ⊙ M_i)) − s_c(f(x_b)), then the same
+weighting; Score-CAM is one copy, M_1 = H_k (`mask_copies`).
+
 A channel with max == min gets w = 0 and costs no forward pass. max_activation_maps N keeps the N
 channels of largest spatial variance (Faster Score-CAM), of largest energy mean(A_k²), or a seeded random
 subset. memory_format "auto" runs the masked forwards in whichever layout (contiguous or
@@ -28,6 +32,7 @@ library does not change the allocator of a host program by itself.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -47,6 +52,7 @@ BASELINES = ("zero", "none")
 WEIGHTINGS = ("centred", "raw", "softmax")
 CHANNEL_SELECTIONS = ("variance", "random", "energy")
 MEMORY_FORMATS = ("auto", "contiguous", "channels_last")
+MaskCopy = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (masks B×1×H×W, copy numbers B) -> B×1×H×W
 
 
 @dataclass(frozen=True)
@@ -79,7 +85,9 @@ class ScoreCAMOptions(BatchOptions, CAMOptions):
         key="select",
         approximates=True,
     )
-    seed: int = option(0, "seed of the random channel selection", minimum=0, cli=False, approximates=True)
+    seed: int = option(
+        0, "seed of the random channel selection (and of SS-CAM's noise)", minimum=0, cli=False, approximates=True
+    )
     precision: str = option(
         "auto",
         "the masked forwards: fp32 (IEEE, TF32 off), tf32 (TensorFloat-32 on GPUs that have it, else fp32), "
@@ -129,13 +137,19 @@ class ScoreCAM(BaseCAM):
     def batch_precision(self) -> Any:
         return autocast(self.precision, self.device)
 
+    def mask_copies(self, size: tuple[int, int], device: torch.device) -> tuple[int, MaskCopy]:
+        """(N, g): each mask H_k (B×1×H×W) is scored as N copies g(H_k, i) (i: B copy numbers in [0, N)),
+        and w_kc is the mean of their scores. Score-CAM: one copy, H_k itself."""
+        return 1, lambda masks, copy: masks
+
     def weights(self, fwd: Forward) -> torch.Tensor:
         assert fwd.activations is not None
         acts = fwd.activations.float()
         baseline = self._baseline_output(fwd)
         selected = self._select_channels(acts)
         kept_channels = [int(k) for k in to_host(selected.sum(1))]  # one transfer: the sweep's length
-        w = self._sweep(fwd, acts, selected, sum(kept_channels), baseline)
+        copies, perturb = self.mask_copies((int(fwd.x.shape[-2]), int(fwd.x.shape[-1])), fwd.x.device)
+        w = self._sweep(fwd, acts, selected, sum(kept_channels), baseline, copies, perturb)
         if not to_host(torch.isfinite(w).all()):
             raise XAIError(f"{self.label}: scores overflowed at {self.precision}; use precision fp32")
         if self.options.weights == "softmax":
@@ -146,7 +160,7 @@ class ScoreCAM(BaseCAM):
             mean = (w * kept).sum(1, keepdim=True) / kept.sum(1, keepdim=True).clamp_min(1)
             w = (w - mean) * kept
         fwd.stats.update(
-            forwards=sum(kept_channels),
+            forwards=sum(kept_channels) * copies,
             kept_channels=kept_channels,
             precision=self.precision,
             channels_last=self._channels_last,
@@ -181,24 +195,35 @@ class ScoreCAM(BaseCAM):
         return keep & varying
 
     def _sweep(
-        self, fwd: Forward, acts: torch.Tensor, selected: torch.Tensor, count: int, baseline: torch.Tensor | None
+        self,
+        fwd: Forward,
+        acts: torch.Tensor,
+        selected: torch.Tensor,
+        count: int,
+        baseline: torch.Tensor | None,
+        copies: int = 1,
+        perturb: MaskCopy | None = None,
     ) -> torch.Tensor:
-        """w (N×K×C'): one masked forward per selected (image, channel), `count` of them, in chunks
-        (xai.batching).
+        """w (N×K×C'): the mean over `copies` masked forwards per selected (image, channel), `count` pairs,
+        count · copies forwards in chunks (xai.batching); forward t is pair t // copies, copy t % copies.
 
-        With region scores, w = Σ_p R_p · (P_p(x ⊙ H_k) − P_p(x_b)): the baseline is subtracted pixel by
+        With region scores, w = Σ_p R_p · (P_p(x ⊙ M) − P_p(x_b)): the baseline is subtracted pixel by
         pixel before the sum, which keeps w accurate when it is small beside s itself (fp32 sums of
-        ~10⁵ probabilities carry absolute errors near 1e-3)."""
+        ~10⁵ probabilities carry absolute errors near 1e-3). Each copy's score is kept (count×copies×C')
+        and averaged at the end, so that w does not depend on the chunks."""
         x, size = fwd.x, (int(fwd.x.shape[-2]), int(fwd.x.shape[-1]))
         weights = torch.zeros(*selected.shape, fwd.scores.shape[1], device=x.device)
+        scores = torch.zeros(count * copies, fwd.scores.shape[1], device=x.device)
         base_scores = self.region_scores(baseline, None, []) if baseline is not None and fwd.regions is None else None
         # the selected (image, channel) pairs in raster order, as nonzero() gives them, without its host look
         flat = torch.argsort(selected.flatten().to(torch.uint8), descending=True, stable=True)[:count]
         pairs = torch.stack([flat // selected.shape[1], flat % selected.shape[1]], 1)
 
         def chunk(a: int, b: int) -> None:
-            img, ch = pairs[a:b].unbind(1)
-            masked = x[img] * minmax(upsample(acts[img, ch].unsqueeze(1), size))
+            t = torch.arange(a, b, device=x.device)
+            img, ch = pairs[t // copies].unbind(1)
+            masks = minmax(upsample(acts[img, ch].unsqueeze(1), size))
+            masked = x[img] * (masks if perturb is None else perturb(masks, t % copies))
             if self._channels_last:
                 masked = masked.contiguous(memory_format=torch.channels_last)
             with autocast(self.precision, x.device):
@@ -206,10 +231,11 @@ class ScoreCAM(BaseCAM):
             P = P.float()
             if fwd.regions is None:
                 s = self.region_scores(P, None, [])
-                weights[img, ch] = s - base_scores if base_scores is not None else s
+                scores[a:b] = s - base_scores if base_scores is not None else s
             else:
                 delta = P - baseline if baseline is not None else P
-                weights[img, ch] = self.region_scores(delta, fwd.regions, fwd.classes, img)
+                scores[a:b] = self.region_scores(delta, fwd.regions, fwd.classes, img)
 
-        self.batches.for_each(count, chunk, self.sweep_bar(count, "map"))
+        self.batches.for_each(count * copies, chunk, self.sweep_bar(count * copies, "map"))
+        weights[pairs[:, 0], pairs[:, 1]] = scores.view(count, copies, scores.shape[1]).mean(1)
         return weights
