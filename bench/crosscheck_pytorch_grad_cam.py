@@ -49,13 +49,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+PYRAMID = ("decoder.p5", "decoder.p4", "decoder.p3", "decoder.p2")
 PAIRS = {
     "gradcam": "GradCAM",
     "gradcampp": "GradCAMPlusPlus",
@@ -68,6 +71,29 @@ PAIRS = {
     "kpcacam": "KPCA_CAM",
     "fem": "FEM",
     "shapleycam": "ShapleyCAM",
+}
+# methods over several layers or none: label -> (ours, our options, theirs' construction from
+# (pytorch_grad_cam, the softmax-wrapped model, the model's modules by name), patch or None)
+MULTI_LAYER: dict[str, tuple[str, dict[str, Any], Callable[..., Any], str | None]] = {
+    "refinecam": (
+        "refinecam",
+        {"refine_layers": PYRAMID},
+        lambda pgc, wrapped, modules: pgc.RefineCAM(wrapped, [modules[n] for n in PYRAMID], base_method=pgc.GradCAM),
+        None,
+    ),
+    "refinecam, gradcampp": (
+        "refinecam",
+        {"refine_layers": PYRAMID, "refine_base": "gradcampp"},
+        lambda pgc, wrapped, modules: pgc.RefineCAM(wrapped, [modules[n] for n in PYRAMID]),
+        None,
+    ),
+    "refinecam, gradcampp α": (
+        "refinecam",
+        {"refine_layers": PYRAMID, "refine_base": "gradcampp"},
+        lambda pgc, wrapped, modules: pgc.RefineCAM(wrapped, [modules[n] for n in PYRAMID]),
+        "their_alpha",
+    ),
+    "fullgrad": ("fullgrad", {}, lambda pgc, wrapped, modules: pgc.FullGrad(wrapped, []), None),
 }
 # rows that repeat a comparison with one difference removed: label -> (ours, theirs, patch)
 ISOLATING = {
@@ -103,7 +129,19 @@ def _our_sign() -> None:
     egc.get_2d_projection = signed
 
 
-PATCHES = {"their_up": _their_up, "our_sign": _our_sign}
+def _their_alpha() -> None:
+    """Our Grad-CAM++ with pytorch-grad-cam's α: g² / (2g² + Σ_ab A · g³ + 1e-6) where g ≠ 0."""
+    import xai.methods.gradcam_plusplus as gpp
+
+    def weights(self, grads: torch.Tensor, acts: torch.Tensor) -> torch.Tensor:
+        g2 = grads**2
+        alpha = g2 / (2 * g2 + acts.sum(dim=(2, 3))[:, :, None, None, None] * g2 * grads + 1e-6)
+        return (torch.relu(grads) * torch.where(grads != 0, alpha, 0.0)).sum(dim=(2, 3))
+
+    gpp.GradCAMPlusPlus.gradient_weights = weights  # type: ignore[method-assign]
+
+
+PATCHES = {"their_up": _their_up, "our_sign": _our_sign, "their_alpha": _their_alpha}
 
 
 class Softmax(torch.nn.Module):
@@ -121,9 +159,8 @@ def main() -> None:
     p.add_argument("--images", type=int, default=3)
     p.add_argument("--size", type=int, nargs=2, default=[64, 128], metavar=("W", "H"))
     p.add_argument("--contrast_only", action="store_true", help="only the contrast rows")
-    p.add_argument(
-        "--methods", nargs="+", choices=[*sorted(PAIRS), "sobel"], help="only these methods' rows (default: all)"
-    )
+    names = sorted({*PAIRS, *(ours for ours, *_ in MULTI_LAYER.values()), "sobel"})
+    p.add_argument("--methods", nargs="+", choices=names, help="only these methods' rows (default: all)")
     args = p.parse_args()
     try:
         import pytorch_grad_cam as pgc
@@ -150,6 +187,7 @@ def main() -> None:
     )
     print(f"{'method':<24}{'min Pearson':>12}{'max |diff|':>12}{'pairs':>7}")
     rows: list[tuple[str, str, str, str | None]] = [(ours, theirs, ours, None) for ours, theirs in PAIRS.items()]
+    rows += [(ours, label, label, patch) for label, (ours, _, _, patch) in MULTI_LAYER.items()]
     rows += [(ours, theirs, label, patch) for label, (ours, theirs, patch) in ISOLATING.items()]
     only = set(args.methods or []) or None
     rows = [] if args.contrast_only else rows
@@ -163,9 +201,15 @@ def main() -> None:
             if ours == "scorecam"
             else {}
         )
-        cam = get_method(ours).cls(model, target_layer=args.layer, **kw)
-        our_maps = cam(x).numpy()
-        other = getattr(pgc, theirs)(model=wrapped, target_layers=[layer])
+        if theirs in MULTI_LAYER:  # one image at a time, as theirs (module docstring: RefineCAM)
+            _, options, construct, _ = MULTI_LAYER[theirs]
+            cam = get_method(ours).cls(model, **options)
+            other = construct(pgc, wrapped, dict(model.named_modules()))
+            our_maps = np.concatenate([cam(x[i : i + 1]).numpy() for i in range(args.images)])
+        else:
+            cam = get_method(ours).cls(model, target_layer=args.layer, **kw)
+            other = getattr(pgc, theirs)(model=wrapped, target_layers=[layer])
+            our_maps = cam(x).numpy()
         if ours == "scorecam":
             other.batch_size = 64
         worst_r, worst_d, n = 1.0, 0.0, 0

@@ -1,6 +1,6 @@
 """Slow references of the perturbation methods, Eigen-CAM (and its gradient variants), KPCA-CAM, FEM,
-Ablation-CAM and the uncertainty summaries, written from their definitions: one image, one class, one
-patch / mask / channel / pass at a time. They share no code with xai's engines."""
+Ablation-CAM, RefineCAM, FullGrad and the uncertainty summaries, written from their definitions: one
+image, one class, one patch / mask / channel / pass at a time. They share no code with xai's engines."""
 
 from __future__ import annotations
 
@@ -298,3 +298,61 @@ def shapleycam_reference(m, x, layer, cls, region="pred", eps=1e-4):
     for k in range(A.shape[1]):
         L += w[k] * A[0, k]
     return torch.relu(L).float()
+
+
+def refinecam_reference(model, x, layers, cls, base="gradcam", **kw):
+    """RefineCAM for one image and class: minmax(Π_l M_l), M_l = minmax(Up(ReLU(L_l))) the base CAM's
+    map at layer l from tests/reference.py's channel-by-channel formulas (kw: score, region, gt, has_act)."""
+    from tests.reference import _minmax, gradient_cam_reference
+
+    product = None
+    for layer in layers:
+        m = gradient_cam_reference(model, x, layer, cls, base, **kw)
+        product = m if product is None else product * m
+    return _minmax(product)
+
+
+def fullgrad_reference(model, x, cls, region="pred"):
+    """FullGrad for one image (1×3×H×W) and class, s = the softmax probability summed over the region:
+    minmax(Σ_ch ψ(∂s/∂x_ch ⊙ x_ch) + Σ_layers Σ_k ψ(b_k · ∂s/∂z_k)), ψ(m) = Up(minmax(|m|)) one channel at
+    a time, over every Conv2d with a bias (b its bias) and every BatchNorm2d (b = β − μγ/√(σ² + ε)), z the
+    layer's output before any in-place operation (its forward hook hands the rest of the network a copy)."""
+    from tests.reference import _minmax, _region, _up
+
+    layers = [
+        m
+        for m in model.modules()
+        if (isinstance(m, torch.nn.Conv2d) and m.bias is not None) or isinstance(m, torch.nn.BatchNorm2d)
+    ]
+    outputs = []
+
+    def keep(m, _i, o):
+        outputs.append((m, o))
+        return o.clone()
+
+    hooks = [m.register_forward_hook(keep) for m in layers]
+    xi = x.detach().clone().requires_grad_(True)
+    try:
+        with torch.enable_grad():
+            out = model(xi)
+            R = _region(out.argmax(1)[0], None, cls, region)
+            s = (torch.softmax(out, 1)[0, cls] * R).sum()
+            grads = torch.autograd.grad(s, [xi] + [o for _, o in outputs], allow_unused=True)
+    finally:
+        for h in hooks:
+            h.remove()
+    H, W = x.shape[-2:]
+    total = torch.zeros(H, W)
+    for ch in range(x.shape[1]):
+        total += _minmax((grads[0][0, ch] * x[0, ch]).abs())
+    for (m, _), g in zip(outputs, grads[1:], strict=True):
+        if g is None:
+            continue
+        if isinstance(m, torch.nn.BatchNorm2d):
+            assert m.running_mean is not None and m.running_var is not None
+            b = m.bias - m.running_mean * m.weight / torch.sqrt(m.running_var + m.eps)
+        else:
+            b = m.bias
+        for k in range(b.shape[0]):
+            total += _up(_minmax((b[k].detach() * g[0, k]).abs()), (H, W))
+    return _minmax(total)

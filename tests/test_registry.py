@@ -17,8 +17,10 @@ def test_the_methods_researchers_compare():
         "eigencam": ("Eigen-CAM", "cam"),
         "eigengradcam": ("Eigen-Grad-CAM", "cam"),
         "fem": ("FEM", "cam"),
+        "fullgrad": ("FullGrad", "attribution"),
         "gradcam_elementwise": ("Grad-CAM element-wise", "cam"),
         "kpcacam": ("KPCA-CAM", "cam"),
+        "refinecam": ("RefineCAM", "cam"),
         "segeigencam": ("Seg-Eigen-CAM", "cam"),
         "shapleycam": ("ShapleyCAM", "cam"),
         "gradcam": ("Grad-CAM", "cam"),
@@ -60,7 +62,7 @@ def test_the_methods_researchers_compare():
 
 
 def test_unknown_method_is_refused_with_the_known_ones():
-    known = "ablationcam, eigencam, eigengradcam, fem, gradcam,"
+    known = "ablationcam, eigencam, eigengradcam, fem, fullgrad, gradcam,"
     with pytest.raises(XAIError, match=f"unknown method 'gradcam3': choose one of {known}"):
         get_method("gradcam3")
 
