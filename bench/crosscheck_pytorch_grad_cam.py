@@ -283,8 +283,8 @@ def smoothing_rows(pgc, model, wrapped, x, pred, layer_name: str) -> None:
     theirs["hirescam"] = _quiet(pgc.HiResCAM(model=wrapped, target_layers=[layer]))
 
     def ours(method: str, **kw) -> np.ndarray:
-        """One image per call, as theirs: a batch's other float sums can move a max-pool's tie and with it
-        a view's gradients (seen here: up to 6e-3 on one view of one image)."""
+        """One image per call, as theirs: plain Grad-CAM of one flipped view of a batch of 3 differed from
+        that of the image alone by 6e-3 here (presumably a kink of the gradient that float sums move)."""
         cam = get_method(method).cls(model, target_layer=layer_name, **kw)
         return np.concatenate([cam(x[i : i + 1]).numpy() for i in range(x.shape[0])])
 
