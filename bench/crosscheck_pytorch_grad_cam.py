@@ -43,11 +43,22 @@ RGB, min-max scaled, on synthetic seedling photographs (xai.synth). Theirs round
 saturates |dx| and |dy| at 255 (cv2.convertScaleAbs) before 0.5·|dx| + 0.5·|dy|; ours does neither. The row
 "sobel, theirs unclipped" repeats the comparison with their cv2 pipeline without the saturation, which
 isolates it.
+
+The smoothings (xai.methods.smoothing; `--smoothing_only` runs only these rows), Grad-CAM and HiResCAM at
+the same layer and target: "eigen_smooth" is ours against theirs with eigen_smooth=True, whose sign of the
+principal component is numpy's; "..., our sign" gives their projection our sign (correlating with
+Σ_k w_k A_k). "gradcam aug_smooth" is ours against theirs with aug_smooth=True: their segmentation target
+keeps its mask for the flipped views, ours flips the region with the image, so this row is expected to
+differ; "aug, target flipped" runs their augmentation loop (forward_augmentation_smoothing) with the mask
+flipped with each view, our definition through their machinery; "aug, region all" is the target they agree
+on (every pixel: a region that is its own mirror image), our region="all" against their aug_smooth=True.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -111,11 +122,8 @@ def _their_up() -> None:
     sc.upsample = lambda t, size: F.interpolate(t, size=size, mode="bilinear", align_corners=True)
 
 
-def _our_sign() -> None:
-    """pytorch-grad-cam's EigenGradCAM with our sign: the projection that correlates with Σ_k (G ⊙ A)_k."""
-    import pytorch_grad_cam.eigen_grad_cam as egc
-
-    project = egc.get_2d_projection
+def _signed(project):
+    """get_2d_projection with our sign: each image's projection correlates with Σ_k of its input."""
 
     def signed(batch: np.ndarray) -> np.ndarray:
         p = project(batch)
@@ -126,7 +134,14 @@ def _our_sign() -> None:
                 p[i] = -p[i]
         return p
 
-    egc.get_2d_projection = signed
+    return signed
+
+
+def _our_sign() -> None:
+    """pytorch-grad-cam's EigenGradCAM with our sign: the projection that correlates with Σ_k (G ⊙ A)_k."""
+    import pytorch_grad_cam.eigen_grad_cam as egc
+
+    egc.get_2d_projection = _signed(egc.get_2d_projection)
 
 
 def _their_alpha() -> None:
@@ -159,6 +174,7 @@ def main() -> None:
     p.add_argument("--images", type=int, default=3)
     p.add_argument("--size", type=int, nargs=2, default=[64, 128], metavar=("W", "H"))
     p.add_argument("--contrast_only", action="store_true", help="only the contrast rows")
+    p.add_argument("--smoothing_only", action="store_true", help="only the eigen_smooth and aug_smooth rows")
     names = sorted({*PAIRS, *(ours for ours, *_ in MULTI_LAYER.values()), "sobel"})
     p.add_argument("--methods", nargs="+", choices=names, help="only these methods' rows (default: all)")
     args = p.parse_args()
@@ -190,7 +206,7 @@ def main() -> None:
     rows += [(ours, label, label, patch) for label, (ours, _, _, patch) in MULTI_LAYER.items()]
     rows += [(ours, theirs, label, patch) for label, (ours, theirs, patch) in ISOLATING.items()]
     only = set(args.methods or []) or None
-    rows = [] if args.contrast_only else rows
+    rows = [] if args.contrast_only or args.smoothing_only else rows
     for ours, theirs, label, patch in rows:
         if only is not None and ours not in only:
             continue
@@ -226,10 +242,12 @@ def main() -> None:
                     r = float(np.corrcoef(a, b)[0, 1])
                 worst_r, worst_d, n = min(worst_r, r), max(worst_d, float(np.abs(a - b).max())), n + 1
         print(f"{label:<24}{worst_r:>12.6f}{worst_d:>12.2e}{n:>7}")
-    if only is None:
+    if only is None and not args.smoothing_only:
         contrast_rows(pgc, model, wrapped, x, pred, args.layer)
-    if only is None or "sobel" in only:
+    if "sobel" in (only or ()) or (only is None and not (args.contrast_only or args.smoothing_only)):
         sobel_rows(args.images)
+    if only is None and not args.contrast_only:
+        smoothing_rows(pgc, model, wrapped, x, pred, args.layer)
 
 
 def _agreement(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
@@ -320,6 +338,89 @@ def sobel_rows(images: int) -> None:
         rows["sobel, theirs unclipped"].append(_agreement(ours, scaled(unsaturated(rgb))))
     for label, pairs in rows.items():
         print(f"{label:<24}{min(p[0] for p in pairs):>12.6f}{max(p[1] for p in pairs):>12.2e}{len(pairs):>7}")
+
+
+def _minmax(a: np.ndarray) -> np.ndarray:
+    return (a - a.min()) / (a.max() - a.min()) if a.max() > a.min() else np.zeros_like(a)
+
+
+def _their_aug_flipped(cam, xi: torch.Tensor, c: int, mask: np.ndarray) -> np.ndarray:
+    """Their forward_augmentation_smoothing with the target's mask flipped with each view (ttach: a flip is
+    its own inverse, Multiply leaves masks as they are)."""
+    from pytorch_grad_cam.utils.model_targets import SemanticSegmentationTarget
+
+    maps = []
+    for t in cam.tta_transforms:
+        seen = t.deaugment_mask(torch.from_numpy(mask)[None, None])[0, 0].numpy()
+        out = cam.forward(t.augment_image(xi), [SemanticSegmentationTarget(c, seen)])
+        maps.append(t.deaugment_mask(torch.from_numpy(out[:, None]))[:, 0].numpy())
+    return np.mean(np.float32(maps), axis=0)
+
+
+def smoothing_rows(pgc, model, wrapped, x, pred, layer_name: str) -> None:
+    """The eigen_smooth and aug_smooth rows (module docstring)."""
+    import pytorch_grad_cam.base_cam as base_cam
+    import pytorch_grad_cam.hirescam as hirescam
+    from pytorch_grad_cam.utils.model_targets import SemanticSegmentationTarget
+
+    from xai.methods import get_method
+
+    layer = dict(model.named_modules())[layer_name]
+    theirs = {"gradcam": pgc.GradCAM(model=wrapped, target_layers=[layer])}
+    theirs["hirescam"] = _quiet(pgc.HiResCAM(model=wrapped, target_layers=[layer]))
+
+    def ours(method: str, **kw) -> np.ndarray:
+        """One image per call, as theirs: plain Grad-CAM of one flipped view of a batch of 3 differed from
+        that of the image alone by 6e-3 here (presumably a kink of the gradient that float sums move)."""
+        cam = get_method(method).cls(model, target_layer=layer_name, **kw)
+        return np.concatenate([cam(x[i : i + 1]).numpy() for i in range(x.shape[0])])
+
+    eigen = {m: ours(m, eigen_smooth=True) for m in theirs}
+    aug, aug_all = ours("gradcam", aug_smooth=True), ours("gradcam", aug_smooth=True, region="all")
+    rows: dict[str, list[tuple[float, float]]] = {}
+
+    def compare(label: str, our_maps: np.ndarray, call) -> None:
+        for i in range(x.shape[0]):
+            for c in range(5):
+                mask = (pred[i] == c).float().numpy()
+                if mask.sum() > 0:
+                    rows.setdefault(label, []).append(_agreement(our_maps[i, c], call(x[i : i + 1], c, mask)))
+
+    def target(c, mask):
+        return [SemanticSegmentationTarget(c, mask)]
+
+    for m, cam in theirs.items():
+        compare(
+            f"{m} eigen_smooth", eigen[m], lambda xi, c, mask, cam=cam: cam(xi, target(c, mask), eigen_smooth=True)[0]
+        )
+    gc = theirs["gradcam"]
+    # their mean of the views' [0,1] maps is not scaled again (its max can be below 1); ours is: min-max theirs
+    compare("gradcam aug_smooth", aug, lambda xi, c, mask: _minmax(gc(xi, target(c, mask), aug_smooth=True)[0]))
+    compare("aug, target flipped", aug, lambda xi, c, mask: _minmax(_their_aug_flipped(gc, xi, c, mask)[0]))
+    every = np.ones(tuple(x.shape[-2:]), np.float32)
+    compare("aug, region all", aug_all, lambda xi, c, mask: _minmax(gc(xi, target(c, every), aug_smooth=True)[0]))
+    base_cam.get_2d_projection = _signed(base_cam.get_2d_projection)
+    hirescam.get_2d_projection = _signed(hirescam.get_2d_projection)
+    for m, cam in theirs.items():
+        compare(
+            f"{m} eigen, our sign",
+            eigen[m],
+            lambda xi, c, mask, cam=cam: cam(xi, target(c, mask), eigen_smooth=True)[0],
+        )
+    for label, pairs in rows.items():
+        r = min(p[0] for p in pairs)
+        d = max(p[1] for p in pairs)
+        print(f"{label:<24}{r:>12.6f}{d:>12.2e}{len(pairs):>7}")
+
+
+def _quiet(call):
+    """call with its prints (their HiResCAM warns on every smoothed call) left out."""
+
+    def run(*args, **kwargs):
+        with contextlib.redirect_stdout(io.StringIO()):
+            return call(*args, **kwargs)
+
+    return run
 
 
 if __name__ == "__main__":

@@ -356,3 +356,84 @@ def fullgrad_reference(model, x, cls, region="pred"):
         for k in range(b.shape[0]):
             total += _up(_minmax((b[k].detach() * g[0, k]).abs()), (H, W))
     return _minmax(total)
+
+
+# ---- the CAMs' smoothings (xai.methods.smoothing), written from their definitions ---------------------
+
+# aug_smooth's views: (flip left-right, factor of the normalised input), pytorch-grad-cam's default
+AUG_VIEWS = [(flip, m) for flip in (False, True) for m in (0.9, 1.0, 1.1)]
+
+
+def _flip(t, flip):
+    return t.flip(-1) if flip else t
+
+
+def _up_to(t, size):
+    return torch.nn.functional.interpolate(t[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
+
+
+def view_gradcam_reference(model, x, layer, score_of_output):
+    """Grad-CAM's Up(ReLU(Σ_k mean(g_k) A_k)) (H×W, not normalised) of one image, g = ∂s/∂A with
+    s = score_of_output(model(x)): a retained gradient on the real activation, channel by channel."""
+    store = {}
+
+    def keep(m, i, o):
+        o.retain_grad()
+        store["a"] = o
+
+    h = dict(model.named_modules())[layer].register_forward_hook(keep)
+    try:
+        with torch.enable_grad():
+            s = score_of_output(model(x))
+            model.zero_grad(set_to_none=True)
+            s.backward()
+    finally:
+        h.remove()
+    A, G = store["a"][0].detach(), store["a"].grad[0]
+    L = torch.zeros(A.shape[-2:])
+    for k in range(A.shape[0]):
+        L += G[k].mean() * A[k]
+    return _up_to(torch.relu(L), tuple(x.shape[-2:]))
+
+
+def aug_smooth_reference(view_map, x, valid):
+    """aug_smooth of one image (1×3×H×W): for each view (flip, m), x_t = m · flip(x) and its map
+    view_map(x_t, flip) (H×W, on x_t's pixels), flipped back and min-maxed over the valid pixels; the mean
+    of the six, min-maxed over the valid pixels."""
+    total = torch.zeros(x.shape[-2:])
+    for flip, m in AUG_VIEWS:
+        total += _positive_minmax(_flip(view_map(_flip(x, flip) * m, flip), flip), valid)
+    return _positive_minmax(total / len(AUG_VIEWS), valid)
+
+
+def gradcam_aug_reference(model, x, layer, cls, region, valid):
+    """Grad-CAM with aug_smooth, the region R (H×W, in x's pixels) flipped with each flipped view:
+    s_t = Σ_{p ∈ flip_t(R)} softmax(f(x_t))_c,p."""
+
+    def view_map(xt, flip):
+        rt = _flip(region, flip)
+        return view_gradcam_reference(model, xt, layer, lambda out: (torch.softmax(out, 1)[0, cls] * rt).sum())
+
+    return aug_smooth_reference(view_map, x, valid)
+
+
+def ablation_aug_reference(model, x, layer, cls, region, valid):
+    """Ablation-CAM with aug_smooth: each view's weights from ablation_weights_reference on x_t with the
+    region flipped with it, L = ReLU(Σ_k w_k A_k) upsampled."""
+
+    def view_map(xt, flip):
+        w, A = ablation_weights_reference(model, xt, layer, cls, _flip(region, flip))
+        L = torch.zeros(A.shape[-2:])
+        for k in range(A.shape[0]):
+            L += float(w[k]) * A[k]
+        return _up_to(torch.relu(L), tuple(x.shape[-2:]))
+
+    return aug_smooth_reference(view_map, x, valid)
+
+
+def eigen_smooth_reference(weighted, size):
+    """eigen_smooth of one class: the weighted activations M (K×h×w: w_k A_k, or w_k ⊙ A_k) projected on
+    their first principal component in numpy (sign: correlating with Σ_k M_k), ReLU, Up, min-max."""
+    return _positive_minmax(
+        _up_to(eigen_projection_reference(weighted, "sum"), size), torch.ones(size, dtype=torch.bool)
+    )

@@ -77,6 +77,8 @@ def test_compare_run_writes_every_file(tiny_run):
             assert raw["scorecam"][k].max() == float(((raw["pred_input"] == k) & on_photo).any()), (i, k)
     assert set(manifest["engines"]["scorecam"]) == {
         "target_layer",
+        "eigen_smooth",
+        "aug_smooth",
         "score",
         "score_reduction",
         "progress",
@@ -99,6 +101,7 @@ def test_compare_run_writes_every_file(tiny_run):
     assert set(manifest["engines"]["gradcam"]) == {
         *("target_layer", "score", "score_reduction", "region", "progress"),
         *("contrast", "boundary_width", "junction"),  # the region and score options every method has
+        *("eigen_smooth", "aug_smooth"),  # every CAM's
     }
     with open(out / "summary.csv") as f:
         rows = list(csv.DictReader(f))

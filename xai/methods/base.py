@@ -234,6 +234,11 @@ class Explainer:
         """The raw attribution A (N×C'×H×W) of every explained class, before the positive part."""
         raise NotImplementedError
 
+    def attribution(self, fwd: Forward) -> torch.Tensor:
+        """What the explain path normalises: attribute(fwd), unless a family averages several (a CAM's
+        aug_smooth: xai.methods.cam)."""
+        return self.attribute(fwd)
+
     def positive(self, raw: torch.Tensor) -> torch.Tensor:
         """The part of the attribution that counts for the class: ReLU."""
         return torch.relu(raw)
@@ -311,7 +316,7 @@ class Explainer:
         with float32_math(tf32=False), preserved_state(self.model, channels_last=channels_last), grad_mode:
             self.fit_batches(x, channels_last)
             fwd = self.forward(x, classes, gt, valid_mask)
-            raw = self.attribute(fwd)
+            raw = self.attribution(fwd)
         if self.uses_batches() and self.batches.size:
             fwd.stats["batch_size"] = self.batches.size
         with torch.inference_mode():

@@ -15,10 +15,15 @@ A new CAM is one file in xai/methods/ with a registered subclass of BaseCAM (`we
 GradientCAM (`gradient_weights(grads, acts)`); a CAM whose map is not a weighted sum of the channels
 (Eigen-CAM, Eigen-Grad-CAM, KPCA-CAM) implements `attribute(fwd)` and returns its map at the layer's
 resolution through `layer_map(L, fwd)`.
+
+Every CAM takes eigen_smooth (L_c replaced by the first principal component of the weighted
+activations) and aug_smooth (the mean of the maps of flipped and scaled inputs, mapped back), as
+pytorch-grad-cam's CAMs do: xai.methods.smoothing has their definitions.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,8 +33,10 @@ from torch import nn
 
 from ..errors import XAIError
 from ..layers import ActivationCapture, LeafActivation, resolve_target_layer
+from ..maps import minmax
 from ..options import option
 from .base import Explainer, ExplainerOptions, Forward
+from .smoothing import VIEWS, View, agreeing_sign, first_component, principal_map
 
 __all__ = ["BaseCAM", "CAMOptions", "GradientCAM", "agreeing_sign", "combine", "first_component", "upsample"]
 
@@ -41,6 +48,19 @@ class CAMOptions(ExplainerOptions):
         "the layer whose activations are weighted: a dotted module name (in Python also the module); "
         "default: the decoder's output of an encoder-decoder model, else the encoder's deepest stage",
         key="layer",
+    )
+    eigen_smooth: bool = option(
+        False,
+        "each class's map is the first principal component of its weighted activations w·A instead of their "
+        "sum (pytorch-grad-cam's eigen_smooth; no change for Eigen-CAM, Eigen-Grad-CAM, Seg-Eigen-CAM and "
+        "KPCA-CAM, whose maps already are principal components)",
+        key="eigen",
+    )
+    aug_smooth: bool = option(
+        False,
+        "the mean of the maps of 6 views, input flipped left-right or not × 0.9, 1, 1.1, each mapped back "
+        "(pytorch-grad-cam's aug_smooth; the region flips with the image; 6 times the cost)",
+        key="aug",
     )
 
 
@@ -60,28 +80,13 @@ def combine(weights: torch.Tensor, acts: torch.Tensor) -> torch.Tensor:
     raise XAIError(f"a method's weights must be N×K×C' or N×K×h×w×C', got shape {tuple(weights.shape)}")
 
 
-def first_component(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """For B matrices of hw rows of K values (B×hw×K): the centred rows on their first principal component
-    (B×hw, sign as the SVD returns it) and that component v₁ (B×K): Ā = U Σ Vᵀ, p = Ā v₁."""
-    centred = rows - rows.mean(dim=1, keepdim=True)
-    _, _, vh = torch.linalg.svd(centred, full_matrices=False)
-    v = vh[:, 0, :]
-    return (centred @ v.unsqueeze(-1)).squeeze(-1), v
-
-
-def agreeing_sign(projection: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """B×1 signs ±1 that make each row of projection (B×hw) correlate non-negatively with reference's."""
-    p = projection - projection.mean(1, keepdim=True)
-    r = reference - reference.mean(1, keepdim=True)
-    return torch.where((p * r).sum(1) < 0, -1.0, 1.0).view(-1, 1)
-
-
 class BaseCAM(Explainer):
     """A CAM: `weights(fwd)` from the captured activations fwd.activations (N×K×h×w) and the region
     scores fwd.scores (N×C'); the rest is shared."""
 
     Options = CAMOptions
     family = "cam"
+    _view: View | None = None  # during aug_smooth's passes: the view whose output forward_scores maps back
 
     def configure(self, options: Any) -> Any:
         self.target_layer, self.layer = resolve_target_layer(self.model, options.target_layer)
@@ -94,6 +99,52 @@ class BaseCAM(Explainer):
         """N×K×C' channel weights, or N×K×h×w×C' element-wise weights."""
         raise NotImplementedError
 
+    def forward_scores(
+        self, x: torch.Tensor, through: Any = None, batched: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Explainer.forward_scores; in a view of aug_smooth, P is mapped back to the photograph (T⁻¹ P), so
+        that the call's regions (and a callable score) apply to it as they are. The output stays as it is."""
+        output, P = super().forward_scores(x, through, batched)
+        return (output, P) if self._view is None else (output, self._view.undo(P))
+
+    def attribution(self, fwd: Forward) -> torch.Tensor:
+        """attribute(fwd), or with aug_smooth the mean over the views T of T⁻¹ minmax_V(ReLU(A(T x)))
+        (xai.methods.smoothing): every view keeps fwd's regions, classes and contrast weights."""
+        if not self.options.aug_smooth:
+            return self.attribute(fwd)
+        empty, valid = fwd.empty()[:, :, None, None], fwd.valid[:, None]
+        total = None
+        for view in VIEWS:
+            raw = self.attribute(fwd) if view.identity else self._view_attribution(fwd, view)
+            with torch.inference_mode():
+                one = minmax(self.positive(raw.detach().float()).masked_fill(empty, 0.0), valid)
+                total = one if total is None else total + one
+        assert total is not None
+        fwd.stats["views"] = len(VIEWS)
+        return total / len(VIEWS)
+
+    def _view_attribution(self, fwd: Forward, view: View) -> torch.Tensor:
+        """T⁻¹ A(T x): one view's forward pass (its own activations, the scores of T⁻¹ P on fwd's regions)
+        and attribution, mapped back; its forward and backward counts are added to fwd's."""
+        capture = self.capture()
+        self._view = view
+        try:
+            x = view.apply(fwd.x)
+            with capture if capture is not None else contextlib.nullcontext():
+                output, P = self.forward_scores(x)
+            scores = self.region_scores(P, fwd.regions, fwd.classes)
+            seen = Forward(
+                x, output, scores, fwd.regions, fwd.classes, view.undo(fwd.valid),  # a flip is its own inverse
+                capture.value if capture is not None else None, P=P.detach(),
+            )  # fmt: skip
+            raw = view.undo(self.attribute(seen))
+        finally:
+            self._view = None
+        for key in ("forwards", "backwards"):
+            if isinstance(seen.stats.get(key), int):
+                fwd.stats[key] = int(fwd.stats.get(key, 0)) + seen.stats[key]
+        return raw
+
     def attribute(self, fwd: Forward) -> torch.Tensor:
         if fwd.activations is None:
             raise XAIError(f"target layer '{self.target_layer}' did not run in the forward pass")
@@ -102,7 +153,8 @@ class BaseCAM(Explainer):
         fwd.extra["weights"] = weights
         fwd.stats.setdefault("channels", int(acts.shape[1]))
         with torch.inference_mode():
-            return upsample(torch.relu(combine(weights, acts)), (int(fwd.x.shape[-2]), int(fwd.x.shape[-1])))
+            L = principal_map(weights, acts) if self.options.eigen_smooth else combine(weights, acts)
+            return upsample(torch.relu(L), (int(fwd.x.shape[-2]), int(fwd.x.shape[-1])))
 
     def layer_map(self, L: torch.Tensor, fwd: Forward) -> torch.Tensor:
         """Up(ReLU(L)) for a map L at the layer's resolution (N×C'×h×w, or N×1×h×w: one for every class)."""
