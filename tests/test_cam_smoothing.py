@@ -63,7 +63,7 @@ def test_every_cam_and_only_the_cams_take_both():
         assert has == (info.family == "cam"), name
         if has:
             defaults = info.options()
-            assert getattr(defaults, "eigen_smooth") is False and getattr(defaults, "aug_smooth") is False
+            assert defaults.describe()["eigen_smooth"] is False and defaults.describe()["aug_smooth"] is False
             eigen, aug = info.options.spec("eigen"), info.options.spec("aug")
             assert eigen is not None and eigen.name == "eigen_smooth" and aug is not None and aug.name == "aug_smooth"
     assert set(PINNED) == set(CAMS)  # a new CAM gets its pin here
