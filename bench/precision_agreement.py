@@ -2,11 +2,12 @@
 """What --eval_precision changes: every metric's per-class mean of one run against the same run at fp32.
 
 Two runs of the same command that differ only in --eval_precision (the maps are the same: the map engines'
-own --precision is not changed) are read from their metrics.csv. Per metric, over the (variant, class) pairs
-both runs measured on the same samples: the largest |mean_B − mean_A|, the half-width of A's 95% bootstrap
-interval at that pair (xai.evaluation.stats), and whether any pair moved by more than its own half-width
-(the rule of issue 28: such a metric runs fp32 whatever --eval_precision says). Then, per (class, metric),
-whether the order of the variants by their means changes, and whether the report's verdict rows differ.
+own --precision is not changed) are read from their metrics.csv. Per metric, over the (variant, class)
+pairs both runs measured, on the samples both have: the largest |mean_B − mean_A|, the half-width of A's
+95% bootstrap interval at that pair over all of A's samples (xai.evaluation.stats), and the pairs that
+moved by more than that half-width (the rule of issue 28: such a metric runs fp32 whatever
+--eval_precision says). Then, per (class, metric), whether the order of the variants by their means
+changes, and, where both runs hold the same samples, whether the report's verdict rows differ.
 
     for p in fp32 bf16; do .venv/bin/python visualize_scorecam.py --model_path best_model_FPN.safetensors \
         --config demo --compare --evaluate --num_samples 8 --eval_steps 20 --stability_samples 0 \
@@ -59,7 +60,8 @@ def agreement(a: dict[Key, dict[str, float]], b: dict[Key, dict[str, float]]) ->
         ea = bootstrap_mean([a[key][s] for s in samples])
         eb = bootstrap_mean([b[key][s] for s in samples])
         delta = abs(eb.mean - ea.mean)
-        half = (ea.high - ea.low) / 2 if ea.n > 1 else math.nan
+        spread = bootstrap_mean(list(a[key].values()))  # the interval of every sample A has
+        half = (spread.high - spread.low) / 2 if spread.n > 1 else math.nan
         entry = out.setdefault(key[2], {"max": -1.0, "at": "", "half": math.nan, "moved": [], "n": ea.n})
         if delta > entry["max"]:  # type: ignore[operator]
             entry.update(max=delta, at=f"{key[0]} / {key[1]}", half=half)
@@ -105,6 +107,12 @@ def main() -> None:
     print(f"\norder of the variants changed on {len(changed)} (class, metric):")
     for line in changed:
         print(f"- {line}")
+    samples_a = {s for v in a.values() for s in v}
+    samples_b = {s for v in b.values() for s in v}
+    if samples_a != samples_b:
+        held = f"{len(samples_a)} and {len(samples_b)} samples"
+        print(f"\nverdicts not compared: the runs hold {held}, not the same ones")
+        return
     va, vb = verdict_rows(args.fp32_run), verdict_rows(args.other_run)
     differing = [(x, y) for x, y in zip(va, vb, strict=False) if x != y] + [("", y) for y in vb[len(va) :]]
     print(f"\nverdict rows that differ: {len(differing)} of {len(va)}")
