@@ -52,8 +52,8 @@ def short(label: str) -> str:
     Unlabelled settings are read as bench/defaults_evidence.sh pins them (encoder.layer4, raw, zero)."""
     method, _, rest = label.partition(":")
     name = {"scorecam": "Score-CAM", "gradcam": "Grad-CAM"}.get(method, method)
-    if not rest and not PINNED:
-        return label  # a method at the run's settings (bench/explainers_evidence.sh, claims_evidence.sh)
+    if not PINNED:
+        return label  # the run's settings but for what the label says (explainers_evidence.sh, claims_evidence.sh)
     opts = dict(kv.split("=", 1) for kv in rest.split(",") if kv)
     layer = opts.pop("layer", "encoder.layer4").replace("encoder.", "")
     parts = [name, layer] if method not in REFERENCES else [label]
