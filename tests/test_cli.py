@@ -207,7 +207,7 @@ def test_scripts_run_as_users_type_them(tiny_run):
         assert entry[entry.index("(default:") :].startswith(f"(default: {default})"), flag
     text = " ".join(help_text.split())
     assert "(default: None)" not in text
-    assert "chosen by channel_selection (faster; all: no limit) [scorecam] (default: all)" in text
+    assert "chosen by channel_selection (faster; all: no limit) [scorecam, iscam, sscam] (default: all)" in text
 
 
 def test_methods_choose_what_runs_and_what_the_comparison_shows(tiny_run):

@@ -314,6 +314,12 @@ def test_cli_evaluation_measures_the_contrast_score(tiny_run, tmp_path):
     report = (tmp_path / "contrast" / "report.md").read_text()
     assert "the perturbation metrics measure the contrast score s_c − s_root" in report
     deletion = [k for k in rows["plain"] if k[3] == "deletion_auc_linear" and rows["plain"][k] is not None]
-    assert deletion and any(abs(rows["plain"][k] - rows["contrast"][k]) > 1e-4 for k in deletion)
+    assert deletion and any(abs(rows["plain"][k] - rows["contrast"][k]) > 1e-2 for k in deletion)
     context = [k for k in rows["plain"] if k[0] == "context_dependence" and rows["plain"][k] is not None]
-    assert context and all(rows["plain"][k] == pytest.approx(rows["contrast"][k], abs=1e-6) for k in context)
+    # to 1e-4: each run times its memory layout (xai.precision), which can round the float32 forwards otherwise
+    differ = {
+        k: (rows["plain"][k], rows["contrast"][k])
+        for k in context
+        if abs(rows["plain"][k] - rows["contrast"][k]) > 1e-4
+    }
+    assert context and not differ, differ

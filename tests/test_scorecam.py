@@ -295,6 +295,8 @@ def test_options_dataclass_is_what_resume_and_manifest_see(fpn):
         "boundary_width": 2,
         "junction": None,
         "progress": False,
+        "eigen_smooth": False,
+        "aug_smooth": False,
         "baseline": "zero",
         "weights": "centred",
         "max_activation_maps": 5,
